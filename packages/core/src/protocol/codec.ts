@@ -1,0 +1,398 @@
+/**
+ * The wire codec: msgpack via msgpackr, configured for lossless and safe data, with
+ * decoding limits enforced by a structural scan *before* msgpackr allocates anything.
+ *
+ * What round-trips exactly: null, booleans, numbers (except `-0`, which msgpack writes as
+ * the integer 0, so it comes back as `0`; `valuesEqual(-0, 0)` holds anyway), bigints of
+ * any size (int64/uint64 when they fit, msgpackr's bigint extension otherwise), strings,
+ * `Date` (timestamp extension, millisecond precision), `Uint8Array` (bin; Node `Buffer`s
+ * come back as plain `Uint8Array`s), arrays, and plain objects with any string keys —
+ * `__proto__`, `constructor` and `""` included, as own data properties.
+ *
+ * `undefined` is not a value: an object field holding `undefined` is left out (a missing
+ * optional field is absent), and `undefined` anywhere else is an {@link InvalidValueError}.
+ *
+ * Why a scanner of our own: msgpackr trusts length headers (a 5-byte `array32` header can
+ * ask for 4 billion slots), recurses without a bound, and accepts extension types that
+ * build records, sets, errors and regexps. The scan walks the bytes iteratively, in one
+ * pass, and rejects such frames with a typed error in time linear in the frame size.
+ */
+import { Packr, type Options } from 'msgpackr'
+import { DecodeError, DecodeLimitError, FrameTooLargeError, InvalidMessageError, InvalidValueError } from '../errors'
+import { clientMessageSchema, serverMessageSchema, type ClientMessage, type ServerMessage } from './messages'
+
+/** Bounds on one frame, checked before any decoding work is done. */
+export interface CodecLimits {
+  /** Largest frame accepted, in bytes ({@link FrameTooLargeError} beyond it). */
+  readonly maxFrameBytes: number
+  /** Deepest nesting of arrays and maps (a top-level array is depth 1). */
+  readonly maxDepth: number
+  /** Most array items plus map entries in one frame, all levels together. */
+  readonly maxElements: number
+}
+
+/** The limits a relay and a worker apply unless configured otherwise. */
+export const DEFAULT_CODEC_LIMITS: CodecLimits = Object.freeze({
+  maxFrameBytes: 1024 * 1024,
+  maxDepth: 64,
+  maxElements: 250_000,
+})
+
+/** msgpack's timestamp extension (Date). */
+const EXT_TIMESTAMP = -1
+/** msgpackr's bigint extension (`useBigIntExtension`), found by experiment with msgpackr 2.1.3: `d8 42 …`. */
+const EXT_BIGINT = 0x42
+/** msgpackr (and notepack) write `undefined` as fixext1 type 0; found by experiment (`d4 00 00`). */
+const EXT_UNDEFINED = 0
+
+const packrOptions: Options & { skipValues: unknown[] } = {
+  useRecords: false,
+  mapsAsObjects: false,
+  useBigIntExtension: true,
+  int64AsType: 'bigint',
+  moreTypes: false,
+  structuredClone: false,
+  bundleStrings: false,
+  // Leaves out object fields whose value is undefined, as JSON does (not in msgpackr's typings).
+  skipValues: [undefined],
+}
+const packr = new Packr(packrOptions)
+
+/** Limits for the self-check after encoding: only the type rules matter there, not the sizes. */
+const UNBOUNDED: CodecLimits = { maxFrameBytes: Infinity, maxDepth: Infinity, maxElements: Infinity }
+
+/**
+ * Encodes a value as one msgpack frame. Throws {@link InvalidValueError} for what cannot
+ * be sent losslessly (`undefined` outside an object field, functions, symbols, cycles).
+ */
+export function encode(value: unknown): Uint8Array {
+  let packed: Uint8Array
+  try {
+    packed = packr.pack(value)
+  } catch (error) {
+    throw new InvalidValueError(`Cannot encode this value: ${describe(error)}. Only null, booleans, numbers, bigints, strings, Date, Uint8Array, arrays and plain objects can be sent`, { reason: describe(error) })
+  }
+  // msgpackr hands out views into its shared, reused buffer: copy so the frame owns its bytes.
+  const frame = new Uint8Array(packed)
+  try {
+    scanFrame(frame, UNBOUNDED, 'encode')
+  } catch (error) {
+    throw new InvalidValueError(`Cannot encode this value: ${describe(error)}`)
+  }
+  return frame
+}
+
+/** Encodes a protocol message (see `messages.ts`); the same as {@link encode}, typed for messages. */
+export function encodeMessage(message: ClientMessage | ServerMessage): Uint8Array {
+  return encode(message)
+}
+
+/**
+ * Decodes one msgpack frame into plain data after checking it against `limits`.
+ * Throws {@link FrameTooLargeError}, {@link DecodeLimitError} or {@link DecodeError};
+ * never anything else.
+ */
+export function decode(bytes: Uint8Array | ArrayBuffer, limits: Partial<CodecLimits> = DEFAULT_CODEC_LIMITS): unknown {
+  const frame = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes)
+  const full: CodecLimits = limits === DEFAULT_CODEC_LIMITS ? DEFAULT_CODEC_LIMITS : { ...DEFAULT_CODEC_LIMITS, ...limits }
+  scanFrame(frame, full)
+  let raw: unknown
+  try {
+    raw = packr.unpack(frame)
+  } catch (error) {
+    throw new DecodeError(`Frame is not valid msgpack: ${describe(error)}`)
+  }
+  return normalize(raw)
+}
+
+/**
+ * Decodes and validates a message a client sent. Throws like {@link decode}, and
+ * {@link InvalidMessageError} (with `details.issues`) when the data is not a client message.
+ */
+export function decodeClientMessage(bytes: Uint8Array | ArrayBuffer, limits?: Partial<CodecLimits>): ClientMessage {
+  const data = decode(bytes, limits)
+  const result = clientMessageSchema.safeParse(data)
+  if (!result.success) throw invalidMessage('client', data, result.error.issues)
+  return result.data
+}
+
+/**
+ * Decodes and validates a message a relay sent. Throws like {@link decode}, and
+ * {@link InvalidMessageError} (with `details.issues`) when the data is not a server message.
+ */
+export function decodeServerMessage(bytes: Uint8Array | ArrayBuffer, limits?: Partial<CodecLimits>): ServerMessage {
+  const data = decode(bytes, limits)
+  const result = serverMessageSchema.safeParse(data)
+  if (!result.success) throw invalidMessage('server', data, result.error.issues)
+  return result.data
+}
+
+/** A zod issue, reduced to what a message needs (zod's own type is not part of our API). */
+interface Issue {
+  readonly path: readonly PropertyKey[]
+  readonly message: string
+}
+
+/** At most this many issues are reported, so a hostile frame cannot make the error huge. */
+const MAX_ISSUES = 10
+
+/** @internal Formats zod issues as short `path: message` strings. */
+export function formatIssues(issues: readonly Issue[]): string[] {
+  return issues.slice(0, MAX_ISSUES).map((issue) => {
+    const path = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('')
+    return `${path === '' ? '(message)' : path.slice(path.startsWith('.') ? 1 : 0)}: ${issue.message}`
+  })
+}
+
+function invalidMessage(side: 'client' | 'server', data: unknown, issues: readonly Issue[]): InvalidMessageError {
+  const type = typeof data === 'object' && data !== null && !Array.isArray(data) && typeof (data as { type?: unknown }).type === 'string' ? (data as { type: string }).type : undefined
+  const formatted = formatIssues(issues)
+  const what = type === undefined ? `a frame without a message type` : `a "${type.slice(0, 64)}" message`
+  return new InvalidMessageError(`Received ${what} that is not a valid ${side} message (${formatted.join('; ')}); check that both sides run compatible Outpost versions`, {
+    issues: formatted,
+    ...(type === undefined ? {} : { type: type.slice(0, 64) }),
+  })
+}
+
+/**
+ * @internal Walks the msgpack structure of `bytes` without building any value and throws
+ * unless it is exactly one value within `limits` that uses only accepted types.
+ * Iterative (an explicit stack), one pass, no allocation proportional to the headers.
+ */
+export function scanFrame(bytes: Uint8Array, limits: CodecLimits, mode: 'decode' | 'encode' = 'decode'): void {
+  const length = bytes.length
+  if (length > limits.maxFrameBytes) {
+    throw new FrameTooLargeError(`Frame of ${length} bytes exceeds the limit of ${limits.maxFrameBytes} bytes; send smaller batches`, { bytes: length, limit: limits.maxFrameBytes })
+  }
+  if (length === 0) throw new DecodeError('Frame is empty; expected one msgpack value')
+  // pending[d] = values still to read in the container open at depth d (depth 0 = the frame itself).
+  const pending: number[] = [1]
+  // keyed[d] = the container at depth d is a map, so every other value is a key.
+  const keyed: boolean[] = [false]
+  let depth = 0
+  let elements = 0
+  let pos = 0
+
+  const remaining = (): number => length - pos
+  const need = (count: number, what: string): void => {
+    if (count > length - pos) throw new DecodeError(`Frame is truncated: ${what} needs ${count} bytes but only ${length - pos} remain`, { offset: pos })
+  }
+  const readUint = (size: number): number => {
+    need(size, 'a length header')
+    let value = 0
+    for (let i = 0; i < size; i++) value = value * 256 + (bytes[pos + i] as number)
+    pos += size
+    return value
+  }
+  const declared = (count: number, what: string): void => {
+    // Every declared byte, and every declared item (at least one byte each), must fit in what is left.
+    if (count > remaining()) {
+      throw new DecodeLimitError(`${what} length header says ${count} but only ${remaining()} bytes remain`, { offset: pos, declared: count, remaining: remaining() })
+    }
+  }
+  const open = (items: number, isMap: boolean): void => {
+    const values = isMap ? items * 2 : items
+    declared(values, isMap ? 'map' : 'array')
+    elements += items
+    if (elements > limits.maxElements) {
+      throw new DecodeLimitError(`Frame holds more than ${limits.maxElements} array items and map entries; send smaller batches`, { limit: limits.maxElements, offset: pos })
+    }
+    if (depth + 1 > limits.maxDepth) {
+      throw new DecodeLimitError(`Frame nests deeper than ${limits.maxDepth} levels`, { limit: limits.maxDepth, offset: pos })
+    }
+    if (values > 0) {
+      depth++
+      pending[depth] = values
+      keyed[depth] = isMap
+    }
+  }
+  const skip = (size: number, what: string): void => {
+    declared(size, what)
+    pos += size
+  }
+  const fixed = (size: number, what: string): void => {
+    need(size, what)
+    pos += size
+  }
+  const ext = (size: number, type: number): void => {
+    if (type === EXT_TIMESTAMP) {
+      if (size !== 4 && size !== 8 && size !== 12) {
+        // msgpackr writes an invalid Date as a 1-byte timestamp.
+        throw new DecodeError(mode === 'encode' ? 'an invalid Date is not a value' : `Timestamp extension of ${size} bytes; expected 4, 8 or 12`, { offset: pos })
+      }
+      if (size <= remaining()) checkTimestamp(bytes, pos, size)
+    } else if (type === EXT_BIGINT) {
+      if (size === 0) throw new DecodeError('Empty bigint extension', { offset: pos })
+    } else if (type === EXT_UNDEFINED) {
+      throw new DecodeError(mode === 'encode' ? 'undefined, functions and symbols are not values (leave the field out instead)' : 'Frame contains undefined, which is not a value', { offset: pos })
+    } else {
+      throw new DecodeError(`Unsupported msgpack extension type ${type}`, { offset: pos, extType: type })
+    }
+    skip(size, 'ext')
+  }
+
+  while (depth >= 0) {
+    const left = pending[depth] as number
+    if (left === 0) {
+      depth--
+      continue
+    }
+    pending[depth] = left - 1
+    if (pos >= length) throw new DecodeError('Frame is truncated: it ends before its last value', { offset: pos })
+    const isKey = (keyed[depth] as boolean) && left % 2 === 0
+    const byte = bytes[pos++] as number
+    if (isKey && !((byte >= 0xa0 && byte <= 0xbf) || byte === 0xd9 || byte === 0xda || byte === 0xdb)) {
+      throw new DecodeError('Map keys must be strings', { offset: pos - 1 })
+    }
+    if (byte <= 0x7f || byte >= 0xe0) continue // fixints
+    if (byte <= 0x8f) {
+      open(byte & 0x0f, true)
+      continue
+    }
+    if (byte <= 0x9f) {
+      open(byte & 0x0f, false)
+      continue
+    }
+    if (byte <= 0xbf) {
+      skip(byte & 0x1f, 'str')
+      continue
+    }
+    switch (byte) {
+      case 0xc0: // nil
+      case 0xc2: // false
+      case 0xc3: // true
+        break
+      case 0xc1:
+        throw new DecodeError('Frame contains the reserved byte 0xc1', { offset: pos - 1 })
+      case 0xc4:
+        skip(readUint(1), 'bin')
+        break
+      case 0xc5:
+        skip(readUint(2), 'bin')
+        break
+      case 0xc6:
+        skip(readUint(4), 'bin')
+        break
+      case 0xc7:
+      case 0xc8:
+      case 0xc9: {
+        const size = readUint(byte === 0xc7 ? 1 : byte === 0xc8 ? 2 : 4)
+        need(1, 'an ext type')
+        const type = ((bytes[pos++] as number) << 24) >> 24
+        ext(size, type)
+        break
+      }
+      case 0xca:
+        fixed(4, 'float32')
+        break
+      case 0xcb:
+        fixed(8, 'float64')
+        break
+      case 0xcc:
+      case 0xd0:
+        fixed(1, 'int8')
+        break
+      case 0xcd:
+      case 0xd1:
+        fixed(2, 'int16')
+        break
+      case 0xce:
+      case 0xd2:
+        fixed(4, 'int32')
+        break
+      case 0xcf:
+      case 0xd3:
+        fixed(8, 'int64')
+        break
+      case 0xd4:
+      case 0xd5:
+      case 0xd6:
+      case 0xd7:
+      case 0xd8: {
+        need(1, 'an ext type')
+        const type = ((bytes[pos++] as number) << 24) >> 24
+        ext(1 << (byte - 0xd4), type)
+        break
+      }
+      case 0xd9:
+        skip(readUint(1), 'str')
+        break
+      case 0xda:
+        skip(readUint(2), 'str')
+        break
+      case 0xdb:
+        skip(readUint(4), 'str')
+        break
+      case 0xdc:
+        open(readUint(2), false)
+        break
+      case 0xdd:
+        open(readUint(4), false)
+        break
+      case 0xde:
+        open(readUint(2), true)
+        break
+      case 0xdf:
+        open(readUint(4), true)
+        break
+    }
+  }
+  if (pos !== length) {
+    throw new DecodeError(`Frame has ${length - pos} trailing bytes after its value`, { offset: pos, trailing: length - pos })
+  }
+}
+
+/** Largest |seconds| a `Date` can hold (±8.64e15 ms). */
+const MAX_DATE_SECONDS = 8.64e12
+
+/**
+ * Refuses timestamps msgpackr would decode wrongly: nanoseconds of a second beyond 999,999,999,
+ * and 96-bit seconds outside the range of `Date` (msgpackr drops their high bits silently).
+ */
+function checkTimestamp(bytes: Uint8Array, at: number, size: number): void {
+  if (size === 4) return
+  const word = (offset: number): number => (((bytes[at + offset] as number) << 24) | ((bytes[at + offset + 1] as number) << 16) | ((bytes[at + offset + 2] as number) << 8) | (bytes[at + offset + 3] as number)) >>> 0
+  const nanoseconds = size === 8 ? word(0) >>> 2 : word(0)
+  if (nanoseconds > 999_999_999) throw new DecodeError(`Timestamp with ${nanoseconds} nanoseconds; at most 999999999`, { offset: at })
+  if (size === 12) {
+    const high = word(4) | 0
+    const seconds = high * 4294967296 + word(8)
+    if (Math.abs(seconds) > MAX_DATE_SECONDS) throw new DecodeError('Timestamp outside the range of Date', { offset: at })
+  }
+}
+
+/**
+ * Turns msgpackr's output into Outpost values: maps become plain objects whose every key
+ * is an own data property (so `__proto__` is data, not a prototype), bins become plain
+ * `Uint8Array`s that own their bytes (not views into the frame or Node `Buffer`s), and
+ * invalid dates are refused. Recursion is bounded by the scan's `maxDepth`.
+ */
+function normalize(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  if (value instanceof Map) {
+    const object: Record<string, unknown> = {}
+    for (const [key, item] of value) {
+      // The scan already refused non-string keys; this keeps the type honest.
+      if (typeof key !== 'string') throw new DecodeError('Map keys must be strings')
+      // Plain assignment is much faster, but for names Object.prototype defines (`__proto__`
+      // above all) it would call a setter or, with a frozen prototype, throw.
+      if (key in Object.prototype) Object.defineProperty(object, key, { value: normalize(item), enumerable: true, writable: true, configurable: true })
+      else object[key] = normalize(item)
+    }
+    return object
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = normalize(value[i])
+    return value
+  }
+  if (value instanceof Uint8Array) return new Uint8Array(value)
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw new DecodeError('Frame contains a timestamp outside the range of Date')
+    return value
+  }
+  throw new DecodeError(`Frame decoded to an unsupported ${Object.prototype.toString.call(value)}`)
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

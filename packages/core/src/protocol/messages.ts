@@ -1,0 +1,262 @@
+/**
+ * The wire protocol: every message is a member of a union on a string-literal `type`,
+ * described by a zod schema (the single source of truth for its TypeScript type) and
+ * checked by `isX` guards / {@link parseClientMessage} / {@link parseServerMessage} at the
+ * boundary. Frames are msgpack (see `codec.ts`).
+ *
+ * Session outline (client drives):
+ *
+ *   client                                   relay
+ *   hello {versions, token, replicaId} ───▶
+ *                                       ◀─── welcome {version, serverTime, horizonMs}   (or error + close)
+ *   subscribe {sub, shape, root}        ───▶
+ *                                       ◀─── subscribed {sub, root}
+ *         (roots differ → descend; equal → nothing to do)
+ *   reconcile {sub, nodes}              ───▶ the client's hashes for some paths
+ *                                       ◀─── nodes {sub, nodes}       relay's children of differing paths, or
+ *                                       ◀─── changes {sub, changes}   records of small differing subtrees
+ *                                       ◀─── push {sub, keys}         keys the client has that the relay lacks/differs
+ *   entries {sub, path, entries}        ───▶ the client's [key, digest] list under a small differing path
+ *                                       ◀─── synced {sub, root}        this round is complete
+ *   ops {id, changes}                   ───▶
+ *                                       ◀─── ack {id, results}         after the store committed
+ *                                       ◀─── changes {sub, changes, moveOut}   live fan-out
+ */
+import { z } from 'zod'
+import type { Change, CounterState, FieldEntry, LwwRecordState, OrSetState, ReplicaId, Stamp, Value } from '../types'
+import type { Predicate, Shape } from '../query/types'
+import { isErrorCode, type ErrorCode, type SerializedError } from '../errors'
+
+/** Protocol versions this build speaks, newest last. `hello` negotiates the highest common one. */
+export const PROTOCOL_VERSIONS = [1] as const
+/** The version this build prefers. */
+export const PROTOCOL_VERSION = 1
+
+/** Numbers the limits of one frame's content (the codec enforces byte/depth/element limits). */
+export const MESSAGE_LIMITS = {
+  maxChangesPerFrame: 10_000,
+  maxKeyLength: 1024,
+  maxMapNameLength: 256,
+  maxNodesPerFrame: 4096,
+  maxKeysPerFrame: 50_000,
+} as const
+
+// A value is checked structurally by `assertValue` where it is used; here it only has to be msgpack-decoded data.
+const value = z.custom<Value>(() => true)
+const stamp = z.string().min(1).max(512) as unknown as z.ZodType<Stamp>
+const replicaId = z.string().min(1).max(128) as unknown as z.ZodType<ReplicaId>
+const key = z.string().max(MESSAGE_LIMITS.maxKeyLength)
+const mapName = z.string().min(1).max(MESSAGE_LIMITS.maxMapNameLength)
+const count = z.number().int().nonnegative()
+
+const fieldEntry = z.tuple([z.string(), value, stamp]) as unknown as z.ZodType<FieldEntry>
+const lwwState: z.ZodType<LwwRecordState> = z.object({ fields: z.array(fieldEntry).max(10_000), deleted: stamp.nullable() })
+const orState: z.ZodType<OrSetState> = z.object({
+  adds: z.array(z.tuple([stamp, value])).max(100_000),
+  removes: z.array(stamp).max(100_000),
+}) as unknown as z.ZodType<OrSetState>
+const counterState = z.array(z.tuple([replicaId, z.number().nonnegative(), z.number().nonnegative()])).max(100_000) as unknown as z.ZodType<CounterState>
+
+/** Schema of a {@link Change}. */
+export const changeSchema: z.ZodType<Change> = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('lww'), map: mapName, key, state: lwwState }),
+  z.object({ kind: z.literal('or'), map: mapName, key, state: orState }),
+  z.object({ kind: z.literal('counter'), map: mapName, key, state: counterState }),
+]) as unknown as z.ZodType<Change>
+
+// Predicates are validated by `validatePredicate` (query/predicate.ts) where shapes are accepted.
+const predicate = z.custom<Predicate>((v) => typeof v === 'object' && v !== null)
+const fieldRef = z.union([z.string(), z.array(z.string()).min(1).max(16)])
+
+/** Schema of a {@link Shape} (its predicate is validated separately by `validateShape`). */
+export const shapeSchema: z.ZodType<Shape> = z.object({
+  map: mapName,
+  where: predicate.optional(),
+  fields: z.array(z.string()).max(256).optional(),
+  orderBy: z.array(z.tuple([fieldRef, z.enum(['asc', 'desc'])])).max(8).optional(),
+  limit: z.number().int().positive().max(1_000_000).optional(),
+}) as unknown as z.ZodType<Shape>
+
+/** A Merkle node as exchanged: its path (hex nibbles from the root, `""` is the root), digest and record count. */
+export const merkleNodeSchema = z.object({
+  path: z.string().max(16),
+  /** 64-bit digest as 16 lowercase hex characters. */
+  hash: z.string().length(16),
+  count,
+})
+/** A Merkle node as exchanged. */
+export type MerkleNodeInfo = z.infer<typeof merkleNodeSchema>
+
+const serializedError = z.object({
+  code: z.string().refine(isErrorCode) as unknown as z.ZodType<ErrorCode>,
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+}) as unknown as z.ZodType<SerializedError>
+
+const subId = z.number().int().nonnegative()
+const reqId = z.number().int().nonnegative()
+
+// ───────────────────────────── client → relay ─────────────────────────────
+
+/** Opens a session. `token` is the app's JWT (never sent in a URL). */
+export const helloSchema = z.object({
+  type: z.literal('hello'),
+  /** Protocol versions the client speaks. */
+  versions: z.array(z.number().int().positive()).min(1).max(16),
+  token: z.string().max(16_384).optional(),
+  replicaId,
+  /** The client's wall clock (ms) when it sent hello, for offset estimation. */
+  clientTime: z.number(),
+  /** When this replica last completed a sync (ms, relay clock), so the relay can tell it is past the tombstone horizon. */
+  lastSyncAt: z.number().optional(),
+})
+
+/** Subscribes to a shape (a whole map is `{ map }`). `root` is the client's current Merkle root for it, if any. */
+export const subscribeSchema = z.object({
+  type: z.literal('subscribe'),
+  sub: subId,
+  shape: shapeSchema,
+  root: merkleNodeSchema.optional(),
+})
+
+/** Ends a subscription; the relay stops sending its changes. */
+export const unsubscribeSchema = z.object({ type: z.literal('unsubscribe'), sub: subId })
+
+/** The client's node hashes for paths that differed; the relay answers with `nodes`, `changes`/`push`, then `synced`. */
+export const reconcileSchema = z.object({
+  type: z.literal('reconcile'),
+  sub: subId,
+  nodes: z.array(merkleNodeSchema).max(MESSAGE_LIMITS.maxNodesPerFrame),
+})
+
+/** The client's full `[key, digest]` list under a small differing path. */
+export const entriesSchema = z.object({
+  type: z.literal('entries'),
+  sub: subId,
+  path: z.string().max(16),
+  entries: z.array(z.tuple([key, z.string().length(16)])).max(MESSAGE_LIMITS.maxKeysPerFrame),
+})
+
+/** A batch of local writes. The relay answers `ack` with one result per change, after commit. */
+export const opsSchema = z.object({
+  type: z.literal('ops'),
+  id: reqId,
+  changes: z.array(changeSchema).min(1).max(MESSAGE_LIMITS.maxChangesPerFrame),
+})
+
+/** Keep-alive and clock probe. */
+export const pingSchema = z.object({ type: z.literal('ping'), clientTime: z.number() })
+
+/** Every message a client may send. */
+export const clientMessageSchema = z.discriminatedUnion('type', [
+  helloSchema,
+  subscribeSchema,
+  unsubscribeSchema,
+  reconcileSchema,
+  entriesSchema,
+  opsSchema,
+  pingSchema,
+])
+
+// ───────────────────────────── relay → client ─────────────────────────────
+
+/** Accepts a session. `serverTime` lets the client correct its clock offset. */
+export const welcomeSchema = z.object({
+  type: z.literal('welcome'),
+  version: z.number().int().positive(),
+  serverTime: z.number(),
+  /** The replica id the relay bound to this session (the client's, checked against the user). */
+  replicaId,
+  /** Tombstone horizon (ms): a replica away longer re-syncs its shapes from scratch. */
+  horizonMs: z.number().nonnegative(),
+  /** True when `lastSyncAt` is older than the horizon: drop local shape data and re-subscribe from empty. */
+  resync: z.boolean(),
+})
+
+/** A failure. With `ref`, it answers that request id; without, it is fatal and the socket closes after it. */
+export const errorSchema = z.object({
+  type: z.literal('error'),
+  error: serializedError,
+  ref: reqId.optional(),
+  /** Present for subscription errors. */
+  sub: subId.optional(),
+})
+
+/** The relay's answer to `subscribe`: its root for the shape as the caller may see it. */
+export const subscribedSchema = z.object({ type: z.literal('subscribed'), sub: subId, root: merkleNodeSchema })
+
+/** The relay's child nodes for paths whose hashes differed. */
+export const nodesSchema = z.object({
+  type: z.literal('nodes'),
+  sub: subId,
+  nodes: z.array(merkleNodeSchema).max(MESSAGE_LIMITS.maxNodesPerFrame * 16),
+})
+
+/** Keys the relay lacks or holds differently: the client sends their records as `ops`. */
+export const pushSchema = z.object({ type: z.literal('push'), sub: subId, keys: z.array(key).max(MESSAGE_LIMITS.maxKeysPerFrame) })
+
+/**
+ * Records for a subscription (initial slice, reconciliation, or live fan-out).
+ * `moveOut` keys stopped matching the shape: drop them locally without deleting them for anyone.
+ */
+export const changesSchema = z.object({
+  type: z.literal('changes'),
+  sub: subId,
+  changes: z.array(changeSchema).max(MESSAGE_LIMITS.maxChangesPerFrame),
+  moveOut: z.array(key).max(MESSAGE_LIMITS.maxKeysPerFrame).optional(),
+})
+
+/** A reconciliation round for `sub` is complete; `root` is the relay's root now. */
+export const syncedSchema = z.object({ type: z.literal('synced'), sub: subId, root: merkleNodeSchema, serverTime: z.number() })
+
+/** The client must drop this shape's local data and subscribe again from empty (e.g. past the tombstone horizon). */
+export const resyncSchema = z.object({ type: z.literal('resync'), sub: subId, reason: z.string() })
+
+/** Answers `ops`: one result per change (null = committed), in order. */
+export const ackSchema = z.object({
+  type: z.literal('ack'),
+  id: reqId,
+  results: z.array(serializedError.nullable()),
+  serverTime: z.number(),
+})
+
+/** Answers `ping`. */
+export const pongSchema = z.object({ type: z.literal('pong'), clientTime: z.number(), serverTime: z.number() })
+
+/** Every message a relay may send. */
+export const serverMessageSchema = z.discriminatedUnion('type', [
+  welcomeSchema,
+  errorSchema,
+  subscribedSchema,
+  nodesSchema,
+  pushSchema,
+  changesSchema,
+  syncedSchema,
+  resyncSchema,
+  ackSchema,
+  pongSchema,
+])
+
+export type HelloMessage = z.infer<typeof helloSchema>
+export type SubscribeMessage = z.infer<typeof subscribeSchema>
+export type UnsubscribeMessage = z.infer<typeof unsubscribeSchema>
+export type ReconcileMessage = z.infer<typeof reconcileSchema>
+export type EntriesMessage = z.infer<typeof entriesSchema>
+export type OpsMessage = z.infer<typeof opsSchema>
+export type PingMessage = z.infer<typeof pingSchema>
+export type ClientMessage = z.infer<typeof clientMessageSchema>
+
+export type WelcomeMessage = z.infer<typeof welcomeSchema>
+export type ErrorMessage = z.infer<typeof errorSchema>
+export type SubscribedMessage = z.infer<typeof subscribedSchema>
+export type NodesMessage = z.infer<typeof nodesSchema>
+export type PushMessage = z.infer<typeof pushSchema>
+export type ChangesMessage = z.infer<typeof changesSchema>
+export type SyncedMessage = z.infer<typeof syncedSchema>
+export type ResyncMessage = z.infer<typeof resyncSchema>
+export type AckMessage = z.infer<typeof ackSchema>
+export type PongMessage = z.infer<typeof pongSchema>
+export type ServerMessage = z.infer<typeof serverMessageSchema>
+
+/** Every message type name. */
+export type MessageType = ClientMessage['type'] | ServerMessage['type']

@@ -1,0 +1,3 @@
+/** The persistence seam (`Store`) and the in-memory backend. */
+export type { ScanOptions, Store, StoreBatch, StoreEntry } from './store'
+export { MemoryStore, cloneValue } from './memory-store'

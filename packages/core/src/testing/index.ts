@@ -1,0 +1,4 @@
+/** `@outpost/core/testing`: acceptance suites and fixtures that other packages run against their implementations. */
+export { runStoreTests, valueDifference } from './store-suite'
+export type { StoreTestOptions } from './store-suite'
+export { sampleChange, sampleClientMessages, sampleServerMessages } from './sample-messages'

@@ -1,0 +1,162 @@
+/**
+ * Values: what may be stored, how two values compare, and when they are equal.
+ * The same functions run in the worker and the relay, so a predicate or an `orderBy`
+ * means the same thing on both sides.
+ */
+import { InvalidValueError } from './errors'
+import type { RecordValue, Value } from './types'
+
+/** Limits a single value must respect (the codec enforces its own, wider, frame limits). */
+export const VALUE_LIMITS = {
+  /** Deepest nesting of arrays/objects inside one field value. */
+  maxDepth: 32,
+} as const
+
+/**
+ * Throws {@link InvalidValueError} unless `value` is a {@link Value}: JSON-like data plus
+ * `Date`, `Uint8Array` and `bigint`, without `undefined`, functions, symbols, cycles, or
+ * class instances. `path` names the place for the message (e.g. `todos/t1.tags[2]`).
+ */
+export function assertValue(value: unknown, path = 'value', depth = 0): asserts value is Value {
+  if (depth > VALUE_LIMITS.maxDepth) {
+    throw new InvalidValueError(`${path} nests deeper than ${VALUE_LIMITS.maxDepth} levels; flatten it or store it as a string`, { path })
+  }
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'bigint':
+      return
+    case 'number':
+      if (Number.isNaN(value)) throw new InvalidValueError(`${path} is NaN, which has no order or equality; store null instead`, { path })
+      return
+    case 'object': {
+      if (value === null || value instanceof Date || value instanceof Uint8Array) {
+        if (value instanceof Date && Number.isNaN(value.getTime())) {
+          throw new InvalidValueError(`${path} is an invalid Date; store null instead`, { path })
+        }
+        return
+      }
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) assertValue(value[i], `${path}[${i}]`, depth + 1)
+        return
+      }
+      const proto = Object.getPrototypeOf(value)
+      if (proto !== Object.prototype && proto !== null) {
+        throw new InvalidValueError(`${path} is a ${proto?.constructor?.name ?? 'class instance'}; only plain objects, arrays, Date, Uint8Array and primitives can be stored`, { path })
+      }
+      for (const key of Object.keys(value)) {
+        assertValue((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1)
+      }
+      return
+    }
+    default:
+      throw new InvalidValueError(`${path} is ${typeof value}; only null, booleans, numbers, bigints, strings, Date, Uint8Array, arrays and plain objects can be stored (omit a field instead of setting it to undefined)`, { path })
+  }
+}
+
+/** Throws unless `record` is a plain object whose every field is a {@link Value}. */
+export function assertRecord(record: unknown, path = 'record'): asserts record is RecordValue {
+  if (typeof record !== 'object' || record === null || Array.isArray(record) || record instanceof Date || record instanceof Uint8Array) {
+    throw new InvalidValueError(`${path} must be a plain object of fields`, { path })
+  }
+  assertValue(record, path)
+}
+
+/** The rank of each kind of value in the total order used by `orderBy` and range predicates. */
+function rank(value: Value): number {
+  if (value === null) return 0
+  switch (typeof value) {
+    case 'boolean':
+      return 1
+    case 'number':
+    case 'bigint':
+      return 2
+    case 'string':
+      return 3
+    default:
+      if (value instanceof Date) return 4
+      if (value instanceof Uint8Array) return 5
+      if (Array.isArray(value)) return 6
+      return 7
+  }
+}
+
+function compareNumeric(a: number | bigint, b: number | bigint): number {
+  if (typeof a === typeof b) return a < b ? -1 : a > b ? 1 : 0
+  // Mixed number/bigint: JS compares them exactly.
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/**
+ * A total order over values: null < booleans < numbers and bigints < strings < dates <
+ * bytes < arrays < objects; within a kind, the natural order (strings by UTF-16 code
+ * units, arrays and objects element by element). Deterministic on every replica.
+ */
+export function compareValues(a: Value, b: Value): number {
+  const ra = rank(a)
+  const rb = rank(b)
+  if (ra !== rb) return ra - rb
+  switch (ra) {
+    case 0:
+      return 0
+    case 1:
+      return a === b ? 0 : a ? 1 : -1
+    case 2:
+      return compareNumeric(a as number | bigint, b as number | bigint)
+    case 3:
+      return (a as string) < (b as string) ? -1 : (a as string) > (b as string) ? 1 : 0
+    case 4:
+      return Math.sign((a as Date).getTime() - (b as Date).getTime())
+    case 5: {
+      const x = a as Uint8Array
+      const y = b as Uint8Array
+      const n = Math.min(x.length, y.length)
+      for (let i = 0; i < n; i++) if (x[i] !== y[i]) return (x[i] as number) - (y[i] as number)
+      return x.length - y.length
+    }
+    case 6: {
+      const x = a as readonly Value[]
+      const y = b as readonly Value[]
+      const n = Math.min(x.length, y.length)
+      for (let i = 0; i < n; i++) {
+        const c = compareValues(x[i] as Value, y[i] as Value)
+        if (c !== 0) return c
+      }
+      return x.length - y.length
+    }
+    default: {
+      const x = a as Record<string, Value>
+      const y = b as Record<string, Value>
+      const kx = Object.keys(x).sort()
+      const ky = Object.keys(y).sort()
+      const n = Math.min(kx.length, ky.length)
+      for (let i = 0; i < n; i++) {
+        const ka = kx[i] as string
+        const kb = ky[i] as string
+        if (ka !== kb) return ka < kb ? -1 : 1
+        const c = compareValues(x[ka] as Value, y[kb] as Value)
+        if (c !== 0) return c
+      }
+      return kx.length - ky.length
+    }
+  }
+}
+
+/** Deep equality under {@link compareValues} (so `1` equals `1n`, and key order does not matter). */
+export function valuesEqual(a: Value, b: Value): boolean {
+  return compareValues(a, b) === 0
+}
+
+/** Reads an own field of a record without ever touching its prototype (`__proto__` is a plain field). */
+export function getField(record: RecordValue, field: string): Value | undefined {
+  return Object.hasOwn(record, field) ? record[field] : undefined
+}
+
+/** Builds a record from `[name, value]` pairs; `__proto__` and friends become own data properties. */
+export function recordFromEntries(entries: Iterable<readonly [string, Value]>): RecordValue {
+  const record: Record<string, Value> = {}
+  for (const [name, value] of entries) {
+    Object.defineProperty(record, name, { value, enumerable: true, writable: true, configurable: true })
+  }
+  return record
+}
