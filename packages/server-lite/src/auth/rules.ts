@@ -1,0 +1,83 @@
+/**
+ * Authorization rules per map: who may read, who may write, and a row filter over records
+ * that may reference token claims (`{ eq: ['owner', '$sub'] }`). Evaluation reuses core's
+ * predicates: an access predicate is evaluated against the claims object as if it were a
+ * record, and the row filter is bound to the caller's claims once per session and map.
+ *
+ * Defaults: with no `rules` configured everything is allowed (a development relay). Once
+ * `rules` exist, a map matched by neither its own name nor `'*'` is closed: nothing is
+ * readable or writable until a rule says so.
+ */
+import { ConfigError, bindClaims, compilePredicate, validatePredicate, type Claims, type CompiledPredicate, type Predicate, type RecordValue } from '@outpost/core'
+import type { Access, MapRule, RelayConfig } from '../config'
+import type { Principal } from './jwt'
+
+/** What one principal may do on one map. */
+export interface MapAccess {
+  readonly read: boolean
+  readonly write: boolean
+  /** The row filter bound to the caller's claims (undefined = every record). */
+  readonly filter: Predicate | undefined
+  /** `filter`, compiled; always true when there is none. */
+  readonly visible: CompiledPredicate
+}
+
+const ALLOW_ALL: MapAccess = Object.freeze({ read: true, write: true, filter: undefined, visible: () => true })
+const DENY_ALL: MapAccess = Object.freeze({ read: false, write: false, filter: undefined, visible: () => false })
+
+interface CompiledRule {
+  readonly read: (principal: Principal) => boolean
+  readonly write: (principal: Principal) => boolean
+  readonly filter: Predicate | undefined
+}
+
+function compileAccess(access: Access, where: string): (principal: Principal) => boolean {
+  if (access === 'public') return () => true
+  if (access === 'none') return () => false
+  if (access === 'authenticated') return (p) => p.authenticated
+  let compiled: CompiledPredicate
+  try {
+    compiled = compilePredicate(validatePredicate(access))
+  } catch (error) {
+    throw new ConfigError(`Invalid relay configuration:\n  - ${where}: ${error instanceof Error ? error.message : String(error)}`, { issues: [where] })
+  }
+  return (p) => compiled(p.claims as RecordValue)
+}
+
+/** The relay's compiled rules; {@link RuleSet.access} answers per principal and map. */
+export class RuleSet {
+  readonly #rules: Map<string, CompiledRule> | undefined
+
+  /** Compiles `config.rules`; throws {@link ConfigError} for a malformed predicate. */
+  constructor(rules: RelayConfig['rules']) {
+    if (rules === undefined) {
+      this.#rules = undefined
+      return
+    }
+    this.#rules = new Map()
+    for (const [name, rule] of Object.entries(rules.maps) as [string, MapRule][]) {
+      let filter: Predicate | undefined
+      if (rule.filter !== undefined) {
+        try {
+          filter = validatePredicate(rule.filter)
+        } catch (error) {
+          throw new ConfigError(`Invalid relay configuration:\n  - rules.maps.${name}.filter: ${error instanceof Error ? error.message : String(error)}`, { issues: [`rules.maps.${name}.filter`] })
+        }
+      }
+      this.#rules.set(name, {
+        read: compileAccess(rule.read, `rules.maps.${name}.read`),
+        write: compileAccess(rule.write, `rules.maps.${name}.write`),
+        filter,
+      })
+    }
+  }
+
+  /** What `principal` may do on `map`. */
+  access(map: string, principal: Principal): MapAccess {
+    if (this.#rules === undefined) return ALLOW_ALL
+    const rule = this.#rules.get(map) ?? this.#rules.get('*')
+    if (rule === undefined) return DENY_ALL
+    const filter = rule.filter === undefined ? undefined : bindClaims(rule.filter, principal.claims as Claims)
+    return { read: rule.read(principal), write: rule.write(principal), filter, visible: filter === undefined ? () => true : compilePredicate(filter) }
+  }
+}

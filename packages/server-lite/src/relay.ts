@@ -1,0 +1,428 @@
+/**
+ * The relay process: one port for WebSocket sync, the HTTP fallback (`POST /sync` +
+ * `GET /events`), `/healthz`, `/readyz` and `/metrics`; the LMDB store; tombstone GC;
+ * and a drain that tells every client to reconnect, finishes commits and closes the store.
+ *
+ * ```
+ *   starting ──store open + listening──▶ ready ──drain()──▶ draining ──▶ closed
+ * ```
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { Hlc, ShuttingDownError, serializeError, encodeMessage, type ReplicaId, type Store } from '@outpost/core'
+import type { Logger } from 'pino'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { createAuthenticator } from './auth/jwt'
+import { RuleSet } from './auth/rules'
+import { parseConfig, type RelayConfig, type RelayConfigInput } from './config'
+import { createLogger } from './logger'
+import { createMetrics, type RelayMetrics } from './metrics'
+import type { RelayContext } from './relay-context'
+import { CLOSE, Session, type SessionTransport } from './session'
+import { LmdbStore } from './store/lmdb-store'
+import { SyncService } from './sync/sync-service'
+
+/** Lifecycle states of a relay. */
+export type RelayState = 'starting' | 'ready' | 'draining' | 'closed'
+
+/** Options that are code, not configuration (tests, embedding). */
+export interface RelayOptions {
+  /** The wall clock (ms). */
+  readonly now?: () => number
+  /** A logger to use instead of a new pino logger at `config.logLevel`. */
+  readonly logger?: Logger
+  /** A store to use instead of opening LMDB at `config.dataDir` (it is closed with the relay). */
+  readonly store?: Store
+}
+
+/** A running relay. */
+export interface Relay {
+  /** The bound port. */
+  readonly port: number
+  /** `ws://host:port` for clients. */
+  readonly url: string
+  /** `http://host:port` for the HTTP endpoints. */
+  readonly httpUrl: string
+  /** The validated configuration. */
+  readonly config: RelayConfig
+  /** The metrics registry (also served at `/metrics`). */
+  readonly metrics: RelayMetrics
+  /** The current lifecycle state. */
+  readonly state: RelayState
+  /** Open sessions. */
+  readonly sessionCount: number
+  /** Stops accepting, tells clients to reconnect (1012), waits for commits, closes the store. */
+  drain(): Promise<void>
+  /** Drains, then closes the HTTP server. Idempotent. */
+  close(): Promise<void>
+  /** Runs tombstone GC now; resolves to the number of records collected. */
+  gc(): Promise<number>
+}
+
+/** HTTP fallback sessions without an event stream for this long are closed. */
+const HTTP_IDLE_MS = 60_000
+/** Frames buffered for an HTTP session whose event stream is not attached. */
+const HTTP_QUEUE_LIMIT = 10_000
+/** Interval of WebSocket pings; a socket silent for a whole interval is terminated. */
+const HEARTBEAT_MS = 30_000
+/** A WebSocket whose unsent data exceeds this is a consumer too slow to keep. */
+const MAX_BUFFERED_BYTES = 64 * 1024 * 1024
+
+/** The HTTP fallback's transport: the first frame answers the hello POST, the rest go to the event stream. */
+class HttpTransport implements SessionTransport {
+  readonly kind = 'http'
+  capture: ((frame: Uint8Array) => void) | undefined
+  stream: ServerResponse | undefined
+  readonly queue: Uint8Array[] = []
+  lastSeen: number
+  closed: { code: number; reason: string } | undefined
+  onClose: (() => void) | undefined
+
+  constructor(now: number) {
+    this.lastSeen = now
+  }
+
+  send(frame: Uint8Array): void {
+    if (this.capture !== undefined) {
+      const capture = this.capture
+      this.capture = undefined
+      capture(frame)
+      return
+    }
+    if (this.stream !== undefined) {
+      this.stream.write(`data: ${Buffer.from(frame).toString('base64')}\n\n`)
+      return
+    }
+    if (this.queue.length >= HTTP_QUEUE_LIMIT) {
+      this.close(CLOSE.POLICY, 'event stream not attached; too many undelivered messages')
+      return
+    }
+    this.queue.push(frame)
+  }
+
+  attach(stream: ServerResponse): void {
+    this.stream?.end()
+    this.stream = stream
+    for (const frame of this.queue.splice(0)) stream.write(`data: ${Buffer.from(frame).toString('base64')}\n\n`)
+    if (this.closed !== undefined) this.#endStream()
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed !== undefined) return
+    this.closed = { code, reason }
+    this.#endStream()
+    this.onClose?.()
+  }
+
+  #endStream(): void {
+    if (this.stream === undefined || this.closed === undefined) return
+    this.stream.write(`event: close\ndata: ${JSON.stringify(this.closed)}\n\n`)
+    this.stream.end()
+    this.stream = undefined
+  }
+}
+
+/** Starts a relay (validating `input` first) and resolves once it listens. */
+export async function createRelay(input: RelayConfigInput | RelayConfig = {}, options: RelayOptions = {}): Promise<Relay> {
+  const config = parseConfig(input)
+  const now = options.now ?? Date.now
+  const logger = options.logger ?? createLogger(config.logLevel)
+  const metrics = createMetrics()
+  const rules = new RuleSet(config.rules)
+  const auth = createAuthenticator(config)
+  if (!auth.enabled) {
+    logger.warn('no auth configured: every client connects as "anonymous" with full access unless rules say otherwise; set OUTPOST_JWT_SECRET or OUTPOST_JWKS_URL before exposing this relay')
+  }
+  let store: Store
+  if (options.store !== undefined) {
+    store = options.store
+  } else {
+    mkdirSync(config.dataDir, { recursive: true })
+    store = LmdbStore.open({ path: config.dataDir })
+  }
+  const sync = new SyncService(store, metrics, logger)
+  const clock = new Hlc({ replicaId: config.replicaId as ReplicaId, now, maxDrift: config.maxDriftMs })
+
+  let state: RelayState = 'starting'
+  const sessions = new Set<Session>()
+  const httpSessions = new Map<string, { session: Session; transport: HttpTransport }>()
+  const perSubject = new Map<string, number>()
+
+  const context: RelayContext = {
+    config,
+    logger,
+    metrics,
+    auth,
+    rules,
+    sync,
+    clock,
+    now,
+    admit(_session, subject) {
+      const count = perSubject.get(subject) ?? 0
+      if (count >= config.limits.maxConnectionsPerSubject) return false
+      perSubject.set(subject, count + 1)
+      return true
+    },
+    sessionClosed(session, subject) {
+      sessions.delete(session)
+      httpSessions.delete(session.id)
+      if (subject !== undefined) {
+        const count = (perSubject.get(subject) ?? 1) - 1
+        if (count <= 0) perSubject.delete(subject)
+        else perSubject.set(subject, count)
+      }
+    },
+  }
+
+  const newSession = (transport: SessionTransport): Session => {
+    const session = new Session(randomBytes(16).toString('hex'), context, transport)
+    sessions.add(session)
+    return session
+  }
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxFrameBytes })
+  // Heartbeat: a socket that misses a whole interval of pings is dead (laptop lid closed, NAT dropped it).
+  const alive = new WeakMap<WebSocket, boolean>()
+  const heartbeat = setInterval(() => {
+    for (const socket of wss.clients) {
+      if (alive.get(socket) === false) {
+        socket.terminate()
+        continue
+      }
+      alive.set(socket, false)
+      socket.ping()
+    }
+  }, HEARTBEAT_MS)
+  heartbeat.unref()
+  wss.on('connection', (socket: WebSocket) => {
+    const transport: SessionTransport = {
+      kind: 'ws',
+      send(frame) {
+        if (socket.readyState !== socket.OPEN) return
+        if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+          socket.close(CLOSE.POLICY, 'consumer too slow')
+          return
+        }
+        socket.send(frame)
+      },
+      close(code, reason) {
+        if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, reason)
+      },
+    }
+    const session = newSession(transport)
+    alive.set(socket, true)
+    socket.on('pong', () => alive.set(socket, true))
+    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+      const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
+      session.receive(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length))
+    })
+    socket.on('close', () => session.dispose())
+    socket.on('error', (error) => logger.debug({ err: error }, 'websocket error'))
+  })
+
+  const ready = (): boolean => state === 'ready' && sync.storeHealthy
+
+  const readBody = (req: IncomingMessage, limit: number): Promise<Buffer | undefined> =>
+    new Promise((resolve, reject) => {
+      const chunks: Buffer[] = []
+      let size = 0
+      req.on('data', (chunk: Buffer) => {
+        size += chunk.length
+        if (size > limit) {
+          resolve(undefined)
+          req.destroy()
+          return
+        }
+        chunks.push(chunk)
+      })
+      req.on('end', () => resolve(Buffer.concat(chunks)))
+      req.on('error', reject)
+    })
+
+  const handleSync = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const body = await readBody(req, config.limits.maxFrameBytes)
+    if (body === undefined) {
+      res.writeHead(413).end('frame too large')
+      return
+    }
+    const frame = new Uint8Array(body.buffer, body.byteOffset, body.length)
+    const header = req.headers['x-outpost-session']
+    if (typeof header === 'string' && header !== '') {
+      const entry = httpSessions.get(header)
+      if (entry === undefined) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('unknown or expired session; send hello again')
+        return
+      }
+      entry.transport.lastSeen = now()
+      entry.session.receive(frame)
+      await entry.session.idle()
+      res.writeHead(202).end()
+      return
+    }
+    if (state !== 'ready') {
+      res.writeHead(503).end('relay is not accepting sessions')
+      return
+    }
+    const transport = new HttpTransport(now())
+    let reply: Uint8Array | undefined
+    transport.capture = (f) => {
+      reply = f
+    }
+    const session = newSession(transport)
+    transport.onClose = () => session.dispose()
+    session.receive(frame)
+    await session.idle()
+    transport.capture = undefined
+    const headers: Record<string, string> = { 'content-type': 'application/msgpack' }
+    if (session.state === 'open') {
+      httpSessions.set(session.id, { session, transport })
+      headers['x-outpost-session'] = session.id
+    }
+    res.writeHead(200, headers).end(reply === undefined ? Buffer.alloc(0) : Buffer.from(reply))
+  }
+
+  const handleEvents = (url: URL, res: ServerResponse): void => {
+    const id = url.searchParams.get('session') ?? ''
+    const entry = httpSessions.get(id)
+    if (entry === undefined) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('unknown or expired session; send hello again')
+      return
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
+    res.write(': connected\n\n')
+    entry.transport.attach(res)
+    res.on('close', () => {
+      if (entry.transport.stream === res) {
+        entry.transport.stream = undefined
+        entry.transport.lastSeen = now()
+      }
+    })
+  }
+
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://relay')
+    const route = `${req.method ?? 'GET'} ${url.pathname}`
+    const fail = (error: unknown): void => {
+      logger.error({ err: error, route }, 'http handler failed')
+      if (!res.headersSent) res.writeHead(500).end('internal error')
+      else res.end()
+    }
+    try {
+      switch (route) {
+        case 'GET /healthz':
+          res.writeHead(200, { 'content-type': 'text/plain' }).end('ok')
+          return
+        case 'GET /readyz':
+          res.writeHead(ready() ? 200 : 503, { 'content-type': 'text/plain' }).end(ready() ? 'ready' : state === 'ready' ? 'store unusable' : state)
+          return
+        case 'GET /metrics':
+          metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text), fail)
+          return
+        case 'POST /sync':
+          handleSync(req, res).catch(fail)
+          return
+        case 'GET /events':
+          handleEvents(url, res)
+          return
+        default:
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found')
+      }
+    } catch (error) {
+      fail(error)
+    }
+  })
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (state !== 'ready') {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n')
+      return
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))
+  })
+  server.on('clientError', (_error, socket) => socket.destroy())
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const port = (server.address() as AddressInfo).port
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host
+  state = 'ready'
+  logger.info({ port, host: config.host, url: `ws://${host}:${port}`, dataDir: config.dataDir }, 'listening')
+
+  const idleTimer = setInterval(() => {
+    const cutoff = now() - HTTP_IDLE_MS
+    for (const { session, transport } of httpSessions.values()) {
+      if (transport.stream === undefined && transport.lastSeen < cutoff) session.close(CLOSE.POLICY, 'idle HTTP session')
+    }
+  }, 15_000)
+  idleTimer.unref()
+
+  const gc = async (): Promise<number> => {
+    const collected = await sync.collectTombstones(now(), config.tombstoneHorizonMs)
+    if (collected > 0) logger.info({ collected }, 'tombstones collected')
+    return collected
+  }
+  const gcTimer = setInterval(() => {
+    if (state === 'ready') gc().catch((error: unknown) => logger.error({ err: error }, 'tombstone GC failed'))
+  }, config.gcIntervalMs)
+  gcTimer.unref()
+
+  let draining: Promise<void> | undefined
+  const drain = (): Promise<void> => {
+    if (draining === undefined) {
+      draining = (async () => {
+        state = 'draining'
+        logger.info({ sessions: sessions.size }, 'draining')
+        const bye = { type: 'error', error: serializeError(new ShuttingDownError('The relay is restarting; reconnect (to another node if there is one)')) } as const
+        const frame = encodeMessage(bye)
+        for (const session of [...sessions]) session.shutdown(frame, CLOSE.RESTART, 'service restart: reconnect')
+        await sync.settle()
+        await store.close()
+        logger.info('drained')
+      })()
+    }
+    return draining
+  }
+
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> => {
+    if (closing === undefined) {
+      closing = (async () => {
+        await drain()
+        clearInterval(idleTimer)
+        clearInterval(gcTimer)
+        clearInterval(heartbeat)
+        wss.close()
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve())
+          server.closeAllConnections()
+        })
+        state = 'closed'
+      })()
+    }
+    return closing
+  }
+
+  return {
+    port,
+    url: `ws://${host}:${port}`,
+    httpUrl: `http://${host}:${port}`,
+    config,
+    metrics,
+    get state() {
+      return state
+    },
+    get sessionCount() {
+      return sessions.size
+    },
+    drain,
+    close,
+    gc,
+  }
+}

@@ -1,0 +1,647 @@
+/**
+ * One client session, independent of the transport (WebSocket or the HTTP fallback):
+ * decoding, the hello handshake, ops, subscriptions and reconciliation.
+ *
+ * ```
+ *   awaiting-hello ──hello ok──▶ open ──(close | drain | token expiry)──▶ closed
+ *        │                         │
+ *        └──anything else / bad────┴──▶ error + close
+ * ```
+ *
+ * Frames are handled one at a time, in order (a promise chain), so `subscribe` is seen
+ * before the `reconcile` that follows it. An `ops` batch leaves the chain once it is
+ * validated, merged in memory and handed to the store: its ack goes out when the commit
+ * is durable, so a client that pipelines batches gets group commit, not one fsync each.
+ *
+ * Close codes: 4000 protocol version, 4001 unauthenticated, 4002 hello expected,
+ * 4003 token expired, 4004 replica bound to another user, 4008 limits (rate, connections),
+ * 1008 repeated bad frames, 1012 relay restarting.
+ */
+import {
+  AuthError,
+  ForbiddenError,
+  InternalError,
+  InvalidMessageError,
+  InvalidValueError,
+  QueryError,
+  RateLimitError,
+  TokenExpiredError,
+  TooManyConnectionsError,
+  andPredicates,
+  decodeClientMessage,
+  diffEntries,
+  encodeMessage,
+  isOutpostError,
+  lwwLatest,
+  mergeState,
+  negotiateVersion,
+  serializeError,
+  shapeKey,
+  stateEquals,
+  validateShape,
+  MESSAGE_LIMITS,
+  type Change,
+  type ClientMessage,
+  type CollectionKind,
+  type CrdtState,
+  type EntriesMessage,
+  type HelloMessage,
+  type LwwRecordState,
+  type OpsMessage,
+  type OutpostError,
+  type ReconcileMessage,
+  type SerializedError,
+  type ServerMessage,
+  type StoreEntry,
+  type SubscribeMessage,
+  type Value,
+} from '@outpost/core'
+import type { Principal } from './auth/jwt'
+import type { MapAccess } from './auth/rules'
+import type { RelayContext } from './relay-context'
+import { TokenBucket } from './rate-limiter'
+import { kindMetaKey, storeCollection } from './sync/collection'
+import type { ShapeView } from './sync/shape-view'
+import type { AppliedChange, Subscriber } from './sync/sync-service'
+import { checkChange } from './sync/validate-change'
+
+/** How a session reaches its client. */
+export interface SessionTransport {
+  /** `'ws'` or `'http'` (logs and metrics). */
+  readonly kind: 'ws' | 'http'
+  /** Sends one frame (a server message). */
+  send(frame: Uint8Array): void
+  /** Closes the connection with a code and a short reason. */
+  close(code: number, reason: string): void
+}
+
+/** Session states; see the module diagram. */
+export type SessionState = 'awaiting-hello' | 'open' | 'closed'
+
+/** Close codes the relay uses. */
+export const CLOSE = {
+  PROTOCOL_VERSION: 4000,
+  UNAUTHENTICATED: 4001,
+  HELLO_EXPECTED: 4002,
+  TOKEN_EXPIRED: 4003,
+  FORBIDDEN: 4004,
+  LIMIT: 4008,
+  POLICY: 1008,
+  TOO_BIG: 1009,
+  INTERNAL: 1011,
+  RESTART: 1012,
+} as const
+
+/** Most records, and roughly most bytes, in one `changes` frame of a slice or reconciliation. */
+const SLICE_RECORDS = 2_000
+const SLICE_BYTES = 512 * 1024
+/** Frames queued but not yet handled before the session is closed as abusive. */
+const MAX_PENDING_FRAMES = 10_000
+/** setTimeout's largest delay. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+interface Subscription extends Subscriber {
+  readonly access: MapAccess
+  closed: boolean
+}
+
+/** One client session; see the module comment. */
+export class Session {
+  /** Random id (HTTP fallback sessions are addressed by it). */
+  readonly id: string
+  readonly #context: RelayContext
+  readonly #transport: SessionTransport
+  #state: SessionState = 'awaiting-hello'
+  #queue: Promise<void> = Promise.resolve()
+  #pending = 0
+  #badFrames = 0
+  #strikes = 0
+  #principal: Principal | undefined
+  #replicaId = ''
+  #bucket: TokenBucket
+  #expiry: ReturnType<typeof setTimeout> | undefined
+  readonly #subs = new Map<number, Subscription>()
+  readonly #access = new Map<string, MapAccess>()
+  /** `map \0 key` pairs the relay asked for with `push` (foreign stamps allowed once). */
+  readonly #pushed = new Set<string>()
+
+  constructor(id: string, context: RelayContext, transport: SessionTransport) {
+    this.id = id
+    this.#context = context
+    this.#transport = transport
+    this.#bucket = new TokenBucket(context.config.limits.opsPerSecond, context.config.limits.opsBurst, context.now)
+    context.metrics.connections.inc()
+  }
+
+  /** The current state. */
+  get state(): SessionState {
+    return this.#state
+  }
+
+  /** The authenticated subject, once the handshake is done. */
+  get subject(): string | undefined {
+    return this.#principal?.subject
+  }
+
+  /** Handles one frame from the client (never throws). */
+  receive(frame: Uint8Array): void {
+    if (this.#state === 'closed') return
+    this.#context.metrics.bytesIn.inc(frame.length)
+    if (++this.#pending > MAX_PENDING_FRAMES) {
+      this.#fail(new RateLimitError('Too many frames waiting to be handled; wait for acks before sending more'), CLOSE.POLICY)
+      return
+    }
+    this.#queue = this.#queue
+      .then(() => this.#handleFrame(frame))
+      .catch((error: unknown) => this.#unexpected(error))
+      .finally(() => {
+        this.#pending--
+      })
+  }
+
+  /** Resolves once every frame received so far has been handled (the HTTP fallback answers after it). */
+  idle(): Promise<void> {
+    return this.#queue
+  }
+
+  /** Sends a pre-encoded farewell frame and closes (relay drain). */
+  shutdown(frame: Uint8Array, code: number, reason: string): void {
+    if (this.#state === 'closed') return
+    this.#context.metrics.bytesOut.inc(frame.length)
+    this.#transport.send(frame)
+    this.close(code, reason)
+  }
+
+  /** Sends a server message. */
+  send(message: ServerMessage): void {
+    if (this.#state === 'closed') return
+    let frame: Uint8Array
+    try {
+      frame = encodeMessage(message)
+    } catch (error) {
+      this.#context.logger.error({ err: error, type: message.type }, 'cannot encode a server message')
+      return
+    }
+    this.#context.metrics.bytesOut.inc(frame.length)
+    if (message.type === 'error') this.#context.metrics.errors.inc({ code: message.error.code })
+    this.#transport.send(frame)
+  }
+
+  /** Sends a fatal error, then closes. */
+  #fail(error: OutpostError, code: number): void {
+    this.send({ type: 'error', error: serializeError(error) })
+    this.close(code, error.message.slice(0, 120))
+  }
+
+  /** Closes the session (idempotent) and releases everything it holds. */
+  close(code: number, reason: string): void {
+    if (this.#state === 'closed') return
+    this.#transport.close(code, truncateReason(reason))
+    this.dispose()
+  }
+
+  /** Releases the session after its transport closed (idempotent). */
+  dispose(): void {
+    if (this.#state === 'closed') return
+    const wasOpen = this.#state === 'open'
+    this.#state = 'closed'
+    if (this.#expiry !== undefined) clearTimeout(this.#expiry)
+    for (const sub of this.#subs.values()) this.#drop(sub)
+    this.#subs.clear()
+    this.#context.metrics.connections.dec()
+    this.#context.sessionClosed(this, wasOpen ? this.#principal?.subject : undefined)
+  }
+
+  #unexpected(error: unknown): void {
+    if (isOutpostError(error) && this.#state === 'closed') return
+    this.#context.logger.error({ err: error, session: this.id }, 'unexpected error while handling a frame')
+    this.send({ type: 'error', error: serializeError(new InternalError('The relay failed to handle this message; it has been logged. Retry, and report it if it persists')) })
+  }
+
+  async #handleFrame(frame: Uint8Array): Promise<void> {
+    if (this.#state === 'closed') return
+    let message: ClientMessage
+    try {
+      message = decodeClientMessage(frame, { maxFrameBytes: this.#context.config.limits.maxFrameBytes })
+    } catch (error) {
+      const serialized = serializeError(error)
+      if (this.#state === 'awaiting-hello') {
+        this.send({ type: 'error', error: serialized })
+        this.close(CLOSE.HELLO_EXPECTED, 'expected a valid hello')
+        return
+      }
+      this.send({ type: 'error', error: serialized })
+      if (++this.#badFrames >= this.#context.config.limits.maxBadFrames) this.close(CLOSE.POLICY, 'too many invalid frames')
+      return
+    }
+    if (this.#state === 'awaiting-hello') {
+      if (message.type !== 'hello') {
+        this.#fail(new InvalidMessageError(`The first message must be hello, got ${message.type}`), CLOSE.HELLO_EXPECTED)
+        return
+      }
+      await this.#hello(message)
+      return
+    }
+    switch (message.type) {
+      case 'hello':
+        this.send({ type: 'error', error: serializeError(new InvalidMessageError('hello was already received on this session')) })
+        return
+      case 'ping':
+        this.send({ type: 'pong', clientTime: message.clientTime, serverTime: this.#context.now() })
+        return
+      case 'ops':
+        await this.#ops(message)
+        return
+      case 'subscribe':
+        await this.#subscribe(message)
+        return
+      case 'unsubscribe': {
+        const sub = this.#subs.get(message.sub)
+        if (sub !== undefined) this.#drop(sub)
+        return
+      }
+      case 'reconcile':
+        this.#reconcile(message)
+        return
+      case 'entries':
+        this.#entries(message)
+        return
+    }
+  }
+
+  // ───────────────────────────── handshake ─────────────────────────────
+
+  async #hello(message: HelloMessage): Promise<void> {
+    const context = this.#context
+    let version: number
+    try {
+      version = negotiateVersion(message.versions)
+    } catch (error) {
+      this.#fail(error as OutpostError, CLOSE.PROTOCOL_VERSION)
+      return
+    }
+    let principal: Principal
+    try {
+      principal = await context.auth.authenticate(message.token)
+    } catch (error) {
+      if (error instanceof TokenExpiredError) this.#fail(error, CLOSE.TOKEN_EXPIRED)
+      else if (error instanceof AuthError) this.#fail(error, CLOSE.UNAUTHENTICATED)
+      else throw error
+      return
+    }
+    if (this.#state === 'closed') return
+    if (!context.admit(this, principal.subject)) {
+      this.#fail(new TooManyConnectionsError(`User ${principal.subject.slice(0, 64)} already has ${context.config.limits.maxConnectionsPerSubject} connections; close some tabs or devices`), CLOSE.LIMIT)
+      return
+    }
+    // From here the subject's connection slot is held: dispose() gives it back.
+    this.#principal = principal
+    this.#state = 'open'
+    try {
+      await context.sync.bindReplica(message.replicaId, principal.subject)
+    } catch (error) {
+      if (error instanceof ForbiddenError) {
+        this.#fail(error, CLOSE.FORBIDDEN)
+        return
+      }
+      // Without a bound replica the session cannot work: say so and let the client retry later.
+      context.logger.error({ err: error, session: this.id }, 'cannot bind replica')
+      this.#fail(new InternalError('The relay could not register this replica; reconnect later'), CLOSE.INTERNAL)
+      return
+    }
+    if (this.#state !== 'open') return
+    this.#replicaId = message.replicaId
+    this.#armExpiry()
+    const now = context.now()
+    const horizonMs = context.config.tombstoneHorizonMs
+    this.send({
+      type: 'welcome',
+      version,
+      serverTime: now,
+      replicaId: message.replicaId,
+      horizonMs,
+      resync: message.lastSyncAt !== undefined && now - message.lastSyncAt > horizonMs,
+    })
+  }
+
+  #armExpiry(): void {
+    const expiresAt = this.#principal?.expiresAt
+    if (expiresAt === null || expiresAt === undefined) return
+    const delay = expiresAt - this.#context.now()
+    this.#expiry = setTimeout(
+      () => {
+        if (this.#context.now() < expiresAt) {
+          this.#armExpiry()
+          return
+        }
+        this.#fail(new TokenExpiredError('The token expired; get a fresh one from your auth callback and reconnect'), CLOSE.TOKEN_EXPIRED)
+      },
+      Math.min(Math.max(delay, 0), MAX_TIMER_MS),
+    )
+    this.#expiry.unref?.()
+  }
+
+  #accessFor(map: string): MapAccess {
+    let access = this.#access.get(map)
+    if (access === undefined) {
+      // A cache, bounded: a client naming endless maps costs recomputation, not memory.
+      if (this.#access.size >= 1_000) this.#access.clear()
+      access = this.#context.rules.access(map, this.#principal as Principal)
+      this.#access.set(map, access)
+    }
+    return access
+  }
+
+  // ───────────────────────────── writes ─────────────────────────────
+
+  async #ops(message: OpsMessage): Promise<void> {
+    const context = this.#context
+    const count = message.changes.length
+    context.metrics.opsIn.inc(count)
+    const wait = this.#bucket.take(count)
+    if (wait > 0) {
+      this.send({ type: 'error', ref: message.id, error: serializeError(new RateLimitError(`Too many writes on this connection; retry after ${wait} ms`, { retryAfterMs: wait })) })
+      if (++this.#strikes >= context.config.limits.rateLimitStrikes) this.close(CLOSE.LIMIT, 'rate limit exceeded repeatedly')
+      return
+    }
+    this.#strikes = 0
+    const maps = [...new Set(message.changes.map((c) => c.map))]
+    const loaded = await Promise.all(maps.map((map) => context.sync.collection(map)))
+    if (this.#state !== 'open') return
+    const collections = new Map(loaded.map((collection) => [collection.map, context.sync.current(collection)] as const))
+
+    // Synchronous from here to the commit call: no other batch interleaves, so each merge sees the previous one.
+    const results: (SerializedError | null)[] = []
+    const puts = new Map<string, StoreEntry>()
+    const meta: { key: string; value: Value }[] = []
+    const applied: AppliedChange[] = []
+    for (const change of message.changes) {
+      try {
+        const collection = collections.get(change.map)
+        if (collection === undefined) throw new InternalError('collection not loaded')
+        const access = this.#accessFor(change.map)
+        if (!access.write) throw new ForbiddenError(`You may not write to map ${change.map}`, { map: change.map })
+        if (collection.kind !== undefined && collection.kind !== change.kind) {
+          throw new InvalidValueError(`Map ${change.map} holds ${collection.kind} data; this change is ${change.kind}. Use a different map name`, { map: change.map, kind: collection.kind })
+        }
+        if (access.filter !== undefined && change.kind !== 'lww') {
+          throw new ForbiddenError(`Map ${change.map} has a row filter, which only LWW maps support; the write is refused`, { map: change.map })
+        }
+        const current = collection.get(change.key)
+        const pushKey = `${change.map}\u0000${change.key}`
+        checkChange(change, { clock: context.clock, replicaId: this.#replicaId, current, pushed: this.#pushed.has(pushKey) })
+        if (access.filter !== undefined) {
+          const empty: LwwRecordState = { fields: [], deleted: null }
+          if (current !== undefined && !access.visible(lwwLatest(current as LwwRecordState))) {
+            throw new ForbiddenError(`You may not write record ${change.key.slice(0, 64)} of map ${change.map}`, { map: change.map })
+          }
+          const after = mergeState('lww', (current as LwwRecordState | undefined) ?? empty, change.state as LwwRecordState)
+          if (!access.visible(lwwLatest(after))) {
+            throw new ForbiddenError(`This write would put record ${change.key.slice(0, 64)} of map ${change.map} outside what you may write (row filter)`, { map: change.map })
+          }
+        }
+        if (collection.kind === undefined) meta.push({ key: kindMetaKey(change.map), value: change.kind })
+        collection.claimKind(change.kind)
+        this.#pushed.delete(pushKey)
+        const result = collection.apply(change.key, change.state as CrdtState)
+        if (result !== undefined) {
+          puts.set(pushKey, { collection: storeCollection(change.map), key: change.key, value: result.merged as unknown as Value })
+          applied.push({
+            collection,
+            key: change.key,
+            effects: result.effects,
+            // Only compared when someone listens: most writes touch no subscription.
+            writerUpToDate: result.effects.length > 0 && stateEquals(change.kind, result.merged as never, change.state as never),
+          })
+        }
+        results.push(null)
+      } catch (error) {
+        if (!isOutpostError(error)) context.logger.error({ err: error }, 'unexpected error while applying a change')
+        const serialized = serializeError(error)
+        context.metrics.errors.inc({ code: serialized.code })
+        results.push(serialized)
+      }
+    }
+    for (const map of maps) context.sync.evictIfIdle(map)
+    const ack = (): void => {
+      context.metrics.acks.inc()
+      this.send({ type: 'ack', id: message.id, results, serverTime: context.now() })
+    }
+    if (puts.size === 0 && meta.length === 0) {
+      void context.sync.barrier().then(ack)
+      return
+    }
+    context.sync.commit({ puts: [...puts.values()], meta }, maps).then(
+      () => {
+        ack()
+        context.sync.fanOut(applied, this)
+      },
+      (error: unknown) => {
+        const failed = serializeError(error)
+        for (let i = 0; i < results.length; i++) if (results[i] === null) results[i] = failed
+        this.send({ type: 'ack', id: message.id, results, serverTime: context.now() })
+      },
+    )
+  }
+
+  // ───────────────────────────── subscriptions ─────────────────────────────
+
+  async #subscribe(message: SubscribeMessage): Promise<void> {
+    const context = this.#context
+    const subError = (error: unknown): void => this.send({ type: 'error', sub: message.sub, error: serializeError(error) })
+    const existing = this.#subs.get(message.sub)
+    if (existing !== undefined) this.#drop(existing)
+    if (this.#subs.size >= context.config.limits.maxSubscriptionsPerConnection) {
+      subError(new RateLimitError(`At most ${context.config.limits.maxSubscriptionsPerConnection} subscriptions per connection`))
+      return
+    }
+    let shape
+    try {
+      shape = validateShape(message.shape)
+    } catch (error) {
+      subError(error)
+      return
+    }
+    const access = this.#accessFor(shape.map)
+    if (!access.read) {
+      subError(new ForbiddenError(`You may not read map ${shape.map}`, { map: shape.map }))
+      return
+    }
+    const collection = context.sync.current(await context.sync.collection(shape.map))
+    if (this.#state !== 'open') return
+    if (collection.kind !== undefined && collection.kind !== 'lww') {
+      if (shape.where !== undefined || shape.fields !== undefined || shape.orderBy !== undefined || shape.limit !== undefined) {
+        subError(new QueryError(`Map ${shape.map} holds ${collection.kind} data; subscribe to it as { map } without where/fields/orderBy/limit`))
+        return
+      }
+      if (access.filter !== undefined) {
+        subError(new ForbiddenError(`Map ${shape.map} has a row filter, which only LWW maps support; it is not readable`))
+        return
+      }
+    }
+    // Subscribers share a view when both the shape and the bound rule filter agree.
+    const where = andPredicates(shape.where, access.filter)
+    const id = shapeKey({ ...shape, ...(where === undefined ? {} : { where }) })
+    const view = collection.acquireView(id, shape, access.filter)
+    const session = this
+    const subscription: Subscription = {
+      sub: message.sub,
+      view,
+      map: shape.map,
+      access,
+      closed: false,
+      owner: this,
+      kind: () => collection.kind ?? 'lww',
+      deliver(changes, moveOut) {
+        if (subscription.closed) return
+        session.#sendChanges(subscription, changes, moveOut)
+      },
+    }
+    view.subscribers.add(subscription)
+    this.#subs.set(message.sub, subscription)
+    const root = view.tree.root()
+    this.send({ type: 'subscribed', sub: message.sub, root })
+    const clientRoot = message.root
+    if (clientRoot === undefined || clientRoot.count === 0) {
+      const changes: { key: string; state: CrdtState }[] = []
+      for (const key of view.tree.keys()) {
+        const state = view.memberState(key)
+        if (state !== undefined) changes.push({ key, state })
+      }
+      this.#sendChanges(subscription, changes, [])
+      this.#synced(subscription)
+    } else if (clientRoot.hash === root.hash) {
+      this.#synced(subscription)
+    }
+  }
+
+  #drop(sub: Subscription): void {
+    sub.closed = true
+    if (this.#subs.get(sub.sub) === sub) this.#subs.delete(sub.sub)
+    sub.view.subscribers.delete(sub)
+    this.#context.sync.loaded(sub.map)?.releaseView(sub.view)
+    this.#context.sync.evictIfIdle(sub.map)
+  }
+
+  #synced(sub: Subscription): void {
+    this.send({ type: 'synced', sub: sub.sub, root: sub.view.tree.root(), serverTime: this.#context.now() })
+  }
+
+  /** Sends records (and move-outs) for `sub` in frames of at most {@link SLICE_RECORDS} records / ~{@link SLICE_BYTES} bytes. */
+  #sendChanges(sub: Subscription, records: readonly { key: string; state: CrdtState }[], moveOut: readonly string[]): void {
+    const kind: CollectionKind = sub.kind()
+    let batch: Change[] = []
+    let bytes = 0
+    const flush = (withMoveOut: boolean): void => {
+      if (batch.length === 0 && !(withMoveOut && moveOut.length > 0)) return
+      this.#context.metrics.opsOut.inc(batch.length)
+      this.send({ type: 'changes', sub: sub.sub, changes: batch, ...(withMoveOut && moveOut.length > 0 ? { moveOut: [...moveOut] } : {}) })
+      batch = []
+      bytes = 0
+    }
+    for (const { key, state } of records) {
+      batch.push({ kind, map: sub.map, key, state } as Change)
+      bytes += approxSize(state, 0) + key.length + 16
+      if (batch.length >= SLICE_RECORDS || bytes >= SLICE_BYTES) flush(false)
+    }
+    if (moveOut.length > MESSAGE_LIMITS.maxKeysPerFrame) {
+      flush(false)
+      for (let i = 0; i < moveOut.length; i += MESSAGE_LIMITS.maxKeysPerFrame) {
+        this.send({ type: 'changes', sub: sub.sub, changes: [], moveOut: moveOut.slice(i, i + MESSAGE_LIMITS.maxKeysPerFrame) })
+      }
+      return
+    }
+    flush(true)
+  }
+
+  #subscription(id: number): Subscription | undefined {
+    const sub = this.#subs.get(id)
+    if (sub === undefined) {
+      this.send({ type: 'error', sub: id, error: serializeError(new QueryError(`No subscription ${id}; subscribe first`)) })
+    }
+    return sub
+  }
+
+  /** Answers the client's differing nodes with the relay's non-empty children of each. */
+  #reconcile(message: ReconcileMessage): void {
+    const sub = this.#subscription(message.sub)
+    if (sub === undefined) return
+    this.#context.metrics.reconcileRounds.inc()
+    const tree = sub.view.tree
+    const nodes = []
+    const seen = new Set<string>()
+    for (const node of message.nodes) {
+      if (seen.has(node.path) || !/^[0-9a-f]*$/.test(node.path)) continue
+      seen.add(node.path)
+      nodes.push(...tree.children(node.path))
+    }
+    this.send({ type: 'nodes', sub: message.sub, nodes })
+  }
+
+  /** Settles a small differing subtree: records the client lacks, keys the relay lacks, then `synced`. */
+  #entries(message: EntriesMessage): void {
+    const sub = this.#subscription(message.sub)
+    if (sub === undefined) return
+    this.#context.metrics.reconcileRounds.inc()
+    const view: ShapeView = sub.view
+    const path = /^[0-9a-f]*$/.test(message.path) ? message.path : '\u0000'
+    const local = view.tree.entries(path)
+    // Only keys that really belong under `path` count: a client cannot probe other buckets through it.
+    const remote = message.entries.filter(([key]) => view.tree.leafPath(key).startsWith(path))
+    const diff = diffEntries(local, remote)
+    const send: { key: string; state: CrdtState }[] = []
+    for (const key of diff.onlyLocalOrDifferent) {
+      const state = view.memberState(key)
+      if (state !== undefined) send.push({ key, state })
+    }
+    const push: string[] = []
+    const moveOut: string[] = []
+    for (const key of diff.onlyRemoteOrDifferent) {
+      if (view.tree.has(key)) push.push(key)
+      else if (view.visibleNonMember(key, sub.access.visible)) moveOut.push(key)
+      else push.push(key)
+    }
+    this.#sendChanges(sub, send, moveOut)
+    if (push.length > 0) {
+      // Bounded: a client that never answers pushes cannot grow this without limit.
+      if (this.#pushed.size > 100_000) this.#pushed.clear()
+      for (const key of push) this.#pushed.add(`${sub.map}\u0000${key}`)
+      this.send({ type: 'push', sub: message.sub, keys: push })
+    }
+    this.#synced(sub)
+  }
+}
+
+/** A cheap upper-ish estimate of a state's encoded size, to cut slices into ~512 KB frames without encoding twice. */
+function approxSize(value: unknown, depth: number): number {
+  if (value === null || value === undefined) return 1
+  switch (typeof value) {
+    case 'string':
+      return value.length + 5
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return 9
+    case 'object': {
+      if (depth > 40) return 16
+      if (value instanceof Uint8Array) return value.length + 5
+      if (value instanceof Date) return 12
+      let size = 5
+      if (Array.isArray(value)) {
+        for (const item of value) size += approxSize(item, depth + 1)
+      } else {
+        for (const key of Object.keys(value)) size += key.length + 5 + approxSize((value as Record<string, unknown>)[key], depth + 1)
+      }
+      return size
+    }
+    default:
+      return 8
+  }
+}
+
+function truncateReason(reason: string): string {
+  // A WebSocket close reason is at most 123 bytes of UTF-8.
+  let out = reason
+  while (Buffer.byteLength(out) > 123) out = out.slice(0, -1)
+  return out
+}
