@@ -1,0 +1,140 @@
+/**
+ * The contract between the page (`@outpost/client`) and the engine that owns the data
+ * (`@outpost/worker`), whichever way the engine runs: in a SharedWorker, in a leader
+ * tab's dedicated worker, or in the page itself. Everything here crosses a comlink
+ * boundary, so arguments and results are structured-clone data, callbacks are passed
+ * with `Comlink.proxy`, and errors are returned as `SerializedError` (see
+ * `@outpost/core` `serializeError`) so they keep their class and `code` in the tab.
+ */
+import type { CollectionKind, OrderBy, Predicate, RecordValue, SerializedError, Shape, Value } from '@outpost/core'
+
+/** How far a write has got: durable in this browser, sent to the relay, committed by the relay. */
+export type WriteConcern = 'local' | 'relay' | 'persisted'
+
+/** What a write returns once it is durable locally. */
+export interface WriteReceipt {
+  /** The outbox id of the write; `watchWrite` reports its progress. */
+  readonly opId: number
+}
+
+/** Connection state machine states (see `sync/connection-state.ts`). */
+export type ConnectionState = 'offline' | 'connecting' | 'handshaking' | 'syncing' | 'live' | 'backing-off' | 'auth-expired'
+
+/** Which runtime owns the data. */
+export type RuntimeMode = 'shared-worker' | 'leader-tab' | 'in-page'
+
+/** What `client.status` reports. */
+export interface EngineStatus {
+  readonly mode: RuntimeMode
+  readonly connection: ConnectionState
+  /** True when connected and live. */
+  readonly online: boolean
+  /** Writes not yet acknowledged by the relay. */
+  readonly pendingWrites: number
+  /** Age (ms) of the oldest unacknowledged write, or null. */
+  readonly oldestPendingMs: number | null
+  /** When the last reconciliation completed (ms since epoch), or null. */
+  readonly lastSyncAt: number | null
+  /** False when running in memory (no IndexedDB): data is lost when the worker stops. */
+  readonly durable: boolean
+  /** The last connection or sync error, if any. */
+  readonly lastError: SerializedError | null
+}
+
+/** Options the engine is started with (sent by the first tab). */
+export interface EngineOptions {
+  /** Relay URL (`ws://` or `wss://`); omitted → local only. */
+  readonly url?: string
+  /** Database name: one engine (and one IndexedDB database) per origin + name. */
+  readonly name: string
+  /** Which runtime this engine runs in (reported by status). */
+  readonly mode: RuntimeMode
+}
+
+/** A query over a map, run live in the engine. */
+export interface QuerySpec {
+  readonly map: string
+  readonly where?: Predicate
+  readonly orderBy?: OrderBy
+  readonly limit?: number
+}
+
+/** One row of a query result: the record key and its visible fields. */
+export interface Row {
+  readonly key: string
+  readonly value: RecordValue
+}
+
+/** A result or a serialized error: how fallible calls answer across the boundary. */
+export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: SerializedError }
+
+/** The engine's API, exposed through comlink. Every method is safe to call from many tabs at once. */
+export interface EngineApi {
+  /** Resolves when the engine has opened its storage. Idempotent. */
+  ready(): Promise<Result<EngineStatus>>
+
+  /** Replaces a record (all fields stamped now; fields not given are removed). Resolves when durable locally. */
+  set(map: string, key: string, record: RecordValue): Promise<Result<WriteReceipt>>
+  /** Writes only the given fields (field-level LWW). Resolves when durable locally. */
+  update(map: string, key: string, patch: RecordValue): Promise<Result<WriteReceipt>>
+  /** Deletes a record (a tombstone). Resolves when durable locally. */
+  delete(map: string, key: string): Promise<Result<WriteReceipt>>
+  /** Reads one record's visible fields. */
+  get(map: string, key: string): Promise<Result<RecordValue | undefined>>
+
+  /** Adds/removes a value of an OR-map key. */
+  orAdd(map: string, key: string, value: Value): Promise<Result<WriteReceipt>>
+  orRemove(map: string, key: string, value: Value): Promise<Result<WriteReceipt>>
+  /** Adds `delta` (may be negative) to a PN counter. */
+  counterAdd(name: string, delta: number): Promise<Result<WriteReceipt>>
+
+  /**
+   * Runs a live query: `onRows` is called at once with the current rows and again after
+   * every local write or remote merge that changes them. Returns an id for `unsubscribeQuery`.
+   */
+  subscribeQuery(spec: QuerySpec, onRows: (rows: readonly Row[]) => void): Promise<Result<number>>
+  /** Ends a live query, record or value subscription (they share one id space). */
+  unsubscribeQuery(id: number): Promise<void>
+  /** Live value of a record (undefined when absent or deleted). */
+  subscribeRecord(map: string, key: string, onValue: (value: RecordValue | undefined) => void): Promise<Result<number>>
+  /** Live value of a counter or an OR-map key. */
+  subscribeValue(kind: Exclude<CollectionKind, 'lww'>, map: string, key: string, onValue: (value: Value) => void): Promise<Result<number>>
+
+  /** Replicates a shape from the relay (persisted: survives restarts until `unsubscribeShape`). Returns its id. */
+  subscribeShape(shape: Shape): Promise<Result<string>>
+  unsubscribeShape(id: string): Promise<void>
+
+  /** Calls `onProgress` as write `opId` reaches 'relay' and 'persisted' (at once for states already reached). */
+  watchWrite(opId: number, onProgress: (concern: WriteConcern) => void): Promise<void>
+  /** Current status, and live updates of it. */
+  status(): Promise<EngineStatus>
+  subscribeStatus(onStatus: (status: EngineStatus) => void): Promise<number>
+  unsubscribeStatus(id: number): Promise<void>
+
+  /** Hands the engine a fresh token (the tab's `auth` callback result), e.g. after `auth-expired`. */
+  setToken(token: string | undefined): Promise<void>
+  /** Registers a tab's token provider; the engine calls it when it needs a token. */
+  setAuthProvider(provider: () => Promise<string | undefined>): Promise<void>
+  /** Forces offline (true) or lets the engine connect (false). */
+  setOffline(offline: boolean): Promise<void>
+}
+
+/**
+ * Options a tab sends to a worker host's `init` (added by @outpost/worker): the engine's
+ * options plus an optional first token. The first tab's options create the engine; later
+ * calls only wait for it.
+ */
+export interface EngineInitOptions extends EngineOptions {
+  /** Token for the first connection (the `auth` callback can replace it later via `setAuthProvider`). */
+  readonly token?: string
+}
+
+/**
+ * What a worker host (`startSharedWorker` / `startDedicatedWorker` in @outpost/worker)
+ * exposes on each tab's port: the {@link EngineApi} plus `init`, which must be called
+ * first (every other call answers `WORKER_UNAVAILABLE` until it has been).
+ */
+export interface EngineHostApi extends EngineApi {
+  /** Creates the engine with the first caller's options (idempotent) and resolves like `ready()`. */
+  init(options: EngineInitOptions): Promise<Result<EngineStatus>>
+}

@@ -1,0 +1,1002 @@
+/**
+ * The engine that owns the data: storage (IndexedDB pages, or memory), the outbox, the
+ * in-memory maps live queries run on, shape replicas, and the sync client. It implements
+ * {@link EngineApi}; `expose.ts` puts it behind comlink.
+ *
+ * ## Write path
+ * A local write is queued to the single committer, which (one transaction at a time)
+ * computes the new merged state from memory, commits record page + outbox entry + clock
+ * in ONE store transaction, then merges into memory, updates shape trees and live
+ * queries (every tab), resolves the caller, and hands the op to the sync client. Remote
+ * changes merge into memory at once (live queries update) and are flushed to the store
+ * in large batches (see {@link REMOTE_FLUSH_RECORDS}), so an initial sync writes few, big
+ * transactions. Because every store write is built from the current memory state by the
+ * one committer, a later flush can never overwrite a newer local write.
+ *
+ * ## Memory
+ * A map is loaded into memory on first use (one bulk read of its pages). Each write costs
+ * O(log n) per live query (core's incremental `QueryView`) plus O(Merkle depth) per shape:
+ * no whole-map snapshot per write or per notification.
+ */
+import {
+  Hlc,
+  InvalidKeyError,
+  MemoryStore,
+  NotFoundError,
+  QueryView,
+  StoreError,
+  assertRecord,
+  assertValue,
+  counterAddState,
+  counterValue,
+  isOutpostError,
+  lwwDeleteState,
+  lwwMaxStamp,
+  lwwSetState,
+  lwwUpdateState,
+  lwwView,
+  mergeState,
+  orAddState,
+  orRemoveState,
+  orValues,
+  serializeError,
+  stateEquals,
+  validateQuery,
+  validateShape,
+  type Change,
+  type CollectionKind,
+  type CounterState,
+  type LwwRecordState,
+  type OrSetState,
+  type RecordValue,
+  type ReplicaId,
+  type SerializedError,
+  type Shape,
+  type Stamp,
+  type Store,
+  type StoreEntry,
+  type Value,
+} from '@outpost/core'
+import type { EngineApi, EngineOptions, EngineStatus, QuerySpec, Result, Row, WriteConcern, WriteReceipt } from './engine-api'
+import { OUTBOX_COLLECTION, Outbox, outboxKey, type OutboxEntry } from './outbox'
+import { IdbStore } from './store/idb-store'
+import { ShapeReplica, type AnyState } from './sync/shape-replica'
+import { SyncClient, type SyncHost, type WebSocketConstructor } from './sync/sync-client'
+import type { BackoffOptions } from './sync/connection-state'
+
+/** Remote changes buffered in memory before they are flushed to the store in one transaction. */
+export const REMOTE_FLUSH_RECORDS = 50_000
+/** How long (ms) after the last remote batch buffered changes are flushed. */
+export const REMOTE_FLUSH_DELAY_MS = 40
+/** Longest (ms) a remote change stays only in memory while changes keep streaming in. */
+export const REMOTE_FLUSH_MAX_WAIT_MS = 2_000
+
+/** Options of {@link createEngine}. */
+export interface CreateEngineOptions extends EngineOptions {
+  /** IndexedDB factory (default: global `indexedDB`); `null` forces the in-memory store. */
+  readonly indexedDB?: IDBFactory | null
+  /** WebSocket constructor (default: global `WebSocket`), e.g. the `ws` package in Node. */
+  readonly WebSocket?: WebSocketConstructor
+  /** Physical clock (ms). */
+  readonly now?: () => number
+  /** Randomness in [0, 1) for backoff jitter. */
+  readonly random?: () => number
+  /** Initial auth token. */
+  readonly token?: string
+  /** Outbox retry interval (ms) for sent but unacknowledged ops. */
+  readonly retryMs?: number
+  /** Keep-alive ping interval (ms). */
+  readonly pingMs?: number
+  /** Reconnect backoff. */
+  readonly backoff?: BackoffOptions
+  /** Start offline (no connection until `setOffline(false)`). */
+  readonly startOffline?: boolean
+}
+
+/** The engine: {@link EngineApi} plus lifecycle and introspection for hosts and tests. */
+export interface Engine extends EngineApi {
+  /** Stops syncing, closes storage. Pending writes stay in the outbox for the next start. */
+  close(): Promise<void>
+  /** This database's replica id (after `ready()`). */
+  readonly replicaId: ReplicaId | undefined
+  /** The underlying store (after `ready()`), for tests and benchmarks. @internal */
+  readonly store: Store | undefined
+  /** Records merged from the relay since start. @internal */
+  readonly receivedRecords: number
+  /** Frames and op changes sent to the relay since start (all connections). @internal */
+  readonly syncStats: { readonly framesSent: number; readonly opsChangesSent: number }
+  /** Resolves when every queued write and buffered remote change is in the store. @internal */
+  flush(): Promise<void>
+}
+
+interface LoadedMap {
+  readonly kind: CollectionKind
+  readonly map: string
+  readonly collection: string
+  readonly states: Map<string, AnyState>
+}
+
+interface LocalOp {
+  readonly kind: CollectionKind
+  readonly map: string
+  readonly key: string
+  /** Builds the delta from the key's current state (chained within a batch). */
+  readonly makeDelta: (current: AnyState | undefined) => AnyState
+  resolve(receipt: WriteReceipt): void
+  reject(error: unknown): void
+}
+
+interface QuerySub {
+  readonly map: string
+  readonly view: QueryView
+  readonly onRows: (rows: readonly Row[]) => void
+}
+
+interface ValueSub {
+  readonly kind: CollectionKind
+  readonly map: string
+  readonly key: string
+  readonly onValue: (value: never) => void
+}
+
+const ok = <T>(value: T): Result<T> => ({ ok: true, value })
+const fail = (error: unknown): Result<never> => ({ ok: false, error: serializeError(error) })
+
+function collectionOf(kind: CollectionKind, map: string): string {
+  return `r/${kind}/${map}`
+}
+
+function parseCollection(collection: string): { kind: CollectionKind; map: string } | undefined {
+  const m = /^r\/(lww|or|counter)\/(.*)$/s.exec(collection)
+  return m === null ? undefined : { kind: m[1] as CollectionKind, map: m[2] as string }
+}
+
+function mapKey(kind: CollectionKind, map: string, key: string): string {
+  return `${kind}\u0000${map}\u0000${key}`
+}
+
+function checkKey(key: unknown, what = 'key'): asserts key is string {
+  if (typeof key !== 'string') throw new InvalidKeyError(`${what} must be a string, got ${typeof key}`)
+  if (key.length > 1024) throw new InvalidKeyError(`${what} is ${key.length} characters long; keys are limited to 1024`)
+}
+
+function checkMapName(map: unknown): asserts map is string {
+  if (typeof map !== 'string' || map.length === 0 || map.length > 256) throw new InvalidKeyError('a map name must be a non-empty string of at most 256 characters')
+}
+
+/** Reports an error from an app callback (e.g. a closed tab's proxy) without disturbing other subscribers. */
+function onCallbackError(error: unknown): void {
+  if (typeof console !== 'undefined') console.warn('[outpost] a subscriber callback failed; other subscribers are unaffected', error)
+}
+
+function safeCall<T>(fn: (value: T) => unknown, value: T): void {
+  try {
+    const r = fn(value)
+    if (r instanceof Promise) r.catch(onCallbackError)
+  } catch (error) {
+    onCallbackError(error)
+  }
+}
+
+/** Creates an engine; storage opens on the first call (or `ready()`). */
+export function createEngine(options: CreateEngineOptions): Engine {
+  return new EngineImpl(options)
+}
+
+class EngineImpl implements Engine, SyncHost {
+  readonly #options: CreateEngineOptions
+  readonly #now: () => number
+  #store: Store | undefined
+  #durable = false
+  #opening: Promise<void> | undefined
+  #closed = false
+  #hlc: Hlc | undefined
+  #replicaId: ReplicaId | undefined
+  readonly #maps = new Map<string, LoadedMap>()
+  readonly #loading = new Map<string, Promise<LoadedMap>>()
+  readonly #outbox = new Outbox()
+  #nextOpId = 1
+  readonly #shapes = new Map<string, ShapeReplica>()
+  #lastSyncAt: number | null = null
+  #lastError: SerializedError | null = null
+
+  // Committer
+  readonly #pendingLocal: LocalOp[] = []
+  readonly #dirty = new Map<string, { collection: string; key: string }>()
+  /** Filtered-shape membership changes waiting for the next flush: collection\0key → present. */
+  readonly #memberDirty = new Map<string, { collection: string; key: string; present: boolean }>()
+  #committing = false
+  #flushTimer: ReturnType<typeof setTimeout> | undefined
+  #flushRequested = false
+  #firstDirtyAt = 0
+  /** lastSyncAt changed and is not stored yet. */
+  #metaDirty = false
+  #idle: (() => void)[] = []
+
+  // Subscribers
+  #nextSubId = 1
+  readonly #querySubs = new Map<number, QuerySub>()
+  readonly #valueSubs = new Map<number, ValueSub>()
+  readonly #statusSubs = new Map<number, (status: EngineStatus) => void>()
+  readonly #dirtyQueries = new Set<number>()
+  #notifyScheduled = false
+  readonly #writeWatchers = new Map<number, ((concern: WriteConcern) => void)[]>()
+  readonly #sentOps = new Set<number>()
+  #statusScheduled = false
+
+  #sync: SyncClient | undefined
+  #receivedRecords = 0
+
+  constructor(options: CreateEngineOptions) {
+    this.#options = options
+    this.#now = options.now ?? Date.now
+  }
+
+  get replicaId(): ReplicaId | undefined {
+    return this.#replicaId
+  }
+
+  get store(): Store | undefined {
+    return this.#store
+  }
+
+  get receivedRecords(): number {
+    return this.#receivedRecords
+  }
+
+  get syncStats(): { readonly framesSent: number; readonly opsChangesSent: number } {
+    return { framesSent: this.#sync?.framesSent ?? 0, opsChangesSent: this.#sync?.opsChangesSent ?? 0 }
+  }
+
+  // ───────────────────────────── start-up ─────────────────────────────
+
+  #open(): Promise<void> {
+    this.#opening ??= this.#doOpen()
+    return this.#opening
+  }
+
+  async #doOpen(): Promise<void> {
+    const factory = this.#options.indexedDB === undefined ? (globalThis as { indexedDB?: IDBFactory }).indexedDB : this.#options.indexedDB
+    if (factory !== null && factory !== undefined) {
+      try {
+        this.#store = await IdbStore.open(`outpost:${this.#options.name}`, { indexedDB: factory })
+        this.#durable = true
+      } catch (error) {
+        // Private modes refuse IndexedDB: run in memory and say so in status.
+        this.#lastError = serializeError(error)
+      }
+    }
+    if (this.#store === undefined) {
+      this.#store = new MemoryStore()
+      this.#durable = false
+    }
+    const store = this.#store
+    let replicaId = (await store.getMeta('replicaId')) as ReplicaId | undefined
+    if (typeof replicaId !== 'string') {
+      replicaId = crypto.randomUUID() as ReplicaId
+      await store.commit({ meta: [{ key: 'replicaId', value: replicaId }] })
+    }
+    this.#replicaId = replicaId
+    const last = await store.getMeta('hlc')
+    this.#hlc = new Hlc({ replicaId, now: this.#now, last: typeof last === 'string' ? (last as Stamp) : null })
+    const lastSync = await store.getMeta('lastSyncAt')
+    this.#lastSyncAt = typeof lastSync === 'number' ? lastSync : null
+    const opSeq = await store.getMeta('opSeq')
+    this.#nextOpId = (typeof opSeq === 'number' ? opSeq : 0) + 1
+    for (const { value } of await store.scan(OUTBOX_COLLECTION)) {
+      const entry = value as unknown as OutboxEntry
+      this.#outbox.add(entry)
+      this.#nextOpId = Math.max(this.#nextOpId, entry.opId + 1)
+    }
+    const shapes = await store.getMeta('shapes')
+    if (Array.isArray(shapes)) {
+      for (const shape of shapes) await this.#addShape(shape as unknown as Shape)
+    }
+    this.#sync = new SyncClient(this, {
+      url: this.#options.url,
+      WebSocket: this.#options.WebSocket,
+      now: this.#now,
+      random: this.#options.random ?? Math.random,
+      token: this.#options.token,
+      retryMs: this.#options.retryMs,
+      pingMs: this.#options.pingMs,
+      backoff: this.#options.backoff,
+    })
+    if (this.#options.startOffline !== true) this.#sync.start()
+  }
+
+  async #ensureMap(kind: CollectionKind, map: string): Promise<LoadedMap> {
+    const collection = collectionOf(kind, map)
+    const loaded = this.#maps.get(collection)
+    if (loaded !== undefined) return loaded
+    let loading = this.#loading.get(collection)
+    if (loading === undefined) {
+      loading = this.#loadMap(kind, map, collection)
+      this.#loading.set(collection, loading)
+    }
+    return loading
+  }
+
+  async #loadMap(kind: CollectionKind, map: string, collection: string): Promise<LoadedMap> {
+    const store = this.#store as Store
+    const states = new Map<string, AnyState>()
+    if (store instanceof IdbStore) {
+      for (const [key, value] of await store.loadCollection(collection)) states.set(key, value as unknown as AnyState)
+    } else {
+      for (const { key, value } of await store.scan(collection)) states.set(key, value as unknown as AnyState)
+    }
+    const loaded: LoadedMap = { kind, map, collection, states }
+    this.#maps.set(collection, loaded)
+    this.#loading.delete(collection)
+    for (const shape of this.#shapes.values()) {
+      if (shape.shape.map !== map) continue
+      for (const [key, state] of states) shape.track(kind, map, key, state)
+    }
+    return loaded
+  }
+
+  async #addShape(shape: Shape): Promise<ShapeReplica> {
+    const replica = new ShapeReplica(shape)
+    const existing = this.#shapes.get(replica.id)
+    if (existing !== undefined) return existing
+    const store = this.#store as Store
+    if (replica.filtered) {
+      for (const { key } of await store.scan(replica.membersCollection)) replica.members.add(key)
+    }
+    this.#shapes.set(replica.id, replica)
+    for (const kind of ['lww', 'or', 'counter'] as const) {
+      const loaded = this.#maps.get(collectionOf(kind, shape.map))
+      if (loaded !== undefined) for (const [key, state] of loaded.states) replica.track(kind, shape.map, key, state)
+      else if (kind === 'lww') await this.#ensureMap(kind, shape.map)
+    }
+    return replica
+  }
+
+  // ───────────────────────────── the committer ─────────────────────────────
+
+  #enqueue(op: Omit<LocalOp, 'resolve' | 'reject'>): Promise<WriteReceipt> {
+    return new Promise<WriteReceipt>((resolve, reject) => {
+      this.#pendingLocal.push({ ...op, resolve, reject })
+      this.#pump()
+    })
+  }
+
+  #pump(): void {
+    if (this.#committing || this.#closed) return
+    if (this.#pendingLocal.length > 0) {
+      this.#committing = true
+      void this.#commitLocal().finally(() => {
+        this.#committing = false
+        this.#pump()
+      })
+    } else if (this.#flushRequested && (this.#dirty.size > 0 || this.#memberDirty.size > 0 || this.#metaDirty)) {
+      this.#flushRequested = false
+      this.#committing = true
+      void this.#flushRemote().finally(() => {
+        this.#committing = false
+        this.#pump()
+      })
+    } else {
+      const idle = this.#idle
+      this.#idle = []
+      for (const resolve of idle) resolve()
+    }
+  }
+
+  /** Resolves when every queued write and buffered remote change is in the store. */
+  #settle(): Promise<void> {
+    this.#flushRequested = true
+    return new Promise((resolve) => {
+      this.#idle.push(resolve)
+      this.#pump()
+    })
+  }
+
+  async #commitLocal(): Promise<void> {
+    const ops = this.#pendingLocal.splice(0)
+    const store = this.#store as Store
+    const hlc = this.#hlc as Hlc
+    const next = new Map<string, { op: LocalOp; state: AnyState }>()
+    const results: { op: LocalOp; entry: OutboxEntry; loaded: LoadedMap }[] = []
+    const failed: { op: LocalOp; error: unknown }[] = []
+    const puts: StoreEntry[] = []
+    const memberPuts: { shape: ShapeReplica; key: string }[] = []
+    let opId = this.#nextOpId
+    const at = this.#now()
+    for (const op of ops) {
+      const loaded = this.#maps.get(collectionOf(op.kind, op.map)) as LoadedMap
+      const id = mapKey(op.kind, op.map, op.key)
+      const current = next.get(id)?.state ?? loaded.states.get(op.key)
+      let delta: AnyState
+      try {
+        delta = op.makeDelta(current)
+      } catch (error) {
+        failed.push({ op, error })
+        continue
+      }
+      const merged = current === undefined ? delta : mergeState(op.kind, current as never, delta as never)
+      next.set(id, { op, state: merged })
+      const entry: OutboxEntry = { opId: opId++, change: { kind: op.kind, map: op.map, key: op.key, state: delta } as Change, at }
+      results.push({ op, entry, loaded })
+      puts.push({ collection: OUTBOX_COLLECTION, key: outboxKey(entry.opId), value: entry as unknown as Value })
+    }
+    for (const { op, state } of next.values()) {
+      puts.push({ collection: collectionOf(op.kind, op.map), key: op.key, value: state as unknown as Value })
+      // Filtered shapes learn local writes that match them, in the same transaction.
+      for (const shape of this.#shapes.values()) {
+        if (shape.shape.map !== op.map || !shape.filtered || shape.members.has(op.key)) continue
+        if (shape.matchesLocal(op.kind, state)) {
+          memberPuts.push({ shape, key: op.key })
+          puts.push({ collection: shape.membersCollection, key: op.key, value: true })
+        }
+      }
+    }
+    for (const { error, op } of failed) op.reject(error)
+    if (results.length === 0) return
+    try {
+      await store.commit({
+        puts,
+        meta: [
+          { key: 'opSeq', value: opId - 1 },
+          { key: 'hlc', value: hlc.last },
+        ],
+      })
+    } catch (error) {
+      for (const { op } of results) op.reject(error)
+      return
+    }
+    this.#nextOpId = opId
+    for (const { shape, key } of memberPuts) shape.members.add(key)
+    for (const { op, entry, loaded } of results) {
+      this.#outbox.add(entry)
+      this.#mergeIntoMemory(loaded, op.key, entry.change.state)
+    }
+    this.#scheduleNotify()
+    for (const { op, entry } of results) op.resolve({ opId: entry.opId })
+    this.#sync?.outboxChanged()
+    this.#scheduleStatus()
+  }
+
+  async #flushRemote(): Promise<void> {
+    const store = this.#store as Store
+    const dirty = [...this.#dirty.values()]
+    const members = [...this.#memberDirty.values()]
+    this.#metaDirty = false
+    this.#dirty.clear()
+    this.#memberDirty.clear()
+    const puts: StoreEntry[] = []
+    const deletes: { collection: string; key: string }[] = []
+    for (const { collection, key } of dirty) {
+      const state = this.#maps.get(collection)?.states.get(key)
+      if (state === undefined) deletes.push({ collection, key })
+      else puts.push({ collection, key, value: state as unknown as Value })
+    }
+    for (const { collection, key, present } of members) {
+      if (present) puts.push({ collection, key, value: true })
+      else deletes.push({ collection, key })
+    }
+    const meta = this.#lastSyncAt === null ? [] : [{ key: 'lastSyncAt', value: this.#lastSyncAt }]
+    try {
+      await store.commit({ puts, deletes, meta: [...meta, { key: 'hlc', value: (this.#hlc as Hlc).last }] })
+    } catch (error) {
+      // Keep them dirty: the next flush tries again; memory (and the relay) still hold them.
+      for (const d of dirty) this.#dirty.set(`${d.collection}\u0000${d.key}`, d)
+      for (const m of members) if (!this.#memberDirty.has(`${m.collection}\u0000${m.key}`)) this.#memberDirty.set(`${m.collection}\u0000${m.key}`, m)
+      this.#metaDirty = true
+      this.#scheduleFlush()
+      this.#lastError = serializeError(error)
+      this.#scheduleStatus()
+    }
+  }
+
+  #markDirty(collection: string, key: string): void {
+    if (this.#dirty.size === 0) this.#firstDirtyAt = this.#now()
+    this.#dirty.set(`${collection}\u0000${key}`, { collection, key })
+  }
+
+  /**
+   * Flushes buffered remote changes when the stream pauses ({@link REMOTE_FLUSH_DELAY_MS}
+   * after the last batch), when {@link REMOTE_FLUSH_RECORDS} are buffered, or at most
+   * {@link REMOTE_FLUSH_MAX_WAIT_MS} after the first, so an initial sync rewrites each
+   * page a few times, not once per frame.
+   */
+  #scheduleFlush(): void {
+    if (this.#dirty.size === 0 && this.#memberDirty.size === 0) return
+    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer)
+    this.#flushTimer = undefined
+    const waited = this.#now() - this.#firstDirtyAt
+    if (this.#dirty.size >= REMOTE_FLUSH_RECORDS || waited >= REMOTE_FLUSH_MAX_WAIT_MS) {
+      this.#flushRequested = true
+      this.#pump()
+      return
+    }
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined
+      this.#flushRequested = true
+      this.#pump()
+    }, Math.min(REMOTE_FLUSH_DELAY_MS, REMOTE_FLUSH_MAX_WAIT_MS - waited))
+  }
+
+  #setMember(shape: ShapeReplica, key: string, present: boolean): void {
+    if (!shape.filtered || shape.members.has(key) === present) return
+    if (present) shape.members.add(key)
+    else shape.members.delete(key)
+    this.#memberDirty.set(`${shape.membersCollection}\u0000${key}`, { collection: shape.membersCollection, key, present })
+  }
+
+  // ───────────────────────────── memory + live queries ─────────────────────────────
+
+  /** Merges `state` into memory; returns true when it changed anything. */
+  #mergeIntoMemory(loaded: LoadedMap, key: string, state: AnyState): boolean {
+    const current = loaded.states.get(key)
+    const merged = current === undefined ? state : mergeState(loaded.kind, current as never, state as never)
+    if (current !== undefined && stateEquals(loaded.kind, current as never, merged as never)) return false
+    loaded.states.set(key, merged)
+    this.#keyChanged(loaded, key, merged)
+    return true
+  }
+
+  /** Drops a key from memory (move-out / resync): no tombstone, nobody else is told. */
+  #dropFromMemory(loaded: LoadedMap, key: string): void {
+    if (!loaded.states.delete(key)) return
+    this.#keyChanged(loaded, key, undefined)
+    this.#markDirty(loaded.collection, key)
+  }
+
+  #keyChanged(loaded: LoadedMap, key: string, state: AnyState | undefined): void {
+    for (const shape of this.#shapes.values()) if (shape.shape.map === loaded.map) shape.track(loaded.kind, loaded.map, key, state)
+    if (loaded.kind === 'lww') {
+      const view = state === undefined ? undefined : lwwView(state as LwwRecordState)
+      for (const [id, sub] of this.#querySubs) {
+        if (sub.map === loaded.map && sub.view.apply(key, view)) this.#dirtyQueries.add(id)
+      }
+    }
+    for (const [id, sub] of this.#valueSubs) {
+      if (sub.kind === loaded.kind && sub.map === loaded.map && sub.key === key) this.#dirtyQueries.add(-id)
+    }
+  }
+
+  #valueOf(kind: CollectionKind, state: AnyState | undefined): unknown {
+    switch (kind) {
+      case 'lww':
+        return state === undefined ? undefined : lwwView(state as LwwRecordState)
+      case 'or':
+        return state === undefined ? [] : orValues(state as OrSetState)
+      case 'counter':
+        return state === undefined ? 0 : counterValue(state as CounterState)
+    }
+  }
+
+  #scheduleNotify(): void {
+    if (this.#notifyScheduled || this.#dirtyQueries.size === 0) return
+    this.#notifyScheduled = true
+    queueMicrotask(() => this.#notify())
+  }
+
+  #notify(): void {
+    this.#notifyScheduled = false
+    const ids = [...this.#dirtyQueries]
+    this.#dirtyQueries.clear()
+    for (const id of ids) {
+      if (id > 0) {
+        const sub = this.#querySubs.get(id)
+        if (sub !== undefined) safeCall(sub.onRows, sub.view.rows())
+      } else {
+        const sub = this.#valueSubs.get(-id)
+        if (sub === undefined) continue
+        const state = this.#maps.get(collectionOf(sub.kind, sub.map))?.states.get(sub.key)
+        safeCall(sub.onValue as (v: unknown) => void, this.#valueOf(sub.kind, state))
+      }
+    }
+  }
+
+  #status(): EngineStatus {
+    const connection = this.#sync?.state ?? 'offline'
+    return {
+      mode: this.#options.mode,
+      connection,
+      online: connection === 'live',
+      pendingWrites: this.#outbox.pendingCount,
+      oldestPendingMs: this.#outbox.oldestPendingMs(this.#now()),
+      lastSyncAt: this.#lastSyncAt,
+      durable: this.#durable,
+      lastError: this.#lastError,
+    }
+  }
+
+  #scheduleStatus(): void {
+    if (this.#statusScheduled || this.#statusSubs.size === 0) return
+    this.#statusScheduled = true
+    queueMicrotask(() => {
+      this.#statusScheduled = false
+      const status = this.#status()
+      for (const fn of this.#statusSubs.values()) safeCall(fn, status)
+    })
+  }
+
+  // ───────────────────────────── EngineApi ─────────────────────────────
+
+  async #guard<T>(fn: () => Promise<T>): Promise<Result<T>> {
+    try {
+      if (this.#closed) throw new StoreError('the engine is closed')
+      await this.#open()
+      return ok(await fn())
+    } catch (error) {
+      return fail(error)
+    }
+  }
+
+  ready(): Promise<Result<EngineStatus>> {
+    return this.#guard(async () => this.#status())
+  }
+
+  set(map: string, key: string, record: RecordValue): Promise<Result<WriteReceipt>> {
+    return this.#guard(async () => {
+      checkMapName(map)
+      checkKey(key)
+      assertRecord(record, `${map}/${key}`)
+      await this.#ensureMap('lww', map)
+      const hlc = this.#hlc as Hlc
+      return this.#enqueue({ kind: 'lww', map, key, makeDelta: () => lwwSetState(record, hlc.tick(), hlc.tick()) })
+    })
+  }
+
+  update(map: string, key: string, patch: RecordValue): Promise<Result<WriteReceipt>> {
+    return this.#guard(async () => {
+      checkMapName(map)
+      checkKey(key)
+      assertRecord(patch, `${map}/${key}`)
+      await this.#ensureMap('lww', map)
+      const hlc = this.#hlc as Hlc
+      return this.#enqueue({ kind: 'lww', map, key, makeDelta: () => lwwUpdateState(patch, hlc.tick()) })
+    })
+  }
+
+  delete(map: string, key: string): Promise<Result<WriteReceipt>> {
+    return this.#guard(async () => {
+      checkMapName(map)
+      checkKey(key)
+      await this.#ensureMap('lww', map)
+      const hlc = this.#hlc as Hlc
+      return this.#enqueue({ kind: 'lww', map, key, makeDelta: () => lwwDeleteState(hlc.tick()) })
+    })
+  }
+
+  get(map: string, key: string): Promise<Result<RecordValue | undefined>> {
+    return this.#guard(async () => {
+      checkMapName(map)
+      checkKey(key)
+      const loaded = await this.#ensureMap('lww', map)
+      const state = loaded.states.get(key)
+      return state === undefined ? undefined : lwwView(state as LwwRecordState)
+    })
+  }
+
+  orAdd(map: string, key: string, value: Value): Promise<Result<WriteReceipt>> {
+    return this.#guard(async () => {
+      checkMapName(map)
+      checkKey(key)
+      assertValue(value, `${map}/${key}`)
+      await this.#ensureMap('or', map)
+      const hlc = this.#hlc as Hlc
+      return this.#enqueue({ kind: 'or', map, key, makeDelta: () => orAddState(value, hlc.tick()) })
+    })
+  }
+
+  orRemove(map: string, key: string, value: Value): Promise<Result<WriteReceipt>> {
+    return this.#guard(async () => {
+      checkMapName(map)
+      checkKey(key)
+      assertValue(value, `${map}/${key}`)
+      await this.#ensureMap('or', map)
+      return this.#enqueue({ kind: 'or', map, key, makeDelta: (current) => orRemoveState((current as OrSetState | undefined) ?? { adds: [], removes: [] }, value) })
+    })
+  }
+
+  counterAdd(name: string, delta: number): Promise<Result<WriteReceipt>> {
+    return this.#guard(async () => {
+      checkMapName(name)
+      await this.#ensureMap('counter', name)
+      const replica = this.#replicaId as ReplicaId
+      // Validate now so a bad delta is a typed error before anything is queued.
+      counterAddState([], replica, delta)
+      return this.#enqueue({ kind: 'counter', map: name, key: '', makeDelta: (current) => counterAddState((current as CounterState | undefined) ?? [], replica, delta) })
+    })
+  }
+
+  subscribeQuery(spec: QuerySpec, onRows: (rows: readonly Row[]) => void): Promise<Result<number>> {
+    return this.#guard(async () => {
+      checkMapName(spec.map)
+      const query = validateQuery({ where: spec.where, orderBy: spec.orderBy, limit: spec.limit })
+      const loaded = await this.#ensureMap('lww', spec.map)
+      const view = new QueryView(query)
+      const rows: Row[] = []
+      for (const [key, state] of loaded.states) {
+        const value = lwwView(state as LwwRecordState)
+        if (value !== undefined) rows.push({ key, value })
+      }
+      view.load(rows)
+      const id = this.#nextSubId++
+      this.#querySubs.set(id, { map: spec.map, view, onRows })
+      safeCall(onRows, view.rows())
+      return id
+    })
+  }
+
+  async unsubscribeQuery(id: number): Promise<void> {
+    // Query and value subscriptions share one id space; either kind ends here.
+    this.#querySubs.delete(id)
+    this.#valueSubs.delete(id)
+    this.#dirtyQueries.delete(id)
+    this.#dirtyQueries.delete(-id)
+  }
+
+  subscribeRecord(map: string, key: string, onValue: (value: RecordValue | undefined) => void): Promise<Result<number>> {
+    return this.#subscribeValue('lww', map, key, onValue as (value: never) => void)
+  }
+
+  subscribeValue(kind: Exclude<CollectionKind, 'lww'>, map: string, key: string, onValue: (value: Value) => void): Promise<Result<number>> {
+    return this.#subscribeValue(kind, map, key, onValue as (value: never) => void)
+  }
+
+  #subscribeValue(kind: CollectionKind, map: string, key: string, onValue: (value: never) => void): Promise<Result<number>> {
+    return this.#guard(async () => {
+      checkMapName(map)
+      checkKey(key)
+      const loaded = await this.#ensureMap(kind, map)
+      const id = this.#nextSubId++
+      this.#valueSubs.set(id, { kind, map, key, onValue })
+      safeCall(onValue as (v: unknown) => void, this.#valueOf(kind, loaded.states.get(key)))
+      return id
+    })
+  }
+
+  subscribeShape(shape: Shape): Promise<Result<string>> {
+    return this.#guard(async () => {
+      const valid = validateShape(shape)
+      const replica = await this.#addShape(valid)
+      await this.#persistShapes()
+      this.#sync?.shapeAdded(replica)
+      return replica.id
+    })
+  }
+
+  async unsubscribeShape(id: string): Promise<void> {
+    const replica = this.#shapes.get(id)
+    if (replica === undefined) return
+    this.#shapes.delete(id)
+    this.#sync?.shapeRemoved(replica)
+    await this.#persistShapes()
+  }
+
+  async #persistShapes(): Promise<void> {
+    const shapes = [...this.#shapes.values()].map((s) => s.shape as unknown as Value)
+    await (this.#store as Store).commit({ meta: [{ key: 'shapes', value: shapes }] })
+  }
+
+  async watchWrite(opId: number, onProgress: (concern: WriteConcern) => void): Promise<void> {
+    await this.#open()
+    if (this.#outbox.get(opId) === undefined) {
+      if (opId < this.#nextOpId) {
+        safeCall(onProgress, 'relay')
+        safeCall(onProgress, 'persisted')
+      }
+      return
+    }
+    if (this.#sentOps.has(opId)) safeCall(onProgress, 'relay')
+    const list = this.#writeWatchers.get(opId) ?? []
+    list.push(onProgress)
+    this.#writeWatchers.set(opId, list)
+  }
+
+  async status(): Promise<EngineStatus> {
+    return this.#status()
+  }
+
+  async subscribeStatus(onStatus: (status: EngineStatus) => void): Promise<number> {
+    const id = this.#nextSubId++
+    this.#statusSubs.set(id, onStatus)
+    safeCall(onStatus, this.#status())
+    return id
+  }
+
+  async unsubscribeStatus(id: number): Promise<void> {
+    this.#statusSubs.delete(id)
+  }
+
+  async setToken(token: string | undefined): Promise<void> {
+    await this.#open()
+    this.#sync?.setToken(token)
+  }
+
+  async setAuthProvider(provider: () => Promise<string | undefined>): Promise<void> {
+    await this.#open()
+    this.#sync?.setAuthProvider(provider)
+  }
+
+  async setOffline(offline: boolean): Promise<void> {
+    await this.#open()
+    this.#sync?.setOffline(offline)
+  }
+
+  /** Resolves when every write and buffered remote change is stored. @internal */
+  async flush(): Promise<void> {
+    await this.#open()
+    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer)
+    this.#flushTimer = undefined
+    await this.#settle()
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    if (this.#opening !== undefined) {
+      await this.#opening.catch(() => undefined)
+      this.#sync?.stop()
+      await this.flush()
+    }
+    this.#closed = true
+    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer)
+    this.#querySubs.clear()
+    this.#valueSubs.clear()
+    this.#statusSubs.clear()
+    await this.#store?.close()
+  }
+
+  // ───────────────────────────── SyncHost ─────────────────────────────
+
+  get hlc(): Hlc {
+    return this.#hlc as Hlc
+  }
+
+  get lastSyncAt(): number | null {
+    return this.#lastSyncAt
+  }
+
+  shapeReplicas(): ShapeReplica[] {
+    return [...this.#shapes.values()]
+  }
+
+  pendingOps(): Outbox {
+    return this.#outbox
+  }
+
+  async applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[]): Promise<void> {
+    const maps = new Map<string, LoadedMap>()
+    for (const change of changes) {
+      const collection = collectionOf(change.kind, change.map)
+      if (!maps.has(collection)) maps.set(collection, await this.#ensureMap(change.kind, change.map))
+    }
+    let maxStamp: Stamp | null = null
+    for (const change of changes) {
+      const loaded = maps.get(collectionOf(change.kind, change.map)) as LoadedMap
+      if (replica !== undefined) this.#setMember(replica, change.key, true)
+      if (this.#mergeIntoMemory(loaded, change.key, change.state)) this.#markDirty(loaded.collection, change.key)
+      if (change.kind === 'lww') {
+        const s = lwwMaxStamp(change.state)
+        if (s !== null && (maxStamp === null || s > maxStamp)) maxStamp = s
+      }
+      this.#receivedRecords++
+    }
+    if (maxStamp !== null) {
+      try {
+        this.hlc.receive(maxStamp)
+      } catch (error) {
+        // A remote clock far ahead: keep the data, do not drag our clock with it.
+        if (!isOutpostError(error)) throw error
+      }
+    }
+    if (replica !== undefined && moveOut.length > 0) {
+      const map = replica.shape.map
+      for (const key of moveOut) {
+        this.#setMember(replica, key, false)
+        replica.track('lww', map, key, undefined)
+        if (this.#coveredElsewhere(replica, map, key)) continue
+        for (const kind of ['lww', 'or', 'counter'] as const) {
+          const loaded = this.#maps.get(collectionOf(kind, map))
+          if (loaded !== undefined && !this.#hasPending(kind, map, key)) this.#dropFromMemory(loaded, key)
+        }
+      }
+    }
+    this.#scheduleFlush()
+    this.#scheduleNotify()
+  }
+
+  #coveredElsewhere(except: ShapeReplica, map: string, key: string): boolean {
+    for (const shape of this.#shapes.values()) if (shape !== except && shape.shape.map === map && shape.covers(key)) return true
+    return false
+  }
+
+  #hasPending(kind: CollectionKind, map: string, key: string): boolean {
+    return this.#outbox.pending().some((e) => e.change.kind === kind && e.change.map === map && e.change.key === key)
+  }
+
+  /** Drops a shape's local data (past the tombstone horizon) so it re-syncs from empty. */
+  async resetShape(replica: ShapeReplica): Promise<void> {
+    const map = replica.shape.map
+    const keys = [...replica.tree.keys()]
+    for (const key of keys) {
+      this.#setMember(replica, key, false)
+      if (this.#coveredElsewhere(replica, map, key)) continue
+      for (const kind of ['lww', 'or', 'counter'] as const) {
+        const loaded = this.#maps.get(collectionOf(kind, map))
+        if (loaded !== undefined && !this.#hasPending(kind, map, key)) this.#dropFromMemory(loaded, key)
+      }
+    }
+    replica.clear()
+    // Keys kept for pending writes stay in the tree: the relay will be told about them.
+    for (const kind of ['lww', 'or', 'counter'] as const) {
+      const loaded = this.#maps.get(collectionOf(kind, map))
+      if (loaded !== undefined) for (const [key, state] of loaded.states) replica.track(kind, map, key, state)
+    }
+    this.#scheduleFlush()
+    this.#scheduleNotify()
+  }
+
+  recordsFor(replica: ShapeReplica, keys: readonly string[]): Change[] {
+    const out: Change[] = []
+    const map = replica.shape.map
+    for (const kind of ['lww', 'or', 'counter'] as const) {
+      const loaded = this.#maps.get(collectionOf(kind, map))
+      if (loaded === undefined) continue
+      for (const key of keys) {
+        const state = loaded.states.get(key)
+        if (state !== undefined) out.push({ kind, map, key, state } as Change)
+      }
+    }
+    return out
+  }
+
+  async acked(ok: readonly number[], rejected: readonly (readonly [number, SerializedError])[]): Promise<void> {
+    const store = this.#store as Store
+    const puts: StoreEntry[] = []
+    for (const [opId, error] of rejected) {
+      const entry = this.#outbox.get(opId)
+      if (entry !== undefined) puts.push({ collection: OUTBOX_COLLECTION, key: outboxKey(opId), value: { ...entry, error } as unknown as Value })
+    }
+    await store.commit({ deletes: ok.map((opId) => ({ collection: OUTBOX_COLLECTION, key: outboxKey(opId) })), puts })
+    for (const opId of ok) {
+      this.#outbox.remove(opId)
+      this.#sentOps.delete(opId)
+      const watchers = this.#writeWatchers.get(opId)
+      this.#writeWatchers.delete(opId)
+      for (const w of watchers ?? []) safeCall(w, 'persisted')
+    }
+    for (const [opId, error] of rejected) {
+      const entry = this.#outbox.get(opId)
+      if (entry !== undefined) this.#outbox.add({ ...entry, error })
+      this.#lastError = error
+      this.#writeWatchers.delete(opId)
+    }
+    this.#scheduleStatus()
+  }
+
+  sent(opIds: readonly number[]): void {
+    for (const opId of opIds) {
+      if (this.#sentOps.has(opId)) continue
+      this.#sentOps.add(opId)
+      for (const w of this.#writeWatchers.get(opId) ?? []) safeCall(w, 'relay')
+    }
+  }
+
+  synced(serverTime: number): void {
+    this.#lastSyncAt = serverTime
+    this.#metaDirty = true
+    this.#flushRequested = true
+    this.#pump()
+    this.#scheduleStatus()
+  }
+
+  connectionChanged(error?: SerializedError): void {
+    if (error !== undefined) this.#lastError = error
+    // Every state is reported, even one that lasts a microtask (e.g. auth-expired).
+    const status = this.#status()
+    for (const fn of this.#statusSubs.values()) safeCall(fn, status)
+  }
+
+  /** For `NotFoundError` users: the shape replica with `id`. @internal */
+  shapeById(id: string): ShapeReplica {
+    const replica = this.#shapes.get(id)
+    if (replica === undefined) throw new NotFoundError(`no shape subscription ${id}`)
+    return replica
+  }
+}

@@ -1,0 +1,29 @@
+/** `@outpost/worker`: the engine that owns the data in the browser, and its worker hosts. */
+export { createEngine, REMOTE_FLUSH_RECORDS, REMOTE_FLUSH_DELAY_MS, REMOTE_FLUSH_MAX_WAIT_MS } from './engine'
+export type { CreateEngineOptions, Engine } from './engine'
+export { exposeEngine, createTabApi, AUTH_PROVIDER_TIMEOUT_MS } from './expose'
+export { startSharedWorker, startDedicatedWorker } from './shared-worker-host'
+export type { SharedWorkerScopeLike, DedicatedWorkerScopeLike, HostEngineOptions } from './shared-worker-host'
+export { IdbStore, PAGE_MAX_RECORDS } from './store/idb-store'
+export type { IdbStoreOptions, IdbStoreStats } from './store/idb-store'
+export { Outbox, OUTBOX_COLLECTION, outboxKey, isPermanentRejection } from './outbox'
+export type { OutboxEntry } from './outbox'
+export { transition, backoffDelay, CONNECTION_STATES, CONNECTION_EVENTS, BACKOFF_BASE_MS, BACKOFF_CAP_MS } from './sync/connection-state'
+export type { ConnectionEvent, BackoffOptions } from './sync/connection-state'
+export { SyncClient } from './sync/sync-client'
+export type { WebSocketLike, WebSocketConstructor, SyncHost, SyncClientOptions } from './sync/sync-client'
+export { ShapeReplica } from './sync/shape-replica'
+export type {
+  ConnectionState,
+  EngineApi,
+  EngineHostApi,
+  EngineInitOptions,
+  EngineOptions,
+  EngineStatus,
+  QuerySpec,
+  Result,
+  Row,
+  RuntimeMode,
+  WriteConcern,
+  WriteReceipt,
+} from './engine-api'

@@ -1,0 +1,73 @@
+/**
+ * One replicated shape on this device: which local keys belong to it and the Merkle tree
+ * over their digests that reconciliation compares with the relay's.
+ *
+ * A whole-map shape (`{ map }`, optionally with `fields`) covers every local key of the
+ * map. A shape with `where` or `limit` covers the keys the relay delivered for it (minus
+ * its move-outs) plus local writes that match `where`: with a `fields` projection the
+ * device may not hold the fields `where` reads, so membership is recorded (and persisted
+ * by the engine), not recomputed.
+ */
+import { MerkleTree, changeDigest, compilePredicate, lwwDigest, lwwView, shapeKey, type CompiledPredicate, type Change, type CollectionKind, type LwwRecordState, type Shape } from '@outpost/core'
+
+/** A local state of any kind, as the engine holds it. */
+export type AnyState = Change['state']
+
+/** One replicated shape; see the module comment. */
+export class ShapeReplica {
+  /** Stable id: the shape's canonical key (equal shapes share a replica). */
+  readonly id: string
+  readonly shape: Shape
+  /** Whether membership is tracked explicitly (where/limit) rather than "every key of the map". */
+  readonly filtered: boolean
+  /** Keys in the shape (filtered shapes only). */
+  readonly members = new Set<string>()
+  readonly tree = new MerkleTree()
+  readonly #test: CompiledPredicate
+
+  constructor(shape: Shape) {
+    this.shape = shape
+    this.id = shapeKey(shape)
+    this.filtered = shape.where !== undefined || shape.limit !== undefined
+    this.#test = compilePredicate(shape.where)
+  }
+
+  /** The store collection that persists a filtered shape's membership. */
+  get membersCollection(): string {
+    return `m/${this.id}`
+  }
+
+  /** Digest of one key's state as this shape sees it (projected fields for LWW records). */
+  digest(kind: CollectionKind, map: string, key: string, state: AnyState): string {
+    if (kind === 'lww') return lwwDigest(state as LwwRecordState, this.shape.fields)
+    return changeDigest({ kind, map, key, state } as Change)
+  }
+
+  /** Whether a local write to `key` (now `state`) makes it part of this shape. */
+  matchesLocal(kind: CollectionKind, state: AnyState): boolean {
+    if (!this.filtered) return true
+    if (kind !== 'lww') return false
+    const view = lwwView(state as LwwRecordState)
+    return view !== undefined && this.#test(view)
+  }
+
+  /** True when `key` belongs to the shape. */
+  covers(key: string): boolean {
+    return !this.filtered || this.members.has(key)
+  }
+
+  /** Updates the tree after `key` changed to `state` (undefined: gone locally). */
+  track(kind: CollectionKind, map: string, key: string, state: AnyState | undefined): void {
+    if (state === undefined || !this.covers(key)) {
+      this.tree.delete(key)
+      return
+    }
+    this.tree.set(key, this.digest(kind, map, key, state))
+  }
+
+  /** Forgets every key (resync from empty). */
+  clear(): void {
+    this.members.clear()
+    this.tree.clear()
+  }
+}

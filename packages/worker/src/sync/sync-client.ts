@@ -1,0 +1,568 @@
+/**
+ * The client side of the relay protocol (see the header of core's `protocol/messages.ts`)
+ * over one WebSocket of binary msgpack frames, driven by the state machine in
+ * `connection-state.ts`.
+ *
+ * Per connection: `hello` → `welcome` (apply the relay's clock offset; on `resync`, drop
+ * every shape's data) → for each shape `subscribe {root}` → descend differing Merkle nodes
+ * (`reconcile` for big nodes, `entries` for small or leaf ones), apply `changes` and
+ * `moveOut`, answer `push` with `ops`; every `reconcile` is answered by one `nodes` and
+ * every `entries` by one
+ * `synced`, so a shape is synced when none is outstanding. The outbox goes once per
+ * connection, right after the subscriptions, new writes as they commit, and unacknowledged
+ * ops again on a retry timer.
+ */
+import {
+  decodeServerMessage,
+  diffChildren,
+  diffEntries,
+  encodeMessage,
+  needsEntryExchange,
+  serializeError,
+  PROTOCOL_VERSIONS,
+  InternalError,
+  type Change,
+  type ClientMessage,
+  type Hlc,
+  type MerkleNodeInfo,
+  type SerializedError,
+  type ServerMessage,
+} from '@outpost/core'
+import type { ConnectionState } from '../engine-api'
+import type { Outbox, OutboxEntry } from '../outbox'
+import { isPermanentRejection } from '../outbox'
+import { backoffDelay, transition, type BackoffOptions, type ConnectionEvent } from './connection-state'
+import type { ShapeReplica } from './shape-replica'
+
+/** The part of a WebSocket the sync client uses (the browser's, or the `ws` package's). */
+export interface WebSocketLike {
+  binaryType: string
+  readonly readyState: number
+  onopen: ((event: unknown) => void) | null
+  onmessage: ((event: { data: unknown }) => void) | null
+  onclose: ((event: { code: number; reason: string }) => void) | null
+  onerror: ((event: unknown) => void) | null
+  send(data: Uint8Array): void
+  close(code?: number, reason?: string): void
+}
+
+/** A WebSocket constructor. */
+export type WebSocketConstructor = new (url: string) => WebSocketLike
+
+/** What the sync client needs from the engine. */
+export interface SyncHost {
+  readonly hlc: Hlc
+  readonly replicaId: string | undefined
+  readonly lastSyncAt: number | null
+  shapeReplicas(): ShapeReplica[]
+  pendingOps(): Outbox
+  applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[]): Promise<void>
+  resetShape(replica: ShapeReplica): Promise<void>
+  recordsFor(replica: ShapeReplica, keys: readonly string[]): Change[]
+  acked(ok: readonly number[], rejected: readonly (readonly [number, SerializedError])[]): Promise<void>
+  sent(opIds: readonly number[]): void
+  synced(serverTime: number): void
+  connectionChanged(error?: SerializedError): void
+}
+
+/** Options of a {@link SyncClient}. */
+export interface SyncClientOptions {
+  readonly url: string | undefined
+  readonly WebSocket: WebSocketConstructor | undefined
+  readonly now: () => number
+  readonly random: () => number
+  readonly token: string | undefined
+  readonly retryMs: number | undefined
+  readonly pingMs: number | undefined
+  readonly backoff: BackoffOptions | undefined
+}
+
+/** Changes per `ops` frame (well under the protocol's per-frame limit and default frame size). */
+const OPS_PER_FRAME = 500
+/** Default retry interval for sent, unacknowledged ops. */
+const DEFAULT_RETRY_MS = 10_000
+/** Default keep-alive interval. */
+const DEFAULT_PING_MS = 25_000
+/** Close code the relay uses when the token expired. */
+const CLOSE_TOKEN_EXPIRED = 4003
+
+interface ShapeSession {
+  readonly replica: ShapeReplica
+  readonly sub: number
+  subscribed: boolean
+  /** Replies still expected: one `nodes` per `reconcile`, one `synced` per `entries` (or per subscribe the relay settles itself). */
+  outstanding: number
+  /** The paths of each `reconcile` sent, in order: a `nodes` reply answers the oldest. */
+  readonly reconciles: string[][]
+  synced: boolean
+  /** The root sent with `subscribe` (none when the shape was empty locally). */
+  readonly sentRoot: MerkleNodeInfo | undefined
+}
+
+/** Closing a socket that never opened may throw; it is gone either way, so there is nothing to do. */
+function onCloseError(error: unknown): void {
+  void error
+}
+
+/** One relay connection at a time, reconnecting with backoff; see the module comment. */
+export class SyncClient {
+  readonly #host: SyncHost
+  readonly #options: SyncClientOptions
+  #state: ConnectionState = 'offline'
+  #socket: WebSocketLike | undefined
+  #token: string | undefined
+  #authProvider: (() => Promise<string | undefined>) | undefined
+  #forcedOffline = false
+  #attempt = 0
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #retryTimer: ReturnType<typeof setInterval> | undefined
+  #pingTimer: ReturnType<typeof setInterval> | undefined
+  #helloAt = 0
+  #nextSub = 1
+  #nextReq = 1
+  readonly #sessions = new Map<number, ShapeSession>()
+  /** ops request id → the opIds it carried (push replies carry none). */
+  readonly #requests = new Map<number, number[]>()
+  #sendScheduled = false
+  /** Frames sent on all connections (for tests that count re-sends). @internal */
+  framesSent = 0
+  /** Changes sent in `ops` frames (for tests and benchmarks). @internal */
+  opsChangesSent = 0
+  /** Message types received, for tests. @internal */
+  readonly received = new Map<string, number>()
+
+  constructor(host: SyncHost, options: SyncClientOptions) {
+    this.#host = host
+    this.#options = options
+    this.#token = options.token
+  }
+
+  /** The connection state. */
+  get state(): ConnectionState {
+    return this.#state
+  }
+
+  /** Begins connecting (no-op without a URL or when forced offline). */
+  start(): void {
+    if (this.#options.url === undefined || this.#forcedOffline) return
+    this.#dispatch('start')
+  }
+
+  /** Stops for good (engine close). */
+  stop(): void {
+    this.#forcedOffline = true
+    this.#dispatch('go-offline')
+  }
+
+  setToken(token: string | undefined): void {
+    this.#token = token
+    if (this.#state === 'auth-expired') this.#dispatch('token-refreshed')
+  }
+
+  setAuthProvider(provider: () => Promise<string | undefined>): void {
+    this.#authProvider = provider
+    if (this.#state === 'auth-expired') void this.#refreshToken()
+  }
+
+  setOffline(offline: boolean): void {
+    this.#forcedOffline = offline
+    if (this.#options.url === undefined) return
+    this.#dispatch(offline ? 'go-offline' : 'go-online')
+  }
+
+  /** A local write committed: send what this connection has not sent yet (once). */
+  outboxChanged(): void {
+    if ((this.#state !== 'syncing' && this.#state !== 'live') || this.#sendScheduled) return
+    this.#sendScheduled = true
+    queueMicrotask(() => {
+      this.#sendScheduled = false
+      this.#sendOutbox(this.#host.pendingOps().takeUnsent(this.#options.now()))
+    })
+  }
+
+  /** A shape was subscribed while connected: subscribe it on this connection too. */
+  shapeAdded(replica: ShapeReplica): void {
+    if (this.#state !== 'syncing' && this.#state !== 'live') return
+    for (const s of this.#sessions.values()) if (s.replica === replica) return
+    // The connection stays `live` while a shape added later catches up: writes and other shapes are unaffected.
+    this.#subscribe(replica)
+  }
+
+  shapeRemoved(replica: ShapeReplica): void {
+    for (const [sub, s] of this.#sessions) {
+      if (s.replica !== replica) continue
+      this.#sessions.delete(sub)
+      this.#send({ type: 'unsubscribe', sub })
+    }
+    this.#checkSynced()
+  }
+
+  // ───────────────────────────── state machine effects ─────────────────────────────
+
+  #dispatch(event: ConnectionEvent, error?: SerializedError): void {
+    const from = this.#state
+    const to = transition(from, event)
+    if (to === from) return
+    this.#state = to
+    this.#exit(from)
+    this.#enter(to)
+    this.#host.connectionChanged(error)
+  }
+
+  #exit(from: ConnectionState): void {
+    if (from === 'backing-off' && this.#timer !== undefined) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
+  }
+
+  #enter(state: ConnectionState): void {
+    switch (state) {
+      case 'connecting':
+        this.#connect()
+        return
+      case 'backing-off': {
+        this.#teardown()
+        const delay = backoffDelay(this.#attempt++, this.#options.random, this.#options.backoff)
+        this.#timer = setTimeout(() => {
+          this.#timer = undefined
+          this.#dispatch('backoff-elapsed')
+        }, delay)
+        return
+      }
+      case 'auth-expired':
+        this.#teardown()
+        void this.#refreshToken()
+        return
+      case 'offline':
+        this.#teardown()
+        return
+      case 'live':
+        this.#attempt = 0
+        return
+      default:
+        return
+    }
+  }
+
+  async #refreshToken(): Promise<void> {
+    const provider = this.#authProvider
+    if (provider === undefined) return // waits for setToken / setAuthProvider
+    try {
+      const token = await provider()
+      if (this.#state !== 'auth-expired') return
+      this.#token = token
+      this.#dispatch('token-refreshed')
+    } catch (error) {
+      this.#dispatch('error', serializeError(error))
+    }
+  }
+
+  #connect(): void {
+    const Ctor = this.#options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
+    if (Ctor === undefined || this.#options.url === undefined) {
+      this.#dispatch('error', serializeError(new InternalError('no WebSocket implementation available')))
+      return
+    }
+    let socket: WebSocketLike
+    try {
+      socket = new Ctor(this.#options.url)
+    } catch (error) {
+      queueMicrotask(() => this.#dispatch('error', serializeError(error)))
+      return
+    }
+    socket.binaryType = 'arraybuffer'
+    this.#socket = socket
+    socket.onopen = () => {
+      if (this.#socket !== socket) return
+      this.#dispatch('socket-open')
+      this.#hello()
+    }
+    socket.onmessage = (event) => {
+      if (this.#socket !== socket) return
+      this.#onFrame(event.data)
+    }
+    socket.onclose = (event) => {
+      if (this.#socket !== socket) return
+      this.#socket = undefined
+      if (event.code === CLOSE_TOKEN_EXPIRED) this.#dispatch('token-expired')
+      else this.#dispatch('socket-closed')
+    }
+    socket.onerror = () => {
+      // The close event follows and carries the outcome.
+    }
+  }
+
+  #teardown(): void {
+    const socket = this.#socket
+    this.#socket = undefined
+    if (socket !== undefined) {
+      socket.onopen = socket.onmessage = socket.onclose = null
+      // Keep an error handler: closing a socket that is still connecting emits an error
+      // (Node's `ws` throws an unhandled one when no listener is left).
+      socket.onerror = ignoreErrorAfterTeardown
+      try {
+        socket.close(1000, 'client closing')
+      } catch (error) {
+        onCloseError(error)
+      }
+    }
+    if (this.#retryTimer !== undefined) clearInterval(this.#retryTimer)
+    if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer)
+    this.#retryTimer = this.#pingTimer = undefined
+    this.#sessions.clear()
+    this.#requests.clear()
+    this.#host.pendingOps().resetConnection()
+  }
+
+  #send(message: ClientMessage): void {
+    const socket = this.#socket
+    if (socket === undefined || socket.readyState !== 1) return
+    socket.send(encodeMessage(message))
+    this.framesSent++
+  }
+
+  #hello(): void {
+    this.#helloAt = this.#options.now()
+    const lastSyncAt = this.#host.lastSyncAt
+    this.#send({
+      type: 'hello',
+      versions: [...PROTOCOL_VERSIONS],
+      ...(this.#token === undefined ? {} : { token: this.#token }),
+      replicaId: this.#host.replicaId as never,
+      clientTime: this.#helloAt,
+      ...(lastSyncAt === null ? {} : { lastSyncAt }),
+    })
+  }
+
+  // ───────────────────────────── inbound ─────────────────────────────
+
+  #onFrame(data: unknown): void {
+    let message: ServerMessage
+    try {
+      const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : (data as Uint8Array)
+      message = decodeServerMessage(bytes)
+    } catch (error) {
+      // A frame we cannot read: the session is out of step, start a fresh one.
+      this.#dispatch('error', serializeError(error))
+      return
+    }
+    this.received.set(message.type, (this.received.get(message.type) ?? 0) + 1)
+    void this.#handle(message).catch((error: unknown) => this.#dispatch('error', serializeError(error)))
+  }
+
+  /** Messages are handled in arrival order: each waits for the previous one's store work. */
+  #chain: Promise<void> = Promise.resolve()
+
+  #handle(message: ServerMessage): Promise<void> {
+    const run = this.#chain.then(() => this.#handleNow(message))
+    this.#chain = run.catch(() => undefined)
+    return run
+  }
+
+  async #handleNow(message: ServerMessage): Promise<void> {
+    switch (message.type) {
+      case 'welcome':
+        return this.#onWelcome(message.serverTime, message.resync)
+      case 'subscribed':
+        return this.#onSubscribed(message.sub, message.root)
+      case 'nodes':
+        return this.#onNodes(message.sub, message.nodes)
+      case 'changes': {
+        const session = this.#sessions.get(message.sub)
+        await this.#host.applyChanges(session?.replica, message.changes, message.moveOut ?? [])
+        return
+      }
+      case 'push': {
+        const session = this.#sessions.get(message.sub)
+        if (session === undefined) return
+        const records = this.#host.recordsFor(session.replica, message.keys)
+        for (let i = 0; i < records.length; i += OPS_PER_FRAME) {
+          const id = this.#nextReq++
+          this.#requests.set(id, [])
+          this.#send({ type: 'ops', id, changes: records.slice(i, i + OPS_PER_FRAME) })
+          this.opsChangesSent += Math.min(OPS_PER_FRAME, records.length - i)
+        }
+        return
+      }
+      case 'synced': {
+        const session = this.#sessions.get(message.sub)
+        if (session === undefined) return
+        session.outstanding = Math.max(0, session.outstanding - 1)
+        if (session.outstanding === 0) {
+          session.synced = true
+          this.#host.synced(message.serverTime)
+        }
+        this.#checkSynced()
+        return
+      }
+      case 'resync': {
+        const session = this.#sessions.get(message.sub)
+        if (session === undefined) return
+        this.#sessions.delete(message.sub)
+        this.#send({ type: 'unsubscribe', sub: message.sub })
+        await this.#host.resetShape(session.replica)
+        this.#subscribe(session.replica)
+        return
+      }
+      case 'ack':
+        return this.#onAck(message.id, message.results)
+      case 'error':
+        return this.#onError(message.error, message.ref, message.sub)
+      case 'pong': {
+        const now = this.#options.now()
+        this.#host.hlc.offset = message.serverTime + (now - message.clientTime) / 2 - now
+        // While live, fan-out has kept this replica current: it is synced as of now.
+        if (this.#state === 'live') this.#host.synced(message.serverTime)
+        return
+      }
+    }
+  }
+
+  async #onWelcome(serverTime: number, resync: boolean): Promise<void> {
+    const now = this.#options.now()
+    // The relay's clock at "now" is about serverTime plus half the round trip.
+    this.#host.hlc.offset = serverTime + (now - this.#helloAt) / 2 - now
+    this.#dispatch('welcome')
+    if (resync) for (const replica of this.#host.shapeReplicas()) await this.#host.resetShape(replica)
+    for (const replica of this.#host.shapeReplicas()) this.#subscribe(replica)
+    this.#host.pendingOps().resetConnection()
+    this.#sendOutbox(this.#host.pendingOps().takeUnsent(this.#options.now()))
+    const retryMs = this.#options.retryMs ?? DEFAULT_RETRY_MS
+    this.#retryTimer = setInterval(() => this.#sendOutbox(this.#host.pendingOps().takeDue(this.#options.now(), retryMs)), Math.max(10, Math.floor(retryMs / 2)))
+    this.#pingTimer = setInterval(() => this.#send({ type: 'ping', clientTime: this.#options.now() }), this.#options.pingMs ?? DEFAULT_PING_MS)
+    this.#checkSynced()
+  }
+
+  #subscribe(replica: ShapeReplica): void {
+    const sub = this.#nextSub++
+    const root = replica.tree.root()
+    this.#sessions.set(sub, { replica, sub, subscribed: false, outstanding: 0, reconciles: [], synced: false, sentRoot: root.count === 0 ? undefined : root })
+    this.#send({ type: 'subscribe', sub, shape: replica.shape, ...(root.count === 0 ? {} : { root }) })
+  }
+
+  #onSubscribed(sub: number, remoteRoot: MerkleNodeInfo): void {
+    const session = this.#sessions.get(sub)
+    if (session === undefined) return
+    session.subscribed = true
+    const sent = session.sentRoot
+    if (sent === undefined || sent.hash === remoteRoot.hash) {
+      // The relay settles these itself: the whole slice (empty client) or nothing, then `synced`.
+      session.outstanding++
+      return
+    }
+    this.#descend(session, [[session.replica.tree.root(), remoteRoot]])
+  }
+
+  #onNodes(sub: number, remoteNodes: readonly MerkleNodeInfo[]): void {
+    const session = this.#sessions.get(sub)
+    if (session === undefined) return
+    session.outstanding = Math.max(0, session.outstanding - 1)
+    const tree = session.replica.tree
+    const asked = session.reconciles.shift() ?? []
+    const byParent = new Map<string, MerkleNodeInfo[]>(asked.map((path) => [path, []]))
+    for (const node of remoteNodes) {
+      if (node.path.length === 0) continue
+      byParent.get(node.path.slice(0, -1))?.push(node)
+    }
+    const pairs: [MerkleNodeInfo, MerkleNodeInfo][] = []
+    for (const [parent, children] of byParent) {
+      // A parent the relay holds nothing under comes back without children: every local child differs.
+      const remote = new Map(children.map((c) => [c.path, c]))
+      for (const local of diffChildren(tree, parent, children)) {
+        pairs.push([local, remote.get(local.path) ?? { path: local.path, hash: '0000000000000000', count: 0 }])
+      }
+    }
+    this.#descend(session, pairs)
+  }
+
+  /** Settles differing nodes: small or leaf ones by entry exchange, big ones by asking for children. */
+  #descend(session: ShapeSession, pairs: readonly (readonly [MerkleNodeInfo, MerkleNodeInfo])[]): void {
+    const tree = session.replica.tree
+    const reconcile: MerkleNodeInfo[] = []
+    for (const [local, remote] of pairs) {
+      if (needsEntryExchange(local, remote, tree.depth)) {
+        session.outstanding++
+        this.#send({ type: 'entries', sub: session.sub, path: local.path, entries: tree.entries(local.path) })
+      } else {
+        reconcile.push(local)
+      }
+    }
+    for (let i = 0; i < reconcile.length; i += 4096) {
+      const nodes = reconcile.slice(i, i + 4096)
+      session.outstanding++
+      session.reconciles.push(nodes.map((n) => n.path))
+      this.#send({ type: 'reconcile', sub: session.sub, nodes })
+    }
+    session.synced = session.outstanding === 0
+    this.#checkSynced()
+  }
+
+  async #onAck(id: number, results: readonly (SerializedError | null)[]): Promise<void> {
+    const opIds = this.#requests.get(id)
+    if (opIds === undefined) return
+    this.#requests.delete(id)
+    const ok: number[] = []
+    const rejected: [number, SerializedError][] = []
+    opIds.forEach((opId, i) => {
+      const result = results[i]
+      if (result === null) ok.push(opId)
+      else if (result !== undefined && isPermanentRejection(result)) rejected.push([opId, result])
+      // Anything else (rate limit, store failure, missing result) waits for the retry timer.
+    })
+    if (ok.length > 0 || rejected.length > 0) await this.#host.acked(ok, rejected)
+  }
+
+  async #onError(error: SerializedError, ref: number | undefined, sub: number | undefined): Promise<void> {
+    if (ref !== undefined) {
+      const opIds = this.#requests.get(ref)
+      if (opIds !== undefined && isPermanentRejection(error)) {
+        this.#requests.delete(ref)
+        await this.#host.acked([], opIds.map((opId) => [opId, error] as const))
+      }
+      this.#host.connectionChanged(error)
+      return
+    }
+    if (sub !== undefined) {
+      const session = this.#sessions.get(sub)
+      if (session !== undefined) {
+        // A shape the relay refuses must not hold the connection out of `live`.
+        this.#sessions.delete(sub)
+        this.#host.connectionChanged(error)
+        this.#checkSynced()
+      }
+      return
+    }
+    if (error.code === 'TOKEN_EXPIRED' || error.code === 'UNAUTHENTICATED') this.#dispatch('token-expired', error)
+    else this.#dispatch('error', error)
+  }
+
+  #serverNow(): number {
+    return this.#options.now() + this.#host.hlc.offset
+  }
+
+  #checkSynced(): void {
+    if (this.#state !== 'syncing') return
+    for (const s of this.#sessions.values()) if (!s.subscribed || !s.synced) return
+    this.#host.synced(this.#serverNow())
+    this.#dispatch('synced')
+  }
+
+  #sendOutbox(entries: readonly OutboxEntry[]): void {
+    if (entries.length === 0 || this.#socket === undefined) return
+    for (let i = 0; i < entries.length; i += OPS_PER_FRAME) {
+      const chunk = entries.slice(i, i + OPS_PER_FRAME)
+      const id = this.#nextReq++
+      this.#requests.set(
+        id,
+        chunk.map((e) => e.opId),
+      )
+      this.#send({ type: 'ops', id, changes: chunk.map((e) => e.change) })
+      this.opsChangesSent += chunk.length
+      this.#host.sent(chunk.map((e) => e.opId))
+    }
+  }
+}
+
+/** Errors a socket reports after we tore it down carry nothing we act on: the connection is already gone. */
+function ignoreErrorAfterTeardown(): void {}
