@@ -1,0 +1,220 @@
+/**
+ * `createClient`: the one object a web app holds. It picks the runtime (SharedWorker,
+ * leader tab, or in-page), hands out maps, counters, OR maps and shapes, reports status,
+ * and re-makes every subscription when the engine behind it is replaced.
+ */
+import type { Shape, Value, RecordValue } from '@outpost/core'
+import type { StandardSchemaV1 } from '@standard-schema/spec'
+import type { Endpoint } from 'comlink'
+import type { CreateEngineOptions, EngineOptions, RuntimeMode } from '@outpost/worker'
+import { ComlinkTransport } from './engine/comlink-transport'
+import { DirectTransport } from './engine/direct-transport'
+import { EngineSession, type TrackedHandle } from './engine/session'
+import type { EngineTransport } from './engine/transport'
+import { createCounter, type Counter } from './counter'
+import { createLwwMap, type LwwMap } from './lww-map'
+import { createOrMap, type OrMap } from './or-map'
+import { detectMode } from './runtime/detect-mode'
+import { LeaderTabTransport } from './runtime/leader-tab-transport'
+import { openDedicatedWorker, openSharedWorker } from './runtime/open-worker'
+import type { RecordSchema } from './schema'
+import { createShape, type ShapeHandle } from './shape'
+import { createStatusFeed, type StatusFeed, type StatusStore } from './status'
+
+/** Default bound on every call into the engine (ms). */
+export const DEFAULT_TIMEOUT_MS = 10_000
+
+/** How often a tab checks that its worker is alive while it has live subscriptions (ms). */
+export const DEFAULT_HEARTBEAT_MS = 5_000
+
+/** Options of {@link createClient}. */
+export interface ClientOptions {
+  /** Relay URL (`ws://` or `wss://`). Omitted: the client works locally only. */
+  readonly url?: string
+  /** Database name: tabs of one origin with the same name share one engine and one IndexedDB database. */
+  readonly name: string
+  /** Returns a token for the relay; called again when the token expires. */
+  readonly auth?: () => Promise<string | undefined> | string | undefined
+  /** Force a runtime instead of picking the best available one. */
+  readonly mode?: RuntimeMode | 'auto'
+  /** Start your own SharedWorker (e.g. from your own two-line entry); default: the SDK's entry. */
+  readonly worker?: () => SharedWorker
+  /**
+   * Talk to an engine exposed with `exposeEngine` on a port you own (an iframe, a worker
+   * you manage, a `MessageChannel` in tests). Called again to reconnect after a timeout.
+   */
+  readonly connect?: () => Endpoint
+  /** Start your own dedicated worker for leader-tab mode; default: the SDK's entry. */
+  readonly dedicatedWorker?: () => Worker
+  /**
+   * Extra options for the in-page engine (e.g. `WebSocket` and `indexedDB` in Node, or
+   * `indexedDB: null` to run in memory). Only used in in-page mode.
+   */
+  readonly engine?: Partial<Omit<CreateEngineOptions, 'name' | 'url' | 'mode'>>
+  /** Bound on every call into the engine before it fails with `TimeoutError` (default 10 s). */
+  readonly timeoutMs?: number
+  /** How often to check the worker is alive while subscriptions are open (ms, default 5 s; 0 = never). */
+  readonly heartbeatMs?: number
+  /** Start offline: no connection until `setOffline(false)`. */
+  readonly offline?: boolean
+}
+
+/** Options of {@link OutpostClient.map} with a validator. */
+export interface MapOptions<S extends RecordSchema> {
+  /** A Standard Schema validator (zod, valibot, ...); invalid writes reject with `SchemaValidationError`. */
+  readonly schema: S
+}
+
+/** The SDK's entry object. */
+export interface OutpostClient {
+  /** Which runtime owns the data in this tab. */
+  readonly mode: RuntimeMode
+  /** The engine's status: `get()` now, `subscribe()` for changes. */
+  readonly status: StatusStore
+  /** Resolves once the engine opened its storage (calls made earlier wait for it anyway). */
+  ready(): Promise<void>
+  /** A map of records; its record type comes from the schema when one is given. */
+  map<S extends RecordSchema>(name: string, options: MapOptions<S>): LwwMap<StandardSchemaV1.InferOutput<S>, StandardSchemaV1.InferInput<S>>
+  /** A map of records of type `T`. */
+  map<T extends object = RecordValue>(name: string): LwwMap<T>
+  /** An add-wins map of sets of `V`. */
+  orMap<V extends Value = Value>(name: string): OrMap<V>
+  /** A PN counter. */
+  counter(name: string): Counter
+  /** Replicates a filtered, projected slice of a map from the relay. */
+  shape(shape: Shape): ShapeHandle
+  /** Replicates a whole map (the shape `{ map }`). */
+  sync(map: string): ShapeHandle
+  /** Forces offline (`true`) or lets the engine connect (`false`). Writes keep working offline. */
+  setOffline(offline: boolean): Promise<void>
+  /** Stops this tab's subscriptions and lets go of the engine (stopping it when this tab owns it). */
+  close(): Promise<void>
+  /** Runtime details for tests and diagnostics. @internal */
+  readonly runtime: { readonly isLeader: () => boolean }
+}
+
+/** Creates a client; see the README for the modes and options. */
+export function createClient(options: ClientOptions): OutpostClient {
+  const mode =
+    options.mode === undefined || options.mode === 'auto' ? (options.worker || options.connect ? 'shared-worker' : detectMode()) : options.mode
+  const engineOptions: EngineOptions = options.url === undefined ? { name: options.name, mode } : { name: options.name, mode, url: options.url }
+  const transport = createTransport(mode, engineOptions, options)
+  const session = new EngineSession(transport, {
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    heartbeatMs: mode === 'in-page' ? 0 : (options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS),
+  })
+  const cache = new Map<string, unknown>()
+  const status: StatusFeed = createStatusFeed(session, mode)
+
+  const held: TrackedHandle[] = []
+  const auth = options.auth
+  if (auth) {
+    held.push(
+      session.track<true>({
+        start: async () => {
+          await session.call('setAuthProvider', async () => await auth())
+          return true
+        },
+        stop: async () => {},
+      }),
+    )
+  }
+
+  // The offline switch is re-applied to a replaced engine like any subscription.
+  let offlineHandle: TrackedHandle | undefined
+  let offlineApplied: Promise<void> = Promise.resolve()
+  const applyOffline = (offline: boolean): Promise<void> => {
+    offlineHandle?.close()
+    let first: ((error?: unknown) => void) | undefined
+    const applied = new Promise<void>((resolve, reject) => {
+      first = (error) => (error === undefined ? resolve() : reject(error))
+    })
+    offlineHandle = session.track<true>({
+      start: async () => {
+        try {
+          await session.call('setOffline', offline)
+          first?.()
+        } catch (error) {
+          first?.(error)
+          throw error
+        } finally {
+          first = undefined
+        }
+        return true
+      },
+      stop: async () => {},
+      onError: () => {},
+    })
+    return applied
+  }
+  if (options.offline) offlineApplied = applyOffline(true)
+
+  const client: OutpostClient = {
+    mode,
+    status,
+    async ready() {
+      await offlineApplied
+      await session.call('ready')
+    },
+    map(name: string, mapOptions?: MapOptions<RecordSchema>) {
+      return createLwwMap(
+        { session, cache },
+        name,
+        mapOptions?.schema,
+      ) as LwwMap<StandardSchemaV1.InferOutput<RecordSchema>, StandardSchemaV1.InferInput<RecordSchema>> & LwwMap<RecordValue>
+    },
+    orMap: <V extends Value>(name: string) => createOrMap<V>(session, name, cache),
+    counter(name) {
+      const key = `counter:${name}`
+      const hit = cache.get(key)
+      if (hit) return hit as Counter
+      const counter = createCounter(session, name)
+      cache.set(key, counter)
+      return counter
+    },
+    shape: (shape) => createShape(session, shape),
+    sync: (map) => createShape(session, { map }),
+    setOffline: (offline) => applyOffline(offline),
+    async close() {
+      status.close()
+      for (const handle of held) handle.close()
+      offlineHandle?.close()
+      cache.clear()
+      await session.close()
+    },
+    runtime: { isLeader: () => (transport instanceof LeaderTabTransport ? transport.isLeader : mode !== 'leader-tab') },
+  }
+  return client
+}
+
+function createTransport(mode: RuntimeMode, engineOptions: EngineOptions, options: ClientOptions): EngineTransport {
+  const connect = options.connect
+  if (connect) {
+    return new ComlinkTransport({
+      mode,
+      engineOptions,
+      open: () => {
+        const endpoint = connect()
+        return { endpoint, dispose: () => (endpoint as Partial<MessagePort>).close?.() }
+      },
+    })
+  }
+  switch (mode) {
+    case 'shared-worker':
+      return new ComlinkTransport({ mode, engineOptions, open: () => openSharedWorker(options.name, options.worker) })
+    case 'leader-tab':
+      return new LeaderTabTransport({
+        name: options.name,
+        engineOptions,
+        openWorker: () => openDedicatedWorker(options.name, options.dedicatedWorker),
+      })
+    case 'in-page':
+      return new DirectTransport(
+        mode,
+        // Loaded on demand so tabs served by a worker never download the engine.
+        import('@outpost/worker').then(({ createEngine }) =>
+          createEngine({ ...options.engine, ...engineOptions, ...(options.offline ? { startOffline: true } : {}) }),
+        ),
+      )
+  }
+}

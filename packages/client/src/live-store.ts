@@ -1,0 +1,122 @@
+/**
+ * A live value fed by one engine subscription and shared by any number of listeners (a
+ * query's rows, a record, a counter, the status). The engine subscription opens with the
+ * first listener and closes with the last; `getSnapshot` returns the same object until the
+ * value changes, which is what React's `useSyncExternalStore` needs.
+ */
+import type { OutpostError } from '@outpost/core'
+import type { EngineSession, TrackedHandle } from './engine/session'
+import { reportListenerError } from './engine/transport'
+
+/** Something that can be read now and watched. */
+export interface Live<V> {
+  /**
+   * Calls `listener` with the current value as soon as it is known, and after every
+   * change, online or offline. `onError` receives a typed error if the subscription
+   * cannot be made (e.g. an invalid query). Returns the unsubscribe function.
+   */
+  subscribe(listener: (value: V) => void, onError?: (error: OutpostError) => void): () => void
+  /** The latest value, or `undefined` before the first one arrived (or with no listener). */
+  getSnapshot(): V | undefined
+  /** The current value (subscribes just long enough to get it). */
+  get(): Promise<V>
+}
+
+/** How a {@link LiveStore} opens its engine subscription. */
+export interface LiveSource<V, Id> {
+  /** Subscribes in the engine; `emit` delivers each new value. */
+  open(emit: (value: V) => void): Promise<Id>
+  /** Ends the engine subscription. */
+  close(id: Id): Promise<void>
+}
+
+/** The shared implementation of {@link Live}. */
+export class LiveStore<V, Id = number> implements Live<V> {
+  readonly #session: EngineSession
+  readonly #source: LiveSource<V, Id>
+  readonly #listeners = new Set<(value: V) => void>()
+  readonly #errorListeners = new Set<(error: OutpostError) => void>()
+  #snapshot: { readonly value: V } | undefined
+  #handle: TrackedHandle | undefined
+
+  constructor(session: EngineSession, source: LiveSource<V, Id>) {
+    this.#session = session
+    this.#source = source
+  }
+
+  subscribe(listener: (value: V) => void, onError?: (error: OutpostError) => void): () => void {
+    this.#listeners.add(listener)
+    if (onError) this.#errorListeners.add(onError)
+    if (this.#snapshot) callSafely(listener, this.#snapshot.value)
+    this.#handle ??= this.#session.track<Id>({
+      start: (isCurrent) =>
+        this.#source.open((value) => {
+          if (isCurrent()) this.#emit(value)
+        }),
+      stop: (id) => this.#source.close(id),
+      onError: (error) => this.#fail(error),
+    })
+    let active = true
+    return () => {
+      if (!active) return
+      active = false
+      this.#listeners.delete(listener)
+      if (onError) this.#errorListeners.delete(onError)
+      if (this.#listeners.size === 0) {
+        this.#handle?.close()
+        this.#handle = undefined
+        this.#snapshot = undefined
+      }
+    }
+  }
+
+  getSnapshot(): V | undefined {
+    return this.#snapshot?.value
+  }
+
+  get(): Promise<V> {
+    if (this.#snapshot) return Promise.resolve(this.#snapshot.value)
+    return new Promise<V>((resolve, reject) => {
+      let settled = false
+      let unsubscribe: (() => void) | undefined
+      const finish = (): void => {
+        settled = true
+        // Deferred: `subscribe` may deliver synchronously, before `unsubscribe` is assigned.
+        queueMicrotask(() => unsubscribe?.())
+      }
+      unsubscribe = this.subscribe(
+        (value) => {
+          if (settled) return
+          finish()
+          resolve(value)
+        },
+        (error) => {
+          if (settled) return
+          finish()
+          reject(error)
+        },
+      )
+    })
+  }
+
+  #emit(value: V): void {
+    this.#snapshot = { value }
+    for (const listener of [...this.#listeners]) callSafely(listener, value)
+  }
+
+  #fail(error: OutpostError): void {
+    if (this.#errorListeners.size === 0) {
+      reportListenerError(error)
+      return
+    }
+    for (const listener of [...this.#errorListeners]) callSafely(listener, error)
+  }
+}
+
+function callSafely<V>(listener: (value: V) => void, value: V): void {
+  try {
+    listener(value)
+  } catch (error) {
+    reportListenerError(error)
+  }
+}

@@ -1,0 +1,8 @@
+/**
+ * `@outpost/client/react`: React bindings. Every hook reads a shared live store through
+ * `useSyncExternalStore`, so equal queries in many components share one engine
+ * subscription and a render never sees a torn value.
+ */
+export { OutpostProvider, useClient } from './provider'
+export type { OutpostProviderProps } from './provider'
+export { useQuery, useRecord, useStatus, useCounter, useLive } from './hooks'

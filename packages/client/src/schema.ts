@@ -1,0 +1,39 @@
+/**
+ * Standard Schema validation (zod, valibot, arktype...): a map may take a validator, and
+ * a write that fails it is rejected with `SchemaValidationError` before anything is sent
+ * to the engine, so nothing is stored.
+ */
+import { SchemaValidationError } from '@outpost/core'
+import type { StandardSchemaV1 } from '@standard-schema/spec'
+
+/** A Standard Schema validator of records. */
+export type RecordSchema = StandardSchemaV1<unknown, object>
+
+/** One problem the validator found, as carried in `SchemaValidationError.details.issues`. */
+export interface SchemaIssue {
+  readonly message: string
+  /** Where in the record (field names and indexes), when the validator says. */
+  readonly path: readonly (string | number)[]
+}
+
+/** Validates `value`; returns the schema's output or throws `SchemaValidationError`. */
+export async function validateWithSchema(schema: RecordSchema, value: unknown, where: string): Promise<object> {
+  const result = await schema['~standard'].validate(value)
+  if (result.issues === undefined) return result.value
+  const issues: SchemaIssue[] = result.issues.map((issue) => ({
+    message: issue.message,
+    path: (issue.path ?? []).map((segment) =>
+      typeof segment === 'object' ? toPathSegment(segment.key) : toPathSegment(segment),
+    ),
+  }))
+  const first = issues[0]
+  const at = first && first.path.length > 0 ? ` at ${first.path.join('.')}` : ''
+  throw new SchemaValidationError(
+    `${where} does not match the map's schema${at}: ${first?.message ?? 'invalid'}; nothing was stored, fix the value and write again`,
+    { issues },
+  )
+}
+
+function toPathSegment(key: PropertyKey): string | number {
+  return typeof key === 'number' ? key : String(key)
+}

@@ -1,0 +1,178 @@
+/**
+ * The SDK in real Chromium (playwright-core), served by a Vite dev server the way an app
+ * bundles it, against the real relay: the SharedWorker is shared by two tabs with ONE
+ * relay connection; without SharedWorker the tabs elect a leader with Web Locks and a new
+ * leader takes over within 2 s; without Web Locks either the client runs in the page.
+ * Prints the same-tab and cross-tab write → live-query latency.
+ *
+ * Skips (with a printed reason) when /usr/bin/chromium is missing, unless
+ * OUTPOST_REQUIRE_SERVICES=1.
+ */
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { createServer, type ViteDevServer } from 'vite'
+import { createRelay, type Relay } from '@outpost/server-lite'
+
+const CHROMIUM = '/usr/bin/chromium'
+const here = dirname(fileURLToPath(import.meta.url))
+const repoRoot = resolve(here, '../../../..')
+const available = existsSync(CHROMIUM)
+if (!available) {
+  if (process.env['OUTPOST_REQUIRE_SERVICES'] === '1') throw new Error(`${CHROMIUM} is missing and OUTPOST_REQUIRE_SERVICES=1`)
+  console.warn(`[client browser tests] skipped: ${CHROMIUM} not found (set OUTPOST_REQUIRE_SERVICES=1 to make this fail)`)
+}
+
+let browser: Browser
+let vite: ViteDevServer
+let relay: Relay
+let pageUrl: string
+let dataDir: string
+let dbCounter = 0
+
+beforeAll(async () => {
+  if (!available) return
+  dataDir = await mkdtemp(join(tmpdir(), 'outpost-client-browser-'))
+  relay = await createRelay({ port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent' })
+  vite = await createServer({
+    configFile: false,
+    root: join(here, 'page'),
+    logLevel: 'warn',
+    clearScreen: false,
+    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false, fs: { allow: [repoRoot] } },
+    // Pre-bundle the engine's CommonJS-ish deps up front: a late discovery reloads the page mid-test.
+    optimizeDeps: { include: ['comlink', 'idb', 'msgpackr', 'zod'], exclude: ['@outpost/client', '@outpost/worker', '@outpost/core'] },
+  })
+  await vite.listen()
+  const address = vite.httpServer?.address()
+  if (address === null || address === undefined || typeof address === 'string') throw new Error('vite did not bind a port')
+  pageUrl = `http://127.0.0.1:${address.port}/`
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  })
+}, 60_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await vite?.close()
+  await relay?.close()
+  if (dataDir) await rm(dataDir, { recursive: true, force: true })
+})
+
+async function openTab(context: BrowserContext, name: string, url: string | undefined = relay.url): Promise<{ page: Page; mode: string }> {
+  const page = await context.newPage()
+  page.on('pageerror', (error) => console.warn(`[page error] ${error.message}`))
+  await page.goto(pageUrl)
+  await page.waitForFunction(() => 'harness' in window)
+  const mode = await page.evaluate((o) => window.harness.start(o), url === undefined ? { name } : { name, url })
+  return { page, mode }
+}
+
+function percentile(samples: readonly number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
+}
+
+function figures(label: string, samples: readonly number[]): string {
+  return `${label}: p50 ${percentile(samples, 50).toFixed(2)} ms, p99 ${percentile(samples, 99).toFixed(2)} ms (n=${samples.length})`
+}
+
+describe.skipIf(!available)('Chromium runtime modes', () => {
+  it('two tabs share one SharedWorker and one relay connection', async () => {
+    const context = await browser.newContext()
+    const name = `sw-${++dbCounter}`
+    try {
+      const before = relay.sessionCount
+      const a = await openTab(context, name)
+      const b = await openTab(context, name)
+      expect(a.mode).toBe('shared-worker')
+      expect(b.mode).toBe('shared-worker')
+
+      await a.page.evaluate(() => window.harness.setPersisted('k1', 'from tab A'))
+      await b.page.evaluate(() => window.harness.waitForTitle('from tab A'))
+      await b.page.evaluate(() => window.harness.set('k2', 'from tab B'))
+      await a.page.evaluate(() => window.harness.waitForTitle('from tab B'))
+      expect(relay.sessionCount - before).toBe(1)
+
+      const sameTab = await a.page.evaluate(() => window.harness.measureSameTab(200))
+      const crossTab: number[] = []
+      for (let i = 0; i < 50; i++) {
+        const title = `cross-${i}`
+        const arrival = b.page.evaluate((t) => window.harness.arrivalDelay(t), title)
+        await a.page.evaluate((t) => window.harness.set(`c${t}`, t), title)
+        crossTab.push(await arrival)
+      }
+      console.log(`[figures] shared-worker ${figures('same-tab write → live query', sameTab)}`)
+      console.log(`[figures] shared-worker ${figures('cross-tab write → live query', crossTab)}`)
+      expect(relay.sessionCount - before).toBe(1)
+      expect(await a.page.evaluate(() => window.harness.status())).toMatchObject({ mode: 'shared-worker', durable: true })
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('without SharedWorker, tabs elect a leader, stay in sync, and a new leader takes over within 2 s', async () => {
+    const context = await browser.newContext()
+    await context.addInitScript(() => {
+      delete (globalThis as { SharedWorker?: unknown }).SharedWorker
+    })
+    const name = `leader-${++dbCounter}`
+    try {
+      const a = await openTab(context, name)
+      const b = await openTab(context, name)
+      const c = await openTab(context, name)
+      expect([a.mode, b.mode, c.mode]).toEqual(['leader-tab', 'leader-tab', 'leader-tab'])
+      const leaders = await Promise.all([a, b, c].map((t) => t.page.evaluate(() => window.harness.isLeader())))
+      expect(leaders).toEqual([true, false, false])
+
+      await b.page.evaluate(() => window.harness.set('f1', 'from follower B'))
+      await a.page.evaluate(() => window.harness.waitForTitle('from follower B'))
+      await c.page.evaluate(() => window.harness.waitForTitle('from follower B'))
+      await a.page.evaluate(() => window.harness.set('l1', 'from leader A'))
+      await b.page.evaluate(() => window.harness.waitForTitle('from leader A'))
+      const followerLatency = await b.page.evaluate(() => window.harness.measureSameTab(50))
+      console.log(`[figures] leader-tab follower ${figures('same-tab write → live query', followerLatency)}`)
+
+      const closedAt = Date.now()
+      await a.page.close()
+      // The next write from a follower must round-trip through the new leader's engine.
+      await b.page.evaluate(() => window.harness.set('f2', 'after takeover'))
+      await c.page.evaluate(() => window.harness.waitForTitle('after takeover', 5000))
+      const takeoverMs = Date.now() - closedAt
+      console.log(`[figures] leader-tab takeover (leader tab closed → follower write visible in another tab): ${takeoverMs} ms`)
+      expect(takeoverMs).toBeLessThan(2000)
+      const newLeaders = await Promise.all([b, c].map((t) => t.page.evaluate(() => window.harness.isLeader())))
+      expect(newLeaders.filter(Boolean)).toHaveLength(1)
+      // Data written before the takeover survived it (the new leader's worker resumed from IndexedDB).
+      expect(await c.page.evaluate(() => window.harness.titles())).toEqual(expect.arrayContaining(['from follower B', 'from leader A']))
+      expect(await b.page.evaluate(() => window.harness.status().mode)).toBe('leader-tab')
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('without SharedWorker and Web Locks, the client runs in the page and says so', async () => {
+    const context = await browser.newContext()
+    await context.addInitScript(() => {
+      delete (globalThis as { SharedWorker?: unknown }).SharedWorker
+      delete (Navigator.prototype as { locks?: unknown }).locks
+    })
+    try {
+      const { page, mode } = await openTab(context, `inpage-${++dbCounter}`)
+      expect(mode).toBe('in-page')
+      expect(await page.evaluate(() => 'locks' in navigator)).toBe(false)
+      expect(await page.evaluate(() => window.harness.setPersisted('p1', 'in page'))).toBe('persisted')
+      expect(await page.evaluate(() => window.harness.titles())).toEqual(['in page'])
+      const latency = await page.evaluate(() => window.harness.measureSameTab(200))
+      console.log(`[figures] in-page ${figures('same-tab write → live query', latency)}`)
+      expect(await page.evaluate(() => window.harness.status())).toMatchObject({ mode: 'in-page', durable: true })
+    } finally {
+      await context.close()
+    }
+  })
+})
