@@ -25,6 +25,21 @@ const guardFor: Record<string, (message: unknown) => boolean> = {
   resync: guards.isResync,
   ack: guards.isAck,
   pong: guards.isPong,
+  'topic-sub': guards.isTopicSubscribe,
+  'topic-unsub': guards.isTopicUnsubscribe,
+  'topic-pub': guards.isTopicPublish,
+  'lock-acquire': guards.isLockAcquire,
+  'lock-extend': guards.isLockExtend,
+  'lock-release': guards.isLockRelease,
+  'lock-check': guards.isLockCheck,
+  invoke: guards.isInvoke,
+  'topic-msg': guards.isTopicMessage,
+  'topic-ack': guards.isTopicAck,
+  'lock-granted': guards.isLockGranted,
+  'lock-released': guards.isLockReleased,
+  'lock-status': guards.isLockStatus,
+  'lock-lost': guards.isLockLost,
+  'invoke-result': guards.isInvokeResult,
 }
 
 const samples: Record<string, Record<string, unknown>> = { ...sampleClientMessages, ...sampleServerMessages }

@@ -47,7 +47,10 @@ expectTypeOf<{ map: 'todos'; where: { eq: ['owner', 'u1'] }; fields: ['title']; 
 
 // Protocol messages are a union discriminated on `type`.
 expectTypeOf<Extract<ClientMessage, { type: 'ops' }>['changes']>().toEqualTypeOf<Change[]>()
-expectTypeOf<ClientMessage['type']>().toEqualTypeOf<'hello' | 'subscribe' | 'unsubscribe' | 'reconcile' | 'entries' | 'ops' | 'ping'>()
+expectTypeOf<ClientMessage['type']>().toEqualTypeOf<
+  | 'hello' | 'subscribe' | 'unsubscribe' | 'reconcile' | 'entries' | 'ops' | 'ping'
+  | 'topic-sub' | 'topic-unsub' | 'topic-pub' | 'lock-acquire' | 'lock-extend' | 'lock-release' | 'lock-check' | 'invoke'
+>()
 
 // A live query view yields keyed rows.
 expectTypeOf(new QueryView({}).rows()).toMatchTypeOf<readonly { key: string; value: RecordValue }[]>()

@@ -8,6 +8,36 @@ import { InvalidMessageError, ProtocolVersionError } from '../errors'
 import { formatIssues } from './codec'
 import {
   PROTOCOL_VERSIONS,
+  topicSubscribeSchema,
+  topicUnsubscribeSchema,
+  topicPublishSchema,
+  lockAcquireSchema,
+  lockExtendSchema,
+  lockReleaseSchema,
+  lockCheckSchema,
+  invokeSchema,
+  topicMessageSchema,
+  topicAckSchema,
+  lockGrantedSchema,
+  lockReleasedSchema,
+  lockStatusSchema,
+  lockLostSchema,
+  invokeResultSchema,
+  type TopicSubscribeMessage,
+  type TopicUnsubscribeMessage,
+  type TopicPublishMessage,
+  type LockAcquireMessage,
+  type LockExtendMessage,
+  type LockReleaseMessage,
+  type LockCheckMessage,
+  type InvokeMessage,
+  type TopicMessage,
+  type TopicAckMessage,
+  type LockGrantedMessage,
+  type LockReleasedMessage,
+  type LockStatusMessage,
+  type LockLostMessage,
+  type InvokeResultMessage,
   ackSchema,
   changesSchema,
   clientMessageSchema,
@@ -89,6 +119,36 @@ export const isResync: (message: unknown) => message is ResyncMessage = guard(re
 export const isAck: (message: unknown) => message is AckMessage = guard(ackSchema)
 /** True when `message` is a valid `pong`. */
 export const isPong: (message: unknown) => message is PongMessage = guard(pongSchema)
+/** True when `message` is a valid `topic-sub`. */
+export const isTopicSubscribe: (message: unknown) => message is TopicSubscribeMessage = guard(topicSubscribeSchema)
+/** True when `message` is a valid `topic-unsub`. */
+export const isTopicUnsubscribe: (message: unknown) => message is TopicUnsubscribeMessage = guard(topicUnsubscribeSchema)
+/** True when `message` is a valid `topic-pub`. */
+export const isTopicPublish: (message: unknown) => message is TopicPublishMessage = guard(topicPublishSchema)
+/** True when `message` is a valid `lock-acquire`. */
+export const isLockAcquire: (message: unknown) => message is LockAcquireMessage = guard(lockAcquireSchema)
+/** True when `message` is a valid `lock-extend`. */
+export const isLockExtend: (message: unknown) => message is LockExtendMessage = guard(lockExtendSchema)
+/** True when `message` is a valid `lock-release`. */
+export const isLockRelease: (message: unknown) => message is LockReleaseMessage = guard(lockReleaseSchema)
+/** True when `message` is a valid `lock-check`. */
+export const isLockCheck: (message: unknown) => message is LockCheckMessage = guard(lockCheckSchema)
+/** True when `message` is a valid `invoke`. */
+export const isInvoke: (message: unknown) => message is InvokeMessage = guard(invokeSchema)
+/** True when `message` is a valid `topic-msg`. */
+export const isTopicMessage: (message: unknown) => message is TopicMessage = guard(topicMessageSchema)
+/** True when `message` is a valid `topic-ack`. */
+export const isTopicAck: (message: unknown) => message is TopicAckMessage = guard(topicAckSchema)
+/** True when `message` is a valid `lock-granted`. */
+export const isLockGranted: (message: unknown) => message is LockGrantedMessage = guard(lockGrantedSchema)
+/** True when `message` is a valid `lock-released`. */
+export const isLockReleased: (message: unknown) => message is LockReleasedMessage = guard(lockReleasedSchema)
+/** True when `message` is a valid `lock-status`. */
+export const isLockStatus: (message: unknown) => message is LockStatusMessage = guard(lockStatusSchema)
+/** True when `message` is a valid `lock-lost`. */
+export const isLockLost: (message: unknown) => message is LockLostMessage = guard(lockLostSchema)
+/** True when `message` is a valid `invoke-result`. */
+export const isInvokeResult: (message: unknown) => message is InvokeResultMessage = guard(invokeResultSchema)
 /** True when `message` is any valid relay → client message. */
 export const isServerMessage: (message: unknown) => message is ServerMessage = guard(serverMessageSchema)
 

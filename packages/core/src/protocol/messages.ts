@@ -21,6 +21,15 @@
  *   ops {id, changes}                   ───▶
  *                                       ◀─── ack {id, results}         after the store committed
  *                                       ◀─── changes {sub, changes, moveOut}   live fan-out
+ *
+ * Coordination primitives (need the relay; nothing of them is stored but lock tokens):
+ *   topic-sub / topic-unsub {topic}; topic-pub {id, topic, data} ─▶ topic-ack {id, delivered};
+ *     other subscribers get topic-msg {topic, from, seq, data} (ordered per publisher)
+ *   lock-acquire {id, name, ttl, wait} ─▶ lock-granted {id, name, token, expiresAt} (FIFO) or error {ref: id}
+ *   lock-extend / lock-release / lock-check {id, name, token} ─▶ lock-granted / lock-released / lock-status
+ *     a lease that ends without release ─▶ lock-lost {name, token, reason}
+ *   invoke {id, map, key, processor, args} ─▶ invoke-result {id, result} or error {ref: id};
+ *     the processor's write syncs like any other change
  */
 import { z } from 'zod'
 import type { Change, CounterState, FieldEntry, LwwRecordState, OrSetState, ReplicaId, Stamp, Value } from '../types'
@@ -147,6 +156,47 @@ export const opsSchema = z.object({
 /** Keep-alive and clock probe. */
 export const pingSchema = z.object({ type: z.literal('ping'), clientTime: z.number() })
 
+// ─────────────────── coordination primitives (topics, locks, processors) ───────────────────
+// Declared before the unions that include them; server → client ones are listed in
+// `serverMessageSchema` below.
+const topicName = z.string().min(1).max(256)
+const lockName = z.string().min(1).max(256)
+
+/** Starts receiving a topic's messages (ephemeral pub/sub; nothing is stored). */
+export const topicSubscribeSchema = z.object({ type: z.literal('topic-sub'), topic: topicName })
+/** Stops receiving a topic. */
+export const topicUnsubscribeSchema = z.object({ type: z.literal('topic-unsub'), topic: topicName })
+/** Publishes to a topic; the relay answers `topic-ack` with how many other sessions it reached. */
+export const topicPublishSchema = z.object({ type: z.literal('topic-pub'), id: reqId, topic: topicName, data: value })
+/** Asks for a lock; granted at once or when earlier waiters are done (FIFO), or fails after `wait` ms. */
+export const lockAcquireSchema = z.object({
+  type: z.literal('lock-acquire'), id: reqId, name: lockName,
+  ttl: z.number().int().min(100).max(3_600_000), wait: z.number().int().min(0).max(600_000),
+})
+/** Extends a held lease by `ttl` ms from now. */
+export const lockExtendSchema = z.object({ type: z.literal('lock-extend'), id: reqId, name: lockName, token: z.number().int().positive(), ttl: z.number().int().min(100).max(3_600_000) })
+/** Releases a held lease. */
+export const lockReleaseSchema = z.object({ type: z.literal('lock-release'), id: reqId, name: lockName, token: z.number().int().positive() })
+/** The fencing check: is `token` the lock's current, unexpired lease? */
+export const lockCheckSchema = z.object({ type: z.literal('lock-check'), id: reqId, name: lockName, token: z.number().int().nonnegative() })
+/** Runs a server-side entry processor on one key, atomically; answered by `invoke-result` or an error. */
+export const invokeSchema = z.object({ type: z.literal('invoke'), id: reqId, map: mapName, key, processor: z.string().min(1).max(128), args: value })
+
+/** A topic message from another session (`from` is the publisher's replica id; `seq` orders one publisher's messages). */
+export const topicMessageSchema = z.object({ type: z.literal('topic-msg'), topic: topicName, from: replicaId, seq: count, data: value })
+/** Answers `topic-pub`. */
+export const topicAckSchema = z.object({ type: z.literal('topic-ack'), id: reqId, delivered: count })
+/** A lease: answers `lock-acquire` and `lock-extend`. `token` strictly increases per lock, across restarts and relay nodes. */
+export const lockGrantedSchema = z.object({ type: z.literal('lock-granted'), id: reqId, name: lockName, token: z.number().int().positive(), expiresAt: z.number() })
+/** Answers `lock-release`. */
+export const lockReleasedSchema = z.object({ type: z.literal('lock-released'), id: reqId, name: lockName })
+/** Answers `lock-check`. */
+export const lockStatusSchema = z.object({ type: z.literal('lock-status'), id: reqId, name: lockName, valid: z.boolean(), current: z.number().int().nonnegative() })
+/** A held lease ended without release (TTL expired, or the relay dropped it). */
+export const lockLostSchema = z.object({ type: z.literal('lock-lost'), name: lockName, token: z.number().int().positive(), reason: z.enum(['expired', 'revoked']) })
+/** Answers `invoke`: the processor's result; its write (if any) syncs like any other change. */
+export const invokeResultSchema = z.object({ type: z.literal('invoke-result'), id: reqId, result: value })
+
 /** Every message a client may send. */
 export const clientMessageSchema = z.discriminatedUnion('type', [
   helloSchema,
@@ -156,6 +206,14 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   entriesSchema,
   opsSchema,
   pingSchema,
+  topicSubscribeSchema,
+  topicUnsubscribeSchema,
+  topicPublishSchema,
+  lockAcquireSchema,
+  lockExtendSchema,
+  lockReleaseSchema,
+  lockCheckSchema,
+  invokeSchema,
 ])
 
 // ───────────────────────────── relay → client ─────────────────────────────
@@ -235,6 +293,13 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   resyncSchema,
   ackSchema,
   pongSchema,
+  topicMessageSchema,
+  topicAckSchema,
+  lockGrantedSchema,
+  lockReleasedSchema,
+  lockStatusSchema,
+  lockLostSchema,
+  invokeResultSchema,
 ])
 
 export type HelloMessage = z.infer<typeof helloSchema>
@@ -244,6 +309,14 @@ export type ReconcileMessage = z.infer<typeof reconcileSchema>
 export type EntriesMessage = z.infer<typeof entriesSchema>
 export type OpsMessage = z.infer<typeof opsSchema>
 export type PingMessage = z.infer<typeof pingSchema>
+export type TopicSubscribeMessage = z.infer<typeof topicSubscribeSchema>
+export type TopicUnsubscribeMessage = z.infer<typeof topicUnsubscribeSchema>
+export type TopicPublishMessage = z.infer<typeof topicPublishSchema>
+export type LockAcquireMessage = z.infer<typeof lockAcquireSchema>
+export type LockExtendMessage = z.infer<typeof lockExtendSchema>
+export type LockReleaseMessage = z.infer<typeof lockReleaseSchema>
+export type LockCheckMessage = z.infer<typeof lockCheckSchema>
+export type InvokeMessage = z.infer<typeof invokeSchema>
 export type ClientMessage = z.infer<typeof clientMessageSchema>
 
 export type WelcomeMessage = z.infer<typeof welcomeSchema>
@@ -256,6 +329,13 @@ export type SyncedMessage = z.infer<typeof syncedSchema>
 export type ResyncMessage = z.infer<typeof resyncSchema>
 export type AckMessage = z.infer<typeof ackSchema>
 export type PongMessage = z.infer<typeof pongSchema>
+export type TopicMessage = z.infer<typeof topicMessageSchema>
+export type TopicAckMessage = z.infer<typeof topicAckSchema>
+export type LockGrantedMessage = z.infer<typeof lockGrantedSchema>
+export type LockReleasedMessage = z.infer<typeof lockReleasedSchema>
+export type LockStatusMessage = z.infer<typeof lockStatusSchema>
+export type LockLostMessage = z.infer<typeof lockLostSchema>
+export type InvokeResultMessage = z.infer<typeof invokeResultSchema>
 export type ServerMessage = z.infer<typeof serverMessageSchema>
 
 /** Every message type name. */

@@ -35,6 +35,14 @@ export const sampleClientMessages: { readonly [T in ClientMessage['type']]: Extr
   entries: { type: 'entries', sub: 1, path: '0a', entries: [['t1', '0000000000000001']] },
   ops: { type: 'ops', id: 7, changes: [sampleChange('todos', 't1'), { kind: 'counter', map: 'likes', key: '', state: [[replicaId, 3, 1]] }, { kind: 'or', map: 'tags', key: 't1', state: { adds: [[stamp(1), 'red']], removes: [] } }] },
   ping: { type: 'ping', clientTime: 1_700_000_000_000 },
+  'topic-sub': { type: 'topic-sub', topic: 'room:42' },
+  'topic-unsub': { type: 'topic-unsub', topic: 'room:42' },
+  'topic-pub': { type: 'topic-pub', id: 8, topic: 'room:42', data: { text: 'hi', at: new Date(1_700_000_000_000) } },
+  'lock-acquire': { type: 'lock-acquire', id: 9, name: 'invoice:9', ttl: 10_000, wait: 5_000 },
+  'lock-extend': { type: 'lock-extend', id: 10, name: 'invoice:9', token: 3, ttl: 10_000 },
+  'lock-release': { type: 'lock-release', id: 11, name: 'invoice:9', token: 3 },
+  'lock-check': { type: 'lock-check', id: 12, name: 'invoice:9', token: 3 },
+  invoke: { type: 'invoke', id: 13, map: 'stock', key: 'sku1', processor: 'decrement', args: { by: 1 } },
 }
 
 /** One valid example of each relay → client message, keyed by type. */
@@ -49,4 +57,11 @@ export const sampleServerMessages: { readonly [T in ServerMessage['type']]: Extr
   resync: { type: 'resync', sub: 1, reason: 'past the tombstone horizon' },
   ack: { type: 'ack', id: 7, results: [null, { code: 'FORBIDDEN', message: 'no' }], serverTime: 1_700_000_000_003 },
   pong: { type: 'pong', clientTime: 1_700_000_000_000, serverTime: 1_700_000_000_004 },
+  'topic-msg': { type: 'topic-msg', topic: 'room:42', from: replicaId, seq: 4, data: { text: 'hi' } },
+  'topic-ack': { type: 'topic-ack', id: 8, delivered: 2 },
+  'lock-granted': { type: 'lock-granted', id: 9, name: 'invoice:9', token: 3, expiresAt: 1_700_000_010_000 },
+  'lock-released': { type: 'lock-released', id: 11, name: 'invoice:9' },
+  'lock-status': { type: 'lock-status', id: 12, name: 'invoice:9', valid: true, current: 3 },
+  'lock-lost': { type: 'lock-lost', name: 'invoice:9', token: 3, reason: 'expired' },
+  'invoke-result': { type: 'invoke-result', id: 13, result: { remaining: 49 } },
 }
