@@ -51,7 +51,7 @@ export const MESSAGE_LIMITS = {
 } as const
 
 // A value is checked structurally by `assertValue` where it is used; here it only has to be msgpack-decoded data.
-const value = z.custom<Value>(() => true)
+const value = z.custom<Value>((v) => v !== undefined, { message: 'a value is required (null is a value; undefined is not)' })
 const stamp = z.string().min(1).max(512) as unknown as z.ZodType<Stamp>
 const replicaId = z.string().min(1).max(128) as unknown as z.ZodType<ReplicaId>
 const key = z.string().max(MESSAGE_LIMITS.maxKeyLength)
