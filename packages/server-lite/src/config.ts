@@ -69,6 +69,28 @@ const limitsSchema = z.object({
   maxConnectionsPerSubject: z.number().int().positive().default(64),
   /** Subscriptions one connection may hold. */
   maxSubscriptionsPerConnection: z.number().int().positive().default(256),
+  /** Topics one connection may subscribe to. */
+  maxTopicsPerConnection: z.number().int().positive().default(256),
+  /** Lock requests (waiting or being granted) one connection may have outstanding. */
+  maxLockWaitsPerConnection: z.number().int().positive().default(256),
+  /** Longest an entry processor may run (ms) before its invocation fails with PROCESSOR_FAILED. */
+  processorTimeoutMs: z.number().int().positive().default(5_000),
+})
+
+/** Who may publish to and subscribe to topics matching one pattern. */
+const topicRuleSchema = z.object({
+  publish: accessSchema.default('public'),
+  subscribe: accessSchema.default('public'),
+})
+
+/**
+ * Rules: per map (`maps`), per topic pattern (`topics`) and per lock pattern (`locks`).
+ * A pattern is an exact name or a prefix ending in `*` (`room:*`; `*` alone matches all).
+ */
+const rulesSchema = z.object({
+  maps: z.record(z.string(), mapRuleSchema).default({}),
+  topics: z.record(z.string(), topicRuleSchema).optional(),
+  locks: z.record(z.string(), accessSchema).optional(),
 })
 
 /** The full, validated relay configuration. */
@@ -78,7 +100,9 @@ export const relayConfigSchema = z.object({
   dataDir: z.string().min(1).default('./.outpost-data'),
   store: z.enum(['lmdb'], { message: 'store must be "lmdb" (the only embedded store)' }).default('lmdb'),
   auth: authSchema.optional(),
-  rules: z.object({ maps: z.record(z.string(), mapRuleSchema) }).optional(),
+  rules: rulesSchema.optional(),
+  /** A `.js`/`.ts` module exporting `processors` (entry processors) and/or `resolvers` (conflict resolvers per map). */
+  functions: z.string().min(1).optional(),
   limits: limitsSchema.default(limitsSchema.parse({})),
   /** Largest lead (ms) of a client stamp over the relay's clock. */
   maxDriftMs: z.number().int().min(0).default(60_000),
@@ -97,6 +121,8 @@ export type RelayConfig = z.infer<typeof relayConfigSchema>
 export type RelayConfigInput = z.input<typeof relayConfigSchema>
 /** One map's rules, as validated. */
 export type MapRule = z.infer<typeof mapRuleSchema>
+/** One topic pattern's rules, as validated. */
+export type TopicRule = z.infer<typeof topicRuleSchema>
 /** An access rule: `'public' | 'authenticated' | 'none'` or a predicate over token claims. */
 export type Access = z.infer<typeof accessSchema>
 
@@ -259,5 +285,5 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<RelayConf
   }
   for (const [flag, raw] of flags) setPath(merged, FLAG_TO_PATH[flag] as readonly string[], coerce(flag, raw))
   const parsed = parseConfig(merged)
-  return { ...parsed, dataDir: resolve(cwd, parsed.dataDir) }
+  return { ...parsed, dataDir: resolve(cwd, parsed.dataDir), ...(parsed.functions === undefined ? {} : { functions: resolve(cwd, parsed.functions) }) }
 }

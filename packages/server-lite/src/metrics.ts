@@ -16,6 +16,14 @@ export interface RelayMetrics {
   readonly commitSeconds: Histogram
   readonly reconcileRounds: Counter
   readonly errors: Counter<'code'>
+  /** Topic messages published (each counted once, however many sessions it reached). */
+  readonly topicMessages: Counter
+  /** Lock leases granted (acquire; extensions are not counted). */
+  readonly lockGrants: Counter
+  /** Time from lock-acquire to grant. */
+  readonly lockWaitSeconds: Histogram
+  /** Entry processor invocations by outcome: ok, not_found, forbidden, failed, error. */
+  readonly invocations: Counter<'outcome'>
 }
 
 /** Creates the metrics on a fresh registry; `defaults` adds process metrics (CPU, RSS, event loop). */
@@ -39,5 +47,14 @@ export function createMetrics(defaults = true): RelayMetrics {
     }),
     reconcileRounds: new Counter({ name: 'outpost_reconcile_rounds_total', help: 'Reconciliation requests answered (reconcile and entries)', registers }),
     errors: new Counter({ name: 'outpost_errors_total', help: 'Errors sent to clients, by code', labelNames: ['code'], registers }),
+    topicMessages: new Counter({ name: 'outpost_topic_messages_total', help: 'Topic messages published', registers }),
+    lockGrants: new Counter({ name: 'outpost_lock_grants_total', help: 'Lock leases granted', registers }),
+    lockWaitSeconds: new Histogram({
+      name: 'outpost_lock_wait_seconds',
+      help: 'Time from lock-acquire to grant',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
+      registers,
+    }),
+    invocations: new Counter({ name: 'outpost_invocations_total', help: 'Entry processor invocations by outcome', labelNames: ['outcome'], registers }),
   }
 }

@@ -5,6 +5,9 @@ import type { Authenticator } from './auth/jwt'
 import type { RuleSet } from './auth/rules'
 import type { RelayConfig } from './config'
 import type { RelayMetrics } from './metrics'
+import type { FunctionService } from './primitives/functions'
+import type { LockService } from './primitives/locks'
+import type { TopicHub } from './primitives/topics'
 import type { Session } from './session'
 import type { SyncService } from './sync/sync-service'
 
@@ -20,6 +23,12 @@ export interface RelayContext {
   readonly clock: Hlc
   /** The relay's wall clock (ms). */
   readonly now: () => number
+  /** Topic subscriptions and fan-out. */
+  readonly topics: TopicHub
+  /** Locks with leases and fencing tokens. */
+  readonly locks: LockService
+  /** Entry processors and conflict resolvers. */
+  readonly functions: FunctionService
   /** Counts a new authenticated connection of `subject`; false when the subject is at its limit. */
   admit(session: Session, subject: string): boolean
   /** Called once when a session ends; `subject` is set when it had been admitted. */

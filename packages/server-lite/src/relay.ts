@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { Hlc, ShuttingDownError, serializeError, encodeMessage, type ReplicaId, type Store } from '@outpost/core'
+import { AuthError, Hlc, ShuttingDownError, TokenExpiredError, serializeError, encodeMessage, type ReplicaId, type Store } from '@outpost/core'
 import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { createAuthenticator } from './auth/jwt'
@@ -24,6 +24,10 @@ import type { RelayContext } from './relay-context'
 import { CLOSE, Session, type SessionTransport } from './session'
 import { LmdbStore } from './store/lmdb-store'
 import { SyncService } from './sync/sync-service'
+import { FunctionService, checkFunctions, loadFunctions, type RelayFunctions } from './primitives/functions'
+import { LockService } from './primitives/locks'
+import { TopicHub } from './primitives/topics'
+import type { Principal } from './auth/jwt'
 
 /** Lifecycle states of a relay. */
 export type RelayState = 'starting' | 'ready' | 'draining' | 'closed'
@@ -36,6 +40,8 @@ export interface RelayOptions {
   readonly logger?: Logger
   /** A store to use instead of opening LMDB at `config.dataDir` (it is closed with the relay). */
   readonly store?: Store
+  /** Entry processors and conflict resolvers, instead of loading `config.functions`. */
+  readonly functions?: RelayFunctions
 }
 
 /** A running relay. */
@@ -133,6 +139,9 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const metrics = createMetrics()
   const rules = new RuleSet(config.rules)
   const auth = createAuthenticator(config)
+  // Loaded before the store opens, so a broken module fails the start without touching data.
+  const functions =
+    options.functions !== undefined ? checkFunctions(options.functions) : config.functions !== undefined ? await loadFunctions(config.functions) : {}
   if (!auth.enabled) {
     logger.warn('no auth configured: every client connects as "anonymous" with full access unless rules say otherwise; set OUTPOST_JWT_SECRET or OUTPOST_JWKS_URL before exposing this relay')
   }
@@ -145,6 +154,17 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   }
   const sync = new SyncService(store, metrics, logger)
   const clock = new Hlc({ replicaId: config.replicaId as ReplicaId, now, maxDrift: config.maxDriftMs })
+  const topics = new TopicHub({ rules, metrics, maxTopicsPerSession: config.limits.maxTopicsPerConnection, maxFrameBytes: config.limits.maxFrameBytes })
+  const locks = new LockService({
+    store,
+    commit: (batch) => sync.commit(batch, []),
+    rules,
+    metrics,
+    logger,
+    now,
+    maxWaitsPerSession: config.limits.maxLockWaitsPerConnection,
+  })
+  const fns = new FunctionService({ functions, sync, metrics, logger, now, replicaId: config.replicaId, timeoutMs: config.limits.processorTimeoutMs })
 
   let state: RelayState = 'starting'
   const sessions = new Set<Session>()
@@ -160,6 +180,9 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     sync,
     clock,
     now,
+    topics,
+    locks,
+    functions: fns,
     admit(_session, subject) {
       const count = perSubject.get(subject) ?? 0
       if (count >= config.limits.maxConnectionsPerSubject) return false
@@ -302,6 +325,72 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     })
   }
 
+  const json = (res: ServerResponse, status: number, body: unknown): void => {
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body))
+  }
+
+  /** The caller of an HTTP lock endpoint: `Authorization: Bearer <jwt>` when auth is on, anonymous otherwise. */
+  const httpPrincipal = async (req: IncomingMessage, res: ServerResponse): Promise<Principal | undefined> => {
+    const header = req.headers.authorization
+    const bearer = typeof header === 'string' && /^Bearer\s+/i.test(header) ? header.replace(/^Bearer\s+/i, '').trim() : undefined
+    if (auth.enabled && bearer === undefined) {
+      json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'Send Authorization: Bearer <token>' } })
+      return undefined
+    }
+    try {
+      return await auth.authenticate(bearer)
+    } catch (error) {
+      if (error instanceof AuthError || error instanceof TokenExpiredError) {
+        json(res, 401, { error: serializeError(error) })
+        return undefined
+      }
+      throw error
+    }
+  }
+
+  /** `GET /locks/<name>` and `POST /locks/<name>/check`: the fencing check for resources that are not Outpost clients. */
+  const handleLocks = async (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> => {
+    const match = /^\/locks\/([^/]+)(\/check)?$/.exec(pathname)
+    const isCheck = match?.[2] !== undefined
+    if (match === null || (req.method !== (isCheck ? 'POST' : 'GET'))) {
+      json(res, 404, { error: { code: 'NOT_FOUND', message: 'Use GET /locks/<name> or POST /locks/<name>/check' } })
+      return
+    }
+    let name: string
+    try {
+      name = decodeURIComponent(match[1] as string)
+    } catch {
+      json(res, 400, { error: { code: 'INVALID_MESSAGE', message: 'The lock name is not valid percent-encoding' } })
+      return
+    }
+    if (name.length === 0 || name.length > 256) {
+      json(res, 400, { error: { code: 'INVALID_MESSAGE', message: 'A lock name has 1 to 256 characters' } })
+      return
+    }
+    const principal = await httpPrincipal(req, res)
+    if (principal === undefined) return
+    if (!locks.mayUse(name, principal)) {
+      json(res, 403, { error: { code: 'FORBIDDEN', message: `You may not use lock ${name.slice(0, 64)}` } })
+      return
+    }
+    if (!isCheck) {
+      json(res, 200, await locks.info(name))
+      return
+    }
+    const body = await readBody(req, 64 * 1024)
+    let token: unknown
+    try {
+      token = body === undefined ? undefined : (JSON.parse(body.toString('utf8')) as { token?: unknown }).token
+    } catch {
+      token = undefined
+    }
+    if (typeof token !== 'number' || !Number.isSafeInteger(token) || token < 0) {
+      json(res, 400, { error: { code: 'INVALID_MESSAGE', message: 'Send a JSON body { "token": <the fencing token, a non-negative integer> }' } })
+      return
+    }
+    json(res, 200, await locks.verify(name, token))
+  }
+
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://relay')
     const route = `${req.method ?? 'GET'} ${url.pathname}`
@@ -311,6 +400,10 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
       else res.end()
     }
     try {
+      if (url.pathname.startsWith('/locks/')) {
+        handleLocks(req, res, url.pathname).catch(fail)
+        return
+      }
       switch (route) {
         case 'GET /healthz':
           res.writeHead(200, { 'content-type': 'text/plain' }).end('ok')
@@ -382,6 +475,8 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
         const bye = { type: 'error', error: serializeError(new ShuttingDownError('The relay is restarting; reconnect (to another node if there is one)')) } as const
         const frame = encodeMessage(bye)
         for (const session of [...sessions]) session.shutdown(frame, CLOSE.RESTART, 'service restart: reconnect')
+        // Leases stay persisted: a lock held now is still held after the restart until its TTL.
+        locks.close()
         await sync.settle()
         await store.close()
         logger.info('drained')

@@ -13,6 +13,9 @@
  * validated, merged in memory and handed to the store: its ack goes out when the commit
  * is durable, so a client that pipelines batches gets group commit, not one fsync each.
  *
+ * Coordination primitives (topics, locks, entry processors) are handled by the services
+ * in `primitives/`; the session hands them a {@link Caller} view of itself.
+ *
  * Close codes: 4000 protocol version, 4001 unauthenticated, 4002 hello expected,
  * 4003 token expired, 4004 replica bound to another user, 4008 limits (rate, connections),
  * 1008 repeated bad frames, 1012 relay restarting.
@@ -63,6 +66,7 @@ import { TokenBucket } from './rate-limiter'
 import { kindMetaKey, storeCollection } from './sync/collection'
 import type { ShapeView } from './sync/shape-view'
 import type { AppliedChange, Subscriber } from './sync/sync-service'
+import type { Caller } from './primitives/caller'
 import { checkChange } from './sync/validate-change'
 
 /** How a session reaches its client. */
@@ -106,7 +110,7 @@ interface Subscription extends Subscriber {
 }
 
 /** One client session; see the module comment. */
-export class Session {
+export class Session implements Caller {
   /** Random id (HTTP fallback sessions are addressed by it). */
   readonly id: string
   readonly #context: RelayContext
@@ -141,6 +145,28 @@ export class Session {
   /** The authenticated subject, once the handshake is done. */
   get subject(): string | undefined {
     return this.#principal?.subject
+  }
+
+  /** The replica id bound at hello (`''` before). */
+  get replicaId(): string {
+    return this.#replicaId
+  }
+
+  /** The authenticated principal (only read once the session is open). */
+  get principal(): Principal {
+    return this.#principal as Principal
+  }
+
+  /** True while the session is open. */
+  get isOpen(): boolean {
+    return this.#state === 'open'
+  }
+
+  /** Sends a frame already encoded (one encoding fanned out to many sessions). */
+  sendFrame(frame: Uint8Array): void {
+    if (this.#state === 'closed') return
+    this.#context.metrics.bytesOut.inc(frame.length)
+    this.#transport.send(frame)
   }
 
   /** Handles one frame from the client (never throws). */
@@ -208,6 +234,10 @@ export class Session {
     if (this.#expiry !== undefined) clearTimeout(this.#expiry)
     for (const sub of this.#subs.values()) this.#drop(sub)
     this.#subs.clear()
+    if (wasOpen) {
+      this.#context.topics.sessionClosed(this)
+      this.#context.locks.sessionClosed(this)
+    }
     this.#context.metrics.connections.dec()
     this.#context.sessionClosed(this, wasOpen ? this.#principal?.subject : undefined)
   }
@@ -266,7 +296,52 @@ export class Session {
       case 'entries':
         this.#entries(message)
         return
+      case 'topic-sub':
+        this.#context.topics.subscribe(this, message.topic)
+        return
+      case 'topic-unsub':
+        this.#context.topics.unsubscribe(this, message.topic)
+        return
+      case 'topic-pub':
+        if (this.#limited(message.id, 1)) return
+        this.#context.topics.publish(this, message)
+        return
+      case 'lock-acquire':
+        // Not awaited: a waiting acquire must not hold up this session's other frames.
+        void this.#context.locks.acquire(this, message).catch((error: unknown) => this.#failRequest(message.id, error))
+        return
+      case 'lock-extend':
+        void this.#context.locks.extend(this, message).catch((error: unknown) => this.#failRequest(message.id, error))
+        return
+      case 'lock-release':
+        await this.#context.locks.release(this, message).catch((error: unknown) => this.#failRequest(message.id, error))
+        return
+      case 'lock-check':
+        await this.#context.locks.check(this, message).catch((error: unknown) => this.#failRequest(message.id, error))
+        return
+      case 'invoke':
+        if (this.#limited(message.id, 1)) return
+        await this.#context.functions.invoke(this, this.#accessFor(message.map), message).catch((error: unknown) => this.#failRequest(message.id, error))
+        return
     }
+  }
+
+  /** Takes `count` from the rate limit; when over it, answers RATE_LIMITED for `ref` and returns true. */
+  #limited(ref: number, count: number): boolean {
+    const wait = this.#bucket.take(count)
+    if (wait <= 0) {
+      this.#strikes = 0
+      return false
+    }
+    this.send({ type: 'error', ref, error: serializeError(new RateLimitError(`Too many requests on this connection; retry after ${wait} ms`, { retryAfterMs: wait })) })
+    if (++this.#strikes >= this.#context.config.limits.rateLimitStrikes) this.close(CLOSE.LIMIT, 'rate limit exceeded repeatedly')
+    return true
+  }
+
+  /** Answers request `ref` with an error (a failure outside the frame chain, e.g. the store while loading a lock). */
+  #failRequest(ref: number, error: unknown): void {
+    if (!isOutpostError(error)) this.#context.logger.error({ err: error, session: this.id }, 'unexpected error while handling a request')
+    this.send({ type: 'error', ref, error: serializeError(isOutpostError(error) ? error : new InternalError('The relay failed to handle this request; it has been logged')) })
   }
 
   // ───────────────────────────── handshake ─────────────────────────────
@@ -290,6 +365,11 @@ export class Session {
       return
     }
     if (this.#state === 'closed') return
+    // The relay stamps its own writes (entry processors, resolvers) with this id: nobody else may.
+    if (message.replicaId === context.functions.replicaId) {
+      this.#fail(new ForbiddenError(`Replica id ${message.replicaId.slice(0, 64)} is the relay's own; each device database must use its own replica id`), CLOSE.FORBIDDEN)
+      return
+    }
     if (!context.admit(this, principal.subject)) {
       this.#fail(new TooManyConnectionsError(`User ${principal.subject.slice(0, 64)} already has ${context.config.limits.maxConnectionsPerSubject} connections; close some tabs or devices`), CLOSE.LIMIT)
       return
@@ -367,6 +447,8 @@ export class Session {
     this.#strikes = 0
     const maps = [...new Set(message.changes.map((c) => c.map))]
     const loaded = await Promise.all(maps.map((map) => context.sync.collection(map)))
+    // Entry processors on these keys run first (atomic read-modify-write); checked again after each wait.
+    for (let busy = context.functions.busy(message.changes); busy !== undefined; busy = context.functions.busy(message.changes)) await busy
     if (this.#state !== 'open') return
     const collections = new Map(loaded.map((collection) => [collection.map, context.sync.current(collection)] as const))
 
@@ -403,6 +485,8 @@ export class Session {
         if (collection.kind === undefined) meta.push({ key: kindMetaKey(change.map), value: change.kind })
         collection.claimKind(change.kind)
         this.#pushed.delete(pushKey)
+        // A write that lost to one it had not seen goes to the map's conflict resolver, if any.
+        const resolution = change.kind === 'lww' ? context.functions.resolution(change.map, change.key, current as LwwRecordState | undefined, change.state) : undefined
         const result = collection.apply(change.key, change.state as CrdtState)
         if (result !== undefined) {
           puts.set(pushKey, { collection: storeCollection(change.map), key: change.key, value: result.merged as unknown as Value })
@@ -411,8 +495,13 @@ export class Session {
             key: change.key,
             effects: result.effects,
             // Only compared when someone listens: most writes touch no subscription.
-            writerUpToDate: result.effects.length > 0 && stateEquals(change.kind, result.merged as never, change.state as never),
+            writerUpToDate: resolution === undefined && result.effects.length > 0 && stateEquals(change.kind, result.merged as never, change.state as never),
           })
+        }
+        const resolved = resolution === undefined ? undefined : collection.apply(change.key, resolution)
+        if (resolved !== undefined) {
+          puts.set(pushKey, { collection: storeCollection(change.map), key: change.key, value: resolved.merged as unknown as Value })
+          applied.push({ collection, key: change.key, effects: resolved.effects, writerUpToDate: false })
         }
         results.push(null)
       } catch (error) {

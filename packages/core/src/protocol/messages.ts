@@ -22,7 +22,7 @@
  *                                       ◀─── ack {id, results}         after the store committed
  *                                       ◀─── changes {sub, changes, moveOut}   live fan-out
  *
- * Coordination primitives (need the relay; nothing of them is stored but lock tokens):
+ * Coordination primitives (need the relay; of them only lock tokens and leases are stored):
  *   topic-sub / topic-unsub {topic}; topic-pub {id, topic, data} ─▶ topic-ack {id, delivered};
  *     other subscribers get topic-msg {topic, from, seq, data} (ordered per publisher)
  *   lock-acquire {id, name, ttl, wait} ─▶ lock-granted {id, name, token, expiresAt} (FIFO) or error {ref: id}

@@ -7,9 +7,14 @@
  * Defaults: with no `rules` configured everything is allowed (a development relay). Once
  * `rules` exist, a map matched by neither its own name nor `'*'` is closed: nothing is
  * readable or writable until a rule says so.
+ *
+ * Topics and locks are matched by pattern: an exact name, else the longest prefix pattern
+ * ending in `*` (`room:*`; `*` alone matches everything). With no `rules.topics`
+ * (`rules.locks`) configured every topic (lock) is open; once some exist, a name no
+ * pattern matches is closed.
  */
 import { ConfigError, bindClaims, compilePredicate, validatePredicate, type Claims, type CompiledPredicate, type Predicate, type RecordValue } from '@outpost/core'
-import type { Access, MapRule, RelayConfig } from '../config'
+import type { Access, MapRule, RelayConfig, TopicRule } from '../config'
 import type { Principal } from './jwt'
 
 /** What one principal may do on one map. */
@@ -44,16 +49,61 @@ function compileAccess(access: Access, where: string): (principal: Principal) =>
   return (p) => compiled(p.claims as RecordValue)
 }
 
+/** What one principal may do on one topic. */
+export interface TopicAccess {
+  readonly publish: boolean
+  readonly subscribe: boolean
+}
+
+type AccessCheck = (principal: Principal) => boolean
+
+/** Exact names and `prefix*` patterns, looked up exact first, then longest prefix. */
+class PatternTable<T> {
+  readonly #exact = new Map<string, T>()
+  /** `[prefix, value]`, longest prefix first. */
+  readonly #prefixes: [string, T][] = []
+
+  constructor(entries: Iterable<[string, T]>) {
+    for (const [pattern, value] of entries) {
+      if (pattern.endsWith('*')) this.#prefixes.push([pattern.slice(0, -1), value])
+      else this.#exact.set(pattern, value)
+    }
+    this.#prefixes.sort((a, b) => b[0].length - a[0].length)
+  }
+
+  match(name: string): T | undefined {
+    const exact = this.#exact.get(name)
+    if (exact !== undefined) return exact
+    for (const [prefix, value] of this.#prefixes) if (name.startsWith(prefix)) return value
+    return undefined
+  }
+}
+
 /** The relay's compiled rules; {@link RuleSet.access} answers per principal and map. */
 export class RuleSet {
   readonly #rules: Map<string, CompiledRule> | undefined
+  readonly #topics: PatternTable<{ publish: AccessCheck; subscribe: AccessCheck }> | undefined
+  readonly #locks: PatternTable<AccessCheck> | undefined
 
   /** Compiles `config.rules`; throws {@link ConfigError} for a malformed predicate. */
   constructor(rules: RelayConfig['rules']) {
     if (rules === undefined) {
       this.#rules = undefined
+      this.#topics = undefined
+      this.#locks = undefined
       return
     }
+    this.#topics =
+      rules.topics === undefined
+        ? undefined
+        : new PatternTable(
+            (Object.entries(rules.topics) as [string, TopicRule][]).map(([pattern, rule]) => [
+              pattern,
+              { publish: compileAccess(rule.publish, `rules.topics.${pattern}.publish`), subscribe: compileAccess(rule.subscribe, `rules.topics.${pattern}.subscribe`) },
+            ]),
+          )
+    this.#locks =
+      rules.locks === undefined ? undefined : new PatternTable((Object.entries(rules.locks) as [string, Access][]).map(([pattern, access]) => [pattern, compileAccess(access, `rules.locks.${pattern}`)]))
     this.#rules = new Map()
     for (const [name, rule] of Object.entries(rules.maps) as [string, MapRule][]) {
       let filter: Predicate | undefined
@@ -79,5 +129,19 @@ export class RuleSet {
     if (rule === undefined) return DENY_ALL
     const filter = rule.filter === undefined ? undefined : bindClaims(rule.filter, principal.claims as Claims)
     return { read: rule.read(principal), write: rule.write(principal), filter, visible: filter === undefined ? () => true : compilePredicate(filter) }
+  }
+
+  /** What `principal` may do on `topic`. */
+  topicAccess(topic: string, principal: Principal): TopicAccess {
+    if (this.#topics === undefined) return { publish: true, subscribe: true }
+    const rule = this.#topics.match(topic)
+    if (rule === undefined) return { publish: false, subscribe: false }
+    return { publish: rule.publish(principal), subscribe: rule.subscribe(principal) }
+  }
+
+  /** Whether `principal` may acquire, extend, release and check the lock `name`. */
+  lockAccess(name: string, principal: Principal): boolean {
+    if (this.#locks === undefined) return true
+    return this.#locks.match(name)?.(principal) ?? false
   }
 }

@@ -158,6 +158,8 @@ export class LmdbStore implements Store {
     try {
       const root = open<Buffer, Buffer>({
         path: options.path,
+        // lmdb guesses "a file, not a directory" when the name has an extension (`/tmp/tmp.Ab12`, `outpost.data`).
+        noSubdir: false,
         encoding: 'binary',
         keyEncoding: 'binary',
         maxDbs: 8,

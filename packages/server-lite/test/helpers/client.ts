@@ -19,7 +19,7 @@ import {
   type WelcomeMessage,
 } from '@outpost/core'
 import { WebSocket } from 'ws'
-import { createRelay, type Relay, type RelayConfigInput } from '../../src/index'
+import { createRelay, type Relay, type RelayConfigInput, type RelayOptions } from '../../src/index'
 
 /** A temporary directory removed by the returned cleanup. */
 export function tempDir(prefix = 'outpost-relay-'): { path: string; remove: () => void } {
@@ -28,9 +28,9 @@ export function tempDir(prefix = 'outpost-relay-'): { path: string; remove: () =
 }
 
 /** Starts a relay on 127.0.0.1:0 over a fresh data dir, silent logs. */
-export async function startRelay(config: RelayConfigInput = {}): Promise<{ relay: Relay; stop: () => Promise<void>; dataDir: string }> {
+export async function startRelay(config: RelayConfigInput = {}, options: RelayOptions = {}): Promise<{ relay: Relay; stop: () => Promise<void>; dataDir: string }> {
   const dir = tempDir()
-  const relay = await createRelay({ port: 0, host: '127.0.0.1', dataDir: dir.path, logLevel: 'silent', ...config })
+  const relay = await createRelay({ port: 0, host: '127.0.0.1', dataDir: dir.path, logLevel: 'silent', ...config }, options)
   return {
     relay,
     dataDir: dir.path,
