@@ -6,7 +6,9 @@
 import { useCallback, useMemo } from 'react'
 import { useClient, useStatus } from '@outpost/client/react'
 import type { DemoConfig } from './config'
+import { editorsByTask, useBoardPresence, useEditingLock } from './collaboration'
 import { Composer } from './components/composer'
+import { PresenceBar } from './components/presence-bar'
 import { IdentityPicker } from './components/identity-picker'
 import { Segmented } from './components/segmented'
 import { StatusBar } from './components/status-bar'
@@ -20,6 +22,7 @@ import { useTaskActions, useTaskRows } from './use-tasks'
 import { SORTS, newTask, newTaskId, type EditableField, type SortKey } from './task'
 
 const VIEWS: readonly BoardView[] = ['all', 'mine']
+const NO_EDITORS: readonly string[] = []
 const SORT_KEYS: readonly SortKey[] = SORTS.map((s) => s.value)
 
 /** Props of {@link App}. */
@@ -47,6 +50,9 @@ export function App({ config }: AppProps) {
     [client],
   )
   const actions = useTaskActions()
+  const { presence, members } = useBoardPresence(me)
+  const editing = useEditingLock(presence)
+  const editors = useMemo(() => editorsByTask(members), [members])
 
   const people = useMemo(() => {
     const names = new Set<string>()
@@ -77,6 +83,7 @@ export function App({ config }: AppProps) {
             </div>
           </div>
           <div className="topbar-right">
+            <PresenceBar members={members} />
             <IdentityPicker name={me} onChange={setMe} people={people} />
           </div>
         </div>
@@ -144,7 +151,18 @@ export function App({ config }: AppProps) {
         ) : (
           <ul className="task-list" data-testid="task-list" data-count={rows.length}>
             {rows.map((row) => (
-              <TaskItem key={row.id} id={row.id} task={row.task} mine={me !== '' && row.task.assignee === me} onEdit={onEdit} onDelete={onDelete} />
+              <TaskItem
+                key={row.id}
+                id={row.id}
+                task={row.task}
+                mine={me !== '' && row.task.assignee === me}
+                onEdit={onEdit}
+                onDelete={onDelete}
+                lockToken={editing.held?.taskId === row.id ? editing.held.token : null}
+                editors={editors.get(row.id) ?? NO_EDITORS}
+                onEditStart={editing.begin}
+                onEditEnd={editing.end}
+              />
             ))}
           </ul>
         )}

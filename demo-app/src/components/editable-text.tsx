@@ -22,10 +22,14 @@ export interface EditableTextProps {
   readonly list?: string
   /** How long a typing pause is before the draft is saved. */
   readonly saveAfterMs?: number
+  /** The person started editing (focus). */
+  readonly onEditStart?: () => void
+  /** The person stopped editing (blur). */
+  readonly onEditEnd?: () => void
 }
 
 /** An in-place text editor for one field of a record. */
-export function EditableText({ value, onCommit, multiline = false, placeholder, ariaLabel, className, testId, list, saveAfterMs = 600 }: EditableTextProps) {
+export function EditableText({ value, onCommit, multiline = false, placeholder, ariaLabel, className, testId, list, saveAfterMs = 600, onEditStart, onEditEnd }: EditableTextProps) {
   // null: not editing, show the live value.
   const [draft, setDraft] = useState<string | null>(null)
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined)
@@ -65,6 +69,7 @@ export function EditableText({ value, onCommit, multiline = false, placeholder, 
     if (cancelled.current) cancelled.current = false
     else if (draft !== null) save(draft)
     setDraft(null)
+    onEditEnd?.()
   }
 
   const onKeyDown = (event: KeyboardEvent<HTMLInputElement | HTMLTextAreaElement>): void => {
@@ -87,7 +92,10 @@ export function EditableText({ value, onCommit, multiline = false, placeholder, 
     className,
     'data-testid': testId,
     spellCheck: multiline,
-    onFocus: () => setDraft((d) => d ?? value),
+    onFocus: () => {
+      setDraft((d) => d ?? value)
+      onEditStart?.()
+    },
     onBlur,
     onKeyDown,
   }

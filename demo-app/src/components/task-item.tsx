@@ -17,13 +17,22 @@ export interface TaskItemProps {
   readonly mine: boolean
   readonly onEdit: (id: string, field: EditableField, value: string | number) => void
   readonly onDelete: (id: string) => void
+  /** The fencing token of the editing lock this tab holds on the task, or null. */
+  readonly lockToken: number | null
+  /** Other people editing this task right now (from presence). */
+  readonly editors: readonly string[]
+  /** The person started editing the title or notes. */
+  readonly onEditStart: (id: string) => void
+  /** The person left the title or notes. */
+  readonly onEditEnd: (id: string) => void
 }
 
 /** A task card: title and notes on the left, status, priority, assignee, likes and delete on the right. */
-export const TaskItem = memo(function TaskItem({ id, task, mine, onEdit, onDelete }: TaskItemProps) {
+export const TaskItem = memo(function TaskItem({ id, task, mine, onEdit, onDelete, lockToken, editors, onEditStart, onEditEnd }: TaskItemProps) {
+  const editedElsewhere = lockToken === null && editors.length > 0
   return (
     <li
-      className={`task task-${task.status}`}
+      className={`task task-${task.status}${lockToken !== null ? ' task-editing' : ''}${editedElsewhere ? ' task-edited-elsewhere' : ''}`}
       data-testid="task-item"
       data-task-id={id}
       data-title={task.title}
@@ -32,6 +41,17 @@ export const TaskItem = memo(function TaskItem({ id, task, mine, onEdit, onDelet
       data-priority={task.priority}
     >
       <div className="task-main">
+        {lockToken !== null ? (
+          <span className="lock-badge lock-badge-mine" data-testid="lock-badge" data-holder="me" title="You hold this task's editing lock; others see that you are editing">
+            <LockIcon />
+            Editing · token <span data-testid="lock-token">#{lockToken}</span>
+          </span>
+        ) : editedElsewhere ? (
+          <span className="lock-badge lock-badge-other" data-testid="lock-badge" data-holder={editors.join(', ')}>
+            <LockIcon />
+            {formatEditors(editors)}
+          </span>
+        ) : null}
         <EditableText
           className="task-title"
           testId="task-title"
@@ -39,6 +59,8 @@ export const TaskItem = memo(function TaskItem({ id, task, mine, onEdit, onDelet
           placeholder="Untitled task"
           value={task.title}
           onCommit={(value) => onEdit(id, 'title', value)}
+          onEditStart={() => onEditStart(id)}
+          onEditEnd={() => onEditEnd(id)}
         />
         <EditableText
           className="task-notes"
@@ -48,6 +70,8 @@ export const TaskItem = memo(function TaskItem({ id, task, mine, onEdit, onDelet
           multiline
           value={task.notes}
           onCommit={(value) => onEdit(id, 'notes', value)}
+          onEditStart={() => onEditStart(id)}
+          onEditEnd={() => onEditEnd(id)}
         />
       </div>
       <div className="task-meta">
@@ -99,3 +123,19 @@ export const TaskItem = memo(function TaskItem({ id, task, mine, onEdit, onDelet
     </li>
   )
 })
+
+/** "Kim is editing", "Kim and Lou are editing", "Kim, Lou and 2 others are editing". */
+export function formatEditors(names: readonly string[]): string {
+  if (names.length === 1) return `${names[0]} is editing`
+  if (names.length === 2) return `${names[0]} and ${names[1]} are editing`
+  return `${names[0]}, ${names[1]} and ${names.length - 2} other${names.length === 3 ? '' : 's'} are editing`
+}
+
+function LockIcon() {
+  return (
+    <svg viewBox="0 0 16 16" width="12" height="12" aria-hidden="true">
+      <rect x="3" y="7" width="10" height="7" rx="1.5" fill="none" stroke="currentColor" strokeWidth="1.5" />
+      <path d="M5.5 7V5a2.5 2.5 0 0 1 5 0v2" fill="none" stroke="currentColor" strokeWidth="1.5" />
+    </svg>
+  )
+}

@@ -12,6 +12,9 @@ import { DirectTransport } from './engine/direct-transport'
 import { EngineSession, type TrackedHandle } from './engine/session'
 import type { EngineTransport } from './engine/transport'
 import { createCounter, type Counter } from './counter'
+import { createLock, type Lease, type LockHandle } from './lock'
+import { createPresence, type Presence, type PresenceOptions } from './presence'
+import { createTopic, subscribeTopic, type Topic } from './topic'
 import { createLwwMap, type LwwMap } from './lww-map'
 import { createOrMap, type OrMap } from './or-map'
 import { detectMode } from './runtime/detect-mode'
@@ -85,6 +88,15 @@ export interface OutpostClient {
   shape(shape: Shape): ShapeHandle
   /** Replicates a whole map (the shape `{ map }`). */
   sync(map: string): ShapeHandle
+  /** A topic: ephemeral messages to other tabs (also offline) and, through the relay, other devices. */
+  topic<T = Value>(name: string): Topic<T>
+  /**
+   * Joins a presence room with this member's state (e.g. `{ name }`): `members` lists who
+   * is here (other tabs and devices, this one with `self: true`), kept live by heartbeats.
+   */
+  presence<S extends object>(room: string, state: S, options?: PresenceOptions): Presence<S>
+  /** A named lock on the relay: `acquire({ ttl, wait })` gives a lease with a fencing token. */
+  lock(name: string): LockHandle
   /** Forces offline (`true`) or lets the engine connect (`false`). Writes keep working offline. */
   setOffline(offline: boolean): Promise<void>
   /** Stops this tab's subscriptions and lets go of the engine (stopping it when this tab owns it). */
@@ -104,6 +116,11 @@ export function createClient(options: ClientOptions): OutpostClient {
     heartbeatMs: mode === 'in-page' ? 0 : (options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS),
   })
   const cache = new Map<string, unknown>()
+  // Names this client to the engine so a topic message is not echoed back to the client that sent it.
+  const clientId = globalThis.crypto.randomUUID()
+  const leases = new Set<Lease>()
+  const presences = new Set<Presence<object>>()
+  let nextMember = 1
   const status: StatusFeed = createStatusFeed(session, mode)
 
   const held: TrackedHandle[] = []
@@ -174,8 +191,28 @@ export function createClient(options: ClientOptions): OutpostClient {
     },
     shape: (shape) => createShape(session, shape),
     sync: (map) => createShape(session, { map }),
+    topic: <T>(name: string) => createTopic<T>(session, clientId, name),
+    presence<S extends object>(room: string, state: S, presenceOptions: PresenceOptions = {}) {
+      const name = `presence:${room}`
+      const presence: Presence<S> = createPresence<S>(
+        room,
+        {
+          publish: (message) => session.call('publishTopic', name, clientId, message),
+          subscribe: (listener, onError, onStarted) => subscribeTopic(session, clientId, name, listener, onError, onStarted),
+        },
+        state,
+        `${clientId}:${nextMember++}`,
+        presenceOptions,
+        () => presences.delete(presence as Presence<object>),
+      )
+      presences.add(presence as Presence<object>)
+      return presence
+    },
+    lock: (name) => createLock(session, name, leases),
     setOffline: (offline) => applyOffline(offline),
     async close() {
+      // Leave and release first, while the engine can still tell the others.
+      await Promise.allSettled([...[...presences].map((p) => p.leave()), ...[...leases].map((l) => l.release())])
       status.close()
       for (const handle of held) handle.close()
       offlineHandle?.close()

@@ -6,6 +6,12 @@ export type { ClientOptions, MapOptions, OutpostClient } from './client'
 export type { LwwMap, LiveQuery, Row } from './lww-map'
 export type { OrMap } from './or-map'
 export type { Counter } from './counter'
+export type { Topic, PublishResult, TopicMessageInfo } from './topic'
+export type { Presence, PresenceMember, PresenceOptions } from './presence'
+export { PRESENCE_HEARTBEAT_MS, PRESENCE_TIMEOUT_MS } from './presence'
+export type { LockHandle, Lease, LeaseLost, AcquireOptions } from './lock'
+export { DEFAULT_LOCK_TTL_MS } from './lock'
+export type { LeaseLostReason, LockStatus } from '@outpost/worker'
 export type { ShapeHandle } from './shape'
 export type { ClientStatus, StatusStore } from './status'
 export type { Live } from './live-store'
@@ -28,5 +34,8 @@ export {
   ForbiddenError,
   AuthError,
   TokenExpiredError,
+  LockError,
+  ProcessorError,
+  NotFoundError,
 } from '@outpost/core'
 export type { ErrorCode, Predicate, OrderBy, Query, Shape, RecordValue, Value } from '@outpost/core'

@@ -3,7 +3,7 @@
  * register. Writes resolve when durable locally and return a {@link WriteHandle}; reads
  * and live queries run in the engine over local data, so they work offline.
  */
-import { assertRecord, type Query, type RecordValue } from '@outpost/core'
+import { assertRecord, type Query, type RecordValue, type Value } from '@outpost/core'
 import type { QuerySpec, Row as EngineRow } from '@outpost/worker'
 import type { EngineSession } from './engine/session'
 import { LiveStore, type Live } from './live-store'
@@ -36,6 +36,14 @@ export interface LwwMap<T extends object, TInput = T> {
   query(query?: Query): LiveQuery<T>
   /** The live value of one record. Same key → same object. */
   record(key: string): Live<T | undefined>
+  /**
+   * Runs the relay's entry processor `processor` on `key` atomically (read-modify-write
+   * on the relay) and resolves with its result; its write syncs like any other change.
+   * Needs the relay: offline it rejects with `OfflineError`. A processor that throws
+   * rejects with `ProcessorError`; an unknown one with `NotFoundError`; a denied write
+   * with `ForbiddenError`.
+   */
+  invoke<R = Value>(key: string, processor: string, args?: Value): Promise<R>
 }
 
 /** What the client gives each map. */
@@ -99,6 +107,9 @@ export function createLwwMap<T extends object, TInput>(
           close: (id) => session.call('unsubscribeQuery', id),
         }),
       )
+    },
+    async invoke<R>(key: string, processor: string, args: Value = null): Promise<R> {
+      return (await session.callWithin(session.timeoutMs * 2, 'invoke', name, key, processor, args)) as R
     },
     record(key) {
       return cached(`record:${stableKey([name, key])}`, () =>

@@ -68,6 +68,51 @@ export interface Row {
 /** A result or a serialized error: how fallible calls answer across the boundary. */
 export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: SerializedError }
 
+/** What a tab learns from a topic subscription: a message, or the relay refusing the subscription. */
+export type TopicEvent =
+  | {
+      readonly type: 'message'
+      readonly topic: string
+      readonly data: Value
+      /** The publisher's replica id (the same for every tab of one browser). */
+      readonly from: string
+      /** True when it came from another tab of this browser (engine fan-out), false when through the relay. */
+      readonly local: boolean
+    }
+  | { readonly type: 'error'; readonly topic: string; readonly error: SerializedError }
+
+/** What `publishTopic` reports. */
+export interface PublishReceipt {
+  /** Subscriptions of other tabs/clients of this engine the message was delivered to. */
+  readonly local: number
+  /** Whether the relay confirmed it ('not-sent' when offline or unconfirmed: ephemeral messages are never queued). */
+  readonly remote: 'delivered' | 'not-sent'
+  /** Other sessions the relay delivered it to (when `remote` is 'delivered'). */
+  readonly delivered?: number
+}
+
+/** A lock lease held through the engine. */
+export interface LeaseInfo {
+  /** The engine's handle on the lease (for extend/release). */
+  readonly id: number
+  readonly name: string
+  /** The fencing token: strictly increases per lock; pass it to the resource you guard. */
+  readonly token: number
+  /** When the lease ends unless extended (ms since epoch, relay clock corrected to this device). */
+  readonly expiresAt: number
+}
+
+/** Why a lease ended without `release()`. */
+export type LeaseLostReason = 'expired' | 'revoked' | 'disconnected'
+
+/** The relay's fencing check. */
+export interface LockStatus {
+  /** True when the token is the lock's current, unexpired lease. */
+  readonly valid: boolean
+  /** The lock's newest token (0 when never granted). */
+  readonly current: number
+}
+
 /** The engine's API, exposed through comlink. Every method is safe to call from many tabs at once. */
 export interface EngineApi {
   /** Resolves when the engine has opened its storage. Idempotent. */
@@ -110,6 +155,37 @@ export interface EngineApi {
   status(): Promise<EngineStatus>
   subscribeStatus(onStatus: (status: EngineStatus) => void): Promise<number>
   unsubscribeStatus(id: number): Promise<void>
+
+  /**
+   * Subscribes to a topic (ephemeral pub/sub): messages published by other clients of
+   * this engine (other tabs) and, through the relay, by other browsers. `client` names the
+   * subscribing client so its own publications are not echoed back. Re-subscribed on the
+   * relay after every reconnect. Returns an id for `unsubscribeTopic`.
+   */
+  subscribeTopic(topic: string, client: string, onEvent: (event: TopicEvent) => void): Promise<Result<number>>
+  /** Ends a topic subscription. */
+  unsubscribeTopic(id: number): Promise<void>
+  /**
+   * Publishes to a topic: delivered at once to this engine's other clients' subscriptions
+   * (also offline), and through the relay when connected. Never queued.
+   */
+  publishTopic(topic: string, client: string, data: Value): Promise<Result<PublishReceipt>>
+
+  /**
+   * Acquires a lock lease on the relay (waiting up to `wait` ms behind earlier holders).
+   * Offline: fails at once with `OfflineError`. `onLost` is called once if the lease ends
+   * without `releaseLock` (TTL expiry, revocation, or the connection dropping).
+   */
+  acquireLock(name: string, ttl: number, wait: number, onLost: (reason: LeaseLostReason) => void): Promise<Result<LeaseInfo>>
+  /** Extends a held lease by `ttl` ms from now. */
+  extendLock(id: number, ttl: number): Promise<Result<LeaseInfo>>
+  /** Releases a held lease (no-op for one already lost or released). */
+  releaseLock(id: number): Promise<Result<void>>
+  /** Asks the relay whether `token` is the current lease of lock `name`. */
+  checkLock(name: string, token: number): Promise<Result<LockStatus>>
+
+  /** Runs the relay's entry processor `processor` atomically on `map/key`; resolves with its result. */
+  invoke(map: string, key: string, processor: string, args: Value): Promise<Result<Value>>
 
   /** Hands the engine a fresh token (the tab's `auth` callback result), e.g. after `auth-expired`. */
   setToken(token: string | undefined): Promise<void>

@@ -45,6 +45,8 @@ import {
   validateShape,
   type Change,
   type CollectionKind,
+  type LockLostMessage,
+  type TopicMessage,
   type CounterState,
   type LwwRecordState,
   type OrSetState,
@@ -57,7 +59,22 @@ import {
   type StoreEntry,
   type Value,
 } from '@outpost/core'
-import type { EngineApi, EngineOptions, EngineStatus, QuerySpec, Result, Row, WriteConcern, WriteReceipt } from './engine-api'
+import type {
+  EngineApi,
+  EngineOptions,
+  EngineStatus,
+  LeaseInfo,
+  LeaseLostReason,
+  LockStatus,
+  PublishReceipt,
+  QuerySpec,
+  Result,
+  Row,
+  TopicEvent,
+  WriteConcern,
+  WriteReceipt,
+} from './engine-api'
+import { Coordinator } from './coordination/coordinator'
 import { OUTBOX_COLLECTION, Outbox, outboxKey, type OutboxEntry } from './outbox'
 import { IdbStore } from './store/idb-store'
 import { ShapeReplica, type AnyState } from './sync/shape-replica'
@@ -91,6 +108,8 @@ export interface CreateEngineOptions extends EngineOptions {
   readonly backoff?: BackoffOptions
   /** Start offline (no connection until `setOffline(false)`). */
   readonly startOffline?: boolean
+  /** Bound (ms) on the relay's answer to a topic publish, lock or invoke request (a lock's `wait` is added). */
+  readonly requestTimeoutMs?: number
 }
 
 /** The engine: {@link EngineApi} plus lifecycle and introspection for hosts and tests. */
@@ -226,6 +245,9 @@ class EngineImpl implements Engine, SyncHost {
 
   #sync: SyncClient | undefined
   #receivedRecords = 0
+  #coordinator: Coordinator | undefined
+  /** Counters whose collection is already replicated from the relay. */
+  readonly #syncedCounters = new Set<string>()
 
   constructor(options: CreateEngineOptions) {
     this.#options = options
@@ -302,6 +324,18 @@ class EngineImpl implements Engine, SyncHost {
       pingMs: this.#options.pingMs,
       backoff: this.#options.backoff,
     })
+    const engine = this
+    this.#coordinator = new Coordinator(
+      {
+        get sync() {
+          return engine.#sync
+        },
+        replicaId,
+        serverNow: () => this.#now() + (this.#hlc?.offset ?? 0),
+        call: safeCall,
+      },
+      this.#options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: this.#options.requestTimeoutMs },
+    )
     if (this.#options.startOffline !== true) this.#sync.start()
   }
 
@@ -700,6 +734,7 @@ class EngineImpl implements Engine, SyncHost {
       const replica = this.#replicaId as ReplicaId
       // Validate now so a bad delta is a typed error before anything is queued.
       counterAddState([], replica, delta)
+      await this.#replicateCounter(name)
       return this.#enqueue({ kind: 'counter', map: name, key: '', makeDelta: (current) => counterAddState((current as CounterState | undefined) ?? [], replica, delta) })
     })
   }
@@ -744,6 +779,7 @@ class EngineImpl implements Engine, SyncHost {
       checkMapName(map)
       checkKey(key)
       const loaded = await this.#ensureMap(kind, map)
+      if (kind === 'counter') await this.#replicateCounter(map)
       const id = this.#nextSubId++
       this.#valueSubs.set(id, { kind, map, key, onValue })
       safeCall(onValue as (v: unknown) => void, this.#valueOf(kind, loaded.states.get(key)))
@@ -767,6 +803,19 @@ class EngineImpl implements Engine, SyncHost {
     this.#shapes.delete(id)
     this.#sync?.shapeRemoved(replica)
     await this.#persistShapes()
+  }
+
+  /**
+   * A counter is only useful shared: the first time one is used, its collection is
+   * replicated (the shape `{ map: name }`, persisted like any shape) so increments made
+   * elsewhere arrive here.
+   */
+  async #replicateCounter(name: string): Promise<void> {
+    if (this.#options.url === undefined || this.#syncedCounters.has(name)) return
+    this.#syncedCounters.add(name)
+    const replica = await this.#addShape(validateShape({ map: name }))
+    await this.#persistShapes()
+    this.#sync?.shapeAdded(replica)
   }
 
   async #persistShapes(): Promise<void> {
@@ -804,6 +853,38 @@ class EngineImpl implements Engine, SyncHost {
     this.#statusSubs.delete(id)
   }
 
+  subscribeTopic(topic: string, client: string, onEvent: (event: TopicEvent) => void): Promise<Result<number>> {
+    return this.#guard(async () => (this.#coordinator as Coordinator).subscribeTopic(topic, client, onEvent))
+  }
+
+  async unsubscribeTopic(id: number): Promise<void> {
+    this.#coordinator?.unsubscribeTopic(id)
+  }
+
+  publishTopic(topic: string, client: string, data: Value): Promise<Result<PublishReceipt>> {
+    return this.#guard(() => (this.#coordinator as Coordinator).publish(topic, client, data))
+  }
+
+  acquireLock(name: string, ttl: number, wait: number, onLost: (reason: LeaseLostReason) => void): Promise<Result<LeaseInfo>> {
+    return this.#guard(() => (this.#coordinator as Coordinator).acquire(name, ttl, wait, onLost))
+  }
+
+  extendLock(id: number, ttl: number): Promise<Result<LeaseInfo>> {
+    return this.#guard(() => (this.#coordinator as Coordinator).extend(id, ttl))
+  }
+
+  releaseLock(id: number): Promise<Result<void>> {
+    return this.#guard(() => (this.#coordinator as Coordinator).release(id))
+  }
+
+  checkLock(name: string, token: number): Promise<Result<LockStatus>> {
+    return this.#guard(() => (this.#coordinator as Coordinator).check(name, token))
+  }
+
+  invoke(map: string, key: string, processor: string, args: Value): Promise<Result<Value>> {
+    return this.#guard(() => (this.#coordinator as Coordinator).invoke(map, key, processor, args))
+  }
+
   async setToken(token: string | undefined): Promise<void> {
     await this.#open()
     this.#sync?.setToken(token)
@@ -835,6 +916,7 @@ class EngineImpl implements Engine, SyncHost {
       await this.flush()
     }
     this.#closed = true
+    this.#coordinator?.close()
     if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer)
     this.#querySubs.clear()
     this.#valueSubs.clear()
@@ -991,6 +1073,18 @@ class EngineImpl implements Engine, SyncHost {
     // Every state is reported, even one that lasts a microtask (e.g. auth-expired).
     const status = this.#status()
     for (const fn of this.#statusSubs.values()) safeCall(fn, status)
+  }
+
+  coordinationMessage(message: TopicMessage | LockLostMessage): void {
+    this.#coordinator?.onMessage(message)
+  }
+
+  sessionChanged(up: boolean): void {
+    this.#coordinator?.sessionChanged(up)
+  }
+
+  topicRefused(topic: string, error: SerializedError): boolean {
+    return this.#coordinator?.topicRefused(topic, error) ?? false
   }
 
   /** For `NotFoundError` users: the shape replica with `id`. @internal */

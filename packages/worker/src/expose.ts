@@ -6,7 +6,20 @@
  */
 import * as Comlink from 'comlink'
 import { TimeoutError, WorkerUnavailableError, serializeError, type RecordValue, type Shape, type Value, type CollectionKind } from '@outpost/core'
-import type { EngineApi, EngineHostApi, EngineInitOptions, EngineStatus, QuerySpec, Result, Row, WriteConcern, WriteReceipt } from './engine-api'
+import type {
+  EngineApi,
+  EngineHostApi,
+  EngineInitOptions,
+  EngineStatus,
+  LeaseInfo,
+  LeaseLostReason,
+  QuerySpec,
+  Result,
+  Row,
+  TopicEvent,
+  WriteConcern,
+  WriteReceipt,
+} from './engine-api'
 
 /** How long (ms) the engine waits for a tab's auth callback before trying another tab's. */
 export const AUTH_PROVIDER_TIMEOUT_MS = 10_000
@@ -188,6 +201,37 @@ export function createTabApi(getEngine: () => Promise<EngineApi | undefined>, in
         if (first) await e.setAuthProvider(auth.next)
       }),
     setOffline: (offline) => engineVoid((e) => e.setOffline(offline)),
+    subscribeTopic: (topic, client, onEvent) => engineOr((e) => subscribe<TopicEvent>('t', onEvent, (fn) => e.subscribeTopic(topic, client, fn))),
+    unsubscribeTopic: (id) =>
+      engineVoid(async (e) => {
+        await e.unsubscribeTopic(id)
+        drop(`t${id}`)
+      }),
+    publishTopic: (topic, client, data) => engineOr((e) => e.publishTopic(topic, client, data)),
+    acquireLock: (name, ttl, wait, onLost) =>
+      engineOr(async (e) => {
+        // The lease id is known only after the grant; a loss before that cannot happen.
+        let leaseId: number | undefined
+        const result: Result<LeaseInfo> = await e.acquireLock(name, ttl, wait, (reason: LeaseLostReason) => {
+          guarded(onLost as Callback<LeaseLostReason>)(reason)
+          if (leaseId !== undefined) drop(`l${leaseId}`)
+          else release(onLost)
+        })
+        if (result.ok) {
+          leaseId = result.value.id
+          callbacks.set(`l${leaseId}`, onLost)
+        } else release(onLost)
+        return result
+      }),
+    extendLock: (id, ttl) => engineOr((e) => e.extendLock(id, ttl)),
+    releaseLock: (id) =>
+      engineOr(async (e) => {
+        const result = await e.releaseLock(id)
+        drop(`l${id}`)
+        return result
+      }),
+    checkLock: (name, token) => engineOr((e) => e.checkLock(name, token)),
+    invoke: (map, key, processor, args) => engineOr((e) => e.invoke(map, key, processor, args)),
   }
 }
 

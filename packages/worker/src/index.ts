@@ -13,6 +13,9 @@ export type { ConnectionEvent, BackoffOptions } from './sync/connection-state'
 export { SyncClient } from './sync/sync-client'
 export type { WebSocketLike, WebSocketConstructor, SyncHost, SyncClientOptions } from './sync/sync-client'
 export { ShapeReplica } from './sync/shape-replica'
+export { Coordinator, REQUEST_TIMEOUT_MS, LOCK_TTL_RANGE, LOCK_MAX_WAIT_MS } from './coordination/coordinator'
+export type { CoordinatorHost } from './coordination/coordinator'
+export type { RequestAnswer } from './sync/sync-client'
 export type {
   ConnectionState,
   EngineApi,
@@ -20,7 +23,12 @@ export type {
   EngineInitOptions,
   EngineOptions,
   EngineStatus,
+  LeaseInfo,
+  LeaseLostReason,
+  LockStatus,
+  PublishReceipt,
   QuerySpec,
+  TopicEvent,
   Result,
   Row,
   RuntimeMode,

@@ -22,6 +22,13 @@ const RESULT_METHODS: ReadonlySet<EngineMethod> = new Set<EngineMethod>([
   'subscribeRecord',
   'subscribeValue',
   'subscribeShape',
+  'subscribeTopic',
+  'publishTopic',
+  'acquireLock',
+  'extendLock',
+  'releaseLock',
+  'checkLock',
+  'invoke',
 ])
 
 /** What a call to `method` resolves with once its `Result` (if any) is unwrapped. */
@@ -94,12 +101,26 @@ export class EngineSession {
     return this.#transport.mode
   }
 
+  /** The bound on a call into the engine (ms). */
+  get timeoutMs(): number {
+    return this.#timeoutMs
+  }
+
   /** Calls an engine method; rejects with an `OutpostError` subclass. */
-  async call<K extends EngineMethod>(method: K, ...args: Parameters<EngineApi[K]>): Promise<Answer<K>> {
+  call<K extends EngineMethod>(method: K, ...args: Parameters<EngineApi[K]>): Promise<Answer<K>> {
+    return this.callWithin(this.#timeoutMs, method, ...args)
+  }
+
+  /**
+   * Like {@link call}, with its own bound: for calls the engine itself may legitimately
+   * take long to answer (a lock acquisition waiting its turn, a relay round trip), which
+   * must not be mistaken for a dead worker.
+   */
+  async callWithin<K extends EngineMethod>(timeoutMs: number, method: K, ...args: Parameters<EngineApi[K]>): Promise<Answer<K>> {
     if (this.#closed) throw new WorkerUnavailableError(`The client is closed; create a new one to call ${method}`)
     let raw: unknown
     try {
-      raw = await this.#withTimeout(this.#transport.call(method, args), method)
+      raw = await this.#withTimeout(this.#transport.call(method, args), method, timeoutMs)
     } catch (error) {
       throw toOutpostError(error, method)
     }
@@ -162,17 +183,17 @@ export class EngineSession {
     }
   }
 
-  #withTimeout<T>(promise: Promise<T>, method: string): Promise<T> {
+  #withTimeout<T>(promise: Promise<T>, method: string, timeoutMs: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(
           new TimeoutError(
-            `The Outpost engine did not answer ${method} within ${this.#timeoutMs} ms; it is being restarted, retry the call`,
-            { method, timeoutMs: this.#timeoutMs },
+            `The Outpost engine did not answer ${method} within ${timeoutMs} ms; it is being restarted, retry the call`,
+            { method, timeoutMs },
           ),
         )
         this.#transport.recover(`${method} timed out`)
-      }, this.#timeoutMs)
+      }, timeoutMs)
       promise.then(
         (value) => {
           clearTimeout(timer)

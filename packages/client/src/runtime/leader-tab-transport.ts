@@ -14,7 +14,7 @@ import type { EngineOptions, Result } from '@outpost/worker'
 import { ComlinkTransport, type EngineEndpoint } from '../engine/comlink-transport'
 import { ResetSignal, reportListenerError, type EngineMethod, type EngineTransport } from '../engine/transport'
 import { leaderLockName, tabChannelName } from './names'
-import { UNSUBSCRIBE_OF, isCallbackRef, isTabMessage, type CallbackRef, type TabMessage } from './tab-protocol'
+import { UNSUBSCRIBE_METHODS, UNSUBSCRIBE_OF, isCallbackRef, isTabMessage, type CallbackRef, type TabMessage } from './tab-protocol'
 
 /** Options of {@link LeaderTabTransport}. */
 export interface LeaderTabOptions {
@@ -86,7 +86,7 @@ export class LeaderTabTransport implements EngineTransport {
   call(method: EngineMethod, args: readonly unknown[]): Promise<unknown> {
     if (this.#closed) return Promise.reject(new WorkerUnavailableError('The client is closed; create a new one'))
     if (this.#local) return this.#local.call(method, args)
-    if (method === 'unsubscribeQuery' || method === 'unsubscribeStatus') {
+    if (UNSUBSCRIBE_METHODS.has(method)) {
       const key = `${method}:${String(args[0])}`
       for (const id of this.#callbacksBySubscription.get(key) ?? []) this.#callbacks.delete(id)
       this.#callbacksBySubscription.delete(key)
@@ -243,7 +243,7 @@ export class LeaderTabTransport implements EngineTransport {
         : arg,
     )
     const unsubscribe = UNSUBSCRIBE_OF[message.method]
-    if (message.method === 'unsubscribeQuery' || message.method === 'unsubscribeStatus') {
+    if (UNSUBSCRIBE_METHODS.has(message.method)) {
       this.#followerSubscriptions.get(follower)?.delete(`${message.method}:${String(args[0])}`)
     }
     local.call(message.method, args).then(

@@ -57,4 +57,8 @@ export const UNSUBSCRIBE_OF: Partial<Record<EngineMethod, EngineMethod>> = {
   subscribeRecord: 'unsubscribeQuery',
   subscribeValue: 'unsubscribeQuery',
   subscribeStatus: 'unsubscribeStatus',
+  subscribeTopic: 'unsubscribeTopic',
 }
+
+/** Methods that end a subscription (their callbacks can be forgotten). */
+export const UNSUBSCRIBE_METHODS: ReadonlySet<EngineMethod> = new Set(Object.values(UNSUBSCRIBE_OF))

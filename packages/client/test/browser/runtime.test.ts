@@ -156,6 +156,48 @@ describe.skipIf(!available)('Chromium runtime modes', () => {
     }
   })
 
+  it('topics and locks work the same through the SharedWorker and the leader-tab protocol', async () => {
+    for (const mode of ['shared-worker', 'leader-tab'] as const) {
+      const context = await browser.newContext()
+      if (mode === 'leader-tab') {
+        await context.addInitScript(() => {
+          delete (globalThis as { SharedWorker?: unknown }).SharedWorker
+        })
+      }
+      try {
+        const name = `prim-${++dbCounter}`
+        const a = await openTab(context, name)
+        const b = await openTab(context, name)
+        expect([a.mode, b.mode]).toEqual([mode, mode])
+        await b.page.evaluate(() => window.harness.listen('room:1'))
+        await a.page.evaluate(() => window.harness.listen('room:1'))
+        // Subscriptions are made asynchronously; the first publish that reaches b starts the measurement.
+        await expect.poll(async () => (await a.page.evaluate(() => window.harness.publish('room:1'))).local, { timeout: 5_000 }).toBe(1)
+        const before = (await b.page.evaluate(() => window.harness.heard('room:1'))).length
+        for (let i = 0; i < 30; i++) await a.page.evaluate(() => window.harness.publish('room:1'))
+        await expect.poll(async () => (await b.page.evaluate(() => window.harness.heard('room:1'))).length, { timeout: 5_000 }).toBe(before + 30)
+        const delays = (await b.page.evaluate(() => window.harness.heard('room:1'))).slice(before)
+        expect(delays.every(([, local]) => local)).toBe(true)
+        expect(await a.page.evaluate(() => window.harness.heard('room:1'))).toEqual([])
+        console.log(`[figures] ${mode} ${figures('topic publish → other tab', delays.map(([ms]) => ms))}`)
+
+        // Locks from the second tab (a follower in leader-tab mode) go through the same engine.
+        const lock = `doc:${name}`
+        await expect.poll(async () => (await b.page.evaluate(() => window.harness.status())).connection, { timeout: 10_000 }).toBe('live')
+        const token = await b.page.evaluate((l) => window.harness.acquire(l, 10_000), lock)
+        expect(token).toBeGreaterThan(0)
+        expect(await a.page.evaluate(([l, t]) => window.harness.check(l, t), [lock, token] as const)).toBe(true)
+        await b.page.evaluate((l) => window.harness.release(l), lock)
+        expect(await a.page.evaluate(([l, t]) => window.harness.check(l, t), [lock, token] as const)).toBe(false)
+        const next = await a.page.evaluate((l) => window.harness.acquire(l, 10_000), lock)
+        expect(next).toBeGreaterThan(token)
+        await a.page.evaluate((l) => window.harness.release(l), lock)
+      } finally {
+        await context.close()
+      }
+    }
+  })
+
   it('without SharedWorker and Web Locks, the client runs in the page and says so', async () => {
     const context = await browser.newContext()
     await context.addInitScript(() => {

@@ -11,6 +11,13 @@
  * `synced`, so a shape is synced when none is outstanding. The outbox goes once per
  * connection, right after the subscriptions, new writes as they commit, and unacknowledged
  * ops again on a retry timer.
+ *
+ * Coordination primitives (topics, locks, entry processors) use {@link SyncClient.request}:
+ * a request goes out with an id from the same sequence as `ops`, and its answer (or an
+ * `error` whose `ref` names it) settles it. Requests need a welcomed session (`syncing` or
+ * `live`); one made while connecting waits for it, one made offline or in backoff fails
+ * at once with `OfflineError`, and every request in flight when the socket drops fails
+ * with `OfflineError` (the relay may or may not have acted on it).
  */
 import {
   decodeServerMessage,
@@ -21,12 +28,17 @@ import {
   serializeError,
   PROTOCOL_VERSIONS,
   InternalError,
+  OfflineError,
+  TimeoutError,
+  deserializeError,
   type Change,
   type ClientMessage,
   type Hlc,
   type MerkleNodeInfo,
+  type LockLostMessage,
   type SerializedError,
   type ServerMessage,
+  type TopicMessage,
 } from '@outpost/core'
 import type { ConnectionState } from '../engine-api'
 import type { Outbox, OutboxEntry } from '../outbox'
@@ -63,6 +75,35 @@ export interface SyncHost {
   sent(opIds: readonly number[]): void
   synced(serverTime: number): void
   connectionChanged(error?: SerializedError): void
+  /** A relay message of the coordination primitives that answers no request. */
+  coordinationMessage?(message: TopicMessage | LockLostMessage): void
+  /**
+   * A session became able to carry requests (`up`, after `welcome`) or was lost. On loss,
+   * requests in flight have already failed with `OfflineError`.
+   */
+  sessionChanged?(up: boolean): void
+  /**
+   * An error without `ref` or `sub` that names a topic (`details.topic`): the relay refused
+   * a topic subscription. Returns true when handled (the session then stays open).
+   */
+  topicRefused?(topic: string, error: SerializedError): boolean
+}
+
+/** A server message that answers a request by its `id`. */
+export type RequestAnswer = Extract<ServerMessage, { type: 'topic-ack' | 'lock-granted' | 'lock-released' | 'lock-status' | 'invoke-result' }>
+
+interface PendingRequest {
+  readonly resolve: (answer: RequestAnswer) => void
+  readonly reject: (error: unknown) => void
+  readonly timer: ReturnType<typeof setTimeout>
+  /** The request that was sent, so a late `lock-granted` can be released. */
+  readonly kind: string
+}
+
+/** Requests waiting for a session while the socket connects. */
+interface WaitingRequest {
+  readonly send: () => void
+  readonly fail: (error: unknown) => void
 }
 
 /** Options of a {@link SyncClient}. */
@@ -124,6 +165,12 @@ export class SyncClient {
   /** ops request id → the opIds it carried (push replies carry none). */
   readonly #requests = new Map<number, number[]>()
   #sendScheduled = false
+  /** Coordination requests in flight, by request id. */
+  readonly #calls = new Map<number, PendingRequest>()
+  /** Requests made while connecting: sent after `welcome`, failed if the attempt fails. */
+  readonly #waiting: WaitingRequest[] = []
+  /** Request ids whose caller gave up (timeout): a late lock grant for one is released at once. */
+  readonly #abandoned = new Map<number, string>()
   /** Frames sent on all connections (for tests that count re-sends). @internal */
   framesSent = 0
   /** Changes sent in `ops` frames (for tests and benchmarks). @internal */
@@ -197,6 +244,83 @@ export class SyncClient {
     this.#checkSynced()
   }
 
+  /** True when a welcomed session can carry requests and topic subscriptions. */
+  get sessionOpen(): boolean {
+    return (this.#state === 'syncing' || this.#state === 'live') && this.#socket !== undefined
+  }
+
+  /**
+   * Sends a one-way coordination message (`topic-sub`, `topic-unsub`) on the current
+   * session; false when there is none (the caller re-sends after the next `welcome`).
+   */
+  sendControl(message: ClientMessage): boolean {
+    if (!this.sessionOpen) return false
+    this.#send(message)
+    return true
+  }
+
+  /**
+   * Sends a coordination request built with a fresh request id and resolves with its
+   * answer. Rejects with the relay's typed error (`error {ref}`), `OfflineError` when there
+   * is no session (or it drops while waiting), or `TimeoutError` after `timeoutMs`.
+   */
+  request(build: (id: number) => ClientMessage, timeoutMs: number): Promise<RequestAnswer> {
+    return new Promise<RequestAnswer>((resolve, reject) => {
+      const go = (): void => {
+        const id = this.#nextReq++
+        const message = build(id)
+        const timer = setTimeout(() => {
+          this.#calls.delete(id)
+          this.#abandoned.set(id, message.type)
+          reject(new TimeoutError(`the relay did not answer ${message.type} within ${timeoutMs} ms; retry when the connection is stable`, { request: message.type, timeoutMs }))
+        }, timeoutMs)
+        this.#calls.set(id, { resolve, reject, timer, kind: message.type })
+        this.#send(message)
+      }
+      if (this.sessionOpen) {
+        go()
+        return
+      }
+      if (this.#options.url !== undefined && (this.#state === 'connecting' || this.#state === 'handshaking')) {
+        // Starting up: wait for the session rather than failing a call made a moment too early.
+        const timer = setTimeout(() => {
+          const at = this.#waiting.indexOf(waiting)
+          if (at >= 0) this.#waiting.splice(at, 1)
+          reject(new OfflineError(`the relay was not reachable within ${timeoutMs} ms; this needs a connection to the relay`))
+        }, timeoutMs)
+        const waiting: WaitingRequest = {
+          send: () => {
+            clearTimeout(timer)
+            go()
+          },
+          fail: (error) => {
+            clearTimeout(timer)
+            reject(error)
+          },
+        }
+        this.#waiting.push(waiting)
+        return
+      }
+      reject(new OfflineError(this.#options.url === undefined ? 'this client has no relay URL; topics to other devices, locks and entry processors need one' : `the client is offline (${this.#state}); locks and entry processors need a connection to the relay`, { state: this.#state }))
+    })
+  }
+
+  #failRequests(reason: string): void {
+    const error = new OfflineError(`the connection to the relay was lost (${reason}) before it answered; the relay may or may not have acted on the request`)
+    for (const [id, call] of this.#calls) {
+      clearTimeout(call.timer)
+      this.#calls.delete(id)
+      call.reject(error)
+    }
+    this.#abandoned.clear()
+  }
+
+  #failWaiting(state: ConnectionState): void {
+    const waiting = this.#waiting.splice(0)
+    const error = new OfflineError(`the relay is not reachable (${state}); this needs a connection to the relay`, { state })
+    for (const w of waiting) w.fail(error)
+  }
+
   // ───────────────────────────── state machine effects ─────────────────────────────
 
   #dispatch(event: ConnectionEvent, error?: SerializedError): void {
@@ -206,6 +330,7 @@ export class SyncClient {
     this.#state = to
     this.#exit(from)
     this.#enter(to)
+    if (to === 'offline' || to === 'backing-off' || to === 'auth-expired') this.#failWaiting(to)
     this.#host.connectionChanged(error)
   }
 
@@ -313,7 +438,15 @@ export class SyncClient {
     this.#sessions.clear()
     this.#requests.clear()
     this.#host.pendingOps().resetConnection()
+    this.#failRequests('socket closed')
+    if (this.#sessionUp) {
+      this.#sessionUp = false
+      this.#host.sessionChanged?.(false)
+    }
   }
+
+  /** True between `welcome` and the teardown of that session. */
+  #sessionUp = false
 
   #send(message: ClientMessage): void {
     const socket = this.#socket
@@ -409,6 +542,17 @@ export class SyncClient {
         return this.#onAck(message.id, message.results)
       case 'error':
         return this.#onError(message.error, message.ref, message.sub)
+      case 'topic-ack':
+      case 'lock-granted':
+      case 'lock-released':
+      case 'lock-status':
+      case 'invoke-result':
+        this.#onAnswer(message)
+        return
+      case 'topic-msg':
+      case 'lock-lost':
+        this.#host.coordinationMessage?.(message)
+        return
       case 'pong': {
         const now = this.#options.now()
         this.#host.hlc.offset = message.serverTime + (now - message.clientTime) / 2 - now
@@ -431,6 +575,9 @@ export class SyncClient {
     const retryMs = this.#options.retryMs ?? DEFAULT_RETRY_MS
     this.#retryTimer = setInterval(() => this.#sendOutbox(this.#host.pendingOps().takeDue(this.#options.now(), retryMs)), Math.max(10, Math.floor(retryMs / 2)))
     this.#pingTimer = setInterval(() => this.#send({ type: 'ping', clientTime: this.#options.now() }), this.#options.pingMs ?? DEFAULT_PING_MS)
+    this.#sessionUp = true
+    this.#host.sessionChanged?.(true)
+    for (const waiting of this.#waiting.splice(0)) waiting.send()
     this.#checkSynced()
   }
 
@@ -513,8 +660,31 @@ export class SyncClient {
     if (ok.length > 0 || rejected.length > 0) await this.#host.acked(ok, rejected)
   }
 
+  #onAnswer(message: RequestAnswer): void {
+    const call = this.#calls.get(message.id)
+    if (call === undefined) {
+      // The caller timed out before the grant arrived: nobody will use this lease, so hand it back now.
+      if (message.type === 'lock-granted' && this.#abandoned.get(message.id) === 'lock-acquire') {
+        this.#send({ type: 'lock-release', id: this.#nextReq++, name: message.name, token: message.token })
+      }
+      this.#abandoned.delete(message.id)
+      return
+    }
+    this.#calls.delete(message.id)
+    clearTimeout(call.timer)
+    call.resolve(message)
+  }
+
   async #onError(error: SerializedError, ref: number | undefined, sub: number | undefined): Promise<void> {
     if (ref !== undefined) {
+      const call = this.#calls.get(ref)
+      if (call !== undefined) {
+        this.#calls.delete(ref)
+        clearTimeout(call.timer)
+        call.reject(deserializeError(error))
+        return
+      }
+      if (this.#abandoned.delete(ref)) return
       const opIds = this.#requests.get(ref)
       if (opIds !== undefined && isPermanentRejection(error)) {
         this.#requests.delete(ref)
@@ -533,6 +703,8 @@ export class SyncClient {
       }
       return
     }
+    const topic = error.details?.['topic']
+    if (typeof topic === 'string' && this.#host.topicRefused?.(topic, error) === true) return
     if (error.code === 'TOKEN_EXPIRED' || error.code === 'UNAUTHENTICATED') this.#dispatch('token-expired', error)
     else this.#dispatch('error', error)
   }

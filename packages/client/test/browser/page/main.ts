@@ -2,7 +2,7 @@
  * The page the Chromium tests drive: it imports the SDK the way an app does
  * (`@outpost/client`, bundled by Vite) and exposes a small harness on `window.harness`.
  */
-import { createClient, type ClientStatus, type OutpostClient, type Row } from '@outpost/client'
+import { createClient, type ClientStatus, type Lease, type OutpostClient, type PublishResult, type Row } from '@outpost/client'
 
 interface Item {
   title: string
@@ -15,6 +15,8 @@ let client: OutpostClient | undefined
 let mapName = 'items'
 let rows: readonly Row<Item>[] = []
 const waiters = new Set<() => void>()
+const heard = new Map<string, { at: number; sent: number; local: boolean }[]>()
+const leases = new Map<string, Lease>()
 
 function items() {
   if (!client) throw new Error('start() first')
@@ -93,6 +95,36 @@ const harness = {
       samples.push((await seen) - started)
     }
     return samples
+  },
+  /** Starts collecting messages of `topic` (each stamped with its arrival time). */
+  listen(topic: string): void {
+    if (!client) throw new Error('start() first')
+    const list: { at: number; sent: number; local: boolean }[] = []
+    heard.set(topic, list)
+    client.topic<{ sent: number }>(topic).subscribe((message, info) => list.push({ at: wallNow(), sent: message.sent, local: info.local }))
+  },
+  async publish(topic: string): Promise<PublishResult> {
+    if (!client) throw new Error('start() first')
+    return client.topic<{ sent: number }>(topic).publish({ sent: wallNow() })
+  },
+  /** Messages heard so far: [delay ms, local] each. */
+  heard(topic: string): [number, boolean][] {
+    return (heard.get(topic) ?? []).map((m) => [m.at - m.sent, m.local])
+  },
+  /** Acquires a lock, returns its fencing token and keeps the lease for `release`. */
+  async acquire(name: string, ttl: number, wait = 0): Promise<number> {
+    if (!client) throw new Error('start() first')
+    const lease = await client.lock(name).acquire({ ttl, wait })
+    leases.set(name, lease)
+    return lease.fencingToken
+  },
+  async release(name: string): Promise<void> {
+    await leases.get(name)?.release()
+    leases.delete(name)
+  },
+  async check(name: string, token: number): Promise<boolean> {
+    if (!client) throw new Error('start() first')
+    return (await client.lock(name).check(token)).valid
   },
   status(): ClientStatus {
     if (!client) throw new Error('start() first')
