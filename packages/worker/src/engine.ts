@@ -78,7 +78,7 @@ import { Coordinator } from './coordination/coordinator'
 import { OUTBOX_COLLECTION, Outbox, outboxKey, type OutboxEntry } from './outbox'
 import { IdbStore } from './store/idb-store'
 import { ShapeReplica, type AnyState } from './sync/shape-replica'
-import { SyncClient, type SyncHost, type WebSocketConstructor } from './sync/sync-client'
+import { SyncClient, type NetworkEvents, type SyncHost, type WebSocketConstructor } from './sync/sync-client'
 import type { BackoffOptions } from './sync/connection-state'
 
 /** Remote changes buffered in memory before they are flushed to the store in one transaction. */
@@ -106,6 +106,8 @@ export interface CreateEngineOptions extends EngineOptions {
   readonly pingMs?: number
   /** Reconnect backoff. */
   readonly backoff?: BackoffOptions
+  /** Source of `online` events (defaults to the global scope); a backing-off connection retries when the network returns. */
+  readonly networkEvents?: NetworkEvents
   /** Start offline (no connection until `setOffline(false)`). */
   readonly startOffline?: boolean
   /** Bound (ms) on the relay's answer to a topic publish, lock or invoke request (a lock's `wait` is added). */
@@ -323,6 +325,7 @@ class EngineImpl implements Engine, SyncHost {
       retryMs: this.#options.retryMs,
       pingMs: this.#options.pingMs,
       backoff: this.#options.backoff,
+      networkEvents: this.#options.networkEvents,
     })
     const engine = this
     this.#coordinator = new Coordinator(

@@ -243,3 +243,25 @@ describe('engines against the real relay', () => {
     expect([...(await snapshot(b, 'items')).keys()]).toEqual(['i2'])
   })
 })
+
+describe('network return', () => {
+  it('a connection backing off retries as soon as the network is back, not after its delay', async () => {
+    const port = relay.port
+    await relay.close()
+    const network = new EventTarget()
+    // A backoff of 30-60 s: without the `online` event the engine would sit it out.
+    const engine = start(freshIdb(), { backoff: { baseMs: 60_000, capMs: 60_000 }, networkEvents: network })
+    unwrap(await engine.ready())
+    await waitFor('backing off', async () => (await engine.status()).connection === 'backing-off')
+    const dir = tempDir()
+    const previousRemove = removeDir
+    removeDir = () => {
+      previousRemove()
+      dir.remove()
+    }
+    relay = await createRelay({ port, host: '127.0.0.1', dataDir: dir.path, logLevel: 'silent' })
+    network.dispatchEvent(new Event('online'))
+    // Well inside the 30-60 s the backoff would otherwise wait.
+    await waitFor('live after the network returned', async () => (await engine.status()).connection === 'live', 10_000)
+  })
+})

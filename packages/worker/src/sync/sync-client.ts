@@ -116,6 +116,12 @@ export interface SyncClientOptions {
   readonly retryMs: number | undefined
   readonly pingMs: number | undefined
   readonly backoff: BackoffOptions | undefined
+  /**
+   * Where `online` events come from (the worker or window global by default). When the
+   * network returns, a connection that is backing off retries at once instead of waiting
+   * out a delay of up to 30 s.
+   */
+  readonly networkEvents?: NetworkEvents | undefined
 }
 
 /** Changes per `ops` frame (well under the protocol's per-frame limit and default frame size). */
@@ -192,13 +198,28 @@ export class SyncClient {
   /** Begins connecting (no-op without a URL or when forced offline). */
   start(): void {
     if (this.#options.url === undefined || this.#forcedOffline) return
+    this.#networkEvents()?.addEventListener('online', this.#onNetworkOnline)
     this.#dispatch('start')
   }
 
   /** Stops for good (engine close). */
   stop(): void {
     this.#forcedOffline = true
+    this.#networkEvents()?.removeEventListener('online', this.#onNetworkOnline)
     this.#dispatch('go-offline')
+  }
+
+  #networkEvents(): NetworkEvents | undefined {
+    if (this.#options.networkEvents !== undefined) return this.#options.networkEvents
+    const global = globalThis as Partial<NetworkEvents>
+    return typeof global.addEventListener === 'function' && typeof global.removeEventListener === 'function' ? (global as NetworkEvents) : undefined
+  }
+
+  /** The network came back: a connection waiting out its backoff retries now, from a fresh backoff. */
+  readonly #onNetworkOnline = (): void => {
+    if (this.#state !== 'backing-off') return
+    this.#attempt = 0
+    this.#dispatch('backoff-elapsed')
   }
 
   setToken(token: string | undefined): void {
@@ -738,3 +759,9 @@ export class SyncClient {
 
 /** Errors a socket reports after we tore it down carry nothing we act on: the connection is already gone. */
 function ignoreErrorAfterTeardown(): void {}
+
+/** The part of `EventTarget` the sync client uses to hear that the network is back. */
+export interface NetworkEvents {
+  addEventListener(type: 'online', listener: () => void): void
+  removeEventListener(type: 'online', listener: () => void): void
+}
