@@ -23,6 +23,7 @@ export type {
   StampParts
 } from './clock'
 export {
+  COUNTERS_MAP,
   CRDT_TYPES,
   CrdtMap,
   changeIsEmpty,

@@ -130,7 +130,7 @@ export interface EngineApi {
   /** Adds/removes a value of an OR-map key. */
   orAdd(map: string, key: string, value: Value): Promise<Result<WriteReceipt>>
   orRemove(map: string, key: string, value: Value): Promise<Result<WriteReceipt>>
-  /** Adds `delta` (may be negative) to a PN counter. */
+  /** Adds `delta` (may be negative) to the PN counter `name` (a key of the `COUNTERS_MAP` collection). */
   counterAdd(name: string, delta: number): Promise<Result<WriteReceipt>>
 
   /**
@@ -142,7 +142,10 @@ export interface EngineApi {
   unsubscribeQuery(id: number): Promise<void>
   /** Live value of a record (undefined when absent or deleted). */
   subscribeRecord(map: string, key: string, onValue: (value: RecordValue | undefined) => void): Promise<Result<number>>
-  /** Live value of a counter or an OR-map key. */
+  /**
+   * Live value of an OR-map key (`map`, `key`) or of a counter (`map` is the counter's
+   * name and `key` is ignored: all counters are keys of the one `COUNTERS_MAP` collection).
+   */
   subscribeValue(kind: Exclude<CollectionKind, 'lww'>, map: string, key: string, onValue: (value: Value) => void): Promise<Result<number>>
 
   /** Replicates a shape from the relay (persisted: survives restarts until `unsubscribeShape`). Returns its id. */

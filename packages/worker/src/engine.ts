@@ -19,6 +19,7 @@
  * no whole-map snapshot per write or per notification.
  */
 import {
+  COUNTERS_MAP,
   Hlc,
   InvalidKeyError,
   MemoryStore,
@@ -249,7 +250,7 @@ class EngineImpl implements Engine, SyncHost {
   #receivedRecords = 0
   #coordinator: Coordinator | undefined
   /** Counters whose collection is already replicated from the relay. */
-  readonly #syncedCounters = new Set<string>()
+  #countersReplicated = false
 
   constructor(options: CreateEngineOptions) {
     this.#options = options
@@ -732,13 +733,13 @@ class EngineImpl implements Engine, SyncHost {
 
   counterAdd(name: string, delta: number): Promise<Result<WriteReceipt>> {
     return this.#guard(async () => {
-      checkMapName(name)
-      await this.#ensureMap('counter', name)
+      checkKey(name)
+      await this.#ensureMap('counter', COUNTERS_MAP)
       const replica = this.#replicaId as ReplicaId
       // Validate now so a bad delta is a typed error before anything is queued.
       counterAddState([], replica, delta)
-      await this.#replicateCounter(name)
-      return this.#enqueue({ kind: 'counter', map: name, key: '', makeDelta: (current) => counterAddState((current as CounterState | undefined) ?? [], replica, delta) })
+      await this.#replicateCounters()
+      return this.#enqueue({ kind: 'counter', map: COUNTERS_MAP, key: name, makeDelta: (current) => counterAddState((current as CounterState | undefined) ?? [], replica, delta) })
     })
   }
 
@@ -777,12 +778,14 @@ class EngineImpl implements Engine, SyncHost {
     return this.#subscribeValue(kind, map, key, onValue as (value: never) => void)
   }
 
-  #subscribeValue(kind: CollectionKind, map: string, key: string, onValue: (value: never) => void): Promise<Result<number>> {
+  #subscribeValue(kind: CollectionKind, mapOrCounter: string, orKey: string, onValue: (value: never) => void): Promise<Result<number>> {
     return this.#guard(async () => {
-      checkMapName(map)
+      checkMapName(mapOrCounter)
+      // Every counter is a key of the one counters collection (see COUNTERS_MAP).
+      const [map, key] = kind === 'counter' ? [COUNTERS_MAP, mapOrCounter] : [mapOrCounter, orKey]
       checkKey(key)
       const loaded = await this.#ensureMap(kind, map)
-      if (kind === 'counter') await this.#replicateCounter(map)
+      if (kind === 'counter') await this.#replicateCounters()
       const id = this.#nextSubId++
       this.#valueSubs.set(id, { kind, map, key, onValue })
       safeCall(onValue as (v: unknown) => void, this.#valueOf(kind, loaded.states.get(key)))
@@ -809,14 +812,15 @@ class EngineImpl implements Engine, SyncHost {
   }
 
   /**
-   * A counter is only useful shared: the first time one is used, its collection is
-   * replicated (the shape `{ map: name }`, persisted like any shape) so increments made
+   * A counter is only useful shared: the first time any counter is used, the counters
+   * collection is replicated (one shape `{ map: COUNTERS_MAP }` for all of them, persisted
+   * like any shape, so a thousand counters cost one subscription) and increments made
    * elsewhere arrive here.
    */
-  async #replicateCounter(name: string): Promise<void> {
-    if (this.#options.url === undefined || this.#syncedCounters.has(name)) return
-    this.#syncedCounters.add(name)
-    const replica = await this.#addShape(validateShape({ map: name }))
+  async #replicateCounters(): Promise<void> {
+    if (this.#options.url === undefined || this.#countersReplicated) return
+    this.#countersReplicated = true
+    const replica = await this.#addShape(validateShape({ map: COUNTERS_MAP }))
     await this.#persistShapes()
     this.#sync?.shapeAdded(replica)
   }

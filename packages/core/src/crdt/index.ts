@@ -15,7 +15,7 @@ export {
   lwwIsEmpty,
 } from './lww-record'
 export { emptyOr, mergeOr, orValues, orHas, orAddState, orRemoveState, orEquals, orIsEmpty } from './or-set'
-export { emptyCounter, mergeCounter, counterValue, counterAddState, counterEquals, counterIsEmpty } from './pn-counter'
+export { COUNTERS_MAP, emptyCounter, mergeCounter, counterValue, counterAddState, counterEquals, counterIsEmpty } from './pn-counter'
 export { CRDT_TYPES, mergeState, stateEquals, mergeChange, changeIsEmpty } from './change'
 export type { CrdtStates, CrdtState, CrdtType } from './change'
 export { CrdtMap } from './crdt-map'

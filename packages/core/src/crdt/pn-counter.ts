@@ -78,3 +78,10 @@ export function counterEquals(a: CounterState, b: CounterState): boolean {
 export function counterIsEmpty(state: CounterState): boolean {
   return state.length === 0
 }
+
+/**
+ * The collection every named counter lives in (`client.counter(name)` is the key `name`
+ * of this map), so one subscription replicates all of a client's counters. Relay rules
+ * for counters are written for this map name.
+ */
+export const COUNTERS_MAP = '$counters'
