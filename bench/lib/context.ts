@@ -1,0 +1,31 @@
+/** What every workload receives from the harness. */
+import type { CountingProxy } from './counting-proxy'
+import type { SystemName, SystemServer } from '../servers/system-server'
+import type { ResultRow } from './results'
+import type { Repeats } from './stats'
+
+/** A system's server reached through its byte-counting proxy. */
+export interface ProxiedServer {
+  readonly server: SystemServer
+  readonly proxy: CountingProxy
+  /** The URL a browser page connects to (through the proxy). */
+  readonly url: string
+}
+
+/** The harness state a workload runs in. */
+export interface BenchContext {
+  /** `--quick`: smaller sizes and fewer samples. */
+  readonly quick: boolean
+  readonly repeats: Repeats
+  /** Origin serving the built pages. */
+  readonly origin: string
+  /** Every system's server, or why it could not start. */
+  readonly servers: ReadonlyMap<SystemName, ProxiedServer | { readonly unavailable: string }>
+  /** Directory of the repository root. */
+  readonly root: string
+  /** Progress output (stderr). */
+  log(message: string): void
+}
+
+/** A workload: runs and returns its rows. */
+export type Workload = (context: BenchContext) => Promise<ResultRow[]>

@@ -1,0 +1,94 @@
+/**
+ * Workload 3: write in browser A → visible in browser B through the server, p50/p99. A and
+ * B are separate Chromium profiles (separate storage), both connected through the proxies.
+ */
+import type { Page } from 'playwright-core'
+import type { Armed, SystemPage } from '../pages/api'
+import { launchDevice, type Device } from '../lib/browser'
+import type { BenchContext, ProxiedServer } from '../lib/context'
+import type { Cell, Column, ResultRow } from '../lib/results'
+import { alternate, quantile, summarize, withTimeout } from '../lib/stats'
+import { SYSTEMS } from '../servers/system-server'
+
+type Bench = { bench: SystemPage & { __armed?: Armed } }
+const RECORDS = 1000
+
+/** Runs workload 3. */
+export async function crossDevice(context: BenchContext): Promise<ResultRow[]> {
+  const writes = context.quick ? 20 : 50
+  const devices: Device[] = [await launchDevice(context.origin), await launchDevice(context.origin)]
+  try {
+    const pairs = new Map<Column, [Page, Page]>()
+    const unavailable: Partial<Record<Column, Cell>> = {}
+    const columns: Column[] = []
+    for (const system of SYSTEMS) {
+      const proxied = context.servers.get(system)
+      if (proxied === undefined || 'unavailable' in proxied) {
+        unavailable[system] = { unavailable: proxied?.unavailable ?? 'no server' }
+        continue
+      }
+      try {
+        const doc = await (proxied as ProxiedServer).server.seed(`cross${RECORDS}`, RECORDS)
+        const pair: Page[] = []
+        for (const device of devices) {
+          const page = await device.open(system)
+          await withTimeout(page.evaluate(async ({ url, db, doc, n }) => {
+            const bench = (globalThis as unknown as Bench).bench
+            await bench.open({ url, db, doc })
+            await bench.waitSynced(n)
+          }, { url: (proxied as ProxiedServer).url, db: `bench-cross-${system}`, doc, n: RECORDS }), 120_000, `${system} setup`)
+          pair.push(page)
+        }
+        pairs.set(system, pair as [Page, Page])
+        columns.push(system)
+      } catch (error) {
+        unavailable[system] = { unavailable: error instanceof Error ? error.message.split('\n')[0] ?? 'failed' : String(error) }
+      }
+    }
+    let rev = 1
+    const p50 = new Map<Column, number[]>()
+    const p99 = new Map<Column, number[]>()
+    const outcome = await alternate(columns, context.repeats, async (column, round) => {
+      const [a, b] = pairs.get(column) as [Page, Page]
+      const samples: number[] = []
+      for (let k = 0; k < writes; k++) {
+        const i = (k * 53) % RECORDS
+        const r = rev++
+        const sample = async (): Promise<number> => {
+        await b.evaluate(async ({ i, r }) => {
+          const g = globalThis as unknown as Bench
+          g.bench.__armed = await g.bench.watch([i], r)
+        }, { i, r })
+        const t0 = await a.evaluate(async ({ i, r }) => {
+          const t = performance.timeOrigin + performance.now()
+          await (globalThis as unknown as Bench).bench.write(i, r)
+          return t
+        }, { i, r })
+        const at = await b.evaluate(async () => (globalThis as unknown as Bench).bench.__armed?.done ?? Number.NaN)
+        return at - t0
+        }
+        samples.push(await withTimeout(sample(), 30_000, `${column} cross-device write`))
+      }
+      if (round >= context.repeats.warmup) {
+        p50.set(column, [...(p50.get(column) ?? []), quantile(samples, 0.5)])
+        p99.set(column, [...(p99.get(column) ?? []), quantile(samples, 0.99)])
+      }
+      context.log(`  cross-device ${column} round ${round}: p50 ${quantile(samples, 0.5).toFixed(1)} ms, p99 ${quantile(samples, 0.99).toFixed(1)} ms`)
+      return quantile(samples, 0.5)
+    })
+    const cells = (m: Map<Column, number[]>): Partial<Record<Column, Cell>> => {
+      const out: Partial<Record<Column, Cell>> = { ...unavailable }
+      for (const [column, entry] of outcome) {
+        if (entry.error !== undefined) out[column] = { unavailable: entry.error }
+        else if (m.has(column)) out[column] = summarize(m.get(column) ?? [])
+      }
+      return out
+    }
+    return [
+      { workload: '3. cross-device A → server → B', metric: 'p50', unit: 'ms', lowerIsBetter: true, cells: cells(p50) },
+      { workload: '3. cross-device A → server → B', metric: 'p99', unit: 'ms', lowerIsBetter: true, cells: cells(p99) },
+    ]
+  } finally {
+    for (const device of devices) await device.close()
+  }
+}
