@@ -8,8 +8,14 @@ import type { RecordValue, Value } from './types'
 
 /** Limits a single value must respect (the codec enforces its own, wider, frame limits). */
 export const VALUE_LIMITS = {
-  /** Deepest nesting of arrays/objects inside one field value. */
+  /** Deepest nesting of arrays/objects inside one field value (or OR-set value, or topic message). */
   maxDepth: 32,
+  /**
+   * Levels a store adds around a field value: a stored LWW state is
+   * `{ fields: [[name, value, stamp]] }`, an OR set `{ adds: [[tag, value]] }`. Stores check
+   * with this allowance, so every value the write path accepted is also storable.
+   */
+  storedStateDepth: 4,
 } as const
 
 /**
@@ -59,7 +65,17 @@ export function assertRecord(record: unknown, path = 'record'): asserts record i
   if (typeof record !== 'object' || record === null || Array.isArray(record) || record instanceof Date || record instanceof Uint8Array) {
     throw new InvalidValueError(`${path} must be a plain object of fields`, { path })
   }
-  assertValue(record, path)
+  // Each field is a value of its own: the depth limit counts from the field, not the record.
+  assertValue(record, path, -1)
+}
+
+/**
+ * Throws unless `value` can be stored: a {@link Value} whose nesting leaves room for
+ * {@link VALUE_LIMITS.storedStateDepth} levels of CRDT state around field values. Stores
+ * call this on every put, so one rule decides what the write path and the store accept.
+ */
+export function assertStoredValue(value: unknown, path = 'value'): asserts value is Value {
+  assertValue(value, path, -VALUE_LIMITS.storedStateDepth)
 }
 
 /** The rank of each kind of value in the total order used by `orderBy` and range predicates. */

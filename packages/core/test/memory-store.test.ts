@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { StoreError } from '../src/errors'
+import { InvalidValueError, StoreError } from '../src/errors'
+import { encodeStamp } from '../src/clock'
+import { lwwUpdateState } from '../src/crdt'
+import type { ReplicaId, Value } from '../src/types'
+import { VALUE_LIMITS, assertRecord } from '../src/value'
 import { MemoryStore } from '../src/store/memory-store'
 import type { Store } from '../src/store/store'
 import { runStoreTests, valueDifference } from '../src/testing/store-suite'
@@ -43,5 +47,22 @@ describe('valueDifference (the suite\'s comparison)', () => {
     expect(valueDifference(Object.create(null), {})).toMatch(/prototype/)
     expect(valueDifference([1, 2], [1])).toMatch(/items/)
     expect(valueDifference(-0, 0)).not.toBeNull()
+  })
+})
+
+describe('depth: what the write path accepts, a store accepts', () => {
+  function nested(levels: number): Value {
+    let value: Value = 1
+    for (let i = 0; i < levels; i++) value = [value]
+    return value
+  }
+
+  it('stores an LWW state whose field value nests exactly to the limit, and the write path refuses one level more', async () => {
+    const store = new MemoryStore()
+    const stamp = encodeStamp({ wall: 1, counter: 0, replica: 'r' as ReplicaId })
+    const atLimit = { body: nested(VALUE_LIMITS.maxDepth) }
+    const state = lwwUpdateState(atLimit, stamp)
+    await expect(store.commit({ puts: [{ collection: 'notes', key: 'n1', value: state as unknown as Value }] })).resolves.toBeDefined()
+    expect(() => assertRecord({ body: nested(VALUE_LIMITS.maxDepth + 1) })).toThrow(InvalidValueError)
   })
 })

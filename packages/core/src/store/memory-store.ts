@@ -6,7 +6,7 @@
  */
 import { InvalidKeyError, StoreClosedError, StoreError } from '../errors'
 import type { Value } from '../types'
-import { assertValue } from '../value'
+import { assertStoredValue } from '../value'
 import type { ScanOptions, Store, StoreBatch, StoreEntry } from './store'
 
 /** One collection: its entries and, built lazily for `scan`, its keys in order. */
@@ -114,7 +114,7 @@ export class MemoryStore implements Store {
       const puts = (batch.puts ?? []).map((entry, i) => {
         checkName(entry.collection, `puts[${i}].collection`)
         checkName(entry.key, `puts[${i}].key`)
-        assertValue(entry.value, `puts[${i}] (${entry.collection}/${entry.key})`)
+        assertStoredValue(entry.value, `puts[${i}] (${entry.collection}/${entry.key})`)
         return { collection: entry.collection, key: entry.key, value: cloneValue(entry.value) }
       })
       const deletes = batch.deletes ?? []
@@ -124,7 +124,7 @@ export class MemoryStore implements Store {
       })
       const meta = (batch.meta ?? []).map((entry, i) => {
         checkName(entry.key, `meta[${i}].key`)
-        if (entry.value !== null) assertValue(entry.value, `meta[${i}] (${entry.key})`)
+        if (entry.value !== null) assertStoredValue(entry.value, `meta[${i}] (${entry.key})`)
         return { key: entry.key, value: entry.value === null ? null : cloneValue(entry.value) }
       })
 

@@ -25,7 +25,7 @@ import {
   InvalidKeyError,
   StoreClosedError,
   StoreError,
-  assertValue,
+  assertStoredValue,
   decode,
   encode,
   type ScanOptions,
@@ -234,12 +234,12 @@ export class LmdbStore implements Store {
     this.#check()
     // Encode everything before the transaction: a bad value fails the whole batch and writes nothing.
     const puts = (batch.puts ?? []).map((entry, i) => {
-      assertValue(entry.value, `puts[${i}].value`)
+      assertStoredValue(entry.value, `puts[${i}].value`)
       return { collection: entry.collection, key: keyBytes(collectionPrefix(entry.collection), entry.key), bytes: packEntry(entry.key, entry.value) }
     })
     const deletes = (batch.deletes ?? []).map((entry) => ({ collection: entry.collection, key: keyBytes(collectionPrefix(entry.collection), entry.key) }))
     const meta = (batch.meta ?? []).map((entry, i) => {
-      if (entry.value !== null) assertValue(entry.value, `meta[${i}].value`)
+      if (entry.value !== null) assertStoredValue(entry.value, `meta[${i}].value`)
       return { key: metaKey(entry.key), bytes: entry.value === null ? null : Buffer.from(encode(entry.value)) }
     })
     try {

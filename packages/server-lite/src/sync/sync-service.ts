@@ -159,6 +159,8 @@ export class SyncService {
     const done = this.store.commit(batch).then(
       () => {
         end()
+        // A commit that lands proves the store works again (readyz follows this flag).
+        this.#storeHealthy = true
       },
       (error: unknown) => {
         end()

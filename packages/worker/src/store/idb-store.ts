@@ -30,7 +30,7 @@ import {
   QuotaExceededError,
   StoreClosedError,
   StoreError,
-  assertValue,
+  assertStoredValue,
   hash64,
   type ScanOptions,
   type Store,
@@ -269,8 +269,8 @@ export class IdbStore implements Store {
   /** Applies the batch in one transaction (see the module comment); resolves once IndexedDB reports it complete. */
   async commit(batch: StoreBatch): Promise<{ readonly seq: number }> {
     this.#check()
-    for (const entry of batch.puts ?? []) assertValue(entry.value, `${entry.collection}/${entry.key}`)
-    for (const entry of batch.meta ?? []) if (entry.value !== null) assertValue(entry.value, `meta/${entry.key}`)
+    for (const entry of batch.puts ?? []) assertStoredValue(entry.value, `${entry.collection}/${entry.key}`)
+    for (const entry of batch.meta ?? []) if (entry.value !== null) assertStoredValue(entry.value, `meta/${entry.key}`)
     return this.#serial(async () => {
       this.#check()
       // Group the batch by page; later writes to a key win, as if applied in order.
