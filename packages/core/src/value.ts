@@ -78,8 +78,8 @@ export function assertStoredValue(value: unknown, path = 'value'): asserts value
   assertValue(value, path, -VALUE_LIMITS.storedStateDepth)
 }
 
-/** The rank of each kind of value in the total order used by `orderBy` and range predicates. */
-function rank(value: Value): number {
+/** The rank of each kind of value in the total order used by `orderBy` and range predicates (numbers and bigints share one). */
+export function valueRank(value: Value): number {
   if (value === null) return 0
   switch (typeof value) {
     case 'boolean':
@@ -109,8 +109,8 @@ function compareNumeric(a: number | bigint, b: number | bigint): number {
  * units, arrays and objects element by element). Deterministic on every replica.
  */
 export function compareValues(a: Value, b: Value): number {
-  const ra = rank(a)
-  const rb = rank(b)
+  const ra = valueRank(a)
+  const rb = valueRank(b)
   if (ra !== rb) return ra - rb
   switch (ra) {
     case 0:

@@ -18,6 +18,7 @@ import {
 import type { OpsMessage } from '../src/protocol/messages'
 import { sampleChange, sampleClientMessages, sampleServerMessages } from '../src/testing/sample-messages'
 import { valueDifference } from '../src/testing/store-suite'
+import { prng } from '../src/testing/random'
 
 /** Defines `key` as an own data property (how `__proto__` becomes a plain field). */
 function withKey(object: Record<string, unknown>, key: string, value: unknown): Record<string, unknown> {
@@ -283,17 +284,6 @@ describe('hostile frames', () => {
   })
 })
 
-/** mulberry32: a tiny seeded PRNG, so a failing case replays from its seed. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 describe('fuzz', () => {
   const seed = process.env['OUTPOST_SEED'] !== undefined ? Number(process.env['OUTPOST_SEED']) : 0x5eed_c0de

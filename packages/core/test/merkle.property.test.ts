@@ -12,6 +12,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { MerkleTree, diffChildren, diffEntries, hash64, needsEntryExchange, type Digest } from '../src/merkle'
 import type { MerkleNodeInfo } from '../src/protocol/messages'
+import { prng } from '../src/testing/random'
 
 const seed = process.env['OUTPOST_SEED'] !== undefined ? Number(process.env['OUTPOST_SEED']) : Date.now() % 2 ** 31
 const numRuns = Number(process.env['OUTPOST_PROPERTY_RUNS'] ?? 10_000)
@@ -25,17 +26,6 @@ function check<T>(property: fc.IProperty<T>, runs = numRuns): void {
   }
 }
 
-/** A seeded PRNG (mulberry32) for the large deterministic scenarios. */
-function prng(s: number): () => number {
-  let a = s >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 // Small alphabets make equal sets (and near-equal ones) common, so both directions of "iff" are exercised.
 const keyArb = fc.constantFrom('a', 'b', 'c', '', '__proto__', 'constructor', 'k\u0000', 'ünï')

@@ -22,6 +22,7 @@ import { CrdtMap, counterAddState, counterValue, lwwDeleteState, lwwSetState, lw
 import { MerkleTree, changeDigest } from '../src/merkle'
 import type { Change, CollectionKind, CounterState, LwwRecordState, OrSetState, RecordValue, ReplicaId, Stamp, Value } from '../src/types'
 import { compareValues, getField, recordFromEntries, valuesEqual } from '../src/value'
+import { prng } from '../src/testing/random'
 
 const FIRST_SEED = process.env['OUTPOST_SEED'] !== undefined ? Number(process.env['OUTPOST_SEED']) : Math.floor(Math.random() * 2 ** 31)
 const SEEDS = process.env['OUTPOST_SEED'] !== undefined ? 1 : Math.max(1, Number(process.env['OUTPOST_SIM_SEEDS'] ?? 1000))
@@ -35,17 +36,6 @@ const LWW_MAP = 'todos'
 const OR_MAP = 'tags'
 const COUNTERS = ['likes', 'views']
 
-/** mulberry32: small, fast, and good enough to drive a simulation reproducibly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface Replica {
   readonly id: ReplicaId

@@ -44,22 +44,5 @@ export function tempDir(): { path: string; remove: () => void } {
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) }
 }
 
-/** A seeded PRNG (mulberry32), for randomized tests that replay from their printed seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-/** The seed of a randomized test: OUTPOST_SEED when set, else a fresh one (printed either way). */
-export function testSeed(name: string): number {
-  const env = process.env['OUTPOST_SEED']
-  const seed = env !== undefined && env !== '' ? Number(env) : Math.floor(Math.random() * 2 ** 31)
-  console.log(`[${name}] seed=${seed} (replay with OUTPOST_SEED=${seed})`)
-  return seed
-}
+/** Seeded randomness shared by every package's tests (printed seeds, OUTPOST_SEED replays). */
+export { prng, testSeed } from '@outpost/core/testing'

@@ -17,7 +17,7 @@
  */
 import { InvalidValueError, PredicateError } from '../errors'
 import type { RecordValue, Value } from '../types'
-import { assertValue, compareValues, getField, valuesEqual } from '../value'
+import { assertValue, compareValues, getField, valueRank, valuesEqual } from '../value'
 import type { FieldRef, Predicate } from './types'
 
 /** Bounds a predicate must respect, so evaluating or validating it stays cheap. */
@@ -192,24 +192,6 @@ function isNestedRecord(value: Value | undefined): value is RecordValue {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date) && !(value instanceof Uint8Array)
 }
 
-function kind(value: Value): number {
-  if (value === null) return 0
-  switch (typeof value) {
-    case 'boolean':
-      return 1
-    case 'number':
-    case 'bigint':
-      return 2
-    case 'string':
-      return 3
-    default:
-      if (value instanceof Date) return 4
-      if (value instanceof Uint8Array) return 5
-      if (Array.isArray(value)) return 6
-      return 7
-  }
-}
-
 /** A compiled predicate: evaluate it against many records. */
 export type CompiledPredicate = (record: RecordValue) => boolean
 
@@ -303,10 +285,10 @@ function compile(p: Predicate): CompiledPredicate {
 
 function range([field, x]: readonly [FieldRef, Value], test: (c: number) => boolean): CompiledPredicate {
   const read = reader(field)
-  const xKind = kind(x)
+  const xKind = valueRank(x)
   return (r) => {
     const v = read(r)
-    return v !== undefined && kind(v) === xKind && test(compareValues(v, x))
+    return v !== undefined && valueRank(v) === xKind && test(compareValues(v, x))
   }
 }
 

@@ -2,3 +2,4 @@
 export { runStoreTests, valueDifference } from './store-suite'
 export type { StoreTestOptions } from './store-suite'
 export { sampleChange, sampleClientMessages, sampleServerMessages } from './sample-messages'
+export { prng, testSeed } from './random'
