@@ -96,7 +96,7 @@ async function syncRound(device: Device, system: SystemName, proxied: ProxiedSer
 
 /** Runs workloads 1, 4, 5 and 7 for every N. */
 export async function browserSync(context: BenchContext): Promise<ResultRow[]> {
-  const sizes = context.quick ? [2_000] : [10_000, 100_000]
+  const sizes = context.quick ? [1_000] : [10_000, 100_000]
   const rows: ResultRow[] = []
   let rev = 1
   for (const n of sizes) {

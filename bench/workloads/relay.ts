@@ -132,7 +132,7 @@ async function connectAll<T>(count: number, connect: (k: number) => Promise<T>):
 /** Runs workload 6. */
 export async function relayLoad(context: BenchContext): Promise<ResultRow[]> {
   const quick = context.quick
-  const perRunChanges = quick ? 20_000 : 100_000
+  const perRunChanges = quick ? 10_000 : 100_000
   const subscribers = quick ? 100 : 500
   const idle = quick ? 100 : 500
   const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-relay6-'))
