@@ -138,12 +138,21 @@ interface LoadedMap {
   readonly states: Map<string, AnyState>
 }
 
+/** A local write as the app made it: the delta is built from the key's current state. */
+interface LocalWrite {
+  readonly kind: CollectionKind
+  readonly map: string
+  readonly key: string
+  /** Builds the delta from the key's current state (in memory, optimistic writes included). */
+  readonly makeDelta: (current: AnyState | undefined) => AnyState
+}
+
+/** A local write applied to memory and waiting for its IndexedDB commit. */
 interface LocalOp {
   readonly kind: CollectionKind
   readonly map: string
   readonly key: string
-  /** Builds the delta from the key's current state (chained within a batch). */
-  readonly makeDelta: (current: AnyState | undefined) => AnyState
+  readonly delta: AnyState
   resolve(receipt: WriteReceipt): void
   reject(error: unknown): void
 }
@@ -184,6 +193,11 @@ function checkKey(key: unknown, what = 'key'): asserts key is string {
 
 function checkMapName(map: unknown): asserts map is string {
   if (typeof map !== 'string' || map.length === 0 || map.length > 256) throw new InvalidKeyError('a map name must be a non-empty string of at most 256 characters')
+}
+
+/** The store could not be read while undoing a failed commit: the key is dropped from memory and reloads on next use. */
+function onRollBackReadError(error: unknown): void {
+  if (typeof console !== 'undefined') console.warn('[outpost] could not re-read a key after a failed commit; it reloads from storage on next use', error)
 }
 
 /** Reports an error from an app callback (e.g. a closed tab's proxy) without disturbing other subscribers. */
@@ -392,9 +406,19 @@ class EngineImpl implements Engine, SyncHost {
 
   // ───────────────────────────── the committer ─────────────────────────────
 
-  #enqueue(op: Omit<LocalOp, 'resolve' | 'reject'>): Promise<WriteReceipt> {
+  /**
+   * Applies a local write to memory at once — live queries in every tab see it without
+   * waiting for IndexedDB (optimistic, as DESIGN §3 asks) — and queues its commit. The
+   * returned promise (the app's `await`) still resolves only once the record and its
+   * outbox entry are durable; if that commit fails, memory is rolled back to the store.
+   */
+  #enqueue(write: LocalWrite): Promise<WriteReceipt> {
+    const loaded = this.#maps.get(collectionOf(write.kind, write.map)) as LoadedMap
+    const delta = write.makeDelta(loaded.states.get(write.key))
+    this.#mergeIntoMemory(loaded, write.key, delta)
+    this.#scheduleNotify()
     return new Promise<WriteReceipt>((resolve, reject) => {
-      this.#pendingLocal.push({ ...op, resolve, reject })
+      this.#pendingLocal.push({ kind: write.kind, map: write.map, key: write.key, delta, resolve, reject })
       this.#pump()
     })
   }
@@ -434,32 +458,24 @@ class EngineImpl implements Engine, SyncHost {
     const ops = this.#pendingLocal.splice(0)
     const store = this.#store as Store
     const hlc = this.#hlc as Hlc
-    const next = new Map<string, { op: LocalOp; state: AnyState }>()
-    const results: { op: LocalOp; entry: OutboxEntry; loaded: LoadedMap }[] = []
-    const failed: { op: LocalOp; error: unknown }[] = []
+    const touched = new Map<string, { op: LocalOp; loaded: LoadedMap }>()
+    const results: { op: LocalOp; entry: OutboxEntry }[] = []
     const puts: StoreEntry[] = []
     const memberPuts: { shape: ShapeReplica; key: string }[] = []
     let opId = this.#nextOpId
     const at = this.#now()
     for (const op of ops) {
       const loaded = this.#maps.get(collectionOf(op.kind, op.map)) as LoadedMap
-      const id = mapKey(op.kind, op.map, op.key)
-      const current = next.get(id)?.state ?? loaded.states.get(op.key)
-      let delta: AnyState
-      try {
-        delta = op.makeDelta(current)
-      } catch (error) {
-        failed.push({ op, error })
-        continue
-      }
-      const merged = current === undefined ? delta : mergeState(op.kind, current as never, delta as never)
-      next.set(id, { op, state: merged })
-      const entry: OutboxEntry = { opId: opId++, change: { kind: op.kind, map: op.map, key: op.key, state: delta } as Change, at }
-      results.push({ op, entry, loaded })
+      const entry: OutboxEntry = { opId: opId++, change: { kind: op.kind, map: op.map, key: op.key, state: op.delta } as Change, at }
+      results.push({ op, entry })
+      touched.set(mapKey(op.kind, op.map, op.key), { op, loaded })
       puts.push({ collection: OUTBOX_COLLECTION, key: outboxKey(entry.opId), value: entry as unknown as Value })
     }
-    for (const { op, state } of next.values()) {
-      puts.push({ collection: collectionOf(op.kind, op.map), key: op.key, value: state as unknown as Value })
+    for (const { op, loaded } of touched.values()) {
+      // Memory already holds every queued write (and any remote merge) for this key.
+      const state = loaded.states.get(op.key)
+      if (state === undefined) continue
+      puts.push({ collection: loaded.collection, key: op.key, value: state as unknown as Value })
       // Filtered shapes learn local writes that match them, in the same transaction.
       for (const shape of this.#shapes.values()) {
         if (shape.shape.map !== op.map || !shape.filtered || shape.members.has(op.key)) continue
@@ -469,7 +485,6 @@ class EngineImpl implements Engine, SyncHost {
         }
       }
     }
-    for (const { error, op } of failed) op.reject(error)
     if (results.length === 0) return
     try {
       await store.commit({
@@ -480,19 +495,38 @@ class EngineImpl implements Engine, SyncHost {
         ],
       })
     } catch (error) {
+      await this.#rollBack([...touched.values()].map(({ op, loaded }) => ({ loaded, key: op.key })))
       for (const { op } of results) op.reject(error)
       return
     }
     this.#nextOpId = opId
     for (const { shape, key } of memberPuts) shape.members.add(key)
-    for (const { op, entry, loaded } of results) {
-      this.#outbox.add(entry)
-      this.#mergeIntoMemory(loaded, op.key, entry.change.state)
-    }
-    this.#scheduleNotify()
+    for (const { entry } of results) this.#outbox.add(entry)
     for (const { op, entry } of results) op.resolve({ opId: entry.opId })
     this.#sync?.outboxChanged()
     this.#scheduleStatus()
+  }
+
+  /**
+   * A local commit failed (e.g. quota): memory ran ahead of the store, so the touched keys
+   * go back to what is durable and live queries show that. A remote change merged into
+   * one of them meanwhile is dropped from memory too; the next reconciliation brings it back.
+   */
+  async #rollBack(keys: readonly { loaded: LoadedMap; key: string }[]): Promise<void> {
+    const store = this.#store as Store
+    for (const { loaded, key } of keys) {
+      let stored: AnyState | undefined
+      try {
+        stored = (await store.get(loaded.collection, key)) as unknown as AnyState | undefined
+      } catch (error) {
+        onRollBackReadError(error)
+        stored = undefined
+      }
+      if (stored === undefined) loaded.states.delete(key)
+      else loaded.states.set(key, stored)
+      this.#keyChanged(loaded, key, stored)
+    }
+    this.#scheduleNotify()
   }
 
   async #flushRemote(): Promise<void> {

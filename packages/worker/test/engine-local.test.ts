@@ -4,7 +4,7 @@
  * own writes offline; per-write work does not grow with the map; no IndexedDB → memory.
  */
 import { describe, expect, it } from 'vitest'
-import { deserializeError, InvalidValueError, QueryError } from '@outpost/core'
+import { deserializeError, InvalidValueError, QueryError, QuotaExceededError, type Store } from '@outpost/core'
 import { IdbStore, PAGE_MAX_RECORDS } from '../src/store/idb-store'
 import { OUTBOX_COLLECTION } from '../src/outbox'
 import type { Row } from '../src/engine-api'
@@ -29,6 +29,52 @@ describe('engine, local', () => {
     expect(unwrap(await engine.get('todos', 't1'))).toBeUndefined()
     expect((await engine.status()).pendingWrites).toBe(4)
     await engine.close()
+  })
+
+  it('shows a write in live queries before its commit, and undoes it when the commit fails', async () => {
+    const idb = freshIdb()
+    const engine = engineOn(idb)
+    unwrap(await engine.ready())
+    unwrap(await engine.set('todos', 't1', { title: 'v1' }))
+    const titles: unknown[] = []
+    unwrap(await engine.subscribeQuery({ map: 'todos' }, (rows) => titles.push(rows[0]?.value['title'])))
+    const store = engine.store as Store
+    const commit = store.commit.bind(store)
+
+    // Optimistic: the live query has the new value while its commit is still held back.
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    store.commit = async (batch) => {
+      await held
+      store.commit = commit
+      return commit(batch)
+    }
+    const pending = engine.update('todos', 't1', { title: 'v2' })
+    await waitFor('optimistic update while the commit is held', () => titles.at(-1) === 'v2', 3_000)
+    release()
+    unwrap(await pending)
+
+    // A commit the browser refuses (quota) is undone in memory and reported with its type.
+    // fake-indexeddb cannot run out of quota, so the store refuses this one commit.
+    store.commit = () => {
+      store.commit = commit
+      return Promise.reject(new QuotaExceededError('quota exceeded (injected)'))
+    }
+    const refused = await engine.update('todos', 't1', { title: 'v3' })
+    expect(refused.ok).toBe(false)
+    if (!refused.ok) expect(deserializeError(refused.error)).toBeInstanceOf(QuotaExceededError)
+    await waitFor('rolled back', () => titles.at(-1) === 'v2')
+    expect(titles).toContain('v3')
+    expect(unwrap(await engine.get('todos', 't1'))).toEqual({ title: 'v2' })
+    const pendingBefore = (await engine.status()).pendingWrites
+    await engine.close()
+
+    // Nothing of the refused write survives a restart: neither the record nor an outbox entry.
+    const again = engineOn(idb)
+    unwrap(await again.ready())
+    expect(unwrap(await again.get('todos', 't1'))).toEqual({ title: 'v2' })
+    expect((await again.status()).pendingWrites).toBe(pendingBefore)
+    await again.close()
   })
 
   it('keys like __proto__ and "" are ordinary keys and fields', async () => {
