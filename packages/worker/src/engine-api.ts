@@ -113,25 +113,31 @@ export interface LockStatus {
   readonly current: number
 }
 
-/** The engine's API, exposed through comlink. Every method is safe to call from many tabs at once. */
+/**
+ * The engine's API, exposed through comlink. Every method is safe to call from many tabs at once.
+ *
+ * Writes take an optional `callId`: an id the caller chose for this call. A second call
+ * with the same id (a retry after the answer was lost, e.g. re-sent to a new leader tab)
+ * returns the first call's receipt and writes nothing, also after an engine restart.
+ */
 export interface EngineApi {
   /** Resolves when the engine has opened its storage. Idempotent. */
   ready(): Promise<Result<EngineStatus>>
 
   /** Replaces a record (all fields stamped now; fields not given are removed). Resolves when durable locally. */
-  set(map: string, key: string, record: RecordValue): Promise<Result<WriteReceipt>>
+  set(map: string, key: string, record: RecordValue, callId?: string): Promise<Result<WriteReceipt>>
   /** Writes only the given fields (field-level LWW). Resolves when durable locally. */
-  update(map: string, key: string, patch: RecordValue): Promise<Result<WriteReceipt>>
+  update(map: string, key: string, patch: RecordValue, callId?: string): Promise<Result<WriteReceipt>>
   /** Deletes a record (a tombstone). Resolves when durable locally. */
-  delete(map: string, key: string): Promise<Result<WriteReceipt>>
+  delete(map: string, key: string, callId?: string): Promise<Result<WriteReceipt>>
   /** Reads one record's visible fields. */
   get(map: string, key: string): Promise<Result<RecordValue | undefined>>
 
   /** Adds/removes a value of an OR-map key. */
-  orAdd(map: string, key: string, value: Value): Promise<Result<WriteReceipt>>
-  orRemove(map: string, key: string, value: Value): Promise<Result<WriteReceipt>>
+  orAdd(map: string, key: string, value: Value, callId?: string): Promise<Result<WriteReceipt>>
+  orRemove(map: string, key: string, value: Value, callId?: string): Promise<Result<WriteReceipt>>
   /** Adds `delta` (may be negative) to the PN counter `name` (a key of the `COUNTERS_MAP` collection). */
-  counterAdd(name: string, delta: number): Promise<Result<WriteReceipt>>
+  counterAdd(name: string, delta: number, callId?: string): Promise<Result<WriteReceipt>>
 
   /**
    * Runs a live query: `onRows` is called at once with the current rows and again after

@@ -138,6 +138,17 @@ interface LoadedMap {
   readonly states: Map<string, AnyState>
 }
 
+/**
+ * Where the ids of recent write calls are kept, in the transaction of the write itself,
+ * so a call retried after its answer was lost (a leader tab closed mid-call) is recognised
+ * even by the next engine. Entries older than {@link CALL_MEMORY_MS} are pruned at open.
+ */
+const CALLS_COLLECTION = 'calls'
+/** How long a write call id is remembered: far longer than any retry of a lost answer. */
+const CALL_MEMORY_MS = 60 * 60_000
+/** At most this many call ids are kept in memory. */
+const MAX_REMEMBERED_CALLS = 10_000
+
 /** A local write as the app made it: the delta is built from the key's current state. */
 interface LocalWrite {
   readonly kind: CollectionKind
@@ -153,6 +164,8 @@ interface LocalOp {
   readonly map: string
   readonly key: string
   readonly delta: AnyState
+  /** The caller's id for this write, recorded with it so a retried call is answered, not repeated. */
+  readonly callId: string | undefined
   resolve(receipt: WriteReceipt): void
   reject(error: unknown): void
 }
@@ -265,6 +278,8 @@ class EngineImpl implements Engine, SyncHost {
   #coordinator: Coordinator | undefined
   /** Counters whose collection is already replicated from the relay. */
   #countersReplicated = false
+  /** Write call ids seen recently (persisted in CALLS_COLLECTION), with their receipts. */
+  readonly #calls = new Map<string, Promise<WriteReceipt>>()
 
   constructor(options: CreateEngineOptions) {
     this.#options = options
@@ -327,6 +342,7 @@ class EngineImpl implements Engine, SyncHost {
       this.#outbox.add(entry)
       this.#nextOpId = Math.max(this.#nextOpId, entry.opId + 1)
     }
+    await this.#loadCalls(store)
     const shapes = await store.getMeta('shapes')
     if (Array.isArray(shapes)) {
       for (const shape of shapes) await this.#addShape(shape as unknown as Shape)
@@ -406,21 +422,52 @@ class EngineImpl implements Engine, SyncHost {
 
   // ───────────────────────────── the committer ─────────────────────────────
 
+  /** Loads the recent write call ids, pruning those past {@link CALL_MEMORY_MS}. */
+  async #loadCalls(store: Store): Promise<void> {
+    const horizon = this.#now() - CALL_MEMORY_MS
+    const stale: { collection: string; key: string }[] = []
+    let after: string | undefined
+    for (;;) {
+      const page = await store.scan(CALLS_COLLECTION, after === undefined ? { limit: 1000 } : { after, limit: 1000 })
+      for (const { key, value } of page) {
+        const call = value as { opId?: unknown; at?: unknown }
+        if (typeof call.opId !== 'number' || typeof call.at !== 'number' || call.at < horizon) stale.push({ collection: CALLS_COLLECTION, key })
+        else this.#calls.set(key, Promise.resolve({ opId: call.opId }))
+      }
+      if (page.length < 1000) break
+      after = page[page.length - 1]?.key
+    }
+    if (stale.length > 0) await store.commit({ deletes: stale })
+  }
+
   /**
    * Applies a local write to memory at once — live queries in every tab see it without
    * waiting for IndexedDB (optimistic, as DESIGN §3 asks) — and queues its commit. The
    * returned promise (the app's `await`) still resolves only once the record and its
    * outbox entry are durable; if that commit fails, memory is rolled back to the store.
    */
-  #enqueue(write: LocalWrite): Promise<WriteReceipt> {
+  #enqueue(write: LocalWrite, callId: string | undefined): Promise<WriteReceipt> {
+    if (callId !== undefined) {
+      // A retried call (e.g. re-sent to a new leader tab after the old one closed unanswered)
+      // gets the first call's receipt: a counter increment never counts twice.
+      const earlier = this.#calls.get(callId)
+      if (earlier !== undefined) return earlier
+    }
     const loaded = this.#maps.get(collectionOf(write.kind, write.map)) as LoadedMap
     const delta = write.makeDelta(loaded.states.get(write.key))
     this.#mergeIntoMemory(loaded, write.key, delta)
     this.#scheduleNotify()
-    return new Promise<WriteReceipt>((resolve, reject) => {
-      this.#pendingLocal.push({ kind: write.kind, map: write.map, key: write.key, delta, resolve, reject })
+    const receipt = new Promise<WriteReceipt>((resolve, reject) => {
+      this.#pendingLocal.push({ kind: write.kind, map: write.map, key: write.key, delta, callId, resolve, reject })
       this.#pump()
     })
+    if (callId !== undefined) {
+      this.#calls.set(callId, receipt)
+      receipt.catch(() => this.#calls.delete(callId))
+      // Bounded: the oldest ids go first (they are also in the store until pruned at open).
+      if (this.#calls.size > MAX_REMEMBERED_CALLS) this.#calls.delete(this.#calls.keys().next().value as string)
+    }
+    return receipt
   }
 
   #pump(): void {
@@ -470,6 +517,7 @@ class EngineImpl implements Engine, SyncHost {
       results.push({ op, entry })
       touched.set(mapKey(op.kind, op.map, op.key), { op, loaded })
       puts.push({ collection: OUTBOX_COLLECTION, key: outboxKey(entry.opId), value: entry as unknown as Value })
+      if (op.callId !== undefined) puts.push({ collection: CALLS_COLLECTION, key: op.callId, value: { opId: entry.opId, at } })
     }
     for (const { op, loaded } of touched.values()) {
       // Memory already holds every queued write (and any remote merge) for this key.
@@ -702,35 +750,35 @@ class EngineImpl implements Engine, SyncHost {
     return this.#guard(async () => this.#status())
   }
 
-  set(map: string, key: string, record: RecordValue): Promise<Result<WriteReceipt>> {
+  set(map: string, key: string, record: RecordValue, callId?: string): Promise<Result<WriteReceipt>> {
     return this.#guard(async () => {
       checkMapName(map)
       checkKey(key)
       assertRecord(record, `${map}/${key}`)
       await this.#ensureMap('lww', map)
       const hlc = this.#hlc as Hlc
-      return this.#enqueue({ kind: 'lww', map, key, makeDelta: () => lwwSetState(record, hlc.tick(), hlc.tick()) })
+      return this.#enqueue({ kind: 'lww', map, key, makeDelta: () => lwwSetState(record, hlc.tick(), hlc.tick()) }, callId)
     })
   }
 
-  update(map: string, key: string, patch: RecordValue): Promise<Result<WriteReceipt>> {
+  update(map: string, key: string, patch: RecordValue, callId?: string): Promise<Result<WriteReceipt>> {
     return this.#guard(async () => {
       checkMapName(map)
       checkKey(key)
       assertRecord(patch, `${map}/${key}`)
       await this.#ensureMap('lww', map)
       const hlc = this.#hlc as Hlc
-      return this.#enqueue({ kind: 'lww', map, key, makeDelta: () => lwwUpdateState(patch, hlc.tick()) })
+      return this.#enqueue({ kind: 'lww', map, key, makeDelta: () => lwwUpdateState(patch, hlc.tick()) }, callId)
     })
   }
 
-  delete(map: string, key: string): Promise<Result<WriteReceipt>> {
+  delete(map: string, key: string, callId?: string): Promise<Result<WriteReceipt>> {
     return this.#guard(async () => {
       checkMapName(map)
       checkKey(key)
       await this.#ensureMap('lww', map)
       const hlc = this.#hlc as Hlc
-      return this.#enqueue({ kind: 'lww', map, key, makeDelta: () => lwwDeleteState(hlc.tick()) })
+      return this.#enqueue({ kind: 'lww', map, key, makeDelta: () => lwwDeleteState(hlc.tick()) }, callId)
     })
   }
 
@@ -744,28 +792,28 @@ class EngineImpl implements Engine, SyncHost {
     })
   }
 
-  orAdd(map: string, key: string, value: Value): Promise<Result<WriteReceipt>> {
+  orAdd(map: string, key: string, value: Value, callId?: string): Promise<Result<WriteReceipt>> {
     return this.#guard(async () => {
       checkMapName(map)
       checkKey(key)
       assertValue(value, `${map}/${key}`)
       await this.#ensureMap('or', map)
       const hlc = this.#hlc as Hlc
-      return this.#enqueue({ kind: 'or', map, key, makeDelta: () => orAddState(value, hlc.tick()) })
+      return this.#enqueue({ kind: 'or', map, key, makeDelta: () => orAddState(value, hlc.tick()) }, callId)
     })
   }
 
-  orRemove(map: string, key: string, value: Value): Promise<Result<WriteReceipt>> {
+  orRemove(map: string, key: string, value: Value, callId?: string): Promise<Result<WriteReceipt>> {
     return this.#guard(async () => {
       checkMapName(map)
       checkKey(key)
       assertValue(value, `${map}/${key}`)
       await this.#ensureMap('or', map)
-      return this.#enqueue({ kind: 'or', map, key, makeDelta: (current) => orRemoveState((current as OrSetState | undefined) ?? { adds: [], removes: [] }, value) })
+      return this.#enqueue({ kind: 'or', map, key, makeDelta: (current) => orRemoveState((current as OrSetState | undefined) ?? { adds: [], removes: [] }, value) }, callId)
     })
   }
 
-  counterAdd(name: string, delta: number): Promise<Result<WriteReceipt>> {
+  counterAdd(name: string, delta: number, callId?: string): Promise<Result<WriteReceipt>> {
     return this.#guard(async () => {
       checkKey(name)
       await this.#ensureMap('counter', COUNTERS_MAP)
@@ -773,7 +821,7 @@ class EngineImpl implements Engine, SyncHost {
       // Validate now so a bad delta is a typed error before anything is queued.
       counterAddState([], replica, delta)
       await this.#replicateCounters()
-      return this.#enqueue({ kind: 'counter', map: COUNTERS_MAP, key: name, makeDelta: (current) => counterAddState((current as CounterState | undefined) ?? [], replica, delta) })
+      return this.#enqueue({ kind: 'counter', map: COUNTERS_MAP, key: name, makeDelta: (current) => counterAddState((current as CounterState | undefined) ?? [], replica, delta) }, callId)
     })
   }
 

@@ -147,13 +147,13 @@ export function createTabApi(getEngine: () => Promise<EngineApi | undefined>, in
       return init(options)
     },
     ready: () => engineOr((e) => e.ready()),
-    set: (map: string, key: string, record: RecordValue): Promise<Result<WriteReceipt>> => engineOr((e) => e.set(map, key, record)),
-    update: (map, key, patch) => engineOr((e) => e.update(map, key, patch)),
-    delete: (map, key) => engineOr((e) => e.delete(map, key)),
+    set: (map: string, key: string, record: RecordValue, callId?: string): Promise<Result<WriteReceipt>> => engineOr((e) => e.set(map, key, record, callId)),
+    update: (map, key, patch, callId) => engineOr((e) => e.update(map, key, patch, callId)),
+    delete: (map, key, callId) => engineOr((e) => e.delete(map, key, callId)),
     get: (map, key) => engineOr((e) => e.get(map, key)),
-    orAdd: (map: string, key: string, value: Value) => engineOr((e) => e.orAdd(map, key, value)),
-    orRemove: (map: string, key: string, value: Value) => engineOr((e) => e.orRemove(map, key, value)),
-    counterAdd: (name, delta) => engineOr((e) => e.counterAdd(name, delta)),
+    orAdd: (map: string, key: string, value: Value, callId?: string) => engineOr((e) => e.orAdd(map, key, value, callId)),
+    orRemove: (map: string, key: string, value: Value, callId?: string) => engineOr((e) => e.orRemove(map, key, value, callId)),
+    counterAdd: (name, delta, callId) => engineOr((e) => e.counterAdd(name, delta, callId)),
     subscribeQuery: (spec: QuerySpec, onRows) => engineOr((e) => subscribe<readonly Row[]>('q', onRows, (fn) => e.subscribeQuery(spec, fn))),
     unsubscribeQuery: (id) =>
       engineVoid(async (e) => {

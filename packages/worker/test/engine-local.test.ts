@@ -77,6 +77,32 @@ describe('engine, local', () => {
     await again.close()
   })
 
+  it('a write re-sent with the same call id applies once, also after an engine restart', async () => {
+    // What a follower tab does when its leader closed before answering: the call goes again
+    // to the next engine with the same call id.
+    const idb = freshIdb()
+    const engine = engineOn(idb)
+    unwrap(await engine.ready())
+    const first = unwrap(await engine.counterAdd('likes:1', 1, 'tab-a:7'))
+    const again = unwrap(await engine.counterAdd('likes:1', 1, 'tab-a:7'))
+    expect(again.opId).toBe(first.opId)
+    const second = unwrap(await engine.counterAdd('likes:1', 1, 'tab-a:8'))
+    let value: unknown
+    unwrap(await engine.subscribeValue('counter', 'likes:1', '', (v) => (value = v)))
+    await waitFor('counter value', () => value === 2)
+    const pending = (await engine.status()).pendingWrites
+    await engine.close()
+
+    const next = engineOn(idb)
+    unwrap(await next.ready())
+    const afterRestart = unwrap(await next.counterAdd('likes:1', 1, 'tab-a:8'))
+    expect(afterRestart.opId).toBe(second.opId)
+    unwrap(await next.subscribeValue('counter', 'likes:1', '', (v) => (value = v)))
+    await waitFor('counter value after restart', () => value === 2)
+    expect((await next.status()).pendingWrites).toBe(pending)
+    await next.close()
+  })
+
   it('keys like __proto__ and "" are ordinary keys and fields', async () => {
     const engine = engineOn(freshIdb())
     const record = Object.defineProperty({ a: 1 } as Record<string, number>, '__proto__', { value: 2, enumerable: true })

@@ -14,7 +14,7 @@ import type { EngineOptions, Result } from '@outpost/worker'
 import { ComlinkTransport, type EngineEndpoint } from '../engine/comlink-transport'
 import { ResetSignal, reportListenerError, type EngineMethod, type EngineTransport } from '../engine/transport'
 import { leaderLockName, tabChannelName } from './names'
-import { UNSUBSCRIBE_METHODS, UNSUBSCRIBE_OF, isCallbackRef, isTabMessage, type CallbackRef, type TabMessage } from './tab-protocol'
+import { UNSUBSCRIBE_METHODS, UNSUBSCRIBE_OF, WRITE_ARITY, isCallbackRef, isTabMessage, type CallbackRef, type TabMessage } from './tab-protocol'
 
 /** Options of {@link LeaderTabTransport}. */
 export interface LeaderTabOptions {
@@ -83,7 +83,8 @@ export class LeaderTabTransport implements EngineTransport {
     return this.#local !== null
   }
 
-  call(method: EngineMethod, args: readonly unknown[]): Promise<unknown> {
+  call(method: EngineMethod, callArgs: readonly unknown[]): Promise<unknown> {
+    let args = callArgs
     if (this.#closed) return Promise.reject(new WorkerUnavailableError('The client is closed; create a new one'))
     if (this.#local) return this.#local.call(method, args)
     if (UNSUBSCRIBE_METHODS.has(method)) {
@@ -91,6 +92,10 @@ export class LeaderTabTransport implements EngineTransport {
       for (const id of this.#callbacksBySubscription.get(key) ?? []) this.#callbacks.delete(id)
       this.#callbacksBySubscription.delete(key)
     }
+    const req = this.#nextReq++
+    const arity = WRITE_ARITY[method]
+    // Writes carry a call id (see WRITE_ARITY), so a re-sent call never applies twice.
+    if (arity !== undefined && args.length === arity) args = [...args, `${this.tabId}:${req}`]
     return new Promise((resolve, reject) => {
       const callbacks: number[] = []
       const wireArgs = args.map((arg) => {
@@ -101,7 +106,6 @@ export class LeaderTabTransport implements EngineTransport {
         const ref: CallbackRef = { callback: id, __outpostCallback: true }
         return ref
       })
-      const req = this.#nextReq++
       this.#pending.set(req, { method, args, wireArgs, callbacks, resolve, reject })
       if (this.#leaderId !== null) this.#send(req)
     })
@@ -192,7 +196,7 @@ export class LeaderTabTransport implements EngineTransport {
     const followedBefore = this.#hadLeader
     this.#leaderId = leader
     this.#hadLeader = true
-    // Calls the old leader never answered go to the new one (see the README on at-least-once calls).
+    // Calls the old leader never answered go to the new one; writes carry call ids, so none applies twice.
     for (const req of this.#pending.keys()) this.#send(req)
     if (followedBefore) this.#reset.fire()
   }

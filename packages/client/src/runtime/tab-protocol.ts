@@ -62,3 +62,17 @@ export const UNSUBSCRIBE_OF: Partial<Record<EngineMethod, EngineMethod>> = {
 
 /** Methods that end a subscription (their callbacks can be forgotten). */
 export const UNSUBSCRIBE_METHODS: ReadonlySet<EngineMethod> = new Set(Object.values(UNSUBSCRIBE_OF))
+
+/**
+ * Write methods and the number of arguments they take before their optional `callId`.
+ * A follower tags each write with a call id, so a call re-sent to a new leader (the old
+ * one closed before answering) is answered from the engine's record instead of repeated.
+ */
+export const WRITE_ARITY: Partial<Record<EngineMethod, number>> = {
+  set: 3,
+  update: 3,
+  delete: 2,
+  orAdd: 3,
+  orRemove: 3,
+  counterAdd: 2,
+}
