@@ -131,7 +131,7 @@ export async function browserSync(context: BenchContext): Promise<ResultRow[]> {
           return r.putMs
         }
         const proxied = context.servers.get(column) as ProxiedServer
-        const f = await withTimeout(syncRound(device, column, proxied, docs.get(column) as string, n, db, rev++), n > 10_000 ? 900_000 : 240_000, `${column} N=${n} round`)
+        const f = await withTimeout(syncRound(device, column, proxied, docs.get(column) as string, n, db, rev++), n > 10_000 ? 90_000 : 240_000, `${column} N=${n} round`)
         context.log(`  ${column} N=${n} round ${round}: sync ${f.syncMs.toFixed(0)} ms / ${f.syncKiB.toFixed(0)} KiB, reconnect ${f.reconnectMs.toFixed(0)} ms / ${f.reconnectKiB.toFixed(1)} KiB, cold ${f.coldMs.toFixed(0)} ms`)
         if (round >= context.repeats.warmup) figures.set(column, [...(figures.get(column) ?? []), f])
         return f.syncMs
