@@ -148,7 +148,8 @@ describe('presence', () => {
     const [tab1, tab2] = twoTabs(relay.url)
     const other = device(relay)
     await Promise.all([live(tab1), live(other)])
-    const fast = { heartbeatMs: 100, timeoutMs: 500 }
+    // Short, but with room for a loaded CI machine (a late heartbeat must not expire a live member).
+    const fast = { heartbeatMs: 200, timeoutMs: 1_500 }
     const p1 = tab1.presence('doc:7', { name: 'Kim', color: 'red' }, fast)
     const p2 = tab2.presence('doc:7', { name: 'Kim (tab 2)', color: 'red' }, fast)
     const p3 = other.presence('doc:7', { name: 'Lou', color: 'blue' }, fast)

@@ -73,14 +73,14 @@ describe('locks', () => {
     const first = expectType(await acquire(holder, 'fifo', 10_000, 0), 'lock-granted')
     const order: number[] = []
     const done = waiters.map(async (client, i) => {
-      // Staggered so the relay sees the requests in this order.
-      await sleep(40 * i)
+      // Staggered (generously, for a loaded machine) so the relay sees the requests in this order.
+      await sleep(150 * i)
       const grant = expectType(await acquire(client, 'fifo', 10_000, 20_000), 'lock-granted')
       order.push(i)
       await release(client, 'fifo', grant.token)
       return grant.token
     })
-    await sleep(40 * waiters.length + 100)
+    await sleep(150 * waiters.length + 150)
     expectType(await release(holder, 'fifo', first.token), 'lock-released')
     const grantedTokens = await Promise.all(done)
     expect(order).toEqual([0, 1, 2, 3, 4])
@@ -146,14 +146,15 @@ describe('locks', () => {
   it('extend a lease past its first TTL', async () => {
     const { url } = await relay()
     const [holder, other] = await Promise.all([connect(url), connect(url)])
-    const grant = expectType(await acquire(holder, 'job', 400, 0), 'lock-granted')
+    // Generous margins (extend every 500 ms, TTL 1.5 s): a loaded CI machine must not expire it.
+    const grant = expectType(await acquire(holder, 'job', 1_500, 0), 'lock-granted')
     for (let i = 0; i < 4; i++) {
-      await sleep(200)
-      const extended = expectType(await call<LockGrantedMessage>(holder, (id) => ({ type: 'lock-extend', id, name: 'job', token: grant.token, ttl: 400 })), 'lock-granted')
+      await sleep(500)
+      const extended = expectType(await call<LockGrantedMessage>(holder, (id) => ({ type: 'lock-extend', id, name: 'job', token: grant.token, ttl: 1_500 })), 'lock-granted')
       expect(extended.token).toBe(grant.token)
       expect(extended.expiresAt).toBeGreaterThan(grant.expiresAt)
     }
-    // 800 ms after the first TTL ran out, it is still held.
+    // Well after the first TTL ran out, it is still held.
     expect(await acquire(other, 'job', 1_000, 0)).toMatchObject({ type: 'error', error: { code: 'LOCK_FAILED' } })
     expect(holder.all((m) => m.type === 'lock-lost')).toHaveLength(0)
   })
@@ -190,9 +191,9 @@ describe('locks', () => {
     const [holder, leaver, stayer] = await Promise.all([connect(url), connect(url), connect(url)])
     const grant = expectType(await acquire(holder, 'q', 10_000, 0), 'lock-granted')
     leaver.send({ type: 'lock-acquire', id: 1, name: 'q', ttl: 10_000, wait: 20_000 })
-    await sleep(50)
+    await sleep(200)
     const stayerGrant = acquire(stayer, 'q', 10_000, 20_000)
-    await sleep(50)
+    await sleep(200)
     await leaver.close()
     await release(holder, 'q', grant.token)
     // The next token goes to the client still waiting, not to the one that left.
