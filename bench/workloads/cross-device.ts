@@ -15,7 +15,7 @@ const RECORDS = 1000
 
 /** Runs workload 3. */
 export async function crossDevice(context: BenchContext): Promise<ResultRow[]> {
-  const writes = context.quick ? 20 : 50
+  const writes = context.quick ? 10 : 50
   const devices: Device[] = [await launchDevice(context.origin), await launchDevice(context.origin)]
   try {
     const pairs = new Map<Column, [Page, Page]>()

@@ -44,7 +44,7 @@ async function sameTab(page: Page, i: number, rev: number): Promise<number> {
 
 /** Runs workload 2. */
 export async function liveWrite(context: BenchContext): Promise<ResultRow[]> {
-  const writes = context.quick ? 20 : 50
+  const writes = context.quick ? 10 : 50
   const device = await launchDevice(context.origin)
   try {
     const tabs = new Map<Column, [Page, Page]>()
