@@ -5,10 +5,10 @@
 import type { Page } from 'playwright-core'
 import type { Armed, SystemPage } from '../pages/api'
 import { launchDevice, type Device } from '../lib/browser'
-import type { BenchContext, ProxiedServer } from '../lib/context'
+import type { BenchContext } from '../lib/context'
 import type { Cell, Column, ResultRow } from '../lib/results'
 import { alternate, quantile, summarize, withTimeout } from '../lib/stats'
-import { SYSTEMS } from '../servers/system-server'
+import { openSyncedPairs } from '../lib/synced-pairs'
 
 type Bench = { bench: SystemPage & { __armed?: Armed } }
 const RECORDS = 1000
@@ -18,33 +18,7 @@ export async function crossDevice(context: BenchContext): Promise<ResultRow[]> {
   const writes = context.quick ? 10 : 50
   const devices: Device[] = [await launchDevice(context.origin), await launchDevice(context.origin)]
   try {
-    const pairs = new Map<Column, [Page, Page]>()
-    const unavailable: Partial<Record<Column, Cell>> = {}
-    const columns: Column[] = []
-    for (const system of SYSTEMS) {
-      const proxied = context.servers.get(system)
-      if (proxied === undefined || 'unavailable' in proxied) {
-        unavailable[system] = { unavailable: proxied?.unavailable ?? 'no server' }
-        continue
-      }
-      try {
-        const doc = await (proxied as ProxiedServer).server.seed(`cross${RECORDS}`, RECORDS)
-        const pair: Page[] = []
-        for (const device of devices) {
-          const page = await device.open(system)
-          await withTimeout(page.evaluate(async ({ url, db, doc, n }) => {
-            const bench = (globalThis as unknown as Bench).bench
-            await bench.open({ url, db, doc })
-            await bench.waitSynced(n)
-          }, { url: (proxied as ProxiedServer).url, db: `bench-cross-${system}`, doc, n: RECORDS }), 120_000, `${system} setup`)
-          pair.push(page)
-        }
-        pairs.set(system, pair as [Page, Page])
-        columns.push(system)
-      } catch (error) {
-        unavailable[system] = { unavailable: error instanceof Error ? error.message.split('\n')[0] ?? 'failed' : String(error) }
-      }
-    }
+    const { pairs, columns, unavailable } = await openSyncedPairs(context, 'cross', RECORDS, (system, index) => (devices[index] as Device).open(system))
     let rev = 1
     const p50 = new Map<Column, number[]>()
     const p99 = new Map<Column, number[]>()

@@ -8,10 +8,10 @@ import type { Page } from 'playwright-core'
 import type { Armed, SystemPage } from '../pages/api'
 import type { RawPage } from '../pages/raw'
 import { launchDevice } from '../lib/browser'
-import type { BenchContext, ProxiedServer } from '../lib/context'
+import type { BenchContext } from '../lib/context'
 import type { Cell, Column, ResultRow } from '../lib/results'
 import { alternate, quantile, summarize, withTimeout } from '../lib/stats'
-import { SYSTEMS } from '../servers/system-server'
+import { openSyncedPairs } from '../lib/synced-pairs'
 
 type Bench = { bench: SystemPage & { __armed?: Armed } }
 const RECORDS = 1000
@@ -47,34 +47,9 @@ export async function liveWrite(context: BenchContext): Promise<ResultRow[]> {
   const writes = context.quick ? 10 : 50
   const device = await launchDevice(context.origin)
   try {
-    const tabs = new Map<Column, [Page, Page]>()
-    const unavailable: Partial<Record<Column, Cell>> = {}
-    const columns: Column[] = ['raw']
     const rawPage = await device.open('raw')
-    for (const system of SYSTEMS) {
-      const proxied = context.servers.get(system)
-      if (proxied === undefined || 'unavailable' in proxied) {
-        unavailable[system] = { unavailable: proxied?.unavailable ?? 'no server' }
-        continue
-      }
-      try {
-        const doc = await (proxied as ProxiedServer).server.seed(`live${RECORDS}`, RECORDS)
-        const pair: Page[] = []
-        for (let t = 0; t < 2; t++) {
-          const page = await device.open(system)
-          await withTimeout(page.evaluate(async ({ url, db, doc, n }) => {
-            const bench = (globalThis as unknown as Bench).bench
-            await bench.open({ url, db, doc })
-            await bench.waitSynced(n)
-          }, { url: (proxied as ProxiedServer).url, db: `bench-live-${system}`, doc, n: RECORDS }), 120_000, `${system} setup`)
-          pair.push(page)
-        }
-        tabs.set(system, pair as [Page, Page])
-        columns.push(system)
-      } catch (error) {
-        unavailable[system] = { unavailable: error instanceof Error ? error.message.split('\n')[0] ?? 'failed' : String(error) }
-      }
-    }
+    const { pairs: tabs, columns: systemColumns, unavailable } = await openSyncedPairs(context, 'live', RECORDS, (system) => device.open(system))
+    const columns: Column[] = ['raw', ...systemColumns]
     let rev = 1
     const p = { same50: new Map<Column, number[]>(), same99: new Map<Column, number[]>(), tab50: new Map<Column, number[]>(), tab99: new Map<Column, number[]>() }
     const push = (m: Map<Column, number[]>, c: Column, v: number): void => void m.set(c, [...(m.get(c) ?? []), v])
