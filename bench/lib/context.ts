@@ -1,7 +1,7 @@
 /** What every workload receives from the harness. */
 import type { CountingProxy } from './counting-proxy'
 import type { SystemName, SystemServer } from '../servers/system-server'
-import type { ResultRow } from './results'
+import type { Cell, Column, ResultRow } from './results'
 import type { Repeats } from './stats'
 
 /** A system's server reached through its byte-counting proxy. */
@@ -29,3 +29,16 @@ export interface BenchContext {
 
 /** A workload: runs and returns its rows. */
 export type Workload = (context: BenchContext) => Promise<ResultRow[]>
+
+/**
+ * The running server of `system`, or undefined after recording why it is not available in
+ * `unavailable` (its column then shows that reason instead of figures).
+ */
+export function serverFor(context: BenchContext, system: SystemName, unavailable: Partial<Record<Column, Cell>>): ProxiedServer | undefined {
+  const proxied = context.servers.get(system)
+  if (proxied === undefined || 'unavailable' in proxied) {
+    unavailable[system] = { unavailable: proxied?.unavailable ?? 'no server' }
+    return undefined
+  }
+  return proxied
+}

@@ -3,8 +3,8 @@
  * by the live-write (two tabs) and cross-device (two profiles) workloads.
  */
 import type { Page } from 'playwright-core'
-import type { SystemPage } from '../pages/api'
-import type { BenchContext, ProxiedServer } from './context'
+import type { Armed, SystemPage } from '../pages/api'
+import { serverFor, type BenchContext } from './context'
 import type { Cell, Column } from './results'
 import { withTimeout } from './stats'
 import { SYSTEMS, type SystemName } from '../servers/system-server'
@@ -31,13 +31,10 @@ export async function openSyncedPairs(
   const columns: Column[] = []
   const unavailable: Partial<Record<Column, Cell>> = {}
   for (const system of SYSTEMS) {
-    const proxied = context.servers.get(system)
-    if (proxied === undefined || 'unavailable' in proxied) {
-      unavailable[system] = { unavailable: proxied?.unavailable ?? 'no server' }
-      continue
-    }
+    const proxied = serverFor(context, system, unavailable)
+    if (proxied === undefined) continue
     try {
-      const { server, url } = proxied as ProxiedServer
+      const { server, url } = proxied
       const doc = await server.seed(`${name}${records}`, records)
       const pair: Page[] = []
       for (const index of [0, 1] as const) {
@@ -56,4 +53,23 @@ export async function openSyncedPairs(
     }
   }
   return { pairs, columns, unavailable }
+}
+
+/**
+ * One write of record `i` (revision `rev`) in `writer`, observed in `watcher` (another tab,
+ * another profile, or the same page): ms from just before the write to the watcher seeing it.
+ */
+export async function timedWrite(writer: Page, watcher: Page, i: number, rev: number): Promise<number> {
+  type Bench = { bench: SystemPage & { __armed?: Armed } }
+  await watcher.evaluate(async ({ i, rev }) => {
+    const g = globalThis as unknown as Bench
+    g.bench.__armed = await g.bench.watch([i], rev)
+  }, { i, rev })
+  const t0 = await writer.evaluate(async ({ i, rev }) => {
+    const t = performance.timeOrigin + performance.now()
+    await (globalThis as unknown as Bench).bench.write(i, rev)
+    return t
+  }, { i, rev })
+  const at = await watcher.evaluate(async () => (globalThis as unknown as Bench).bench.__armed?.done ?? Number.NaN)
+  return at - t0
 }

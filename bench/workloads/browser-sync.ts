@@ -9,7 +9,7 @@
 import type { Page } from 'playwright-core'
 import type { Armed, SystemPage } from '../pages/api'
 import { launchDevice, type Device } from '../lib/browser'
-import type { BenchContext, ProxiedServer } from '../lib/context'
+import { serverFor, type BenchContext, type ProxiedServer } from '../lib/context'
 import { cellsFrom, type Cell, type Column, type ResultRow } from '../lib/results'
 import { alternate, summarize, withTimeout } from '../lib/stats'
 import { SYSTEMS, type SystemName } from '../servers/system-server'
@@ -104,11 +104,8 @@ export async function browserSync(context: BenchContext): Promise<ResultRow[]> {
     const columns: Column[] = ['raw']
     const unavailable: Partial<Record<Column, Cell>> = {}
     for (const system of SYSTEMS) {
-      const proxied = context.servers.get(system)
-      if (proxied === undefined || 'unavailable' in proxied) {
-        unavailable[system] = { unavailable: proxied?.unavailable ?? 'no server' }
-        continue
-      }
+      const proxied = serverFor(context, system, unavailable)
+      if (proxied === undefined) continue
       try {
         context.log(`  seeding ${system} with ${n} records`)
         docs.set(system, await proxied.server.seed(`items${n}`, n))

@@ -3,14 +3,12 @@
  * B are separate Chromium profiles (separate storage), both connected through the proxies.
  */
 import type { Page } from 'playwright-core'
-import type { Armed, SystemPage } from '../pages/api'
 import { launchDevice, type Device } from '../lib/browser'
 import type { BenchContext } from '../lib/context'
 import type { Cell, Column, ResultRow } from '../lib/results'
 import { alternate, quantile, summarize, withTimeout } from '../lib/stats'
-import { openSyncedPairs } from '../lib/synced-pairs'
+import { openSyncedPairs, timedWrite } from '../lib/synced-pairs'
 
-type Bench = { bench: SystemPage & { __armed?: Armed } }
 const RECORDS = 1000
 
 /** Runs workload 3. */
@@ -28,20 +26,7 @@ export async function crossDevice(context: BenchContext): Promise<ResultRow[]> {
       for (let k = 0; k < writes; k++) {
         const i = (k * 53) % RECORDS
         const r = rev++
-        const sample = async (): Promise<number> => {
-        await b.evaluate(async ({ i, r }) => {
-          const g = globalThis as unknown as Bench
-          g.bench.__armed = await g.bench.watch([i], r)
-        }, { i, r })
-        const t0 = await a.evaluate(async ({ i, r }) => {
-          const t = performance.timeOrigin + performance.now()
-          await (globalThis as unknown as Bench).bench.write(i, r)
-          return t
-        }, { i, r })
-        const at = await b.evaluate(async () => (globalThis as unknown as Bench).bench.__armed?.done ?? Number.NaN)
-        return at - t0
-        }
-        samples.push(await withTimeout(sample(), 30_000, `${column} cross-device write`))
+        samples.push(await withTimeout(timedWrite(a, b, i, r), 30_000, `${column} cross-device write`))
       }
       if (round >= context.repeats.warmup) {
         p50.set(column, [...(p50.get(column) ?? []), quantile(samples, 0.5)])

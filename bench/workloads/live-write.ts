@@ -11,25 +11,10 @@ import { launchDevice } from '../lib/browser'
 import type { BenchContext } from '../lib/context'
 import type { Cell, Column, ResultRow } from '../lib/results'
 import { alternate, quantile, summarize, withTimeout } from '../lib/stats'
-import { openSyncedPairs } from '../lib/synced-pairs'
+import { openSyncedPairs, timedWrite } from '../lib/synced-pairs'
 
 type Bench = { bench: SystemPage & { __armed?: Armed } }
 const RECORDS = 1000
-
-/** One write in `writer`, observed in `watcher` (possibly the same page); ms. */
-async function once(writer: Page, watcher: Page, i: number, rev: number): Promise<number> {
-  await watcher.evaluate(async ({ i, rev }) => {
-    const g = globalThis as unknown as Bench
-    g.bench.__armed = await g.bench.watch([i], rev)
-  }, { i, rev })
-  const t0 = await writer.evaluate(async ({ i, rev }) => {
-    const t = performance.timeOrigin + performance.now()
-    await (globalThis as unknown as Bench).bench.write(i, rev)
-    return t
-  }, { i, rev })
-  const at = await watcher.evaluate(async () => (globalThis as unknown as Bench).bench.__armed?.done ?? Number.NaN)
-  return at - t0
-}
 
 /** Same-tab latency measured entirely inside the page (no harness round trip in the timing). */
 async function sameTab(page: Page, i: number, rev: number): Promise<number> {
@@ -63,7 +48,7 @@ export async function liveWrite(context: BenchContext): Promise<ResultRow[]> {
         for (let k = 0; k < writes; k++) {
           const i = (k * 37) % RECORDS
           same.push(await withTimeout(sameTab(a, i, rev++), 30_000, `${column} same-tab write`))
-          tab.push(await withTimeout(once(a, b, i, rev++), 30_000, `${column} second-tab write`))
+          tab.push(await withTimeout(timedWrite(a, b, i, rev++), 30_000, `${column} second-tab write`))
         }
       }
       if (round >= context.repeats.warmup) {
