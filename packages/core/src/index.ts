@@ -3,10 +3,10 @@
  * CRDTs, Merkle trees, predicates and queries, the wire protocol and codec, errors, and
  * the store seam. No I/O, no DOM, no Node types.
  */
-export { AuthError, ClockDriftError, ConfigError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError } from './errors'
+export { AuthError, ClockDriftError, ConfigError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, ValueTooLargeError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError } from './errors'
 export type { ErrorCode, ErrorDetails, SerializedError } from './errors'
 export type { Change, CollectionKind, CounterState, FieldEntry, LwwRecordState, OrSetState, RecordValue, ReplicaId, Stamp, Value } from './types'
-export { VALUE_LIMITS, assertRecord, assertStoredValue, assertValue, compareValues, getField, recordFromEntries, valueRank, valuesEqual } from './value'
+export { VALUE_LIMITS, assertRecord, assertStoredValue, assertValue, compareValues, getField, recordFromEntries, valueRank, valueWeight, valuesEqual } from './value'
 export {
   Hlc,
   MAX_COUNTER,
@@ -119,7 +119,17 @@ export type {
 } from './query'
 export {
   DEFAULT_CODEC_LIMITS,
+  DEFAULT_WIRE_LIMITS,
+  FRAME_ENVELOPE,
+  MIN_FRAME_BYTES,
   MESSAGE_LIMITS,
+  assertChangeFits,
+  itemBudget,
+  keySize,
+  measure,
+  packBySize,
+  parseChange,
+  sizeError,
   PROTOCOL_VERSION,
   PROTOCOL_VERSIONS,
   ackSchema,
@@ -155,6 +165,7 @@ export {
   isLockStatus,
   isNodes,
   isOps,
+  isCredit,
   isPing,
   isPong,
   isPush,
@@ -183,6 +194,7 @@ export {
   negotiateVersion,
   nodesSchema,
   opsSchema,
+  creditSchema,
   parseClientMessage,
   parseServerMessage,
   pingSchema,
@@ -209,6 +221,8 @@ export type {
   ChangesMessage,
   ClientMessage,
   CodecLimits,
+  FrameSize,
+  WireLimits,
   EntriesMessage,
   ErrorMessage,
   HelloMessage,
@@ -226,6 +240,7 @@ export type {
   MessageType,
   NodesMessage,
   OpsMessage,
+  CreditMessage,
   PingMessage,
   PongMessage,
   PushMessage,

@@ -38,6 +38,7 @@ import {
   lwwLatest,
   mergeState,
   negotiateVersion,
+  parseChange,
   serializeError,
   shapeKey,
   stateEquals,
@@ -445,10 +446,19 @@ export class Session implements Caller {
       return
     }
     this.#strikes = 0
-    const maps = [...new Set(message.changes.map((c) => c.map))]
+    // Each change is validated on its own, so a malformed one is refused alone (never its batch).
+    const parsed = message.changes.map((raw): Change | OutpostError => {
+      try {
+        return parseChange(raw)
+      } catch (error) {
+        return error as OutpostError
+      }
+    })
+    const valid = parsed.filter((c): c is Change => !isOutpostError(c))
+    const maps = [...new Set(valid.map((c) => c.map))]
     const loaded = await Promise.all(maps.map((map) => context.sync.collection(map)))
     // Entry processors on these keys run first (atomic read-modify-write); checked again after each wait.
-    for (let busy = context.functions.busy(message.changes); busy !== undefined; busy = context.functions.busy(message.changes)) await busy
+    for (let busy = context.functions.busy(valid); busy !== undefined; busy = context.functions.busy(valid)) await busy
     if (this.#state !== 'open') return
     const collections = new Map(loaded.map((collection) => [collection.map, context.sync.current(collection)] as const))
 
@@ -457,8 +467,9 @@ export class Session implements Caller {
     const puts = new Map<string, StoreEntry>()
     const meta: { key: string; value: Value }[] = []
     const applied: AppliedChange[] = []
-    for (const change of message.changes) {
+    for (const change of parsed) {
       try {
+        if (isOutpostError(change)) throw change
         const collection = collections.get(change.map)
         if (collection === undefined) throw new InternalError('collection not loaded')
         const access = this.#accessFor(change.map)
