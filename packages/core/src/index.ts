@@ -16,7 +16,8 @@ export {
   decodeStamp,
   encodeStamp,
   isStamp,
-  maxStamp
+  maxStamp,
+  stampReplica
 } from './clock'
 export type {
   HlcOptions,
@@ -26,6 +27,8 @@ export {
   COUNTERS_MAP,
   CRDT_TYPES,
   CrdtMap,
+  ownPart,
+  withoutWrite,
   changeIsEmpty,
   counterAddState,
   counterEquals,
