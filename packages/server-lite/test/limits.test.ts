@@ -8,7 +8,7 @@
  *   reported, not sent;
  * - a slice streams paced by the client's credit, and does not hold up the session's other frames.
  */
-import { MemoryStore, MerkleTree, type MerkleNodeInfo } from '@outpost/core'
+import { MemoryStore, MerkleTree, type ChangesMessage, type MerkleNodeInfo } from '@outpost/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { TestClient, startRelay } from './helpers/client'
 import { update } from './helpers/changes'
@@ -93,7 +93,7 @@ describe('frames the relay sends fit its limit', () => {
     const error = await client.waitAny((m) => m.type === 'error' && m.sub === 1)
     expect(error.type === 'error' && error.error.code).toBe('VALUE_TOO_LARGE')
     await client.waitAny((m) => m.type === 'synced' && m.sub === 1)
-    const keys = client.all<{ type: 'changes'; changes: { key: string }[] }>((m) => m.type === 'changes').flatMap((m) => m.changes.map((c) => c.key))
+    const keys = client.all<ChangesMessage>((m) => m.type === 'changes').flatMap((m) => m.changes.map((c) => c.key))
     expect(keys.sort()).toEqual(Array.from({ length: 50 }, (_, i) => `f${i}`).sort())
     expect(Math.max(...client.frameSizes)).toBeLessThanOrEqual(64 * 1024)
     expect(client.all((m) => m.type === 'changes').length).toBeGreaterThan(2)
@@ -163,7 +163,7 @@ describe('flow control of slices', () => {
     } finally {
       clearInterval(timer)
     }
-    const keys = new Set(client.all<{ type: 'changes'; changes: { key: string }[] }>((m) => m.type === 'changes').flatMap((m) => m.changes.map((c) => c.key)))
+    const keys = new Set(client.all<ChangesMessage>((m) => m.type === 'changes').flatMap((m) => m.changes.map((c) => c.key)))
     expect(keys.size).toBe(3_000)
   })
 })
