@@ -120,3 +120,39 @@ describe('writes the relay refuses for good', () => {
     expect(status.connection).toBe('live')
   })
 })
+
+describe('a map the user may no longer read', () => {
+  it('drops what the device holds of it when the relay refuses the subscription', async () => {
+    const dir = tempDir()
+    const relay = await createRelay({
+      port: 0,
+      host: '127.0.0.1',
+      dataDir: dir.path,
+      logLevel: 'silent',
+      auth: { secret: SECRET },
+      rules: { maps: { reports: { read: { eq: ['role', 'reader'] }, write: 'authenticated' } } },
+    })
+    relays.push({ relay, remove: dir.remove })
+    const reader = async (role: string | undefined) =>
+      new SignJWT(role === undefined ? {} : { role }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(SECRET))
+    const writer = engineOn(freshIdb(), { url: relay.url, token: await reader('reader') })
+    engines.add(writer)
+    unwrap(await writer.set('reports', 'r1', { title: 'q3' }))
+    await waitFor('written', async () => (await writer.status()).pendingWrites === 0)
+
+    const idb = freshIdb()
+    let device = engineOn(idb, { url: relay.url, token: await reader('reader') })
+    engines.add(device)
+    unwrap(await device.subscribeShape({ map: 'reports' }))
+    await waitFor('r1 arrived', async () => unwrap(await device.get('reports', 'r1')) !== undefined)
+    await device.close()
+    engines.delete(device)
+
+    // The role was taken away while the device was off.
+    device = engineOn(idb, { url: relay.url, token: await reader(undefined) })
+    engines.add(device)
+    unwrap(await device.ready())
+    await waitFor('r1 dropped', async () => unwrap(await device.get('reports', 'r1')) === undefined)
+    expect((await device.status()).lastError?.code).toBe('FORBIDDEN')
+  })
+})

@@ -935,12 +935,18 @@ export class SyncClient {
     }
     if (sub !== undefined) {
       const session = this.#sessions.get(sub)
-      if (session !== undefined) {
-        // A shape the relay refuses must not hold the connection out of `live`.
-        this.#sessions.delete(sub)
+      if (session === undefined) return
+      // One record the relay cannot send (stored too large): reported, the slice goes on.
+      if (error.code === 'VALUE_TOO_LARGE') {
         this.#host.connectionChanged(error)
-        this.#checkSynced()
+        return
       }
+      // A shape the relay refuses must not hold the connection out of `live`.
+      this.#sessions.delete(sub)
+      // The user may no longer read it (rules or claims changed): what this device holds of it goes.
+      if (error.code === 'FORBIDDEN') await this.#host.resetShape(session.replica)
+      this.#host.connectionChanged(error)
+      this.#checkSynced()
       return
     }
     const topic = error.details?.['topic']
