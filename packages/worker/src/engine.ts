@@ -44,6 +44,9 @@ import {
   orValues,
   ownPart,
   withoutWrite,
+  restampState,
+  maxStamp as laterStamp,
+  stampsOf,
   serializeError,
   stateEquals,
   validateQuery,
@@ -84,6 +87,7 @@ import type {
 import { Coordinator } from './coordination/coordinator'
 import { OUTBOX_COLLECTION, Outbox, outboxKey, type OutboxEntry } from './outbox'
 import { REJECTED_META_KEY, RejectionLog } from './rejections'
+import { clockFloor, restampEntries } from './restamp'
 import { IdbStore } from './store/idb-store'
 import { ShapeReplica, type AnyState } from './sync/shape-replica'
 import { SyncClient, type NetworkEvents, type SyncHost, type WebSocketConstructor } from './sync/sync-client'
@@ -177,6 +181,8 @@ interface LocalOp {
   readonly delta: AnyState
   /** The caller's id for this write, recorded with it so a retried call is answered, not repeated. */
   readonly callId: string | undefined
+  /** The clock offset the delta's stamps were made under (see `restamp.ts`). */
+  readonly offset: number
   resolve(receipt: WriteReceipt): void
   reject(error: unknown): void
 }
@@ -272,6 +278,8 @@ class EngineImpl implements Engine, SyncHost {
   #lastError: SerializedError | null = null
   /** The relay's frame limits: from the last `welcome` (persisted), else the documented defaults. */
   #limits: WireLimits = DEFAULT_WIRE_LIMITS
+  /** The newest stamp received from the relay or accepted from this device's own writes: the clock never rebases below it. */
+  #floor: Stamp | null = null
 
   // Committer
   /** Store work that must not interleave with local commits (rejections, re-stamping), run one at a time by the committer. */
@@ -358,7 +366,11 @@ class EngineImpl implements Engine, SyncHost {
     }
     this.#replicaId = replicaId
     const last = await store.getMeta('hlc')
-    this.#hlc = new Hlc({ replicaId, now: this.#now, last: typeof last === 'string' ? (last as Stamp) : null })
+    // The last offset the relay measured: offline writes after a restart follow corrected time too.
+    const offset = await store.getMeta('clockOffset')
+    this.#hlc = new Hlc({ replicaId, now: this.#now, last: typeof last === 'string' ? (last as Stamp) : null, offset: typeof offset === 'number' && Number.isFinite(offset) ? offset : 0 })
+    const floor = await store.getMeta('clockFloor')
+    this.#floor = typeof floor === 'string' ? (floor as Stamp) : null
     const limits = await store.getMeta('wireLimits')
     if (isWireLimits(limits)) this.#limits = limits
     const lastSync = await store.getMeta('lastSyncAt')
@@ -503,7 +515,7 @@ class EngineImpl implements Engine, SyncHost {
     this.#mergeIntoMemory(loaded, write.key, delta)
     this.#scheduleNotify()
     const receipt = new Promise<WriteReceipt>((resolve, reject) => {
-      this.#pendingLocal.push({ kind: write.kind, map: write.map, key: write.key, delta, callId, resolve, reject })
+      this.#pendingLocal.push({ kind: write.kind, map: write.map, key: write.key, delta, callId, offset: (this.#hlc as Hlc).offset, resolve, reject })
       this.#pump()
     })
     if (callId !== undefined) {
@@ -517,16 +529,17 @@ class EngineImpl implements Engine, SyncHost {
 
   #pump(): void {
     if (this.#committing || this.#closed) return
-    const job = this.#jobs.shift()
-    if (job !== undefined) {
+    // Local writes queued before a job commit first: a re-stamping job must see them in the outbox.
+    if (this.#pendingLocal.length > 0) {
       this.#committing = true
-      void job().finally(() => {
+      void this.#commitLocal().finally(() => {
         this.#committing = false
         this.#pump()
       })
-    } else if (this.#pendingLocal.length > 0) {
+    } else if (this.#jobs.length > 0) {
+      const job = this.#jobs.shift() as () => Promise<void>
       this.#committing = true
-      void this.#commitLocal().finally(() => {
+      void job().finally(() => {
         this.#committing = false
         this.#pump()
       })
@@ -573,7 +586,7 @@ class EngineImpl implements Engine, SyncHost {
     const at = this.#now()
     for (const op of ops) {
       const loaded = this.#maps.get(collectionOf(op.kind, op.map)) as LoadedMap
-      const entry: OutboxEntry = { opId: opId++, change: { kind: op.kind, map: op.map, key: op.key, state: op.delta } as Change, at }
+      const entry: OutboxEntry = { opId: opId++, change: { kind: op.kind, map: op.map, key: op.key, state: op.delta } as Change, at, offset: op.offset }
       results.push({ op, entry })
       touched.set(mapKey(op.kind, op.map, op.key), { op, loaded })
       puts.push({ collection: OUTBOX_COLLECTION, key: outboxKey(entry.opId), value: entry as unknown as Value })
@@ -657,7 +670,7 @@ class EngineImpl implements Engine, SyncHost {
     }
     const meta = this.#lastSyncAt === null ? [] : [{ key: 'lastSyncAt', value: this.#lastSyncAt }]
     try {
-      await store.commit({ puts, deletes, meta: [...meta, { key: 'hlc', value: (this.#hlc as Hlc).last }] })
+      await store.commit({ puts, deletes, meta: [...meta, { key: 'hlc', value: (this.#hlc as Hlc).last }, { key: 'clockFloor', value: this.#floor }] })
     } catch (error) {
       // Keep them dirty: the next flush tries again; memory (and the relay) still hold them.
       for (const d of dirty) this.#dirty.set(`${d.collection}\u0000${d.key}`, d)
@@ -1114,6 +1127,7 @@ class EngineImpl implements Engine, SyncHost {
     if (maxStamp !== null) {
       try {
         this.hlc.receive(maxStamp)
+        this.#floor = laterStamp(this.#floor, maxStamp)
       } catch (error) {
         // A remote clock far ahead: keep the data, do not drag our clock with it.
         if (!isOutpostError(error)) throw error
@@ -1224,7 +1238,9 @@ class EngineImpl implements Engine, SyncHost {
         if (state === undefined) deletes.push({ collection: loaded.collection, key })
         else puts.push({ collection: loaded.collection, key, value: state as unknown as Value })
       }
-      await store.commit({ puts, deletes, meta: refused.length > 0 ? [{ key: REJECTED_META_KEY, value: this.#rejections.toValue() }] : [] })
+      for (const opId of ok) for (const stamp of stampsOf((this.#outbox.get(opId) as OutboxEntry | undefined)?.change ?? ({ kind: 'counter' } as Change))) this.#floor = laterStamp(this.#floor, stamp)
+      const meta = [{ key: 'clockFloor', value: this.#floor }, ...(refused.length > 0 ? [{ key: REJECTED_META_KEY, value: this.#rejections.toValue() }] : [])]
+      await store.commit({ puts, deletes, meta })
       for (const opId of ok) {
         this.#outbox.remove(opId)
         this.#sentOps.delete(opId)
@@ -1255,6 +1271,47 @@ class EngineImpl implements Engine, SyncHost {
       this.#sentOps.add(opId)
       for (const w of this.#writeWatchers.get(opId) ?? []) safeCall(w, 'relay')
     }
+  }
+
+  /**
+   * The relay measured this device's clock offset (at `welcome`): pending writes stamped
+   * under a different offset are re-stamped (see `restamp.ts`), in memory and in the store,
+   * before the sync client reconciles or sends them; the clock rebases at once, so a write
+   * made meanwhile already follows corrected time.
+   */
+  clockCorrected(): Promise<void> {
+    const hlc = this.#hlc as Hlc
+    const offset = hlc.offset
+    const pending = [...this.#outbox.pending(), ...this.#pendingLocal.map((op) => ({ change: { kind: op.kind, map: op.map, key: op.key, state: op.delta } as Change, offset: op.offset }))]
+    const stale = pending.some((entry) => Math.abs(offset - (entry.offset ?? 0)) > 1_000)
+    const ahead = hlc.last !== null && hlc.last.localeCompare(hlc.physicalNow().toString(36).padStart(10, '0')) > 0
+    if (stale || ahead) hlc.rebase(laterStamp(clockFloor(this.#floor, pending, offset), null))
+    return this.#job(async () => {
+      const store = this.#store as Store
+      const plan = restampEntries(this.#outbox.pending(), offset, (change, mapping) => ({ ...change, state: restampState(change.kind, change.state, mapping) }) as Change)
+      const puts: StoreEntry[] = plan.entries.map((entry) => ({ collection: OUTBOX_COLLECTION, key: outboxKey(entry.opId), value: entry as unknown as Value }))
+      const touched: { loaded: LoadedMap; key: string; state: AnyState }[] = []
+      const seen = new Set<string>()
+      for (const entry of plan.entries) {
+        const { kind, map, key } = entry.change
+        const id = mapKey(kind, map, key)
+        if (seen.has(id)) continue
+        seen.add(id)
+        const loaded = await this.#ensureMap(kind, map)
+        const current = loaded.states.get(key)
+        if (current === undefined) continue
+        const state = restampState(kind, current, plan.mapping) as AnyState
+        touched.push({ loaded, key, state })
+        puts.push({ collection: loaded.collection, key, value: state as unknown as Value })
+      }
+      await store.commit({ puts, meta: [{ key: 'clockOffset', value: offset }, { key: 'hlc', value: hlc.last }] })
+      for (const entry of plan.entries) this.#outbox.add(entry)
+      for (const { loaded, key, state } of touched) {
+        loaded.states.set(key, state)
+        this.#keyChanged(loaded, key, state)
+      }
+      if (touched.length > 0) this.#scheduleNotify()
+    })
   }
 
   limitsChanged(limits: WireLimits): void {

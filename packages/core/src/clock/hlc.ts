@@ -214,6 +214,25 @@ export class Hlc {
     return this.#issue()
   }
 
+  /**
+   * Resets the clock's floor to `floor` (null: no floor), possibly lowering it. Only for a
+   * replica whose stamps above `floor` are all being re-stamped (its clock ran ahead and the
+   * relay's offset corrected it): every stamp it keeps, issued or received, must be at or
+   * below `floor`, so the next tick still sorts after all of them.
+   */
+  rebase(floor: Stamp | null): void {
+    if (floor === null) {
+      this.#wall = 0
+      this.#counter = 0
+      this.#last = null
+      return
+    }
+    const parts = decodeStamp(floor)
+    this.#wall = parts.wall
+    this.#counter = parts.counter
+    this.#last = floor
+  }
+
   #issue(): Stamp {
     if (this.#counter > MAX_COUNTER) {
       // Borrow the next millisecond rather than wrap: order is kept, drift is 1 ms per 65 536 events.

@@ -20,3 +20,4 @@ export { CRDT_TYPES, mergeState, stateEquals, mergeChange, changeIsEmpty } from 
 export type { CrdtStates, CrdtState, CrdtType } from './change'
 export { CrdtMap } from './crdt-map'
 export { ownPart, withoutWrite } from './write-parts'
+export { restampState, shiftStamp, stampsOf } from './restamp'

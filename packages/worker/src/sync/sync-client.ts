@@ -87,6 +87,8 @@ export interface SyncHost {
   synced(serverTime: number): void
   /** The relay announced its frame limits in `welcome`: writes are checked against them from now on. */
   limitsChanged(limits: WireLimits): void
+  /** The clock offset was measured (welcome): re-stamp pending writes made under a wrong clock; resolves when done. */
+  clockCorrected?(): Promise<void>
   connectionChanged(error?: SerializedError): void
   /** A relay message of the coordination primitives that answers no request. */
   coordinationMessage?(message: TopicMessage | LockLostMessage): void
@@ -752,6 +754,10 @@ export class SyncClient {
       this.#limits = { maxFrameBytes: limits.maxFrameBytes, maxElements: limits.maxElements }
       this.#host.limitsChanged(this.#limits)
     }
+    // Pending writes stamped under a wrong clock are re-stamped before anything is reconciled or sent.
+    const socket = this.#socket
+    await this.#host.clockCorrected?.()
+    if (this.#socket !== socket || this.#state !== 'handshaking') return
     this.#dispatch('welcome')
     if (resync) for (const replica of this.#host.shapeReplicas()) await this.#host.resetShape(replica)
     for (const replica of this.#host.shapeReplicas()) this.#subscribe(replica)
