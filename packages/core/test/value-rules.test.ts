@@ -13,7 +13,7 @@
  *   API with the limit in the message.
  */
 import { describe, expect, it } from 'vitest'
-import { DecodeError, InvalidKeyError, InvalidValueError } from '../src/errors'
+import { DecodeError, InvalidKeyError, InvalidValueError, serializeError } from '../src/errors'
 import { assertKey, assertMapName } from '../src/keys'
 import { DEFAULT_CODEC_LIMITS, decode, decodeClientMessage, decodeServerMessage, encode, encodeMessage, scanFrame } from '../src/protocol/codec'
 import { clientMessageSchema } from '../src/protocol/messages'
@@ -122,6 +122,15 @@ describe('well-formed strings', () => {
     hostile.set(head.subarray(at + 3), at + 5)
     expect(() => decodeClientMessage(head)).not.toThrow()
     expect(() => decodeClientMessage(hostile)).toThrow(DecodeError)
+  })
+
+  it('a serialized error quoting a key cut mid-pair is well-formed, so it can still be sent', () => {
+    const key = `${'k'.repeat(63)}\ud83d\ude00`
+    const error = new InvalidKeyError(`key ${key.slice(0, 64)} is refused`, { key: key.slice(0, 64), nested: [key.slice(0, 64)] })
+    const serialized = serializeError(error)
+    expect(isWellFormed(serialized.message)).toBe(true)
+    expect(serialized.message).toContain('\\ud83d')
+    expect(() => encodeMessage({ type: 'error', error: serialized })).not.toThrow()
   })
 
   it('the UTF-8 check agrees with a fatal TextDecoder on random bytes (seeded)', () => {
