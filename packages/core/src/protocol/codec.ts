@@ -35,6 +35,7 @@ export interface CodecLimits {
 /** The limits a relay and a worker apply unless configured otherwise. */
 export const DEFAULT_CODEC_LIMITS: CodecLimits = Object.freeze({
   maxFrameBytes: 1024 * 1024,
+  // At least VALUE_LIMITS.maxDepth + envelopeDepth (40): every value the write API accepts fits a frame (value-rules.test.ts).
   maxDepth: 64,
   maxElements: 250_000,
 })
