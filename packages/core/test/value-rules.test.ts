@@ -13,10 +13,10 @@
  *   API with the limit in the message.
  */
 import { describe, expect, it } from 'vitest'
-import { DecodeError, InvalidKeyError, InvalidValueError, serializeError } from '../src/errors'
+import { DecodeError, InvalidKeyError, InvalidMessageError, InvalidValueError, serializeError } from '../src/errors'
 import { assertKey, assertMapName } from '../src/keys'
-import { DEFAULT_CODEC_LIMITS, decode, decodeClientMessage, decodeServerMessage, encode, encodeMessage, scanFrame } from '../src/protocol/codec'
-import { clientMessageSchema } from '../src/protocol/messages'
+import { DEFAULT_CODEC_LIMITS, decode, decodeClientMessage, decodeServerMessage, encode, encodeMessage, parseChange, scanFrame } from '../src/protocol/codec'
+import { changeSchema, clientMessageSchema } from '../src/protocol/messages'
 import { lwwUpdateState, orAddState } from '../src/crdt'
 import { encodeStamp } from '../src/clock'
 import { MemoryStore } from '../src/store/memory-store'
@@ -80,15 +80,13 @@ describe('well-formed strings', () => {
   })
 
   it('the protocol schemas refuse lone surrogates in keys, map names and field names', () => {
-    const ops = (key: string, map: string, field: string): unknown => ({
-      type: 'ops',
-      id: 1,
-      changes: [{ kind: 'lww', map, key, state: { fields: [[field, 1, stamp]], deleted: null } }],
-    })
-    expect(clientMessageSchema.safeParse(ops('k', 'm', 'f')).success).toBe(true)
-    expect(clientMessageSchema.safeParse(ops('k\ud800', 'm', 'f')).success).toBe(false)
-    expect(clientMessageSchema.safeParse(ops('k', 'm\udc00', 'f')).success).toBe(false)
-    expect(clientMessageSchema.safeParse(ops('k', 'm', '\ud800f')).success).toBe(false)
+    // An ops batch is checked change by change (one malformed change is refused alone).
+    const change = (key: string, map: string, field: string): unknown => ({ kind: 'lww', map, key, state: { fields: [[field, 1, stamp]], deleted: null } })
+    expect(changeSchema.safeParse(change('k', 'm', 'f')).success).toBe(true)
+    expect(changeSchema.safeParse(change('k\ud800', 'm', 'f')).success).toBe(false)
+    expect(changeSchema.safeParse(change('k', 'm\udc00', 'f')).success).toBe(false)
+    expect(changeSchema.safeParse(change('k', 'm', '\ud800f')).success).toBe(false)
+    expect(() => parseChange(change('k\ud800', 'm', 'f'))).toThrow(InvalidMessageError)
     expect(clientMessageSchema.safeParse({ type: 'entries', sub: 1, path: '', entries: [['\ud800', '0123456789abcdef']] }).success).toBe(false)
   })
 

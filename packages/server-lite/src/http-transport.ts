@@ -49,6 +49,10 @@ export class HttpTransport implements SessionTransport {
     this.queue.push(frame)
   }
 
+  bufferedBytes(): number {
+    return this.stream !== undefined ? this.stream.writableLength : this.#queuedBytes
+  }
+
   /** Makes `stream` the session's event stream and flushes what waited for one. */
   attach(stream: ServerResponse): void {
     this.stream?.end()

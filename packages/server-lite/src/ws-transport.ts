@@ -46,6 +46,7 @@ export function attachWebSocket(socket: WebSocket, options: WebSocketSessionOpti
       timer.unref()
       socket.once('close', () => clearTimeout(timer))
     },
+    bufferedBytes: () => socket.bufferedAmount,
     ping() {
       if (socket.readyState === socket.OPEN) socket.ping()
     },
