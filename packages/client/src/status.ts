@@ -34,6 +34,7 @@ export function createStatusFeed(session: EngineSession, mode: RuntimeMode): Sta
     lastSyncAt: null,
     durable: false,
     lastError: null,
+    rejected: { count: 0, lastError: null, keys: [] },
   }
   const listeners = new Set<(status: ClientStatus) => void>()
   const publish = (status: EngineStatus): void => {

@@ -4,12 +4,12 @@
  * Progress is watched lazily (only once someone asks), so 10,000 writes cost 10,000
  * engine calls, not 20,000.
  */
-import type { OutpostError } from '@outpost/core'
-import type { WriteConcern, WriteReceipt } from '@outpost/worker'
+import { deserializeError, type OutpostError } from '@outpost/core'
+import type { WriteConcern, WriteReceipt, WriteRejection } from '@outpost/worker'
 import type { EngineSession, TrackedHandle } from './engine/session'
 
-/** How far a write has got: `'pending'` until durable locally, then the engine's concern. */
-export type WriteProgress = 'pending' | WriteConcern
+/** How far a write has got: `'pending'` until durable locally, then the engine's concern; `'rejected'` when the relay refused it for good. */
+export type WriteProgress = 'pending' | WriteConcern | 'rejected'
 
 /** A write in flight. `await handle` waits until it is durable locally. */
 export interface WriteHandle extends PromiseLike<void> {
@@ -27,18 +27,19 @@ export interface WriteHandle extends PromiseLike<void> {
   catch<R = never>(onRejected: (reason: OutpostError) => R | PromiseLike<R>): Promise<void | R>
 }
 
-const ORDER: Record<WriteProgress, number> = { pending: 0, local: 1, relay: 2, persisted: 3 }
+const ORDER: Record<Exclude<WriteProgress, 'rejected'>, number> = { pending: 0, local: 1, relay: 2, persisted: 3 }
 
 /** Builds a handle over a pending engine write. */
 export function createWriteHandle(session: EngineSession, receipt: Promise<WriteReceipt>): WriteHandle {
-  let concern: WriteProgress = 'pending'
+  let concern: Exclude<WriteProgress, 'rejected'> = 'pending'
+  let rejected = false
   let watch: TrackedHandle | undefined
   const listeners = new Set<(concern: WriteProgress) => void>()
-  const waiters: { readonly at: WriteProgress; readonly resolve: () => void; readonly reject: (e: unknown) => void }[] = []
+  const waiters: { readonly at: Exclude<WriteProgress, 'rejected'>; readonly resolve: () => void; readonly reject: (e: unknown) => void }[] = []
   let failure: { readonly error: unknown } | undefined
 
-  const advance = (next: WriteProgress): void => {
-    if (ORDER[next] <= ORDER[concern]) return
+  const advance = (next: Exclude<WriteProgress, 'rejected'>): void => {
+    if (rejected || ORDER[next] <= ORDER[concern]) return
     concern = next
     for (const listener of [...listeners]) listener(next)
     for (let i = waiters.length - 1; i >= 0; i--) {
@@ -49,6 +50,16 @@ export function createWriteHandle(session: EngineSession, receipt: Promise<Write
       }
     }
     if (next === 'persisted') watch?.close()
+  }
+
+  /** The relay refused the write for good: `relayed` and `persisted` reject with its typed error (awaiting the handle still resolves: the write was durable locally until it was taken back). */
+  const refuse = (error: OutpostError): void => {
+    if (failure) return
+    failure = { error }
+    rejected = true
+    for (const waiter of waiters.splice(0)) waiter.reject(error)
+    for (const listener of [...listeners]) listener('rejected')
+    watch?.close()
   }
 
   const local = receipt.then(
@@ -65,8 +76,10 @@ export function createWriteHandle(session: EngineSession, receipt: Promise<Write
     watch = session.track<true>({
       start: async (isCurrent) => {
         const { opId } = await receipt
-        await session.call('watchWrite', opId, (reached: WriteConcern) => {
-          if (isCurrent()) advance(reached)
+        await session.call('watchWrite', opId, (event: WriteConcern | WriteRejection) => {
+          if (!isCurrent()) return
+          if (typeof event === 'object') refuse(deserializeError(event.rejected))
+          else advance(event)
         })
         return true
       },
@@ -76,10 +89,11 @@ export function createWriteHandle(session: EngineSession, receipt: Promise<Write
     })
   }
 
-  const reach = (at: WriteProgress): Promise<void> => {
+  const reach = (at: Exclude<WriteProgress, 'rejected'>): Promise<void> => {
     startWatching()
-    if (failure) return Promise.reject(failure.error)
+    // A refused write still reached what it reached (e.g. 'relay'); it never reaches the rest.
     if (ORDER[concern] >= ORDER[at]) return Promise.resolve()
+    if (failure) return Promise.reject(failure.error)
     return new Promise((resolve, reject) => waiters.push({ at, resolve, reject }))
   }
 
@@ -89,7 +103,7 @@ export function createWriteHandle(session: EngineSession, receipt: Promise<Write
   return {
     get concern() {
       startWatching()
-      return concern
+      return rejected ? 'rejected' : concern
     },
     local,
     get relayed() {
@@ -101,7 +115,7 @@ export function createWriteHandle(session: EngineSession, receipt: Promise<Write
     onProgress(listener) {
       startWatching()
       listeners.add(listener)
-      listener(concern)
+      listener(rejected ? 'rejected' : concern)
       return () => listeners.delete(listener)
     },
     then(onFulfilled, onRejected) {

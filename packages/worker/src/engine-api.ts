@@ -7,9 +7,17 @@
  * `@outpost/core` `serializeError`) so they keep their class and `code` in the tab.
  */
 import type { CollectionKind, OrderBy, Predicate, RecordValue, SerializedError, Shape, Value } from '@outpost/core'
+import type { RejectedStatus } from './rejections'
+
+export type { RejectedStatus }
 
 /** How far a write has got: durable in this browser, sent to the relay, committed by the relay. */
 export type WriteConcern = 'local' | 'relay' | 'persisted'
+
+/** The relay refused a write for good: it will never be persisted, and its local effect was taken back. */
+export interface WriteRejection {
+  readonly rejected: SerializedError
+}
 
 /** What a write returns once it is durable locally. */
 export interface WriteReceipt {
@@ -39,6 +47,8 @@ export interface EngineStatus {
   readonly durable: boolean
   /** The last connection or sync error, if any. */
   readonly lastError: SerializedError | null
+  /** Writes the relay refused for good: how many, the newest error, and the newest refused keys. */
+  readonly rejected: RejectedStatus
 }
 
 /** Options the engine is started with (sent by the first tab). */
@@ -163,8 +173,11 @@ export interface EngineApi {
   subscribeShape(shape: Shape): Promise<Result<string>>
   unsubscribeShape(id: string): Promise<void>
 
-  /** Calls `onProgress` as write `opId` reaches 'relay' and 'persisted' (at once for states already reached). */
-  watchWrite(opId: number, onProgress: (concern: WriteConcern) => void): Promise<void>
+  /**
+   * Calls `onProgress` as write `opId` reaches 'relay' and 'persisted' (at once for states
+   * already reached), or once with a {@link WriteRejection} when the relay refused it for good.
+   */
+  watchWrite(opId: number, onProgress: (event: WriteConcern | WriteRejection) => void): Promise<void>
   /** Current status, and live updates of it. */
   status(): Promise<EngineStatus>
   subscribeStatus(onStatus: (status: EngineStatus) => void): Promise<number>

@@ -44,6 +44,7 @@ import {
   orRemoveState,
   orValues,
   ownPart,
+  withoutWrite,
   serializeError,
   stateEquals,
   validateQuery,
@@ -79,9 +80,11 @@ import type {
   TopicEvent,
   WriteConcern,
   WriteReceipt,
+  WriteRejection,
 } from './engine-api'
 import { Coordinator } from './coordination/coordinator'
 import { OUTBOX_COLLECTION, Outbox, outboxKey, type OutboxEntry } from './outbox'
+import { REJECTED_META_KEY, RejectionLog } from './rejections'
 import { IdbStore } from './store/idb-store'
 import { ShapeReplica, type AnyState } from './sync/shape-replica'
 import { SyncClient, type NetworkEvents, type SyncHost, type WebSocketConstructor } from './sync/sync-client'
@@ -254,6 +257,7 @@ class EngineImpl implements Engine, SyncHost {
   readonly #maps = new Map<string, LoadedMap>()
   readonly #loading = new Map<string, Promise<LoadedMap>>()
   readonly #outbox = new Outbox()
+  readonly #rejections = new RejectionLog()
   #nextOpId = 1
   readonly #shapes = new Map<string, ShapeReplica>()
   #lastSyncAt: number | null = null
@@ -262,6 +266,8 @@ class EngineImpl implements Engine, SyncHost {
   #limits: WireLimits = DEFAULT_WIRE_LIMITS
 
   // Committer
+  /** Store work that must not interleave with local commits (rejections, re-stamping), run one at a time by the committer. */
+  readonly #jobs: (() => Promise<void>)[] = []
   readonly #pendingLocal: LocalOp[] = []
   readonly #dirty = new Map<string, { collection: string; key: string }>()
   /** Filtered-shape membership changes waiting for the next flush: collection\0key → present. */
@@ -281,7 +287,7 @@ class EngineImpl implements Engine, SyncHost {
   readonly #statusSubs = new Map<number, (status: EngineStatus) => void>()
   readonly #dirtyQueries = new Set<number>()
   #notifyScheduled = false
-  readonly #writeWatchers = new Map<number, ((concern: WriteConcern) => void)[]>()
+  readonly #writeWatchers = new Map<number, ((event: WriteConcern | WriteRejection) => void)[]>()
   readonly #sentOps = new Set<number>()
   #statusScheduled = false
 
@@ -351,10 +357,13 @@ class EngineImpl implements Engine, SyncHost {
     this.#lastSyncAt = typeof lastSync === 'number' ? lastSync : null
     const opSeq = await store.getMeta('opSeq')
     this.#nextOpId = (typeof opSeq === 'number' ? opSeq : 0) + 1
+    this.#rejections.load(await store.getMeta(REJECTED_META_KEY))
+    const legacyRejected: [number, SerializedError][] = []
     for (const { value } of await store.scan(OUTBOX_COLLECTION)) {
       const entry = value as unknown as OutboxEntry
       this.#outbox.add(entry)
       this.#nextOpId = Math.max(this.#nextOpId, entry.opId + 1)
+      if (entry.error !== undefined) legacyRejected.push([entry.opId, entry.error])
     }
     await this.#loadCalls(store)
     const shapes = await store.getMeta('shapes')
@@ -387,6 +396,8 @@ class EngineImpl implements Engine, SyncHost {
       },
       this.#options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: this.#options.requestTimeoutMs },
     )
+    // Older databases kept refused writes in the outbox: refuse them properly now (log, take back).
+    if (legacyRejected.length > 0) await this.acked([], legacyRejected)
     if (this.#options.startOffline !== true) this.#sync.start()
   }
 
@@ -498,7 +509,14 @@ class EngineImpl implements Engine, SyncHost {
 
   #pump(): void {
     if (this.#committing || this.#closed) return
-    if (this.#pendingLocal.length > 0) {
+    const job = this.#jobs.shift()
+    if (job !== undefined) {
+      this.#committing = true
+      void job().finally(() => {
+        this.#committing = false
+        this.#pump()
+      })
+    } else if (this.#pendingLocal.length > 0) {
       this.#committing = true
       void this.#commitLocal().finally(() => {
         this.#committing = false
@@ -516,6 +534,14 @@ class EngineImpl implements Engine, SyncHost {
       this.#idle = []
       for (const resolve of idle) resolve()
     }
+  }
+
+  /** Runs `work` in the committer, after queued local writes and before later ones; resolves (or rejects) with it. */
+  #job<T>(work: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#jobs.push(() => work().then(resolve, reject))
+      this.#pump()
+    })
   }
 
   /** Resolves when every queued write and buffered remote change is in the store. */
@@ -747,6 +773,7 @@ class EngineImpl implements Engine, SyncHost {
       lastSyncAt: this.#lastSyncAt,
       durable: this.#durable,
       lastError: this.#lastError,
+      rejected: this.#rejections.status(),
     }
   }
 
@@ -938,10 +965,12 @@ class EngineImpl implements Engine, SyncHost {
     await (this.#store as Store).commit({ meta: [{ key: 'shapes', value: shapes }] })
   }
 
-  async watchWrite(opId: number, onProgress: (concern: WriteConcern) => void): Promise<void> {
+  async watchWrite(opId: number, onProgress: (event: WriteConcern | WriteRejection) => void): Promise<void> {
     await this.#open()
     if (this.#outbox.get(opId) === undefined) {
-      if (opId < this.#nextOpId) {
+      const refused = this.#rejections.errorOf(opId)
+      if (refused !== undefined) safeCall(onProgress, { rejected: refused })
+      else if (opId < this.#nextOpId) {
         safeCall(onProgress, 'relay')
         safeCall(onProgress, 'persisted')
       }
@@ -1147,28 +1176,69 @@ class EngineImpl implements Engine, SyncHost {
     return out
   }
 
-  async acked(ok: readonly number[], rejected: readonly (readonly [number, SerializedError])[]): Promise<void> {
-    const store = this.#store as Store
-    const puts: StoreEntry[] = []
-    for (const [opId, error] of rejected) {
-      const entry = this.#outbox.get(opId)
-      if (entry !== undefined) puts.push({ collection: OUTBOX_COLLECTION, key: outboxKey(opId), value: { ...entry, error } as unknown as Value })
-    }
-    await store.commit({ deletes: ok.map((opId) => ({ collection: OUTBOX_COLLECTION, key: outboxKey(opId) })), puts })
-    for (const opId of ok) {
-      this.#outbox.remove(opId)
-      this.#sentOps.delete(opId)
-      const watchers = this.#writeWatchers.get(opId)
-      this.#writeWatchers.delete(opId)
-      for (const w of watchers ?? []) safeCall(w, 'persisted')
-    }
-    for (const [opId, error] of rejected) {
-      const entry = this.#outbox.get(opId)
-      if (entry !== undefined) this.#outbox.add({ ...entry, error })
-      this.#lastError = error
-      this.#writeWatchers.delete(opId)
-    }
-    this.#scheduleStatus()
+  /**
+   * The relay acknowledged `ok` and refused `rejected` for good. A refused write leaves the
+   * outbox, goes to the rejection log, and its registers are taken out of the local record
+   * (the key becomes what the relay and this device's other pending writes say) in the same
+   * transaction, so nothing only this device believes survives a crash either. Shapes that
+   * cover a refused key reconcile again, which brings back what the refused write had
+   * overwritten. Runs in the committer, so it never interleaves with a local commit.
+   */
+  acked(ok: readonly number[], rejected: readonly (readonly [number, SerializedError])[]): Promise<void> {
+    return this.#job(async () => {
+      const store = this.#store as Store
+      const refused = rejected.flatMap(([opId, error]) => {
+        const entry = this.#outbox.get(opId)
+        return entry === undefined ? [] : [{ entry, error }]
+      })
+      const refusedIds = new Set(refused.map(({ entry }) => entry.opId))
+      const puts: StoreEntry[] = []
+      const deletes: { collection: string; key: string }[] = [...ok, ...refusedIds].map((opId) => ({ collection: OUTBOX_COLLECTION, key: outboxKey(opId) }))
+      const touched = new Map<string, { loaded: LoadedMap; key: string }>()
+      const now = this.#now()
+      for (const { entry, error } of refused) {
+        const { kind, map, key } = entry.change
+        this.#rejections.record(entry, error, now)
+        const loaded = await this.#ensureMap(kind, map)
+        const current = loaded.states.get(key)
+        if (current === undefined) continue
+        let state = withoutWrite(kind, current, entry.change.state, this.#replicaId as ReplicaId) as AnyState
+        // Writes to the key still pending (not refused) stay: a counter's own entry totals them all.
+        for (const other of this.#outbox.pendingFor(kind, map, key)) {
+          if (!refusedIds.has(other.opId)) state = mergeState(kind, state as never, other.change.state as never)
+        }
+        loaded.states.set(key, state)
+        this.#keyChanged(loaded, key, state)
+        touched.set(`${loaded.collection}\u0000${key}`, { loaded, key })
+      }
+      for (const { loaded, key } of touched.values()) {
+        const state = loaded.states.get(key)
+        if (state === undefined) deletes.push({ collection: loaded.collection, key })
+        else puts.push({ collection: loaded.collection, key, value: state as unknown as Value })
+      }
+      await store.commit({ puts, deletes, meta: refused.length > 0 ? [{ key: REJECTED_META_KEY, value: this.#rejections.toValue() }] : [] })
+      for (const opId of ok) {
+        this.#outbox.remove(opId)
+        this.#sentOps.delete(opId)
+        const watchers = this.#writeWatchers.get(opId)
+        this.#writeWatchers.delete(opId)
+        for (const w of watchers ?? []) safeCall(w, 'persisted')
+      }
+      for (const { entry, error } of refused) {
+        this.#outbox.remove(entry.opId)
+        this.#sentOps.delete(entry.opId)
+        this.#lastError = error
+        const watchers = this.#writeWatchers.get(entry.opId)
+        this.#writeWatchers.delete(entry.opId)
+        for (const w of watchers ?? []) safeCall(w, { rejected: error })
+      }
+      if (touched.size > 0) {
+        this.#scheduleNotify()
+        const maps = new Set([...touched.values()].map(({ loaded }) => loaded.map))
+        this.#sync?.repair([...this.#shapes.values()].filter((shape) => maps.has(shape.shape.map)))
+      }
+      this.#scheduleStatus()
+    })
   }
 
   sent(opIds: readonly number[]): void {

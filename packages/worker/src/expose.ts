@@ -18,6 +18,7 @@ import type {
   Row,
   TopicEvent,
   WriteConcern,
+  WriteRejection,
   WriteReceipt,
 } from './engine-api'
 
@@ -167,9 +168,9 @@ export function createTabApi(getEngine: () => Promise<EngineApi | undefined>, in
     unsubscribeShape: (id) => engineVoid((e) => e.unsubscribeShape(id)),
     watchWrite: (opId, onProgress) =>
       engineVoid((e) =>
-        e.watchWrite(opId, (concern: WriteConcern) => {
-          guarded(onProgress as Callback<WriteConcern>)(concern)
-          if (concern === 'persisted') release(onProgress)
+        e.watchWrite(opId, (event: WriteConcern | WriteRejection) => {
+          guarded(onProgress as Callback<WriteConcern | WriteRejection>)(event)
+          if (event === 'persisted' || typeof event === 'object') release(onProgress)
         }),
       ),
     status: async () => {

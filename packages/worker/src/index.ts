@@ -32,6 +32,8 @@ export type {
   Result,
   Row,
   RuntimeMode,
+  RejectedStatus,
   WriteConcern,
   WriteReceipt,
+  WriteRejection,
 } from './engine-api'

@@ -9,7 +9,8 @@
  *   another tab's unsent write);
  * - pending entries go once per connection ({@link takeUnsent}) and are retried by a timer
  *   ({@link takeDue}), never re-sent because another write happened;
- * - an entry the relay rejected permanently keeps its error and is not retried.
+ * - an entry the relay rejected permanently leaves the outbox at once (the engine records
+ *   it in its rejection log), so it never blocks the entries behind it.
  */
 import type { Change, SerializedError } from '@outpost/core'
 
@@ -23,7 +24,12 @@ export interface OutboxEntry {
   readonly change: Change
   /** When it was written (ms, local clock). */
   readonly at: number
-  /** Set when the relay rejected it permanently. */
+  /**
+   * The clock offset (ms, relay minus local) its stamps were made under; the engine
+   * re-stamps the entry when the relay measures a different one (a skewed clock).
+   */
+  readonly offset?: number
+  /** Only in databases of older versions: an entry kept after a permanent rejection (the engine moves it to the rejection log at open). */
   readonly error?: SerializedError
 }
 
@@ -36,6 +42,7 @@ export function outboxKey(opId: number): string {
 const PERMANENT: ReadonlySet<string> = new Set([
   'FORBIDDEN',
   'INVALID_VALUE',
+  'VALUE_TOO_LARGE',
   'INVALID_KEY',
   'INVALID_PREDICATE',
   'INVALID_QUERY',
@@ -60,7 +67,7 @@ export class Outbox {
     this.#entries.set(entry.opId, entry)
   }
 
-  /** The entry for `opId`, if still pending or rejected. */
+  /** The entry for `opId`, if still pending. */
   get(opId: number): OutboxEntry | undefined {
     return this.#entries.get(opId)
   }
@@ -71,22 +78,25 @@ export class Outbox {
     this.#sentAt.delete(opId)
   }
 
-  /** Entries not rejected, oldest first. */
+  /** Pending entries, oldest first. */
   pending(): OutboxEntry[] {
-    return [...this.#entries.values()].filter((e) => e.error === undefined).sort((a, b) => a.opId - b.opId)
+    return [...this.#entries.values()].sort((a, b) => a.opId - b.opId)
+  }
+
+  /** Pending entries for one key, oldest first. */
+  pendingFor(kind: string, map: string, key: string): OutboxEntry[] {
+    return this.pending().filter((e) => e.change.kind === kind && e.change.map === map && e.change.key === key)
   }
 
   /** Number of entries still waiting for the relay. */
   get pendingCount(): number {
-    let n = 0
-    for (const e of this.#entries.values()) if (e.error === undefined) n++
-    return n
+    return this.#entries.size
   }
 
   /** Age (ms) of the oldest pending entry, or null. */
   oldestPendingMs(now: number): number | null {
     let oldest: number | null = null
-    for (const e of this.#entries.values()) if (e.error === undefined && (oldest === null || e.at < oldest)) oldest = e.at
+    for (const e of this.#entries.values()) if (oldest === null || e.at < oldest) oldest = e.at
     return oldest === null ? null : Math.max(0, now - oldest)
   }
 

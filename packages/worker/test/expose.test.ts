@@ -101,9 +101,9 @@ describe('EngineApi over comlink', () => {
     expect(unwrap(await tabB.init({ name: 'other', mode: 'in-page' })).mode).toBe('shared-worker')
     unwrap(await tabA.set('m', 'k', { v: 1 }))
     expect(unwrap(await tabB.get('m', 'k'))).toEqual({ v: 1 })
-    const progress: string[] = []
+    const progress: unknown[] = []
     const { opId } = unwrap(await tabB.set('m', 'k2', { v: 2 }))
-    await tabB.watchWrite(opId, Comlink.proxy((c: string) => void progress.push(c)))
+    await tabB.watchWrite(opId, Comlink.proxy((c: unknown) => void progress.push(c)))
     expect(progress).toEqual([])
   })
 })

@@ -107,7 +107,7 @@ describe('outbox over a connection', () => {
     const engine = engineOn(idb, { url: relay.url })
     unwrap(await engine.ready())
     await waitFor('live', async () => (await engine.status()).connection === 'live')
-    const progress: string[] = []
+    const progress: unknown[] = []
     const tabA = unwrap(await engine.set('m', 'from-tab-a', { v: 1 }))
     await engine.watchWrite(tabA.opId, (c) => void progress.push(c))
     await waitFor('tab A persisted', () => progress.includes('persisted'))

@@ -309,6 +309,23 @@ export class SyncClient {
     this.#subscribe(replica)
   }
 
+  /**
+   * Reconciles these shapes again now (their local data changed in a way only the relay can
+   * complete, e.g. a refused write was taken back): a fresh subscription on this connection
+   * descends from the current roots. Offline, the next connection does it anyway.
+   */
+  repair(replicas: readonly ShapeReplica[]): void {
+    if (this.#state !== 'syncing' && this.#state !== 'live') return
+    const wanted = new Set(replicas)
+    // Collected first: subscribing adds sessions to the map being read.
+    const stale = [...this.#sessions].filter(([, s]) => wanted.has(s.replica))
+    for (const [sub, s] of stale) {
+      this.#sessions.delete(sub)
+      this.#send({ type: 'unsubscribe', sub })
+      this.#subscribe(s.replica)
+    }
+  }
+
   shapeRemoved(replica: ShapeReplica): void {
     for (const [sub, s] of this.#sessions) {
       if (s.replica !== replica) continue
