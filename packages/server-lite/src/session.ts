@@ -125,7 +125,7 @@ export const CLOSE = {
   /** Nothing heard (frame or pong) for two `limits.heartbeatMs`: the peer is gone; the socket is destroyed. */
   HEARTBEAT_TIMEOUT: 4006,
   LIMIT: 4008,
-  /** More than `limits.maxBufferedBytesPerConnection` waiting to be sent: the peer does not read; the socket is destroyed. */
+  /** More than `limits.maxBufferedBytesPerConnection` waiting to be sent: the peer reads too slowly (destroyed if it does not complete the close within 5 s). */
   SLOW_CONSUMER: 4009,
   POLICY: 1008,
   TOO_BIG: 1009,
