@@ -12,6 +12,10 @@ export const BENCH_LIMITS = {
   maxFrameBytes: 8 * 1024 * 1024,
   opsPerSecond: 10_000_000,
   opsBurst: 10_000_000,
+  subjectOpsPerSecond: 10_000_000,
+  subjectOpsBurst: 10_000_000,
+  // Large initial slices are sent at once today; the harness measures them, not the slow-consumer limit.
+  maxBufferedBytesPerConnection: 1024 * 1024 * 1024,
   maxConnectionsPerSubject: 10_000,
 }
 

@@ -8,6 +8,7 @@
  * `err instanceof QuotaExceededError` and `err.code` hold in the tab exactly as they do
  * in the worker.
  */
+import { printable } from './unicode'
 
 /** Every stable error code Outpost raises. Codes never change meaning once shipped. */
 export type ErrorCode =
@@ -328,11 +329,24 @@ export function isOutpostError(error: unknown): error is OutpostError {
 export function serializeError(error: unknown): SerializedError {
   if (error instanceof OutpostError) {
     return error.details === undefined
-      ? { code: error.code, message: error.message }
-      : { code: error.code, message: error.message, details: error.details }
+      ? { code: error.code, message: printable(error.message) }
+      : { code: error.code, message: printable(error.message), details: printableDetails(error.details) as ErrorDetails }
   }
   const message = error instanceof Error ? error.message : String(error)
-  return { code: 'INTERNAL', message }
+  return { code: 'INTERNAL', message: printable(message) }
+}
+
+/**
+ * Messages quote keys and values cut to a length, which can split a surrogate pair; the
+ * wire refuses lone surrogates, so strings in a serialized error are made well-formed.
+ */
+function printableDetails(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return printable(value)
+  if (depth > 4 || typeof value !== 'object' || value === null || value instanceof Uint8Array || value instanceof Date) return value
+  if (Array.isArray(value)) return value.map((item) => printableDetails(item, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(value)) Object.defineProperty(out, printable(key), { value: printableDetails(item, depth + 1), enumerable: true, writable: true, configurable: true })
+  return out
 }
 
 /** Rebuilds the subclass named by `code`; an unknown code becomes an `InternalError` that keeps the original code in its details. */

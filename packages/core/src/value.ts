@@ -5,17 +5,25 @@
  */
 import { InvalidValueError } from './errors'
 import type { RecordValue, Value } from './types'
+import { isWellFormed, printable } from './unicode'
 
 /** Limits a single value must respect (the codec enforces its own, wider, frame limits). */
 export const VALUE_LIMITS = {
-  /** Deepest nesting of arrays/objects inside one field value (or OR-set value, or topic message). */
+  /**
+   * Deepest nesting of arrays/objects inside one field value (or OR-set value, topic
+   * message, processor argument), counted from the value itself: `[[1]]` nests 2 levels.
+   * The one depth limit: the write API and the relay refuse a deeper value with
+   * INVALID_VALUE, and every envelope below leaves room for a value at the limit.
+   */
   maxDepth: 32,
   /**
-   * Levels a store adds around a field value: a stored LWW state is
-   * `{ fields: [[name, value, stamp]] }`, an OR set `{ adds: [[tag, value]] }`. Stores check
-   * with this allowance, so every value the write path accepted is also storable.
+   * Levels Outpost itself may wrap around a value, at most: a stored LWW state is
+   * `{ fields: [[name, value, stamp]] }` (3), a worker outbox entry
+   * `{ change: { state: { fields: [[name, value, stamp]] } } }` (5), a protocol frame
+   * `{ changes: [{ state: { fields: [[name, value, stamp]] } }] }` (6). Stores accept entries
+   * nested up to `maxDepth + envelopeDepth`, so whatever the write API accepted is storable.
    */
-  storedStateDepth: 4,
+  envelopeDepth: 8,
   /**
    * A dead field (overwritten by a later `set` or `delete`) keeps its last value only while
    * that value weighs at most this much (see {@link valueWeight}); a heavier one is kept as
@@ -55,15 +63,50 @@ export function valueWeight(value: Value, cap: number): number {
 
 /**
  * Throws {@link InvalidValueError} unless `value` is a {@link Value}: JSON-like data plus
- * `Date`, `Uint8Array` and `bigint`, without `undefined`, functions, symbols, cycles, or
- * class instances. `path` names the place for the message (e.g. `todos/t1.tags[2]`).
+ * `Date`, `Uint8Array` and `bigint`, without `undefined`, functions, symbols, cycles,
+ * class instances or lone surrogates (in strings or object keys), nested at most
+ * {@link VALUE_LIMITS.maxDepth} levels. `path` names the place for the message (e.g. `todos/t1.tags[2]`).
  */
-export function assertValue(value: unknown, path = 'value', depth = 0): asserts value is Value {
-  if (depth > VALUE_LIMITS.maxDepth) {
-    throw new InvalidValueError(`${path} nests deeper than ${VALUE_LIMITS.maxDepth} levels; flatten it or store it as a string`, { path })
+export function assertValue(value: unknown, path = 'value'): asserts value is Value {
+  checkValue(value, path, 0, VALUE_LIMITS.maxDepth)
+}
+
+/** Throws unless `record` is a plain object whose every field name is well-formed and every field a {@link Value}. */
+export function assertRecord(record: unknown, path = 'record'): asserts record is RecordValue {
+  if (typeof record !== 'object' || record === null || Array.isArray(record) || record instanceof Date || record instanceof Uint8Array) {
+    throw new InvalidValueError(`${path} must be a plain object of fields`, { path })
+  }
+  // Each field is a value of its own: the depth limit counts from the field, not the record.
+  checkValue(record, path, -1, VALUE_LIMITS.maxDepth)
+}
+
+/** Throws {@link InvalidValueError} unless `name` can be a field name: a well-formed string. */
+export function assertFieldName(name: unknown, path = 'field'): asserts name is string {
+  if (typeof name !== 'string') throw new InvalidValueError(`${path} must be a string field name, got ${typeof name}`, { path })
+  if (!isWellFormed(name)) throw loneSurrogate(`${path} name ${printable(name.slice(0, 64))}`, path)
+}
+
+/**
+ * Throws unless `value` can be stored: a {@link Value} nested at most
+ * `maxDepth + envelopeDepth` levels (see {@link VALUE_LIMITS}). Stores call this on every
+ * put, so one rule decides what the write path and the store accept.
+ */
+export function assertStoredValue(value: unknown, path = 'value'): asserts value is Value {
+  checkValue(value, path, 0, VALUE_LIMITS.maxDepth + VALUE_LIMITS.envelopeDepth)
+}
+
+function loneSurrogate(what: string, path: string): InvalidValueError {
+  return new InvalidValueError(`${what} contains a lone surrogate (half of a UTF-16 pair), which other replicas would receive as U+FFFD; use well-formed text (e.g. String.prototype.toWellFormed())`, { path })
+}
+
+function checkValue(value: unknown, path: string, depth: number, limit: number): void {
+  if (depth > limit) {
+    throw new InvalidValueError(`${path} nests deeper than ${limit} levels; flatten it or store it as a string`, { path, limit })
   }
   switch (typeof value) {
     case 'string':
+      if (!isWellFormed(value)) throw loneSurrogate(path, path)
+      return
     case 'boolean':
     case 'bigint':
       return
@@ -78,7 +121,7 @@ export function assertValue(value: unknown, path = 'value', depth = 0): asserts 
         return
       }
       if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) assertValue(value[i], `${path}[${i}]`, depth + 1)
+        for (let i = 0; i < value.length; i++) checkValue(value[i], `${path}[${i}]`, depth + 1, limit)
         return
       }
       const proto = Object.getPrototypeOf(value)
@@ -86,31 +129,14 @@ export function assertValue(value: unknown, path = 'value', depth = 0): asserts 
         throw new InvalidValueError(`${path} is a ${proto?.constructor?.name ?? 'class instance'}; only plain objects, arrays, Date, Uint8Array and primitives can be stored`, { path })
       }
       for (const key of Object.keys(value)) {
-        assertValue((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1)
+        if (!isWellFormed(key)) throw loneSurrogate(`${path} field name ${printable(key.slice(0, 64))}`, path)
+        checkValue((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1, limit)
       }
       return
     }
     default:
       throw new InvalidValueError(`${path} is ${typeof value}; only null, booleans, numbers, bigints, strings, Date, Uint8Array, arrays and plain objects can be stored (omit a field instead of setting it to undefined)`, { path })
   }
-}
-
-/** Throws unless `record` is a plain object whose every field is a {@link Value}. */
-export function assertRecord(record: unknown, path = 'record'): asserts record is RecordValue {
-  if (typeof record !== 'object' || record === null || Array.isArray(record) || record instanceof Date || record instanceof Uint8Array) {
-    throw new InvalidValueError(`${path} must be a plain object of fields`, { path })
-  }
-  // Each field is a value of its own: the depth limit counts from the field, not the record.
-  assertValue(record, path, -1)
-}
-
-/**
- * Throws unless `value` can be stored: a {@link Value} whose nesting leaves room for
- * {@link VALUE_LIMITS.storedStateDepth} levels of CRDT state around field values. Stores
- * call this on every put, so one rule decides what the write path and the store accept.
- */
-export function assertStoredValue(value: unknown, path = 'value'): asserts value is Value {
-  assertValue(value, path, -VALUE_LIMITS.storedStateDepth)
 }
 
 /** The rank of each kind of value in the total order used by `orderBy` and range predicates (numbers and bigints share one). */

@@ -61,28 +61,58 @@ const authSchema = z
     message: 'auth needs one of secret (OUTPOST_JWT_SECRET), jwksUrl (OUTPOST_JWKS_URL) or publicKey',
   })
 
-const limitsSchema = z.object({
-  /** Largest WebSocket/HTTP frame, in bytes. */
-  maxFrameBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
-  /** Sustained changes per second one connection may send. */
-  opsPerSecond: z.number().positive().default(50_000),
-  /** Burst of changes above the sustained rate. */
-  opsBurst: z.number().positive().default(100_000),
-  /** Rate-limited batches in a row after which the connection is closed. */
-  rateLimitStrikes: z.number().int().positive().default(20),
-  /** Undecodable frames after which the connection is closed (1008). */
-  maxBadFrames: z.number().int().positive().default(10),
-  /** Open connections one subject may hold. */
-  maxConnectionsPerSubject: z.number().int().positive().default(64),
-  /** Subscriptions one connection may hold. */
-  maxSubscriptionsPerConnection: z.number().int().positive().default(256),
-  /** Topics one connection may subscribe to. */
-  maxTopicsPerConnection: z.number().int().positive().default(256),
-  /** Lock requests (waiting or being granted) one connection may have outstanding. */
-  maxLockWaitsPerConnection: z.number().int().positive().default(256),
-  /** Longest an entry processor may run (ms) before its invocation fails with PROCESSOR_FAILED. */
-  processorTimeoutMs: z.number().int().positive().default(5_000),
-})
+const MIB = 1024 * 1024
+
+const limitsSchema = z
+  .object({
+    /** Largest WebSocket/HTTP frame, in bytes. */
+    maxFrameBytes: z.number().int().min(1024).max(64 * MIB).default(MIB),
+    /**
+     * Sustained changes per second one connection may send (a topic publish or an
+     * invocation counts 1). Over it, writes are refused with RATE_LIMITED and `retryAfterMs`.
+     */
+    opsPerSecond: z.number().positive().default(2_000),
+    /** Changes one connection may send at once above the sustained rate (a reconnecting device's backlog). */
+    opsBurst: z.number().positive().default(20_000),
+    /** Sustained changes per second one subject (user) may send over all its connections together. */
+    subjectOpsPerSecond: z.number().positive().default(5_000),
+    /** Changes one subject may send at once above its sustained rate. */
+    subjectOpsBurst: z.number().positive().default(40_000),
+    /** Rate-limited requests a connection may send after being told to wait (past a 1 s grace) before it is closed (4008). */
+    rateLimitStrikes: z.number().int().positive().default(20),
+    /**
+     * Bytes of received frames one connection may have waiting (not yet handled, or ops not
+     * yet acknowledged) before the relay stops reading its socket; it reads again once half
+     * of that has drained. Bounds the memory one flooding client can take.
+     */
+    maxQueuedBytesPerConnection: z.number().int().min(1024).default(4 * MIB),
+    /** Bytes the relay may hold unsent for one connection; past it the connection is closed as a consumer too slow (4009). */
+    maxBufferedBytesPerConnection: z.number().int().min(1024).default(16 * MIB),
+    /** Milliseconds a new connection has to send a valid `hello`; then it gets a TIMEOUT error and close code 4005. */
+    helloTimeoutMs: z.number().int().min(10).max(600_000).default(10_000),
+    /**
+     * Heartbeat interval (ms). The relay pings WebSocket clients every interval and
+     * terminates any session silent (no frame, no pong; for the HTTP fallback, no POST) for
+     * two intervals, with close code 4006.
+     */
+    heartbeatMs: z.number().int().min(10).max(600_000).default(10_000),
+    /** Undecodable frames after which the connection is closed (1008). */
+    maxBadFrames: z.number().int().positive().default(10),
+    /** Open connections one subject may hold. */
+    maxConnectionsPerSubject: z.number().int().positive().default(64),
+    /** Subscriptions one connection may hold. */
+    maxSubscriptionsPerConnection: z.number().int().positive().default(256),
+    /** Topics one connection may subscribe to. */
+    maxTopicsPerConnection: z.number().int().positive().default(256),
+    /** Lock requests (waiting or being granted) one connection may have outstanding. */
+    maxLockWaitsPerConnection: z.number().int().positive().default(256),
+    /** Longest an entry processor may run (ms) before its invocation fails with PROCESSOR_FAILED. */
+    processorTimeoutMs: z.number().int().positive().default(5_000),
+  })
+  .refine((limits) => limits.maxBufferedBytesPerConnection >= limits.maxFrameBytes, {
+    message: 'maxBufferedBytesPerConnection must be at least maxFrameBytes (one frame must fit in the send buffer)',
+    path: ['maxBufferedBytesPerConnection'],
+  })
 
 /** Who may publish to and subscribe to topics matching one pattern. */
 const topicRuleSchema = z.object({

@@ -8,6 +8,7 @@ import type { RelayMetrics } from './metrics'
 import type { FunctionService } from './primitives/functions'
 import type { LockService } from './primitives/locks'
 import type { TopicHub } from './primitives/topics'
+import type { TokenBucket } from './rate-limiter'
 import type { Session } from './session'
 import type { SyncService } from './sync/sync-service'
 
@@ -29,6 +30,8 @@ export interface RelayContext {
   readonly locks: LockService
   /** Entry processors and conflict resolvers. */
   readonly functions: FunctionService
+  /** The write-rate bucket shared by every connection of `subject`. */
+  subjectBucket(subject: string): TokenBucket
   /** Counts a new authenticated connection of `subject`; false when the subject is at its limit. */
   admit(session: Session, subject: string): boolean
   /** Called once when a session ends; `subject` is set when it had been admitted. */

@@ -21,7 +21,11 @@ import { parseConfig, type RelayConfig, type RelayConfigInput } from './config'
 import { createLogger } from './logger'
 import { createMetrics, type RelayMetrics } from './metrics'
 import type { RelayContext } from './relay-context'
+import { Heartbeat } from './heartbeat'
+import { HttpTransport } from './http-transport'
+import { SubjectBuckets } from './rate-limiter'
 import { CLOSE, Session, type SessionTransport } from './session'
+import { attachWebSocket } from './ws-transport'
 import { LmdbStore } from './store/lmdb-store'
 import { SyncService } from './sync/sync-service'
 import { FunctionService, checkFunctions, loadFunctions, type RelayFunctions } from './primitives/functions'
@@ -68,76 +72,6 @@ export interface Relay {
   gc(): Promise<number>
 }
 
-/** HTTP fallback sessions without an event stream for this long are closed. */
-const HTTP_IDLE_MS = 60_000
-/** Frames buffered for an HTTP session whose event stream is not attached. */
-const HTTP_QUEUE_LIMIT = 10_000
-/** Interval of WebSocket pings; a socket silent for a whole interval is terminated. */
-const HEARTBEAT_MS = 30_000
-/** A WebSocket whose unsent data exceeds this is a consumer too slow to keep. */
-const MAX_BUFFERED_BYTES = 64 * 1024 * 1024
-
-/** The HTTP fallback's transport: the first frame answers the hello POST, the rest go to the event stream. */
-class HttpTransport implements SessionTransport {
-  readonly kind = 'http'
-  capture: ((frame: Uint8Array) => void) | undefined
-  stream: ServerResponse | undefined
-  readonly queue: Uint8Array[] = []
-  lastSeen: number
-  closed: { code: number; reason: string } | undefined
-  onClose: (() => void) | undefined
-
-  constructor(now: number) {
-    this.lastSeen = now
-  }
-
-  send(frame: Uint8Array): void {
-    if (this.capture !== undefined) {
-      const capture = this.capture
-      this.capture = undefined
-      capture(frame)
-      return
-    }
-    if (this.stream !== undefined) {
-      this.stream.write(`data: ${Buffer.from(frame).toString('base64')}\n\n`)
-      return
-    }
-    if (this.queue.length >= HTTP_QUEUE_LIMIT) {
-      this.close(CLOSE.POLICY, 'event stream not attached; too many undelivered messages')
-      return
-    }
-    this.queue.push(frame)
-  }
-
-  bufferedBytes(): number {
-    if (this.stream !== undefined) return this.stream.writableLength
-    let bytes = 0
-    for (const frame of this.queue) bytes += frame.length
-    return bytes
-  }
-
-  attach(stream: ServerResponse): void {
-    this.stream?.end()
-    this.stream = stream
-    for (const frame of this.queue.splice(0)) stream.write(`data: ${Buffer.from(frame).toString('base64')}\n\n`)
-    if (this.closed !== undefined) this.#endStream()
-  }
-
-  close(code: number, reason: string): void {
-    if (this.closed !== undefined) return
-    this.closed = { code, reason }
-    this.#endStream()
-    this.onClose?.()
-  }
-
-  #endStream(): void {
-    if (this.stream === undefined || this.closed === undefined) return
-    this.stream.write(`event: close\ndata: ${JSON.stringify(this.closed)}\n\n`)
-    this.stream.end()
-    this.stream = undefined
-  }
-}
-
 /** Starts a relay (validating `input` first) and resolves once it listens. */
 export async function createRelay(input: RelayConfigInput | RelayConfig = {}, options: RelayOptions = {}): Promise<Relay> {
   const config = parseConfig(input)
@@ -177,6 +111,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const sessions = new Set<Session>()
   const httpSessions = new Map<string, { session: Session; transport: HttpTransport }>()
   const perSubject = new Map<string, number>()
+  const subjectBuckets = new SubjectBuckets(config.limits.subjectOpsPerSecond, config.limits.subjectOpsBurst, now)
 
   const context: RelayContext = {
     config,
@@ -190,6 +125,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     topics,
     locks,
     functions: fns,
+    subjectBucket: (subject) => subjectBuckets.bucket(subject),
     admit(_session, subject) {
       const count = perSubject.get(subject) ?? 0
       if (count >= config.limits.maxConnectionsPerSubject) return false
@@ -214,45 +150,12 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   }
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxFrameBytes })
-  // Heartbeat: a socket that misses a whole interval of pings is dead (laptop lid closed, NAT dropped it).
-  const alive = new WeakMap<WebSocket, boolean>()
-  const heartbeat = setInterval(() => {
-    for (const socket of wss.clients) {
-      if (alive.get(socket) === false) {
-        socket.terminate()
-        continue
-      }
-      alive.set(socket, false)
-      socket.ping()
-    }
-  }, HEARTBEAT_MS)
-  heartbeat.unref()
   wss.on('connection', (socket: WebSocket) => {
-    const transport: SessionTransport = {
-      kind: 'ws',
-      send(frame) {
-        if (socket.readyState !== socket.OPEN) return
-        if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
-          socket.close(CLOSE.POLICY, 'consumer too slow')
-          return
-        }
-        socket.send(frame)
-      },
-      close(code, reason) {
-        if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, reason)
-      },
-      bufferedBytes: () => socket.bufferedAmount,
-    }
-    const session = newSession(transport)
-    alive.set(socket, true)
-    socket.on('pong', () => alive.set(socket, true))
-    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
-      const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
-      session.receive(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length))
-    })
-    socket.on('close', () => session.dispose())
-    socket.on('error', (error) => logger.debug({ err: error }, 'websocket error'))
+    attachWebSocket(socket, { maxBufferedBytes: config.limits.maxBufferedBytesPerConnection, newSession, logger })
   })
+  // Pings every session and drops the silent ones (laptop lid closed, NAT dropped it, a proxy blackholes it).
+  const heartbeat = new Heartbeat({ intervalMs: config.limits.heartbeatMs, targets: () => sessions, onTick: () => subjectBuckets.sweep() })
+  heartbeat.start()
 
   const ready = (): boolean => state === 'ready' && sync.storeHealthy
 
@@ -287,7 +190,11 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
         res.writeHead(404, { 'content-type': 'text/plain' }).end('unknown or expired session; send hello again')
         return
       }
-      entry.transport.lastSeen = now()
+      if (entry.session.overBudget) {
+        // Flow control for the fallback: the client waits and retries instead of queueing in the relay's memory.
+        res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': '1' }).end('too much work queued on this session; wait for acks, then retry')
+        return
+      }
       entry.session.receive(frame)
       await entry.session.idle()
       res.writeHead(202).end()
@@ -297,7 +204,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
       res.writeHead(503).end('relay is not accepting sessions')
       return
     }
-    const transport = new HttpTransport(now())
+    const transport = new HttpTransport(config.limits.maxBufferedBytesPerConnection)
     let reply: Uint8Array | undefined
     transport.capture = (f) => {
       reply = f
@@ -325,11 +232,9 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
     res.write(': connected\n\n')
     entry.transport.attach(res)
+    entry.session.heard()
     res.on('close', () => {
-      if (entry.transport.stream === res) {
-        entry.transport.stream = undefined
-        entry.transport.lastSeen = now()
-      }
+      if (entry.transport.stream === res) entry.transport.stream = undefined
     })
   }
 
@@ -456,14 +361,6 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   state = 'ready'
   logger.info({ port, host: config.host, url: `ws://${host}:${port}`, dataDir: config.dataDir }, 'listening')
 
-  const idleTimer = setInterval(() => {
-    const cutoff = now() - HTTP_IDLE_MS
-    for (const { session, transport } of httpSessions.values()) {
-      if (transport.stream === undefined && transport.lastSeen < cutoff) session.close(CLOSE.POLICY, 'idle HTTP session')
-    }
-  }, 15_000)
-  idleTimer.unref()
-
   const gc = async (): Promise<number> => {
     const collected = await sync.collectTombstones(now(), config.tombstoneHorizonMs)
     if (collected > 0) logger.info({ collected }, 'tombstones collected')
@@ -498,9 +395,8 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     if (closing === undefined) {
       closing = (async () => {
         await drain()
-        clearInterval(idleTimer)
         clearInterval(gcTimer)
-        clearInterval(heartbeat)
+        heartbeat.stop()
         wss.close()
         await new Promise<void>((resolve) => {
           server.close(() => resolve())

@@ -16,10 +16,21 @@
  * Coordination primitives (topics, locks, entry processors) are handled by the services
  * in `primitives/`; the session hands them a {@link Caller} view of itself.
  *
- * Close codes: 4000 protocol version, 4001 unauthenticated, 4002 hello expected,
- * 4003 token expired, 4004 replica bound to another user, 4008 limits (rate, connections),
- * 1008 repeated bad frames, 1012 relay restarting.
+ * Flow control: the bytes of frames received and not yet handled (for `ops`, not yet
+ * acknowledged) are counted; past `limits.maxQueuedBytesPerConnection` the session asks
+ * its transport to stop reading, and to read again once half of it has drained. A flooding
+ * client then waits in its own socket instead of in the relay's memory. Writes are also
+ * rate-limited per connection and per subject (`rate-limiter.ts`).
+ *
+ * Close codes ({@link CLOSE}): 4000 protocol version, 4001 unauthenticated, 4002 hello
+ * expected, 4003 token expired, 4004 replica bound to another user, 4005 no hello within
+ * `limits.helloTimeoutMs`, 4006 heartbeat timeout (silent for two `limits.heartbeatMs`),
+ * 4008 limits (rate ignored, connections per subject), 4009 consumer too slow (more than
+ * `limits.maxBufferedBytesPerConnection` unsent), 1008 repeated bad frames, 1009 frame too
+ * big, 1011 internal, 1012 relay restarting. Every close passes a reason string that says
+ * which limit or rule it was.
  */
+import { performance } from 'node:perf_hooks'
 import {
   AuthError,
   ForbiddenError,
@@ -28,6 +39,7 @@ import {
   InvalidValueError,
   QueryError,
   RateLimitError,
+  TimeoutError,
   TokenExpiredError,
   TooManyConnectionsError,
   DEFAULT_CODEC_LIMITS,
@@ -73,7 +85,7 @@ import {
 import type { Principal } from './auth/jwt'
 import type { MapAccess } from './auth/rules'
 import type { RelayContext } from './relay-context'
-import { TokenBucket } from './rate-limiter'
+import { TokenBucket, WriteRate } from './rate-limiter'
 import { kindMetaKey, storeCollection } from './sync/collection'
 import type { ShapeView } from './sync/shape-view'
 import type { AppliedChange, Subscriber } from './sync/sync-service'
@@ -90,6 +102,12 @@ export interface SessionTransport {
   close(code: number, reason: string): void
   /** Bytes handed to the transport and not yet written to the network (the send buffer). */
   bufferedBytes(): number
+  /** Sends a transport-level keep-alive (WebSocket ping), if the transport has one. */
+  ping?(): void
+  /** Stops reading from the peer (flow control), if the transport can. */
+  pause?(): void
+  /** Reads from the peer again. */
+  resume?(): void
 }
 
 /** Session states; see the module diagram. */
@@ -102,7 +120,13 @@ export const CLOSE = {
   HELLO_EXPECTED: 4002,
   TOKEN_EXPIRED: 4003,
   FORBIDDEN: 4004,
+  /** No valid hello within `limits.helloTimeoutMs`. */
+  HELLO_TIMEOUT: 4005,
+  /** Nothing heard (frame or pong) for two `limits.heartbeatMs`: the peer is gone; the socket is destroyed. */
+  HEARTBEAT_TIMEOUT: 4006,
   LIMIT: 4008,
+  /** More than `limits.maxBufferedBytesPerConnection` waiting to be sent: the peer reads too slowly (destroyed if it does not complete the close within 5 s). */
+  SLOW_CONSUMER: 4009,
   POLICY: 1008,
   TOO_BIG: 1009,
   INTERNAL: 1011,
@@ -115,10 +139,15 @@ const SLICE_RECORDS = 2_000
 const SEND_LOW_WATER = 1024 * 1024
 /** How often (ms) a paced stream re-checks a full send buffer. */
 const DRAIN_POLL_MS = 5
-/** Frames queued but not yet handled before the session is closed as abusive. */
-const MAX_PENDING_FRAMES = 10_000
+/** Longest the relay stops reading a rate-limited peer at a time. */
+const MAX_RATE_HOLD_MS = 1_000
 /** setTimeout's largest delay. */
 const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** An `ops` batch handed to the store: `settled` once its ack has been sent. Not a promise itself, so returning it from an async handler does not wait for it. */
+interface PendingAck {
+  readonly settled: Promise<void>
+}
 
 interface Subscription extends Subscriber {
   readonly access: MapAccess
@@ -133,12 +162,18 @@ export class Session implements Caller {
   readonly #transport: SessionTransport
   #state: SessionState = 'awaiting-hello'
   #queue: Promise<void> = Promise.resolve()
-  #pending = 0
+  /** Bytes of frames received and not yet handled (ops: not yet acknowledged); see flow control in the module comment. */
+  #queuedBytes = 0
+  /** Why reading is paused: too much queued work, and/or a rate-limit wait in progress. */
+  readonly #pausedFor = new Set<'budget' | 'rate'>()
+  #rateTimer: ReturnType<typeof setTimeout> | undefined
+  /** Monotonic ms when the peer was last heard from (a frame, or a pong via {@link heard}). */
+  #lastHeard = performance.now()
   #badFrames = 0
-  #strikes = 0
   #principal: Principal | undefined
   #replicaId = ''
-  #bucket: TokenBucket
+  readonly #rate: WriteRate
+  #helloTimer: ReturnType<typeof setTimeout> | undefined
   #expiry: ReturnType<typeof setTimeout> | undefined
   readonly #subs = new Map<number, Subscription>()
   readonly #access = new Map<string, MapAccess>()
@@ -155,8 +190,19 @@ export class Session implements Caller {
     this.id = id
     this.#context = context
     this.#transport = transport
-    this.#bucket = new TokenBucket(context.config.limits.opsPerSecond, context.config.limits.opsBurst, context.now)
+    const limits = context.config.limits
+    this.#rate = new WriteRate({
+      connection: new TokenBucket(limits.opsPerSecond, limits.opsBurst, context.now),
+      subject: () => (this.#principal === undefined ? undefined : context.subjectBucket(this.#principal.subject)),
+      strikes: limits.rateLimitStrikes,
+      now: context.now,
+    })
     context.metrics.connections.inc()
+    this.#helloTimer = setTimeout(() => {
+      if (this.#state !== 'awaiting-hello') return
+      this.#fail(new TimeoutError(`No valid hello within ${limits.helloTimeoutMs} ms of connecting; send hello first`, { timeoutMs: limits.helloTimeoutMs }), CLOSE.HELLO_TIMEOUT, `no hello within ${limits.helloTimeoutMs} ms`)
+    }, limits.helloTimeoutMs)
+    this.#helloTimer.unref?.()
   }
 
   /** The current state. */
@@ -184,6 +230,36 @@ export class Session implements Caller {
     return this.#state === 'open'
   }
 
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#state === 'closed'
+  }
+
+  /** Monotonic ms (`performance.now()`) when the peer was last heard from. */
+  get lastHeard(): number {
+    return this.#lastHeard
+  }
+
+  /** Records that the peer is alive (a pong, an attached event stream). */
+  heard(): void {
+    this.#lastHeard = performance.now()
+  }
+
+  /** True while the session has asked its transport to stop reading (flow control). */
+  get paused(): boolean {
+    return this.#pausedFor.size > 0
+  }
+
+  /** True when more than `limits.maxQueuedBytesPerConnection` of received work is waiting. */
+  get overBudget(): boolean {
+    return this.#queuedBytes > this.#context.config.limits.maxQueuedBytesPerConnection
+  }
+
+  /** Sends a transport-level keep-alive (heartbeat). */
+  ping(): void {
+    if (this.#state !== 'closed') this.#transport.ping?.()
+  }
+
   /** Sends a frame already encoded (one encoding fanned out to many sessions). */
   sendFrame(frame: Uint8Array): void {
     if (this.#state === 'closed') return
@@ -194,17 +270,75 @@ export class Session implements Caller {
   /** Handles one frame from the client (never throws). */
   receive(frame: Uint8Array): void {
     if (this.#state === 'closed') return
+    this.#lastHeard = performance.now()
     this.#context.metrics.bytesIn.inc(frame.length)
-    if (++this.#pending > MAX_PENDING_FRAMES) {
-      this.#fail(new RateLimitError('Too many frames waiting to be handled; wait for acks before sending more'), CLOSE.POLICY)
-      return
-    }
+    const bytes = frame.length
+    this.#charge(bytes)
     this.#queue = this.#queue
       .then(() => this.#handleFrame(frame))
-      .catch((error: unknown) => this.#unexpected(error))
-      .finally(() => {
-        this.#pending--
-      })
+      .then(
+        // An ops batch keeps its bytes charged until its ack is sent (the commit may still be running).
+        (pending) => {
+          if (pending === undefined) {
+            this.#release(bytes)
+            return
+          }
+          pending.settled.then(
+            () => this.#release(bytes),
+            (error: unknown) => {
+              this.#release(bytes)
+              this.#unexpected(error)
+            },
+          )
+        },
+        (error: unknown) => {
+          this.#release(bytes)
+          this.#unexpected(error)
+        },
+      )
+  }
+
+  #charge(bytes: number): void {
+    this.#queuedBytes += bytes
+    if (this.overBudget) this.#pause('budget', true)
+  }
+
+  #release(bytes: number): void {
+    this.#queuedBytes -= bytes
+    // Hysteresis: read again at half the budget, so a flooder is not paused and resumed on every frame.
+    if (this.#queuedBytes <= this.#context.config.limits.maxQueuedBytesPerConnection / 2) this.#pause('budget', false)
+  }
+
+  /** Sets or clears one reason to stop reading; the transport is paused while any reason holds. */
+  #pause(reason: 'budget' | 'rate', on: boolean): void {
+    const wasPaused = this.#pausedFor.size > 0
+    if (on) this.#pausedFor.add(reason)
+    else this.#pausedFor.delete(reason)
+    const paused = this.#pausedFor.size > 0
+    if (paused === wasPaused || this.#state === 'closed') return
+    if (paused) {
+      this.#transport.pause?.()
+    } else {
+      // Time spent paused was the relay's choice, not the peer's silence.
+      this.#lastHeard = performance.now()
+      this.#transport.resume?.()
+    }
+  }
+
+  /**
+   * A write was refused for rate: read nothing more from this peer until it may write
+   * again. Its next frames would only be decoded to be refused, at the cost of everyone
+   * else's latency; they wait in its own socket instead.
+   */
+  #holdFor(ms: number): void {
+    if (this.#rateTimer !== undefined) clearTimeout(this.#rateTimer)
+    this.#pause('rate', true)
+    this.#rateTimer = setTimeout(() => {
+      this.#rateTimer = undefined
+      this.#pause('rate', false)
+      // Capped: a long wait still reads the peer now and then (its close, its pings, at most one refused frame).
+    }, Math.min(ms, MAX_RATE_HOLD_MS))
+    this.#rateTimer.unref?.()
   }
 
   /** Resolves once every frame received so far has been handled (the HTTP fallback answers after it). */
@@ -235,10 +369,10 @@ export class Session implements Caller {
     this.#transport.send(frame)
   }
 
-  /** Sends a fatal error, then closes. */
-  #fail(error: OutpostError, code: number): void {
+  /** Sends a fatal error, then closes (with `reason`, or the error's message cut to fit). */
+  #fail(error: OutpostError, code: number, reason = error.message.slice(0, 120)): void {
     this.send({ type: 'error', error: serializeError(error) })
-    this.close(code, error.message.slice(0, 120))
+    this.close(code, reason)
   }
 
   /** Closes the session (idempotent) and releases everything it holds. */
@@ -254,6 +388,8 @@ export class Session implements Caller {
     const wasOpen = this.#state === 'open'
     this.#state = 'closed'
     if (this.#expiry !== undefined) clearTimeout(this.#expiry)
+    if (this.#helloTimer !== undefined) clearTimeout(this.#helloTimer)
+    if (this.#rateTimer !== undefined) clearTimeout(this.#rateTimer)
     for (const wake of this.#creditWaiters.splice(0)) wake()
     for (const sub of this.#subs.values()) this.#drop(sub)
     this.#subs.clear()
@@ -271,8 +407,9 @@ export class Session implements Caller {
     this.send({ type: 'error', error: serializeError(new InternalError('The relay failed to handle this message; it has been logged. Retry, and report it if it persists')) })
   }
 
-  async #handleFrame(frame: Uint8Array): Promise<void> {
-    if (this.#state === 'closed') return
+  /** Handles one frame; for an `ops` batch, returns the ack still to come (so its bytes stay charged until then). */
+  async #handleFrame(frame: Uint8Array): Promise<PendingAck | undefined> {
+    if (this.#state === 'closed') return undefined
     let message: ClientMessage
     try {
       message = decodeClientMessage(frame, { maxFrameBytes: this.#context.config.limits.maxFrameBytes })
@@ -307,8 +444,7 @@ export class Session implements Caller {
         for (const wake of this.#creditWaiters.splice(0)) wake()
         return
       case 'ops':
-        await this.#ops(message)
-        return
+        return this.#ops(message)
       case 'subscribe':
         await this.#subscribe(message)
         return
@@ -353,15 +489,22 @@ export class Session implements Caller {
     }
   }
 
-  /** Takes `count` from the rate limit; when over it, answers RATE_LIMITED for `ref` and returns true. */
+  /** Takes `count` from the rate limits; when over one, answers RATE_LIMITED for `ref` and returns true. */
   #limited(ref: number, count: number): boolean {
-    const wait = this.#bucket.take(count)
-    if (wait <= 0) {
-      this.#strikes = 0
-      return false
-    }
-    this.send({ type: 'error', ref, error: serializeError(new RateLimitError(`Too many requests on this connection; retry after ${wait} ms`, { retryAfterMs: wait })) })
-    if (++this.#strikes >= this.#context.config.limits.rateLimitStrikes) this.close(CLOSE.LIMIT, 'rate limit exceeded repeatedly')
+    const verdict = this.#rate.take(count)
+    if (verdict.wait === 0) return false
+    const limits = this.#context.config.limits
+    const which =
+      verdict.limit === 'subject'
+        ? `your account (${limits.subjectOpsPerSecond}/s over all its connections)`
+        : `this connection (${limits.opsPerSecond}/s)`
+    this.send({
+      type: 'error',
+      ref,
+      error: serializeError(new RateLimitError(`Too many writes for ${which}; retry after ${verdict.wait} ms`, { retryAfterMs: verdict.wait, limit: verdict.limit })),
+    })
+    if (verdict.abusive) this.close(CLOSE.LIMIT, `rate limit ignored: ${limits.rateLimitStrikes} requests sent while told to wait`)
+    else this.#holdFor(verdict.wait)
     return true
   }
 
@@ -375,6 +518,8 @@ export class Session implements Caller {
 
   async #hello(message: HelloMessage): Promise<void> {
     const context = this.#context
+    // The hello arrived in time; verifying its token (a JWKS fetch, say) does not count against the deadline.
+    if (this.#helloTimer !== undefined) clearTimeout(this.#helloTimer)
     let version: number
     try {
       version = negotiateVersion(message.versions)
@@ -463,17 +608,11 @@ export class Session implements Caller {
 
   // ───────────────────────────── writes ─────────────────────────────
 
-  async #ops(message: OpsMessage): Promise<void> {
+  async #ops(message: OpsMessage): Promise<PendingAck | undefined> {
     const context = this.#context
     const count = message.changes.length
     context.metrics.opsIn.inc(count)
-    const wait = this.#bucket.take(count)
-    if (wait > 0) {
-      this.send({ type: 'error', ref: message.id, error: serializeError(new RateLimitError(`Too many writes on this connection; retry after ${wait} ms`, { retryAfterMs: wait })) })
-      if (++this.#strikes >= context.config.limits.rateLimitStrikes) this.close(CLOSE.LIMIT, 'rate limit exceeded repeatedly')
-      return
-    }
-    this.#strikes = 0
+    if (this.#limited(message.id, count)) return undefined
     // Each change is validated on its own, so a malformed one is refused alone (never its batch).
     const parsed = message.changes.map((raw): Change | OutpostError => {
       try {
@@ -487,7 +626,7 @@ export class Session implements Caller {
     const loaded = await Promise.all(maps.map((map) => context.sync.collection(map)))
     // Entry processors on these keys run first (atomic read-modify-write); checked again after each wait.
     for (let busy = context.functions.busy(valid); busy !== undefined; busy = context.functions.busy(valid)) await busy
-    if (this.#state !== 'open') return
+    if (this.#state !== 'open') return undefined
     const collections = new Map(loaded.map((collection) => [collection.map, context.sync.current(collection)] as const))
 
     // Synchronous from here to the commit call: no other batch interleaves, so each merge sees the previous one.
@@ -559,11 +698,8 @@ export class Session implements Caller {
       context.metrics.acks.inc()
       this.send({ type: 'ack', id: message.id, results, serverTime: context.now() })
     }
-    if (puts.size === 0 && meta.length === 0) {
-      void context.sync.barrier().then(ack)
-      return
-    }
-    context.sync.commit({ puts: [...puts.values()], meta }, maps).then(
+    if (puts.size === 0 && meta.length === 0) return { settled: context.sync.barrier().then(ack) }
+    const settled = context.sync.commit({ puts: [...puts.values()], meta }, maps).then(
       () => {
         ack()
         context.sync.fanOut(applied, this)
@@ -574,6 +710,7 @@ export class Session implements Caller {
         this.send({ type: 'ack', id: message.id, results, serverTime: context.now() })
       },
     )
+    return { settled }
   }
 
   // ───────────────────────────── subscriptions ─────────────────────────────

@@ -152,6 +152,27 @@ describe('protocol guards', () => {
     expect(error.error.details?.['retryAfterMs']).toBeGreaterThan(0)
   })
 
+  it('shares one write budget among all connections of a subject, and not with other subjects', async () => {
+    const r = await relay({ auth: AUTH, limits: { opsPerSecond: 1_000, opsBurst: 100, subjectOpsPerSecond: 1, subjectOpsBurst: 150 } })
+    const open = async (sub: string) => {
+      const { client } = await TestClient.connect(r.url, { token: await token(sub) })
+      cleanups.push(() => client.close())
+      return client
+    }
+    const batch = (client: TestClient, n: number) => Array.from({ length: n }, (_, i) => update(client.clock, 'm', `${client.replicaId}-${i}`, { i }))
+    const [a1, a2, b] = [await open('alice'), await open('alice'), await open('bob')]
+    // Each connection is within its own limit (100), but alice's two together exceed hers (150).
+    expect((await a1.ops(batch(a1, 100))).results.every((x) => x === null)).toBe(true)
+    a2.send({ type: 'ops', id: 7, changes: batch(a2, 100) })
+    const refused = (await a2.waitAny((m) => (m.type === 'error' && m.ref === 7) || (m.type === 'ack' && m.id === 7))) as ErrorMessage
+    expect(refused.type).toBe('error')
+    expect(refused.error.code).toBe('RATE_LIMITED')
+    expect(refused.error.details).toMatchObject({ limit: 'subject' })
+    expect(refused.error.details?.['retryAfterMs']).toBeGreaterThan(0)
+    // Bob's budget is his own.
+    expect((await b.ops(batch(b, 100))).results.every((x) => x === null)).toBe(true)
+  })
+
   it('caps connections per subject', async () => {
     const r = await relay({ limits: { maxConnectionsPerSubject: 1 } })
     const { client } = await TestClient.connect(r.url)

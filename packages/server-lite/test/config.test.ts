@@ -19,7 +19,22 @@ describe('config', () => {
     const config = parseConfig({})
     expect(config).toMatchObject({ port: 8787, host: '127.0.0.1', dataDir: './.outpost-data', store: 'lmdb', maxDriftMs: 60_000, tombstoneHorizonMs: 30 * 24 * 3600 * 1000 })
     expect(config.limits.maxFrameBytes).toBe(1024 * 1024)
+    // The limits the README documents (packages/server-lite/README.md, Limits).
+    expect(config.limits).toMatchObject({
+      opsPerSecond: 2_000,
+      opsBurst: 20_000,
+      subjectOpsPerSecond: 5_000,
+      subjectOpsBurst: 40_000,
+      maxQueuedBytesPerConnection: 4 * 1024 * 1024,
+      maxBufferedBytesPerConnection: 16 * 1024 * 1024,
+      helloTimeoutMs: 10_000,
+      heartbeatMs: 10_000,
+    })
     expect(config.auth).toBeUndefined()
+  })
+
+  it('refuses a send buffer smaller than one frame', () => {
+    expect(() => parseConfig({ limits: { maxFrameBytes: 4 * 1024 * 1024, maxBufferedBytesPerConnection: 1024 * 1024 } })).toThrow(/maxBufferedBytesPerConnection must be at least maxFrameBytes/)
   })
 
   it('merges flags over env over file', async () => {

@@ -120,4 +120,28 @@ describe('http endpoints', () => {
 
     expect((await post(relay.httpUrl, { type: 'ping', clientTime: 1 }, 'not-a-session')).status).toBe(404)
   })
+
+  it('drops an HTTP fallback session that sends nothing for two heartbeat intervals, with or without an event stream', async () => {
+    const heartbeatMs = 200
+    const { relay, stop } = await startRelay({ limits: { heartbeatMs } })
+    cleanups.push(stop)
+    const hello = (replicaId: string) => post(relay.httpUrl, { type: 'hello', versions: [...PROTOCOL_VERSIONS], replicaId: replicaId as ReplicaId, clientTime: Date.now() })
+    const detached = (await hello('http-detached')).session as string
+    const streaming = (await hello('http-streaming')).session as string
+    const alive = (await hello('http-alive')).session as string
+    const stream = events(relay.httpUrl, streaming)
+    cleanups.push(async () => stream.close())
+    expect(relay.sessionCount).toBe(3)
+    // One client keeps posting pings (any frame counts as a heartbeat).
+    const began = Date.now()
+    while (relay.sessionCount > 1) {
+      if (Date.now() - began > 10_000) throw new Error(`silent HTTP sessions still open after 10 s (${relay.sessionCount} sessions)`)
+      expect((await post(relay.httpUrl, { type: 'ping', clientTime: Date.now() }, alive)).status).toBe(202)
+      await new Promise((resolve) => setTimeout(resolve, heartbeatMs / 4))
+    }
+    console.log(`heartbeat ${heartbeatMs} ms: silent HTTP sessions dropped after ${Date.now() - began} ms`)
+    expect((await post(relay.httpUrl, { type: 'ping', clientTime: 1 }, detached)).status).toBe(404)
+    expect((await post(relay.httpUrl, { type: 'ping', clientTime: 1 }, streaming)).status).toBe(404)
+    expect((await post(relay.httpUrl, { type: 'ping', clientTime: 1 }, alive)).status).toBe(202)
+  })
 })

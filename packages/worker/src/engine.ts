@@ -22,11 +22,12 @@ import {
   COUNTERS_MAP,
   DEFAULT_WIRE_LIMITS,
   Hlc,
-  InvalidKeyError,
   MemoryStore,
   NotFoundError,
   QueryView,
   StoreError,
+  assertKey as checkKey,
+  assertMapName as checkMapName,
   assertRecord,
   assertValue,
   assertChangeFits,
@@ -214,15 +215,6 @@ function parseCollection(collection: string): { kind: CollectionKind; map: strin
 
 function mapKey(kind: CollectionKind, map: string, key: string): string {
   return `${kind}\u0000${map}\u0000${key}`
-}
-
-function checkKey(key: unknown, what = 'key'): asserts key is string {
-  if (typeof key !== 'string') throw new InvalidKeyError(`${what} must be a string, got ${typeof key}`)
-  if (key.length > 1024) throw new InvalidKeyError(`${what} is ${key.length} characters long; keys are limited to 1024`)
-}
-
-function checkMapName(map: unknown): asserts map is string {
-  if (typeof map !== 'string' || map.length === 0 || map.length > 256) throw new InvalidKeyError('a map name must be a non-empty string of at most 256 characters')
 }
 
 /** The store could not be read while undoing a failed commit: the key is dropped from memory and reloads on next use. */

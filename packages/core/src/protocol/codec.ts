@@ -20,6 +20,7 @@
 import { Packr, type Options } from 'msgpackr'
 import { DecodeError, DecodeLimitError, FrameTooLargeError, InvalidMessageError, InvalidValueError } from '../errors'
 import type { Change } from '../types'
+import { isWellFormedUtf8 } from '../unicode'
 import { changeSchema, clientMessageSchema, serverMessageSchema, type ClientMessage, type ServerMessage } from './messages'
 
 /** Bounds on one frame, checked before any decoding work is done. */
@@ -35,6 +36,7 @@ export interface CodecLimits {
 /** The limits a relay and a worker apply unless configured otherwise. */
 export const DEFAULT_CODEC_LIMITS: CodecLimits = Object.freeze({
   maxFrameBytes: 1024 * 1024,
+  // At least VALUE_LIMITS.maxDepth + envelopeDepth (40): every value the write API accepts fits a frame (value-rules.test.ts).
   maxDepth: 64,
   maxElements: 250_000,
 })
@@ -251,6 +253,19 @@ export function scanFrame(bytes: Uint8Array, limits: CodecLimits, mode: 'decode'
     declared(size, what)
     pos += size
   }
+  const str = (size: number): void => {
+    declared(size, 'str')
+    // UTF-8 cannot carry a lone surrogate: an encoder writes invalid bytes for one (or U+FFFD), and replicas would diverge.
+    if (!isWellFormedUtf8(bytes, pos, pos + size)) {
+      throw new DecodeError(
+        mode === 'encode'
+          ? 'a string contains a lone surrogate (half of a UTF-16 pair), which UTF-8 cannot carry; use well-formed text'
+          : 'Frame holds a string that is not well-formed UTF-8 (e.g. an encoded lone surrogate); strings must be well-formed Unicode',
+        { offset: pos },
+      )
+    }
+    pos += size
+  }
   const fixed = (size: number, what: string): void => {
     need(size, what)
     pos += size
@@ -295,7 +310,7 @@ export function scanFrame(bytes: Uint8Array, limits: CodecLimits, mode: 'decode'
       continue
     }
     if (byte <= 0xbf) {
-      skip(byte & 0x1f, 'str')
+      str(byte & 0x1f)
       continue
     }
     switch (byte) {
@@ -356,13 +371,13 @@ export function scanFrame(bytes: Uint8Array, limits: CodecLimits, mode: 'decode'
         break
       }
       case 0xd9:
-        skip(readUint(1), 'str')
+        str(readUint(1))
         break
       case 0xda:
-        skip(readUint(2), 'str')
+        str(readUint(2))
         break
       case 0xdb:
-        skip(readUint(4), 'str')
+        str(readUint(4))
         break
       case 0xdc:
         open(readUint(2), false)

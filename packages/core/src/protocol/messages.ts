@@ -35,6 +35,8 @@ import { z } from 'zod'
 import type { Change, CounterState, FieldEntry, LwwRecordState, OrSetState, ReplicaId, Stamp, Value } from '../types'
 import type { Predicate, Shape } from '../query/types'
 import { isErrorCode, type ErrorCode, type SerializedError } from '../errors'
+import { KEY_LIMITS } from '../keys'
+import { isWellFormed } from '../unicode'
 
 /** Protocol versions this build speaks, newest last. `hello` negotiates the highest common one. */
 export const PROTOCOL_VERSIONS = [1] as const
@@ -44,8 +46,8 @@ export const PROTOCOL_VERSION = 1
 /** Numbers the limits of one frame's content (the codec enforces byte/depth/element limits). */
 export const MESSAGE_LIMITS = {
   maxChangesPerFrame: 10_000,
-  maxKeyLength: 1024,
-  maxMapNameLength: 256,
+  maxKeyLength: KEY_LIMITS.maxKeyLength,
+  maxMapNameLength: KEY_LIMITS.maxMapNameLength,
   maxNodesPerFrame: 4096,
   maxKeysPerFrame: 50_000,
 } as const
@@ -54,11 +56,14 @@ export const MESSAGE_LIMITS = {
 const value = z.custom<Value>((v) => v !== undefined, { message: 'a value is required (null is a value; undefined is not)' })
 const stamp = z.string().min(1).max(512) as unknown as z.ZodType<Stamp>
 const replicaId = z.string().min(1).max(128) as unknown as z.ZodType<ReplicaId>
-const key = z.string().max(MESSAGE_LIMITS.maxKeyLength)
-const mapName = z.string().min(1).max(MESSAGE_LIMITS.maxMapNameLength)
+// Keys, map names and field names must be well-formed (see `unicode.ts`); the same rule as the write API's `assertKey`/`assertMapName`.
+const wellFormed = { message: 'must be well-formed text (no lone surrogate)' }
+const key = z.string().max(MESSAGE_LIMITS.maxKeyLength).refine(isWellFormed, wellFormed)
+const mapName = z.string().min(1).max(MESSAGE_LIMITS.maxMapNameLength).refine(isWellFormed, wellFormed)
+const fieldName = z.string().refine(isWellFormed, wellFormed)
 const count = z.number().int().nonnegative()
 
-const fieldEntry = z.tuple([z.string(), value, stamp]) as unknown as z.ZodType<FieldEntry>
+const fieldEntry = z.tuple([fieldName, value, stamp]) as unknown as z.ZodType<FieldEntry>
 const lwwState: z.ZodType<LwwRecordState> = z.object({ fields: z.array(fieldEntry).max(10_000), deleted: stamp.nullable() })
 const orState: z.ZodType<OrSetState> = z.object({
   adds: z.array(z.tuple([stamp, value])).max(100_000),

@@ -1,5 +1,6 @@
 /**
- * Checks one incoming change before it is merged: values are storable, every stamp
+ * Checks one incoming change before it is merged: its map name, key, field names and
+ * values follow core's rules (well-formed text, depth), values are storable, every stamp
  * decodes and is within `maxDrift` of the relay's clock, and the change does not forge
  * other replicas' writes.
  *
@@ -13,6 +14,9 @@
 import {
   ForbiddenError,
   InvalidValueError,
+  assertFieldName,
+  assertKey,
+  assertMapName,
   assertValue,
   valuesEqual,
   type Change,
@@ -44,12 +48,16 @@ function forged(change: Change, what: string): ForbiddenError {
 /** Throws a typed error when `change` may not be merged; see the module comment. */
 export function checkChange(change: Change, context: ChangeContext): void {
   const { clock, replicaId } = context
+  // The same key and value rules as the write API (core), so nothing a raw client sends is stored differently than written.
+  assertMapName(change.map)
+  assertKey(change.key)
   const where = `${change.map}/${change.key.slice(0, 64)}`
   switch (change.kind) {
     case 'lww': {
       const state = change.state
       const current = context.current as LwwRecordState | undefined
       for (const [name, value, stamp] of state.fields) {
+        assertFieldName(name, where)
         assertValue(value, `${where}.${name.slice(0, 64)}`)
         if (clock.checkRemote(stamp).replica !== replicaId) {
           const mine = current?.fields.find((entry) => entry[0] === name)

@@ -1,0 +1,78 @@
+/**
+ * Heartbeats with a deadline. Every `intervalMs` the relay pings each session's peer
+ * (a WebSocket ping, which browsers and `ws` answer by themselves; a comment line on an
+ * HTTP fallback event stream), and a session that has been silent — no frame, no pong —
+ * for two intervals is terminated with {@link CLOSE.HEARTBEAT_TIMEOUT}. The sweep runs
+ * every half interval, so a dead peer is dropped between 2 and 2.5 intervals after it was
+ * last heard from. A session the relay itself stopped reading (flow control) is not
+ * silent: it is not expired while paused.
+ *
+ * Silence is measured on a monotonic clock, not the relay's injectable wall clock, so a
+ * test (or an NTP step) moving the wall clock never expires live sessions.
+ */
+import { performance } from 'node:perf_hooks'
+import { CLOSE } from './session'
+
+/** What the heartbeat needs of a session. */
+export interface HeartbeatTarget {
+  /** Monotonic ms (`performance.now()`) when the peer was last heard from. */
+  readonly lastHeard: number
+  /** True while the relay is not reading this peer (its frames wait in the socket). */
+  readonly paused: boolean
+  /** True once closed. */
+  readonly closed: boolean
+  /** Sends a transport-level ping. */
+  ping(): void
+  /** Closes with a code and reason. */
+  close(code: number, reason: string): void
+}
+
+/** The monotonic clock liveness is measured on. */
+export function monotonicNow(): number {
+  return performance.now()
+}
+
+/** Pings and expires the sessions `targets()` returns; see the module comment. */
+export class Heartbeat {
+  readonly #intervalMs: number
+  readonly #targets: () => Iterable<HeartbeatTarget>
+  readonly #onTick: () => void
+  #timer: ReturnType<typeof setInterval> | undefined
+  #tick = 0
+
+  constructor(options: { intervalMs: number; targets: () => Iterable<HeartbeatTarget>; onTick?: () => void }) {
+    this.#intervalMs = options.intervalMs
+    this.#targets = options.targets
+    this.#onTick = options.onTick ?? (() => undefined)
+  }
+
+  /** Starts the sweep (unref'd: it never keeps the process alive). */
+  start(): void {
+    if (this.#timer !== undefined) return
+    this.#timer = setInterval(() => this.sweep(), Math.max(5, Math.floor(this.#intervalMs / 2)))
+    this.#timer.unref()
+  }
+
+  /** Stops the sweep. */
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#timer = undefined
+  }
+
+  /** One sweep: expire the silent, ping the rest every other sweep (once per interval). */
+  sweep(): void {
+    const now = monotonicNow()
+    const ping = this.#tick++ % 2 === 0
+    const deadline = 2 * this.#intervalMs
+    for (const target of [...this.#targets()]) {
+      if (target.closed || target.paused) continue
+      const silent = now - target.lastHeard
+      if (silent >= deadline) {
+        target.close(CLOSE.HEARTBEAT_TIMEOUT, `heartbeat timeout: nothing received for ${Math.round(silent)} ms (limit ${deadline} ms)`)
+      } else if (ping) {
+        target.ping()
+      }
+    }
+    this.#onTick()
+  }
+}
