@@ -154,7 +154,7 @@ const OPS_PER_FRAME = 500
 /** Default retry interval for sent, unacknowledged ops. */
 const DEFAULT_RETRY_MS = 10_000
 /** Default keep-alive interval: a healthy connection carries a frame at least this often. */
-const DEFAULT_PING_MS = 5_000
+export const DEFAULT_PING_MS = 5_000
 /** Default silence (ms) after which a connection is dead: detection within this plus one second, reconnection right after. */
 export const DEFAULT_DEAD_MS = 10_000
 /** Default time (ms) a reply the relay owes may make no progress before the session restarts. */
