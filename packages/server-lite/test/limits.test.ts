@@ -167,3 +167,43 @@ describe('flow control of slices', () => {
     expect(keys.size).toBe(3_000)
   })
 })
+
+describe('a slice beyond what one send buffer holds', () => {
+  it('streams 200,000 records (about 80 MB) to a crediting client with the relay send buffer bounded', async () => {
+    const store = new MemoryStore()
+    const N = 200_000
+    const stamp = '0000000001-0000-seed' as never
+    await store.commit({ meta: [{ key: 'kind:big', value: 'lww' }] })
+    for (let i = 0; i < N; i += 20_000) {
+      await store.commit({ puts: Array.from({ length: 20_000 }, (_, j) => ({ collection: 'm:big', key: `k${String(i + j).padStart(7, '0')}`, value: { fields: [['body', text(380), stamp]], deleted: null } })) })
+    }
+    const r = await relay(undefined, store)
+    const { client } = await connect(r.url, { window: 4 * 1024 * 1024 })
+    let credited = 0
+    let peakUnpaid = 0
+    let received = 0
+    client.ws.on('message', (data: Buffer) => {
+      received += data.length
+      peakUnpaid = Math.max(peakUnpaid, received - credited)
+    })
+    const started = Date.now()
+    client.send({ type: 'subscribe', sub: 1, shape: { map: 'big' } })
+    const timer = setInterval(() => {
+      const owed = client.messages.reduce((sum, m, i) => (m.type === 'changes' && m.paced === true ? sum + (client.frameSizes[i] as number) : sum), 0) - credited
+      if (owed > 0) {
+        client.send({ type: 'credit', bytes: owed })
+        credited += owed
+      }
+    }, 5)
+    try {
+      await client.waitAny((m) => m.type === 'synced' && m.sub === 1, 120_000)
+    } finally {
+      clearInterval(timer)
+    }
+    const records = client.all<ChangesMessage>((m) => m.type === 'changes').reduce((sum, m) => sum + m.changes.length, 0)
+    console.log(`[figure] slice of ${N} records, ${(client.bytesReceived / 1024 / 1024).toFixed(1)} MiB in ${client.messages.length} frames, ${Date.now() - started} ms; peak unpaid ${(peakUnpaid / 1024 / 1024).toFixed(2)} MiB`)
+    expect(records).toBe(N)
+    // Never more than the window (plus one frame) ahead of the client's credit.
+    expect(peakUnpaid).toBeLessThanOrEqual(4 * 1024 * 1024 + 1024 * 1024 + 64 * 1024)
+  }, 180_000)
+})
