@@ -9,7 +9,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { importUserModule } from './load-module'
 import { z } from 'zod'
 import { ConfigError, type Predicate } from '@outpost/core'
 
@@ -254,8 +254,8 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
     if (path.endsWith('.json')) {
       loaded = JSON.parse(await readFile(path, 'utf8'))
     } else {
-      const module = (await import(pathToFileURL(path).href)) as { default?: unknown }
-      loaded = module.default ?? module
+      const module = await importUserModule(path)
+      loaded = module['default'] ?? module
     }
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error)

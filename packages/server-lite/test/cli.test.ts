@@ -6,13 +6,12 @@
  * code 1 and a message naming each bad field.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { TestClient, tempDir } from './helpers/client'
 import { update } from './helpers/changes'
 import { LocalShape } from './helpers/replica'
+import { RELAY_NODE_ARGS } from './helpers/relay-command'
 
-const BIN = fileURLToPath(new URL('../bin/outpost-server.js', import.meta.url))
 const children: ChildProcess[] = []
 const dirs: { remove: () => void }[] = []
 afterEach(() => {
@@ -21,7 +20,7 @@ afterEach(() => {
 })
 
 function run(args: string[], env: Record<string, string> = {}): { child: ChildProcess; stdout: () => string; stderr: () => string; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...RELAY_NODE_ARGS, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   children.push(child)
   let out = ''
   let err = ''

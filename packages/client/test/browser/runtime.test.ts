@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { createServer, type ViteDevServer } from 'vite'
 import { createRelay, type Relay } from '@outpost/server-lite'
+import { sourceResolution } from '../../../../scripts/source-conditions'
 
 const CHROMIUM = '/usr/bin/chromium'
 const here = dirname(fileURLToPath(import.meta.url))
@@ -40,6 +41,7 @@ beforeAll(async () => {
   relay = await createRelay({ port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent' })
   vite = await createServer({
     configFile: false,
+    ...sourceResolution,
     root: join(here, 'page'),
     logLevel: 'warn',
     clearScreen: false,
