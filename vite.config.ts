@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config'
-import { sourceResolution } from './scripts/source-conditions'
+import { sourceResolution } from './scripts/source-conditions.ts'
 
 /**
  * One vitest project per package. Each package keeps its tests in `test/`; browser

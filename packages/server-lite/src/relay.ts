@@ -21,12 +21,14 @@ import { parseConfig, type RelayConfig, type RelayConfigInput } from './config'
 import { createLogger } from './logger'
 import { createMetrics, type RelayMetrics } from './metrics'
 import type { RelayContext } from './relay-context'
-import { CLOSE, Session, type SessionTransport } from './session'
+import { CLOSE, ConnectionLog } from './connection-log'
+import { Session, type SessionTransport } from './session'
 import { LmdbStore } from './store/lmdb-store'
 import { SyncService } from './sync/sync-service'
 import { FunctionService, checkFunctions, loadFunctions, type RelayFunctions } from './primitives/functions'
 import { LockService } from './primitives/locks'
 import { TopicHub } from './primitives/topics'
+import { relayVersion } from './version'
 import type { Principal } from './auth/jwt'
 
 /** Lifecycle states of a relay. */
@@ -80,6 +82,7 @@ const MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 /** The HTTP fallback's transport: the first frame answers the hello POST, the rest go to the event stream. */
 class HttpTransport implements SessionTransport {
   readonly kind = 'http'
+  readonly remote: string | undefined
   capture: ((frame: Uint8Array) => void) | undefined
   stream: ServerResponse | undefined
   readonly queue: Uint8Array[] = []
@@ -87,8 +90,9 @@ class HttpTransport implements SessionTransport {
   closed: { code: number; reason: string } | undefined
   onClose: (() => void) | undefined
 
-  constructor(now: number) {
+  constructor(now: number, remote: string | undefined) {
     this.lastSeen = now
+    this.remote = remote
   }
 
   send(frame: Uint8Array): void {
@@ -171,10 +175,12 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const httpSessions = new Map<string, { session: Session; transport: HttpTransport }>()
   const perSubject = new Map<string, number>()
 
+  const connections = new ConnectionLog(logger, metrics, now)
   const context: RelayContext = {
     config,
     logger,
     metrics,
+    connections,
     auth,
     rules,
     sync,
@@ -207,12 +213,15 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   }
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxFrameBytes })
+  const socketSessions = new WeakMap<WebSocket, Session>()
   // Heartbeat: a socket that misses a whole interval of pings is dead (laptop lid closed, NAT dropped it).
   const alive = new WeakMap<WebSocket, boolean>()
   const heartbeat = setInterval(() => {
     for (const socket of wss.clients) {
       if (alive.get(socket) === false) {
-        socket.terminate()
+        const session = socketSessions.get(socket)
+        if (session !== undefined) session.close(CLOSE.HEARTBEAT, `missed heartbeats (no pong within ${HEARTBEAT_MS / 1000} s)`)
+        else socket.terminate()
         continue
       }
       alive.set(socket, false)
@@ -220,30 +229,40 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     }
   }, HEARTBEAT_MS)
   heartbeat.unref()
-  wss.on('connection', (socket: WebSocket) => {
+  wss.on('connection', (socket: WebSocket, req: IncomingMessage) => {
+    let session: Session | undefined
     const transport: SessionTransport = {
       kind: 'ws',
+      remote: req.socket.remoteAddress,
       send(frame) {
         if (socket.readyState !== socket.OPEN) return
         if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
-          socket.close(CLOSE.POLICY, 'consumer too slow')
+          session?.close(CLOSE.SLOW_CONSUMER, `consumer too slow: over ${MAX_BUFFERED_BYTES / 1024 / 1024} MiB unsent`)
           return
         }
         socket.send(frame)
       },
       close(code, reason) {
-        if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, reason)
+        // A peer that stopped answering pings would not answer a close handshake either.
+        if (code === CLOSE.HEARTBEAT) socket.terminate()
+        else if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, reason)
       },
     }
-    const session = newSession(transport)
+    session = newSession(transport)
+    const current = session
+    socketSessions.set(socket, current)
     alive.set(socket, true)
     socket.on('pong', () => alive.set(socket, true))
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
       const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
-      session.receive(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length))
+      current.receive(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length))
     })
-    socket.on('close', () => session.dispose())
-    socket.on('error', (error) => logger.debug({ err: error }, 'websocket error'))
+    socket.on('close', (code: number, reason: Buffer) => current.dispose({ code, reason: reason.toString('utf8') }))
+    socket.on('error', (error: Error & { code?: string }) => {
+      // ws closes an oversized frame's socket itself (1009) and reports 1006 locally: keep the real cause.
+      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') current.close(CLOSE.TOO_BIG, `frame larger than limits.maxFrameBytes (${config.limits.maxFrameBytes} bytes)`)
+      else logger.debug({ err: error, session: current.id }, 'websocket error')
+    })
   })
 
   const ready = (): boolean => state === 'ready' && sync.storeHealthy
@@ -289,7 +308,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
       res.writeHead(503).end('relay is not accepting sessions')
       return
     }
-    const transport = new HttpTransport(now())
+    const transport = new HttpTransport(now(), req.socket.remoteAddress)
     let reply: Uint8Array | undefined
     transport.capture = (f) => {
       reply = f
@@ -429,6 +448,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   })
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (state !== 'ready') {
+      connections.refusedUpgrade(req.socket.remoteAddress, `relay is ${state}`)
       socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n')
       return
     }
@@ -446,12 +466,12 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const port = (server.address() as AddressInfo).port
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
   state = 'ready'
-  logger.info({ port, host: config.host, url: `ws://${host}:${port}`, dataDir: config.dataDir }, 'listening')
+  logger.info({ port, host: config.host, url: `ws://${host}:${port}`, dataDir: config.dataDir, version: relayVersion() }, 'listening')
 
   const idleTimer = setInterval(() => {
     const cutoff = now() - HTTP_IDLE_MS
     for (const { session, transport } of httpSessions.values()) {
-      if (transport.stream === undefined && transport.lastSeen < cutoff) session.close(CLOSE.POLICY, 'idle HTTP session')
+      if (transport.stream === undefined && transport.lastSeen < cutoff) session.close(CLOSE.ABNORMAL, `HTTP session idle for ${HTTP_IDLE_MS / 1000} s (the client is gone)`)
     }
   }, 15_000)
   idleTimer.unref()

@@ -18,7 +18,9 @@
  *
  * Close codes: 4000 protocol version, 4001 unauthenticated, 4002 hello expected,
  * 4003 token expired, 4004 replica bound to another user, 4008 limits (rate, connections),
- * 1008 repeated bad frames, 1012 relay restarting.
+ * 4010 no hello in time, 1008 repeated bad frames, 1012 relay restarting (the full table,
+ * with how each is logged and counted, is in connection-log.ts). Every session reports its
+ * open and its end, with the cause, to the relay's {@link ConnectionLog}.
  */
 import {
   AuthError,
@@ -62,6 +64,7 @@ import {
 import type { Principal } from './auth/jwt'
 import type { MapAccess } from './auth/rules'
 import type { RelayContext } from './relay-context'
+import { CLOSE, type CloseCause } from './connection-log'
 import { TokenBucket } from './rate-limiter'
 import { kindMetaKey, storeCollection } from './sync/collection'
 import type { ShapeView } from './sync/shape-view'
@@ -73,6 +76,8 @@ import { checkChange } from './sync/validate-change'
 export interface SessionTransport {
   /** `'ws'` or `'http'` (logs and metrics). */
   readonly kind: 'ws' | 'http'
+  /** The peer's address, for logs. */
+  readonly remote?: string | undefined
   /** Sends one frame (a server message). */
   send(frame: Uint8Array): void
   /** Closes the connection with a code and a short reason. */
@@ -81,20 +86,6 @@ export interface SessionTransport {
 
 /** Session states; see the module diagram. */
 export type SessionState = 'awaiting-hello' | 'open' | 'closed'
-
-/** Close codes the relay uses. */
-export const CLOSE = {
-  PROTOCOL_VERSION: 4000,
-  UNAUTHENTICATED: 4001,
-  HELLO_EXPECTED: 4002,
-  TOKEN_EXPIRED: 4003,
-  FORBIDDEN: 4004,
-  LIMIT: 4008,
-  POLICY: 1008,
-  TOO_BIG: 1009,
-  INTERNAL: 1011,
-  RESTART: 1012,
-} as const
 
 /** Most records, and roughly most bytes, in one `changes` frame of a slice or reconciliation. */
 const SLICE_RECORDS = 2_000
@@ -124,6 +115,9 @@ export class Session implements Caller {
   #replicaId = ''
   #bucket: TokenBucket
   #expiry: ReturnType<typeof setTimeout> | undefined
+  #helloTimer: ReturnType<typeof setTimeout> | undefined
+  /** Why the relay closed this session, once it decided to (logged when the transport is gone). */
+  #closeCause: CloseCause | undefined
   readonly #subs = new Map<number, Subscription>()
   readonly #access = new Map<string, MapAccess>()
   /** `map \0 key` pairs the relay asked for with `push` (foreign stamps allowed once). */
@@ -135,6 +129,23 @@ export class Session implements Caller {
     this.#transport = transport
     this.#bucket = new TokenBucket(context.config.limits.opsPerSecond, context.config.limits.opsBurst, context.now)
     context.metrics.connections.inc()
+    context.connections.connected(this)
+    // A connection that never says hello would hold its slot forever.
+    const helloTimeoutMs = context.config.limits.helloTimeoutMs
+    this.#helloTimer = setTimeout(() => {
+      if (this.#state === 'awaiting-hello') this.close(CLOSE.HELLO_TIMEOUT, `no hello within ${helloTimeoutMs} ms of connecting`)
+    }, helloTimeoutMs)
+    this.#helloTimer.unref?.()
+  }
+
+  /** `'ws'` or `'http'`. */
+  get transport(): 'ws' | 'http' {
+    return this.#transport.kind
+  }
+
+  /** The peer's address, when the transport knows it. */
+  get remote(): string | undefined {
+    return this.#transport.remote
   }
 
   /** The current state. */
@@ -222,15 +233,21 @@ export class Session implements Caller {
   /** Closes the session (idempotent) and releases everything it holds. */
   close(code: number, reason: string): void {
     if (this.#state === 'closed') return
+    this.#closeCause ??= { code, reason }
     this.#transport.close(code, truncateReason(reason))
     this.dispose()
   }
 
-  /** Releases the session after its transport closed (idempotent). */
-  dispose(): void {
+  /**
+   * Releases the session after its transport closed (idempotent). `cause` is what the
+   * transport saw (the client's close code and reason); a close the relay decided on
+   * first is reported with the relay's cause instead.
+   */
+  dispose(cause: CloseCause = { code: CLOSE.ABNORMAL, reason: '' }): void {
     if (this.#state === 'closed') return
     const wasOpen = this.#state === 'open'
     this.#state = 'closed'
+    clearTimeout(this.#helloTimer)
     if (this.#expiry !== undefined) clearTimeout(this.#expiry)
     for (const sub of this.#subs.values()) this.#drop(sub)
     this.#subs.clear()
@@ -240,6 +257,7 @@ export class Session implements Caller {
     }
     this.#context.metrics.connections.dec()
     this.#context.sessionClosed(this, wasOpen ? this.#principal?.subject : undefined)
+    this.#context.connections.closed(this, this.#closeCause ?? cause, wasOpen)
   }
 
   #unexpected(error: unknown): void {
@@ -391,6 +409,7 @@ export class Session implements Caller {
     }
     if (this.#state !== 'open') return
     this.#replicaId = message.replicaId
+    clearTimeout(this.#helloTimer)
     this.#armExpiry()
     const now = context.now()
     const horizonMs = context.config.tombstoneHorizonMs
@@ -402,6 +421,7 @@ export class Session implements Caller {
       horizonMs,
       resync: message.lastSyncAt !== undefined && now - message.lastSyncAt > horizonMs,
     })
+    context.connections.opened(this, { version })
   }
 
   #armExpiry(): void {
