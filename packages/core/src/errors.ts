@@ -45,6 +45,11 @@ export type ErrorDetails = Readonly<Record<string, unknown>>
 
 /** The root of every error Outpost raises on purpose. `code` is stable; `message` says what to do. */
 export class OutpostError extends Error {
+  /**
+   * The class name, written out in every class: a minifier renames classes, so
+   * `constructor.name` would read `_e` in a production build.
+   */
+  override readonly name: string = 'OutpostError'
   readonly code: ErrorCode
   readonly details: ErrorDetails | undefined
 
@@ -52,7 +57,6 @@ export class OutpostError extends Error {
     super(message, options)
     this.code = code
     this.details = details
-    this.name = new.target.name
   }
 }
 
@@ -62,6 +66,7 @@ export class OutpostError extends Error {
  * clock can correct its offset instead of being locked out.
  */
 export class ClockDriftError extends OutpostError {
+  override readonly name = 'ClockDriftError'
   readonly receiverTime: number
   constructor(message: string, receiverTime: number, details?: ErrorDetails) {
     super('CLOCK_DRIFT', message, { ...details, receiverTime })
@@ -71,6 +76,7 @@ export class ClockDriftError extends OutpostError {
 
 /** A record, field value or key that Outpost cannot store or send (e.g. a function, `undefined` at top level, a cycle). */
 export class InvalidValueError extends OutpostError {
+  override readonly name = 'InvalidValueError'
   constructor(message: string, details?: ErrorDetails) {
     super('INVALID_VALUE', message, details)
   }
@@ -78,6 +84,7 @@ export class InvalidValueError extends OutpostError {
 
 /** A key that is not a string, or is longer than the limit. */
 export class InvalidKeyError extends OutpostError {
+  override readonly name = 'InvalidKeyError'
   constructor(message: string, details?: ErrorDetails) {
     super('INVALID_KEY', message, details)
   }
@@ -85,6 +92,7 @@ export class InvalidKeyError extends OutpostError {
 
 /** A malformed `where` predicate; `details.path` points at the offending node (e.g. `and[1].eq`). */
 export class PredicateError extends OutpostError {
+  override readonly name = 'PredicateError'
   constructor(message: string, details?: ErrorDetails) {
     super('INVALID_PREDICATE', message, details)
   }
@@ -92,6 +100,7 @@ export class PredicateError extends OutpostError {
 
 /** A malformed query or shape (`orderBy`, `limit`, `fields`, `map`). */
 export class QueryError extends OutpostError {
+  override readonly name = 'QueryError'
   constructor(message: string, details?: ErrorDetails) {
     super('INVALID_QUERY', message, details)
   }
@@ -99,6 +108,7 @@ export class QueryError extends OutpostError {
 
 /** A write rejected by the map's Standard Schema validator before anything was stored. `details.issues` lists why. */
 export class SchemaValidationError extends OutpostError {
+  override readonly name = 'SchemaValidationError'
   constructor(message: string, details?: ErrorDetails) {
     super('SCHEMA_VALIDATION', message, details)
   }
@@ -106,6 +116,7 @@ export class SchemaValidationError extends OutpostError {
 
 /** A frame larger than the negotiated maximum; nothing of it was decoded. */
 export class FrameTooLargeError extends OutpostError {
+  override readonly name = 'FrameTooLargeError'
   constructor(message: string, details?: ErrorDetails) {
     super('FRAME_TOO_LARGE', message, details)
   }
@@ -113,6 +124,7 @@ export class FrameTooLargeError extends OutpostError {
 
 /** A frame that breaks a decoding limit (nesting depth, element count, a length header that lies). */
 export class DecodeLimitError extends OutpostError {
+  override readonly name = 'DecodeLimitError'
   constructor(message: string, details?: ErrorDetails) {
     super('DECODE_LIMIT', message, details)
   }
@@ -120,6 +132,7 @@ export class DecodeLimitError extends OutpostError {
 
 /** A frame that is not valid msgpack, or uses a type Outpost does not accept. */
 export class DecodeError extends OutpostError {
+  override readonly name = 'DecodeError'
   constructor(message: string, details?: ErrorDetails) {
     super('DECODE_FAILED', message, details)
   }
@@ -127,6 +140,7 @@ export class DecodeError extends OutpostError {
 
 /** A decoded frame that is not a valid protocol message. `details.issues` says which field. */
 export class InvalidMessageError extends OutpostError {
+  override readonly name = 'InvalidMessageError'
   constructor(message: string, details?: ErrorDetails) {
     super('INVALID_MESSAGE', message, details)
   }
@@ -134,6 +148,7 @@ export class InvalidMessageError extends OutpostError {
 
 /** The two sides share no protocol version. `details.supported` lists the receiver's versions. */
 export class ProtocolVersionError extends OutpostError {
+  override readonly name = 'ProtocolVersionError'
   constructor(message: string, details?: ErrorDetails) {
     super('PROTOCOL_VERSION', message, details)
   }
@@ -141,6 +156,7 @@ export class ProtocolVersionError extends OutpostError {
 
 /** No token, or a token that failed verification (signature, algorithm, `aud`, `iss`, `nbf`). */
 export class AuthError extends OutpostError {
+  override readonly name = 'AuthError'
   constructor(message: string, details?: ErrorDetails) {
     super('UNAUTHENTICATED', message, details)
   }
@@ -148,6 +164,7 @@ export class AuthError extends OutpostError {
 
 /** The token expired; the client should call its `auth` callback for a fresh one and reconnect. */
 export class TokenExpiredError extends OutpostError {
+  override readonly name = 'TokenExpiredError'
   constructor(message: string, details?: ErrorDetails) {
     super('TOKEN_EXPIRED', message, details)
   }
@@ -155,6 +172,7 @@ export class TokenExpiredError extends OutpostError {
 
 /** The caller's rules do not allow this read, write, publish or lock. */
 export class ForbiddenError extends OutpostError {
+  override readonly name = 'ForbiddenError'
   constructor(message: string, details?: ErrorDetails) {
     super('FORBIDDEN', message, details)
   }
@@ -162,6 +180,7 @@ export class ForbiddenError extends OutpostError {
 
 /** The caller sent more than its rate limit allows; `details.retryAfterMs` says when to try again. */
 export class RateLimitError extends OutpostError {
+  override readonly name = 'RateLimitError'
   constructor(message: string, details?: ErrorDetails) {
     super('RATE_LIMITED', message, details)
   }
@@ -169,6 +188,7 @@ export class RateLimitError extends OutpostError {
 
 /** The subject already holds the maximum number of connections. */
 export class TooManyConnectionsError extends OutpostError {
+  override readonly name = 'TooManyConnectionsError'
   constructor(message: string, details?: ErrorDetails) {
     super('TOO_MANY_CONNECTIONS', message, details)
   }
@@ -176,6 +196,7 @@ export class TooManyConnectionsError extends OutpostError {
 
 /** A store operation failed; what was committed before it is intact. */
 export class StoreError extends OutpostError {
+  override readonly name = 'StoreError'
   constructor(message: string, details?: ErrorDetails, options?: { cause?: unknown }) {
     super('STORE_FAILED', message, details, options)
   }
@@ -183,6 +204,7 @@ export class StoreError extends OutpostError {
 
 /** The store was closed; open a new one. */
 export class StoreClosedError extends OutpostError {
+  override readonly name = 'StoreClosedError'
   constructor(message: string, details?: ErrorDetails) {
     super('STORE_CLOSED', message, details)
   }
@@ -190,6 +212,7 @@ export class StoreClosedError extends OutpostError {
 
 /** The browser refused to store more (storage quota). Committed data is intact; free space or ask for persistent storage. */
 export class QuotaExceededError extends OutpostError {
+  override readonly name = 'QuotaExceededError'
   constructor(message: string, details?: ErrorDetails, options?: { cause?: unknown }) {
     super('QUOTA_EXCEEDED', message, details, options)
   }
@@ -197,6 +220,7 @@ export class QuotaExceededError extends OutpostError {
 
 /** An operation did not finish in time (e.g. a call into a worker that died). */
 export class TimeoutError extends OutpostError {
+  override readonly name = 'TimeoutError'
   constructor(message: string, details?: ErrorDetails) {
     super('TIMEOUT', message, details)
   }
@@ -204,6 +228,7 @@ export class TimeoutError extends OutpostError {
 
 /** The worker that owns the data is gone and could not be restarted. */
 export class WorkerUnavailableError extends OutpostError {
+  override readonly name = 'WorkerUnavailableError'
   constructor(message: string, details?: ErrorDetails) {
     super('WORKER_UNAVAILABLE', message, details)
   }
@@ -211,6 +236,7 @@ export class WorkerUnavailableError extends OutpostError {
 
 /** The operation needs the relay (locks, entry processors) and the client is offline. */
 export class OfflineError extends OutpostError {
+  override readonly name = 'OfflineError'
   constructor(message: string, details?: ErrorDetails) {
     super('OFFLINE', message, details)
   }
@@ -218,6 +244,7 @@ export class OfflineError extends OutpostError {
 
 /** A lock could not be acquired in time, or a lease was lost or is stale. */
 export class LockError extends OutpostError {
+  override readonly name = 'LockError'
   constructor(message: string, details?: ErrorDetails) {
     super('LOCK_FAILED', message, details)
   }
@@ -225,6 +252,7 @@ export class LockError extends OutpostError {
 
 /** A server-side entry processor threw; nothing was changed. */
 export class ProcessorError extends OutpostError {
+  override readonly name = 'ProcessorError'
   constructor(message: string, details?: ErrorDetails) {
     super('PROCESSOR_FAILED', message, details)
   }
@@ -232,6 +260,7 @@ export class ProcessorError extends OutpostError {
 
 /** A named thing (processor, shape, lock) does not exist. */
 export class NotFoundError extends OutpostError {
+  override readonly name = 'NotFoundError'
   constructor(message: string, details?: ErrorDetails) {
     super('NOT_FOUND', message, details)
   }
@@ -239,6 +268,7 @@ export class NotFoundError extends OutpostError {
 
 /** Configuration that failed validation at start; `details.issues` lists what to fix. */
 export class ConfigError extends OutpostError {
+  override readonly name = 'ConfigError'
   constructor(message: string, details?: ErrorDetails) {
     super('CONFIG_INVALID', message, details)
   }
@@ -246,6 +276,7 @@ export class ConfigError extends OutpostError {
 
 /** The relay is draining; reconnect (to another node). */
 export class ShuttingDownError extends OutpostError {
+  override readonly name = 'ShuttingDownError'
   constructor(message: string, details?: ErrorDetails) {
     super('SHUTTING_DOWN', message, details)
   }
@@ -253,6 +284,7 @@ export class ShuttingDownError extends OutpostError {
 
 /** A bug: something that should not happen did. The message carries what is known. */
 export class InternalError extends OutpostError {
+  override readonly name = 'InternalError'
   constructor(message: string, details?: ErrorDetails, options?: { cause?: unknown }) {
     super('INTERNAL', message, details, options)
   }
