@@ -25,6 +25,8 @@ export function packageBuild({ entry, platform }: PackageBuild): UserConfig {
     unbundle: true,
     fixedExtension: false,
     sourcemap: true,
+    // The maps point into the shipped src/, so they need not carry a second copy of it.
+    outputOptions: { sourcemapExcludeSources: true },
     dts: { sourcemap: true },
     tsconfig: 'tsconfig.json',
     // Nothing from node_modules is bundled: a package that imports an undeclared dependency fails the build.
