@@ -1,4 +1,8 @@
-/** @outpost/server-lite: the Outpost relay on the embedded LMDB store. */
+/**
+ * @outpost/server-lite: the Outpost relay on the embedded LMDB store.
+ *
+ * @module @outpost/server-lite
+ */
 export { createRelay } from './relay'
 export type { Relay, RelayOptions, RelayState } from './relay'
 export { loadConfig, parseConfig, parseFlags, relayConfigSchema, CLI_HELP, CLI_OPTIONS, DEFAULT_ALGORITHMS } from './config'

@@ -1,4 +1,8 @@
-/** `@outpost/worker`: the engine that owns the data in the browser, and its worker hosts. */
+/**
+ * `@outpost/worker`: the engine that owns the data in the browser, and its worker hosts.
+ *
+ * @module @outpost/worker
+ */
 export { createEngine, REMOTE_FLUSH_RECORDS, REMOTE_FLUSH_DELAY_MS, REMOTE_FLUSH_MAX_WAIT_MS } from './engine'
 export type { CreateEngineOptions, Engine } from './engine'
 export { exposeEngine, createTabApi, AUTH_PROVIDER_TIMEOUT_MS } from './expose'

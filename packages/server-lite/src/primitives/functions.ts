@@ -113,7 +113,7 @@ export interface RelayFunctions {
 
 /**
  * Loads a functions module (`.js`/`.mjs`, or `.ts` where Node has a TypeScript loader:
- * see {@link importUserModule}) and checks its exports; throws {@link ConfigError} saying
+ * see load-module.ts) and checks its exports; throws {@link ConfigError} saying
  * what is wrong.
  */
 export async function loadFunctions(path: string): Promise<RelayFunctions> {
