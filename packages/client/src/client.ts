@@ -203,6 +203,13 @@ export function createClient(options: ClientOptions): OutpostClient {
         {
           publish: (message) => session.call('publishTopic', name, clientId, message),
           subscribe: (listener, onError, onStarted) => subscribeTopic(session, clientId, name, listener, onError, onStarted),
+          onLive: (listener) => {
+            let previous = status.get().connection
+            return status.subscribe((next) => {
+              if (next.connection === 'live' && previous !== 'live') listener()
+              previous = next.connection
+            })
+          },
         },
         state,
         `${clientId}:${nextMember++}`,
