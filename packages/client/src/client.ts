@@ -113,7 +113,12 @@ export interface OutpostClient {
 export function createClient(options: ClientOptions): OutpostClient {
   const mode =
     options.mode === undefined || options.mode === 'auto' ? (options.worker || options.connect ? 'shared-worker' : detectMode()) : options.mode
-  const engineOptions: EngineOptions = options.url === undefined ? { name: options.name, mode } : { name: options.name, mode, url: options.url }
+  const engineOptions: EngineOptions = {
+    name: options.name,
+    mode,
+    ...(options.url === undefined ? {} : { url: options.url }),
+    ...(options.auth === undefined ? {} : { authRequired: true }),
+  }
   const transport = createTransport(mode, engineOptions, options)
   const session = new EngineSession(transport, {
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,

@@ -13,6 +13,7 @@
 export type ErrorCode =
   | 'CLOCK_DRIFT'
   | 'INVALID_VALUE'
+  | 'VALUE_TOO_LARGE'
   | 'INVALID_KEY'
   | 'INVALID_PREDICATE'
   | 'INVALID_QUERY'
@@ -79,6 +80,17 @@ export class InvalidValueError extends OutpostError {
   override readonly name = 'InvalidValueError'
   constructor(message: string, details?: ErrorDetails) {
     super('INVALID_VALUE', message, details)
+  }
+}
+
+/**
+ * A write whose change, or the record it would produce, could never be sent or stored
+ * within the relay's limits (frame bytes, elements per frame). Nothing was stored.
+ * `details` names the limit (`limitBytes` or `limitElements`) and the size found.
+ */
+export class ValueTooLargeError extends OutpostError {
+  constructor(message: string, details?: ErrorDetails) {
+    super('VALUE_TOO_LARGE', message, details)
   }
 }
 
@@ -302,6 +314,7 @@ type ErrorFactory = (message: string, details: ErrorDetails | undefined) => Outp
 const factories: { readonly [C in ErrorCode]: ErrorFactory } = {
   CLOCK_DRIFT: (m, d) => new ClockDriftError(m, typeof d?.['receiverTime'] === 'number' ? d['receiverTime'] : 0, d),
   INVALID_VALUE: (m, d) => new InvalidValueError(m, d),
+  VALUE_TOO_LARGE: (m, d) => new ValueTooLargeError(m, d),
   INVALID_KEY: (m, d) => new InvalidKeyError(m, d),
   INVALID_PREDICATE: (m, d) => new PredicateError(m, d),
   INVALID_QUERY: (m, d) => new QueryError(m, d),

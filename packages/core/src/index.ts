@@ -5,10 +5,10 @@
  *
  * @module @outpost/core
  */
-export { AuthError, ClockDriftError, ConfigError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError } from './errors'
+export { AuthError, ClockDriftError, ConfigError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, ValueTooLargeError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError } from './errors'
 export type { ErrorCode, ErrorDetails, SerializedError } from './errors'
 export type { Change, CollectionKind, CounterState, FieldEntry, LwwRecordState, OrSetState, RecordValue, ReplicaId, Stamp, Value } from './types'
-export { VALUE_LIMITS, assertRecord, assertStoredValue, assertValue, compareValues, getField, recordFromEntries, valueRank, valuesEqual } from './value'
+export { VALUE_LIMITS, assertRecord, assertStoredValue, assertValue, compareValues, getField, recordFromEntries, valueRank, valueWeight, valuesEqual } from './value'
 export {
   Hlc,
   MAX_COUNTER,
@@ -18,7 +18,8 @@ export {
   decodeStamp,
   encodeStamp,
   isStamp,
-  maxStamp
+  maxStamp,
+  stampReplica
 } from './clock'
 export type {
   HlcOptions,
@@ -28,6 +29,8 @@ export {
   COUNTERS_MAP,
   CRDT_TYPES,
   CrdtMap,
+  ownPart,
+  withoutWrite,
   changeIsEmpty,
   counterAddState,
   counterEquals,
@@ -121,7 +124,17 @@ export type {
 } from './query'
 export {
   DEFAULT_CODEC_LIMITS,
+  DEFAULT_WIRE_LIMITS,
+  FRAME_ENVELOPE,
+  MIN_FRAME_BYTES,
   MESSAGE_LIMITS,
+  assertChangeFits,
+  itemBudget,
+  keySize,
+  measure,
+  packBySize,
+  parseChange,
+  sizeError,
   PROTOCOL_VERSION,
   PROTOCOL_VERSIONS,
   ackSchema,
@@ -157,6 +170,7 @@ export {
   isLockStatus,
   isNodes,
   isOps,
+  isCredit,
   isPing,
   isPong,
   isPush,
@@ -185,6 +199,7 @@ export {
   negotiateVersion,
   nodesSchema,
   opsSchema,
+  creditSchema,
   parseClientMessage,
   parseServerMessage,
   pingSchema,
@@ -211,6 +226,8 @@ export type {
   ChangesMessage,
   ClientMessage,
   CodecLimits,
+  FrameSize,
+  WireLimits,
   EntriesMessage,
   ErrorMessage,
   HelloMessage,
@@ -228,6 +245,7 @@ export type {
   MessageType,
   NodesMessage,
   OpsMessage,
+  CreditMessage,
   PingMessage,
   PongMessage,
   PushMessage,

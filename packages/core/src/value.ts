@@ -16,7 +16,42 @@ export const VALUE_LIMITS = {
    * with this allowance, so every value the write path accepted is also storable.
    */
   storedStateDepth: 4,
+  /**
+   * A dead field (overwritten by a later `set` or `delete`) keeps its last value only while
+   * that value weighs at most this much (see {@link valueWeight}); a heavier one is kept as
+   * `null`. Small values (owners, statuses) still tell who may see a tombstone; a replaced
+   * 700 KB field does not keep the record over the size limit for the tombstone horizon.
+   */
+  deadValueWeight: 256,
 } as const
+
+/**
+ * A deterministic, cheap weight of a value, close to its encoded size (string and byte
+ * lengths, 8 per number, keys included), computed only up to `cap`: the walk stops once it
+ * exceeds it. Every replica computes the same weight, so a merge that depends on it stays a merge.
+ */
+export function valueWeight(value: Value, cap: number): number {
+  let weight = 0
+  const stack: Value[] = [value]
+  while (stack.length > 0 && weight <= cap) {
+    const v = stack.pop() as Value
+    if (v === null || typeof v === 'boolean') weight += 1
+    else if (typeof v === 'number' || typeof v === 'bigint' || v instanceof Date) weight += 8
+    else if (typeof v === 'string') weight += v.length + 1
+    else if (v instanceof Uint8Array) weight += v.length + 1
+    else if (Array.isArray(v)) {
+      weight += 1
+      for (const item of v) stack.push(item)
+    } else {
+      weight += 1
+      for (const key of Object.keys(v)) {
+        weight += key.length + 1
+        stack.push((v as Record<string, Value>)[key] as Value)
+      }
+    }
+  }
+  return weight
+}
 
 /**
  * Throws {@link InvalidValueError} unless `value` is a {@link Value}: JSON-like data plus

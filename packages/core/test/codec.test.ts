@@ -14,6 +14,7 @@ import {
   decodeServerMessage,
   encode,
   encodeMessage,
+  parseChange,
 } from '../src/protocol/codec'
 import type { OpsMessage } from '../src/protocol/messages'
 import { sampleChange, sampleClientMessages, sampleServerMessages } from '../src/testing/sample-messages'
@@ -141,7 +142,7 @@ describe('codec round trips', () => {
 
 describe('message validation', () => {
   it('rejects a decoded frame that is not a client message, naming the bad field', () => {
-    const bad = { ...sampleClientMessages.ops, changes: [{ kind: 'lww', map: 'todos', key: 7 }] }
+    const bad = { ...sampleClientMessages.ops, id: -1 }
     let thrown: unknown
     try {
       decodeClientMessage(encode(bad))
@@ -150,8 +151,23 @@ describe('message validation', () => {
     }
     expect(thrown).toBeInstanceOf(InvalidMessageError)
     const issues = (thrown as InvalidMessageError).details?.['issues'] as string[]
-    expect(issues.some((issue) => issue.startsWith('changes[0].key:'))).toBe(true)
+    expect(issues.some((issue) => issue.startsWith('id:'))).toBe(true)
     expect((thrown as Error).message).toContain('"ops"')
+  })
+
+  it('accepts an ops batch with a malformed change and refuses that change alone through parseChange', () => {
+    const bad = { kind: 'lww', map: 'todos', key: 7 }
+    const good = sampleClientMessages.ops.changes[0]
+    const message = decodeClientMessage(encode({ ...sampleClientMessages.ops, changes: [bad, good] }))
+    expect(message.type).toBe('ops')
+    const changes = (message as { changes: unknown[] }).changes
+    expect(() => parseChange(changes[0])).toThrow(InvalidMessageError)
+    try {
+      parseChange(changes[0])
+    } catch (error) {
+      expect(((error as InvalidMessageError).details?.['issues'] as string[]).some((issue) => issue.startsWith('key:'))).toBe(true)
+    }
+    expect(parseChange(changes[1])).toEqual(good)
   })
 
   it('rejects server messages sent to the relay and vice versa', () => {

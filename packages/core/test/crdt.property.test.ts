@@ -7,6 +7,8 @@
  *  - merge is associative:  merge(merge(a, b), c) ≡ merge(a, merge(b, c))
  *  - merge is idempotent:   merge(a, a) ≡ a, and the empty state is its identity
  * LWW record:
+ *  - a dead field keeps its value only while it weighs at most VALUE_LIMITS.deadValueWeight
+ *    (heavier ones become null), and the laws above hold with that rule;
  *  - concurrent updates of different fields both survive the merge;
  *  - a field written after a delete revives the record with that field only;
  *  - `set` replaces the record: the view is exactly the given record;
@@ -56,7 +58,7 @@ import {
 } from '../src/crdt'
 import { InternalError, InvalidValueError } from '../src/errors'
 import type { CounterState, LwwRecordState, OrSetState, RecordValue, ReplicaId, Stamp, Value } from '../src/types'
-import { compareValues, getField, recordFromEntries, valuesEqual } from '../src/value'
+import { VALUE_LIMITS, compareValues, getField, recordFromEntries, valueWeight, valuesEqual } from '../src/value'
 
 const SEED = process.env['OUTPOST_SEED'] !== undefined ? Number(process.env['OUTPOST_SEED']) : Math.floor(Math.random() * 2 ** 31)
 const RUNS = Math.max(1, Number(process.env['OUTPOST_PROPERTY_RUNS'] ?? 10_000))
@@ -83,7 +85,15 @@ const value: fc.Arbitrary<Value> = fc.oneof(
   fc.constant(Uint8Array.of(1, 2)),
   fc.constant([1, 'x']),
   fc.constant(recordFromEntries([['__proto__', 1]])),
+  // Heavier than VALUE_LIMITS.deadValueWeight: kept as null once dead.
+  fc.constant('h'.repeat(300)),
+  fc.constant(Array.from({ length: 40 }, (_, i) => i)),
 )
+
+/** What a dead field keeps of `v`: the value itself, or null when it is heavy. */
+function deadValue(v: Value): Value {
+  return valueWeight(v, VALUE_LIMITS.deadValueWeight) > VALUE_LIMITS.deadValueWeight ? null : v
+}
 const record: fc.Arbitrary<RecordValue> = fc
   .uniqueArray(fc.tuple(fieldName, value), { selector: (entry) => entry[0], maxLength: 4 })
   .map((entries) => recordFromEntries(entries))
@@ -165,8 +175,8 @@ describe('LWW record semantics', () => {
         const deleted = mergeLww(base, lwwDeleteState(deletedAt))
         expect(lwwView(deleted)).toBeUndefined()
         expect(isAlive(deleted)).toBe(false)
-        // Dead fields stay readable for tombstone authorization.
-        expect(entriesOf(lwwLatest(deleted))).toEqual(entriesOf(lwwLatest(base)))
+        // Dead fields stay readable for tombstone authorization (heavy values as null).
+        expect(entriesOf(lwwLatest(deleted))).toEqual(entriesOf(lwwLatest(base))?.map(([k, v]) => [k, deadValue(v)]))
         const revived = mergeLww(deleted, lwwUpdateState(recordFromEntries([[f, v]]), bump(deletedAt, 'b' as ReplicaId, 0)))
         expect(entriesOf(lwwView(revived))).toEqual([[f, v]])
       }),

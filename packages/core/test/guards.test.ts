@@ -14,6 +14,7 @@ const guardFor: Record<string, (message: unknown) => boolean> = {
   reconcile: guards.isReconcile,
   entries: guards.isEntries,
   ops: guards.isOps,
+  credit: guards.isCredit,
   ping: guards.isPing,
   welcome: guards.isWelcome,
   error: guards.isErrorMessage,

@@ -48,7 +48,7 @@ expectTypeOf<{ map: 'todos'; where: { eq: ['owner', 'u1'] }; fields: ['title']; 
 // Protocol messages are a union discriminated on `type`.
 expectTypeOf<Extract<ClientMessage, { type: 'ops' }>['changes']>().toEqualTypeOf<Change[]>()
 expectTypeOf<ClientMessage['type']>().toEqualTypeOf<
-  | 'hello' | 'subscribe' | 'unsubscribe' | 'reconcile' | 'entries' | 'ops' | 'ping'
+  | 'hello' | 'subscribe' | 'unsubscribe' | 'reconcile' | 'entries' | 'ops' | 'credit' | 'ping'
   | 'topic-sub' | 'topic-unsub' | 'topic-pub' | 'lock-acquire' | 'lock-extend' | 'lock-release' | 'lock-check' | 'invoke'
 >()
 

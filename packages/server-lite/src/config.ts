@@ -31,6 +31,13 @@ const mapRuleSchema = z.object({
   write: accessSchema.default('public'),
   /** A record predicate ANDed into every shape and checked on every write; `"$claim"` strings are replaced by the caller's claims. */
   filter: predicate.optional(),
+  /**
+   * Which keys a caller may write, e.g. `"$sub/*"` (keys beginning with the caller's subject
+   * and a slash). Without it, whether a key outside the caller's filter exists can be
+   * learnt by trying to write it (FORBIDDEN when it exists); with it, every key outside the
+   * pattern is refused alike.
+   */
+  keys: z.string().min(1).max(256).optional(),
 })
 
 const authSchema = z

@@ -113,6 +113,13 @@ class HttpTransport implements SessionTransport {
     this.queue.push(frame)
   }
 
+  bufferedBytes(): number {
+    if (this.stream !== undefined) return this.stream.writableLength
+    let bytes = 0
+    for (const frame of this.queue) bytes += frame.length
+    return bytes
+  }
+
   attach(stream: ServerResponse): void {
     this.stream?.end()
     this.stream = stream
@@ -247,6 +254,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
         if (code === CLOSE.HEARTBEAT) socket.terminate()
         else if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, reason)
       },
+      bufferedBytes: () => socket.bufferedAmount,
     }
     session = newSession(transport)
     const current = session

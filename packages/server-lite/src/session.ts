@@ -32,7 +32,14 @@ import {
   RateLimitError,
   TokenExpiredError,
   TooManyConnectionsError,
+  DEFAULT_CODEC_LIMITS,
+  ValueTooLargeError,
   andPredicates,
+  assertChangeFits,
+  itemBudget,
+  keySize,
+  measure,
+  packBySize,
   decodeClientMessage,
   diffEntries,
   encodeMessage,
@@ -40,6 +47,7 @@ import {
   lwwLatest,
   mergeState,
   negotiateVersion,
+  parseChange,
   serializeError,
   shapeKey,
   stateEquals,
@@ -60,6 +68,9 @@ import {
   type StoreEntry,
   type SubscribeMessage,
   type Value,
+  type WireLimits,
+  type MerkleNodeInfo,
+  type FrameSize,
 } from '@outpost/core'
 import type { Principal } from './auth/jwt'
 import type { MapAccess } from './auth/rules'
@@ -82,14 +93,19 @@ export interface SessionTransport {
   send(frame: Uint8Array): void
   /** Closes the connection with a code and a short reason. */
   close(code: number, reason: string): void
+  /** Bytes handed to the transport and not yet written to the network (the send buffer). */
+  bufferedBytes(): number
 }
 
 /** Session states; see the module diagram. */
 export type SessionState = 'awaiting-hello' | 'open' | 'closed'
 
-/** Most records, and roughly most bytes, in one `changes` frame of a slice or reconciliation. */
+/** Most records in one `changes` frame; frames are cut by exact bytes first (`packBySize`). */
 const SLICE_RECORDS = 2_000
-const SLICE_BYTES = 512 * 1024
+/** A paced stream (an initial slice) waits while the socket's send buffer holds more than this. */
+const SEND_LOW_WATER = 1024 * 1024
+/** How often (ms) a paced stream re-checks a full send buffer. */
+const DRAIN_POLL_MS = 5
 /** Frames queued but not yet handled before the session is closed as abusive. */
 const MAX_PENDING_FRAMES = 10_000
 /** setTimeout's largest delay. */
@@ -120,8 +136,14 @@ export class Session implements Caller {
   #closeCause: CloseCause | undefined
   readonly #subs = new Map<number, Subscription>()
   readonly #access = new Map<string, MapAccess>()
-  /** `map \0 key` pairs the relay asked for with `push` (foreign stamps allowed once). */
-  readonly #pushed = new Set<string>()
+  /** Flow control (hello `window`): paced bytes the client may hold unprocessed; undefined = socket pacing only. */
+  #window: number | undefined
+  /** Paced bytes sent and not yet paid back by `credit`. */
+  #owed = 0
+  /** Paced streams waiting for credit or for the session to end. */
+  #creditWaiters: (() => void)[] = []
+  /** `entries` lists of one path arriving in several frames (`more`), by `sub \0 path`. */
+  readonly #partialEntries = new Map<string, [string, string][]>()
 
   constructor(id: string, context: RelayContext, transport: SessionTransport) {
     this.id = id
@@ -249,6 +271,7 @@ export class Session implements Caller {
     this.#state = 'closed'
     clearTimeout(this.#helloTimer)
     if (this.#expiry !== undefined) clearTimeout(this.#expiry)
+    for (const wake of this.#creditWaiters.splice(0)) wake()
     for (const sub of this.#subs.values()) this.#drop(sub)
     this.#subs.clear()
     if (wasOpen) {
@@ -296,6 +319,10 @@ export class Session implements Caller {
         return
       case 'ping':
         this.send({ type: 'pong', clientTime: message.clientTime, serverTime: this.#context.now() })
+        return
+      case 'credit':
+        this.#owed = Math.max(0, this.#owed - message.bytes)
+        for (const wake of this.#creditWaiters.splice(0)) wake()
         return
       case 'ops':
         await this.#ops(message)
@@ -409,6 +436,7 @@ export class Session implements Caller {
     }
     if (this.#state !== 'open') return
     this.#replicaId = message.replicaId
+    this.#window = message.window
     clearTimeout(this.#helloTimer)
     this.#armExpiry()
     const now = context.now()
@@ -420,6 +448,7 @@ export class Session implements Caller {
       replicaId: message.replicaId,
       horizonMs,
       resync: message.lastSyncAt !== undefined && now - message.lastSyncAt > horizonMs,
+      limits: this.#limits,
     })
     context.connections.opened(this, { version })
   }
@@ -465,10 +494,19 @@ export class Session implements Caller {
       return
     }
     this.#strikes = 0
-    const maps = [...new Set(message.changes.map((c) => c.map))]
+    // Each change is validated on its own, so a malformed one is refused alone (never its batch).
+    const parsed = message.changes.map((raw): Change | OutpostError => {
+      try {
+        return parseChange(raw)
+      } catch (error) {
+        return error as OutpostError
+      }
+    })
+    const valid = parsed.filter((c): c is Change => !isOutpostError(c))
+    const maps = [...new Set(valid.map((c) => c.map))]
     const loaded = await Promise.all(maps.map((map) => context.sync.collection(map)))
     // Entry processors on these keys run first (atomic read-modify-write); checked again after each wait.
-    for (let busy = context.functions.busy(message.changes); busy !== undefined; busy = context.functions.busy(message.changes)) await busy
+    for (let busy = context.functions.busy(valid); busy !== undefined; busy = context.functions.busy(valid)) await busy
     if (this.#state !== 'open') return
     const collections = new Map(loaded.map((collection) => [collection.map, context.sync.current(collection)] as const))
 
@@ -477,8 +515,9 @@ export class Session implements Caller {
     const puts = new Map<string, StoreEntry>()
     const meta: { key: string; value: Value }[] = []
     const applied: AppliedChange[] = []
-    for (const change of message.changes) {
+    for (const change of parsed) {
       try {
+        if (isOutpostError(change)) throw change
         const collection = collections.get(change.map)
         if (collection === undefined) throw new InternalError('collection not loaded')
         const access = this.#accessFor(change.map)
@@ -489,22 +528,26 @@ export class Session implements Caller {
         if (access.filter !== undefined && change.kind !== 'lww') {
           throw new ForbiddenError(`Map ${change.map} has a row filter, which only LWW maps support; the write is refused`, { map: change.map })
         }
+        // Before anything depends on whether the key exists: a key outside the key rule is refused alike.
+        if (!access.keyAllowed(change.key)) {
+          throw new ForbiddenError(`You may not write key ${change.key.slice(0, 64)} of map ${change.map}: it is outside the keys this map's rule gives you`, { map: change.map })
+        }
         const current = collection.get(change.key)
         const pushKey = `${change.map}\u0000${change.key}`
-        checkChange(change, { clock: context.clock, replicaId: this.#replicaId, current, pushed: this.#pushed.has(pushKey) })
+        checkChange(change, { clock: context.clock, replicaId: this.#replicaId, current })
+        const after = current === undefined ? change.state : mergeState(change.kind, current as never, change.state as never)
+        // A record that would outgrow a frame could never reach its subscribers again: refuse the write that grows it.
+        assertChangeFits({ ...change, state: after } as Change, this.#limits, `the record ${change.map}/${change.key.slice(0, 64)} after this write`)
         if (access.filter !== undefined) {
-          const empty: LwwRecordState = { fields: [], deleted: null }
           if (current !== undefined && !access.visible(lwwLatest(current as LwwRecordState))) {
             throw new ForbiddenError(`You may not write record ${change.key.slice(0, 64)} of map ${change.map}`, { map: change.map })
           }
-          const after = mergeState('lww', (current as LwwRecordState | undefined) ?? empty, change.state as LwwRecordState)
-          if (!access.visible(lwwLatest(after))) {
+          if (!access.visible(lwwLatest(after as LwwRecordState))) {
             throw new ForbiddenError(`This write would put record ${change.key.slice(0, 64)} of map ${change.map} outside what you may write (row filter)`, { map: change.map })
           }
         }
         if (collection.kind === undefined) meta.push({ key: kindMetaKey(change.map), value: change.kind })
         collection.claimKind(change.kind)
-        this.#pushed.delete(pushKey)
         // A write that lost to one it had not seen goes to the map's conflict resolver, if any.
         const resolution = change.kind === 'lww' ? context.functions.resolution(change.map, change.key, current as LwwRecordState | undefined, change.state) : undefined
         const result = collection.apply(change.key, change.state as CrdtState)
@@ -612,16 +655,66 @@ export class Session implements Caller {
     this.send({ type: 'subscribed', sub: message.sub, root })
     const clientRoot = message.root
     if (clientRoot === undefined || clientRoot.count === 0) {
-      const changes: { key: string; state: CrdtState }[] = []
-      for (const key of view.tree.keys()) {
-        const state = view.memberState(key)
-        if (state !== undefined) changes.push({ key, state })
-      }
-      this.#sendChanges(subscription, changes, [])
-      this.#synced(subscription)
+      // Streamed outside the frame chain, paced by the socket and the client's credit, so a
+      // slice of any size neither holds up this session's other frames nor fills memory.
+      void this.#streamSlice(subscription).catch((error: unknown) => this.#unexpected(error))
     } else if (clientRoot.hash === root.hash) {
       this.#synced(subscription)
     }
+  }
+
+  /** Sends a subscription's whole slice in paced `changes` frames, then `synced`. */
+  async #streamSlice(sub: Subscription): Promise<void> {
+    const kind: CollectionKind = sub.kind()
+    const view = sub.view
+    function* members(): Generator<Change> {
+      // A live iterator: keys that leave meanwhile are skipped, fan-out covers the rest (merges commute).
+      for (const key of view.tree.keys()) {
+        const state = view.memberState(key)
+        if (state !== undefined) yield { kind, map: sub.map, key, state } as Change
+      }
+    }
+    for (const batch of packBySize(members(), measure, itemBudget(this.#limits), SLICE_RECORDS, (change, size) => this.#oversize(sub, change, size.bytes))) {
+      await this.#paced()
+      if (sub.closed || this.#state !== 'open') return
+      this.#context.metrics.opsOut.inc(batch.length)
+      this.#owed += this.#sendMeasured({ type: 'changes', sub: sub.sub, changes: batch, paced: true })
+    }
+    if (!sub.closed) this.#synced(sub)
+  }
+
+  /** Resolves when a paced frame may go: the send buffer has room and the client has credit (when it asked for flow control). */
+  async #paced(): Promise<void> {
+    while (this.#state === 'open') {
+      if (this.#window !== undefined && this.#owed >= this.#window) {
+        await new Promise<void>((resolve) => this.#creditWaiters.push(resolve))
+        continue
+      }
+      if (this.#transport.bufferedBytes() <= SEND_LOW_WATER) return
+      await new Promise<void>((resolve) => setTimeout(resolve, DRAIN_POLL_MS))
+    }
+  }
+
+  /** Sends a message and returns its frame's length (0 when nothing was sent). */
+  #sendMeasured(message: ServerMessage): number {
+    if (this.#state === 'closed') return 0
+    let frame: Uint8Array
+    try {
+      frame = encodeMessage(message)
+    } catch (error) {
+      this.#context.logger.error({ err: error, type: message.type }, 'cannot encode a server message')
+      return 0
+    }
+    this.#context.metrics.bytesOut.inc(frame.length)
+    this.#transport.send(frame)
+    return frame.length
+  }
+
+  /** A stored record too large for any frame (stored before limits were checked): it cannot be sent; say so instead of looping. */
+  #oversize(sub: Subscription, change: Change, bytes: number): void {
+    this.#context.logger.warn({ map: change.map, key: change.key.slice(0, 128), bytes, maxFrameBytes: this.#limits.maxFrameBytes }, 'a stored record is too large to send to a subscriber; it is skipped')
+    const error = new ValueTooLargeError(`Record ${change.map}/${change.key.slice(0, 64)} is ${bytes} bytes, too large for the relay's frame limit of ${this.#limits.maxFrameBytes} bytes; it was not sent. Make it smaller from a client with a larger limit, or raise limits.maxFrameBytes`, { map: change.map, key: change.key.slice(0, 256), bytes, maxFrameBytes: this.#limits.maxFrameBytes })
+    this.send({ type: 'error', sub: sub.sub, error: serializeError(error) })
   }
 
   #drop(sub: Subscription): void {
@@ -636,31 +729,28 @@ export class Session implements Caller {
     this.send({ type: 'synced', sub: sub.sub, root: sub.view.tree.root(), serverTime: this.#context.now() })
   }
 
-  /** Sends records (and move-outs) for `sub` in frames of at most {@link SLICE_RECORDS} records / ~{@link SLICE_BYTES} bytes. */
+  /** The frame limits this relay applies and announces in `welcome`. */
+  get #limits(): WireLimits {
+    return { maxFrameBytes: this.#context.config.limits.maxFrameBytes, maxElements: DEFAULT_CODEC_LIMITS.maxElements }
+  }
+
+  /** Sends records, then move-outs, for `sub` in frames cut by exact bytes (never one frame over the limit). */
   #sendChanges(sub: Subscription, records: readonly { key: string; state: CrdtState }[], moveOut: readonly string[]): void {
     const kind: CollectionKind = sub.kind()
-    let batch: Change[] = []
-    let bytes = 0
-    const flush = (withMoveOut: boolean): void => {
-      if (batch.length === 0 && !(withMoveOut && moveOut.length > 0)) return
-      this.#context.metrics.opsOut.inc(batch.length)
-      this.send({ type: 'changes', sub: sub.sub, changes: batch, ...(withMoveOut && moveOut.length > 0 ? { moveOut: [...moveOut] } : {}) })
-      batch = []
-      bytes = 0
+    // Records and move-outs share frames (one frame when they fit), records first.
+    type Item = { change: Change } | { moveOut: string }
+    const items: Item[] = records.map(({ key, state }) => ({ change: { kind, map: sub.map, key, state } as Change }))
+    for (const key of moveOut) items.push({ moveOut: key })
+    const sizeOf = (item: Item): FrameSize => ('change' in item ? measure(item.change) : keySize(item.moveOut))
+    const oversize = (item: Item, size: FrameSize): void => {
+      if ('change' in item) this.#oversize(sub, item.change, size.bytes)
     }
-    for (const { key, state } of records) {
-      batch.push({ kind, map: sub.map, key, state } as Change)
-      bytes += approxSize(state, 0) + key.length + 16
-      if (batch.length >= SLICE_RECORDS || bytes >= SLICE_BYTES) flush(false)
+    for (const batch of packBySize(items, sizeOf, itemBudget(this.#limits), SLICE_RECORDS, oversize)) {
+      const changes = batch.flatMap((item) => ('change' in item ? [item.change] : []))
+      const keys = batch.flatMap((item) => ('moveOut' in item ? [item.moveOut] : []))
+      this.#context.metrics.opsOut.inc(changes.length)
+      this.send({ type: 'changes', sub: sub.sub, changes, ...(keys.length > 0 ? { moveOut: keys } : {}) })
     }
-    if (moveOut.length > MESSAGE_LIMITS.maxKeysPerFrame) {
-      flush(false)
-      for (let i = 0; i < moveOut.length; i += MESSAGE_LIMITS.maxKeysPerFrame) {
-        this.send({ type: 'changes', sub: sub.sub, changes: [], moveOut: moveOut.slice(i, i + MESSAGE_LIMITS.maxKeysPerFrame) })
-      }
-      return
-    }
-    flush(true)
   }
 
   #subscription(id: number): Subscription | undefined {
@@ -671,81 +761,76 @@ export class Session implements Caller {
     return sub
   }
 
-  /** Answers the client's differing nodes with the relay's non-empty children of each. */
+  /** Answers the client's differing nodes with the relay's non-empty children of each, in frames that fit (`more` on all but the last). */
   #reconcile(message: ReconcileMessage): void {
     const sub = this.#subscription(message.sub)
     if (sub === undefined) return
     this.#context.metrics.reconcileRounds.inc()
     const tree = sub.view.tree
-    const nodes = []
+    const nodes: MerkleNodeInfo[] = []
     const seen = new Set<string>()
     for (const node of message.nodes) {
       if (seen.has(node.path) || !/^[0-9a-f]*$/.test(node.path)) continue
       seen.add(node.path)
       nodes.push(...tree.children(node.path))
     }
-    this.send({ type: 'nodes', sub: message.sub, nodes })
+    const batches = [...packBySize(nodes, nodeSize, itemBudget(this.#limits), MESSAGE_LIMITS.maxNodesPerFrame * 16)]
+    if (batches.length === 0) batches.push([])
+    batches.forEach((batch, i) => this.send({ type: 'nodes', sub: message.sub, nodes: batch, ...(i < batches.length - 1 ? { more: true as const } : {}) }))
   }
 
   /** Settles a small differing subtree: records the client lacks, keys the relay lacks, then `synced`. */
   #entries(message: EntriesMessage): void {
     const sub = this.#subscription(message.sub)
     if (sub === undefined) return
-    this.#context.metrics.reconcileRounds.inc()
-    const view: ShapeView = sub.view
     const path = /^[0-9a-f]*$/.test(message.path) ? message.path : '\u0000'
-    const local = view.tree.entries(path)
+    const view: ShapeView = sub.view
     // Only keys that really belong under `path` count: a client cannot probe other buckets through it.
-    const remote = message.entries.filter(([key]) => view.tree.leafPath(key).startsWith(path))
+    const part = message.entries.filter(([key]) => view.tree.leafPath(key).startsWith(path))
+    const partialKey = `${message.sub}\u0000${path}`
+    const gathered = this.#partialEntries.get(partialKey)
+    const remote = gathered === undefined ? part : [...gathered, ...part]
+    if (message.more === true) {
+      // A list cut into several frames: answer once its last frame is in (bounded like one frame's list).
+      if (remote.length > MESSAGE_LIMITS.maxKeysPerFrame) {
+        this.#partialEntries.delete(partialKey)
+        this.send({ type: 'error', sub: message.sub, error: serializeError(new InvalidMessageError(`An entries list of more than ${MESSAGE_LIMITS.maxKeysPerFrame} keys for one path; reconcile deeper paths instead`)) })
+        return
+      }
+      this.#partialEntries.set(partialKey, remote as [string, string][])
+      return
+    }
+    this.#partialEntries.delete(partialKey)
+    this.#context.metrics.reconcileRounds.inc()
+    const local = view.tree.entries(path)
     const diff = diffEntries(local, remote)
     const send: { key: string; state: CrdtState }[] = []
     for (const key of diff.onlyLocalOrDifferent) {
       const state = view.memberState(key)
       if (state !== undefined) send.push({ key, state })
     }
+    const collection = this.#context.sync.loaded(sub.map)
     const push: string[] = []
     const moveOut: string[] = []
     for (const key of diff.onlyRemoteOrDifferent) {
+      // A member the client holds differently: it may hold writes of its own the relay lacks.
       if (view.tree.has(key)) push.push(key)
-      else if (view.visibleNonMember(key, sub.access.visible)) moveOut.push(key)
+      // The relay holds it but this caller's view does not (it left the shape, or the caller
+      // may no longer see it), or the caller may not write it: drop it from the device.
+      else if (collection?.get(key) !== undefined || !sub.access.keyAllowed(key)) moveOut.push(key)
+      // The relay has never heard of it: the device may upload its own writes.
       else push.push(key)
     }
     this.#sendChanges(sub, send, moveOut)
-    if (push.length > 0) {
-      // Bounded: a client that never answers pushes cannot grow this without limit.
-      if (this.#pushed.size > 100_000) this.#pushed.clear()
-      for (const key of push) this.#pushed.add(`${sub.map}\u0000${key}`)
-      this.send({ type: 'push', sub: message.sub, keys: push })
-    }
+    for (const keys of packBySize(push, keySize, itemBudget(this.#limits), MESSAGE_LIMITS.maxKeysPerFrame)) this.send({ type: 'push', sub: message.sub, keys })
     this.#synced(sub)
   }
 }
 
-/** A cheap upper-ish estimate of a state's encoded size, to cut slices into ~512 KB frames without encoding twice. */
-function approxSize(value: unknown, depth: number): number {
-  if (value === null || value === undefined) return 1
-  switch (typeof value) {
-    case 'string':
-      return value.length + 5
-    case 'number':
-    case 'bigint':
-    case 'boolean':
-      return 9
-    case 'object': {
-      if (depth > 40) return 16
-      if (value instanceof Uint8Array) return value.length + 5
-      if (value instanceof Date) return 12
-      let size = 5
-      if (Array.isArray(value)) {
-        for (const item of value) size += approxSize(item, depth + 1)
-      } else {
-        for (const key of Object.keys(value)) size += key.length + 5 + approxSize((value as Record<string, unknown>)[key], depth + 1)
-      }
-      return size
-    }
-    default:
-      return 8
-  }
+/** The encoded size of one Merkle node info in a `nodes` list. */
+function nodeSize(node: MerkleNodeInfo): { bytes: number; elements: number } {
+  // fixmap(3) + "path" + path string + "hash" + 16-char string + "count" + uint up to 5 bytes.
+  return { bytes: 1 + 5 + 1 + node.path.length + 5 + 17 + 6 + 5, elements: 3 }
 }
 
 function truncateReason(reason: string): string {

@@ -5,7 +5,7 @@
  * the client's offline writes with `push`; an empty client gets a large slice in a
  * handful of frames; foreign stamps are refused unless the relay asked for them.
  */
-import { Hlc, lwwView, type ReplicaId } from '@outpost/core'
+import { Hlc, lwwView, type LwwRecordState, type ReplicaId } from '@outpost/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { TestClient, startRelay } from './helpers/client'
 import { remove, update } from './helpers/changes'
@@ -128,7 +128,7 @@ describe('reconnect by Merkle delta', () => {
     expect(other.tree.root()).toEqual(local.tree.root())
   })
 
-  it('accepts other replicas\u2019 stamps only when the relay asked for them with push', async () => {
+  it('refuses another replica\u2019s stamps on every path, push answers included (no forgery through push)', async () => {
     const r1 = await startRelay()
     const { client: author } = await TestClient.connect(r1.relay.url)
     const change = update(author.clock, 'docs', 'd1', { body: 'written by author' })
@@ -136,21 +136,50 @@ describe('reconnect by Merkle delta', () => {
     await author.close()
     await r1.stop()
 
-    // A second relay that never saw d1 (think: restored from an old backup).
+    // A second relay that never saw d1 (think: restored from an old backup). A device that
+    // is not d1's author holds a copy: the relay asks for it with push, and refuses it.
     const r = await relay()
     const { client: holder } = await connect(r.url)
     const forged = await holder.ops([{ ...change, key: 'd2' }])
     expect(forged.results[0]?.code).toBe('FORBIDDEN')
-
-    const local = new LocalShape({ map: 'docs' })
-    local.apply('d1', change.state)
-    const report = await local.sync(holder)
+    const copy = new LocalShape({ map: 'docs' })
+    copy.apply('d1', change.state)
+    const report = await copy.sync(holder)
     expect(report.pushed).toEqual(['d1'])
+    expect(report.pushResults).toEqual(['FORBIDDEN'])
     const { client: reader } = await connect(r.url)
+    const before = new LocalShape({ map: 'docs' })
+    await before.sync(reader)
+    expect(before.states.has('d1')).toBe(false)
+
+    // The author's own device uploads its write when asked: each replica restores its own writes.
+    const { client: again } = await connect(r.url, { replicaId: author.replicaId })
+    const own = new LocalShape({ map: 'docs' })
+    own.apply('d1', change.state)
+    expect((await own.sync(again)).pushResults).toEqual([null])
     const view = new LocalShape({ map: 'docs' })
     await view.sync(reader)
     expect(view.view('d1')).toEqual({ body: 'written by author' })
     expect(view.states.has('d2')).toBe(false)
+  })
+
+  it('refuses a foreign-stamped change for an existing key of another user after a made-up digest got a push', async () => {
+    const r = await relay()
+    const { client: owner } = await connect(r.url)
+    const original = update(owner.clock, 'docs', 'mine', { body: 'owner text' })
+    await owner.ops([original])
+    // The attacker claims a different digest for "mine" so the relay pushes, then answers
+    // with a newer register stamped with the owner's replica id.
+    const { client: attacker } = await connect(r.url)
+    const fake = new LocalShape({ map: 'docs' })
+    const forgedClock = new Hlc({ replicaId: owner.replicaId as ReplicaId, now: () => Date.now() + 1_000 })
+    fake.apply('mine', update(forgedClock, 'docs', 'mine', { body: 'forged' }).state as LwwRecordState)
+    const report = await fake.sync(attacker)
+    expect(report.pushResults.every((code) => code === 'FORBIDDEN')).toBe(true)
+    const { client: reader } = await connect(r.url)
+    const view = new LocalShape({ map: 'docs' })
+    await view.sync(reader)
+    expect(view.view('mine')).toEqual({ body: 'owner text' })
   })
 
   it('deletes propagate as tombstones and are collected after the horizon', async () => {

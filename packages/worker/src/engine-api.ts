@@ -49,6 +49,11 @@ export interface EngineOptions {
   readonly name: string
   /** Which runtime this engine runs in (reported by status). */
   readonly mode: RuntimeMode
+  /**
+   * The app gives tokens (`auth` callback): the engine waits for the first one before it
+   * connects, so the first `hello` carries it instead of failing unauthenticated.
+   */
+  readonly authRequired?: boolean
 }
 
 /** A query over a map, run live in the engine. */

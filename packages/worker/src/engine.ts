@@ -20,6 +20,7 @@
  */
 import {
   COUNTERS_MAP,
+  DEFAULT_WIRE_LIMITS,
   Hlc,
   InvalidKeyError,
   MemoryStore,
@@ -28,6 +29,7 @@ import {
   StoreError,
   assertRecord,
   assertValue,
+  assertChangeFits,
   counterAddState,
   counterValue,
   isOutpostError,
@@ -40,6 +42,7 @@ import {
   orAddState,
   orRemoveState,
   orValues,
+  ownPart,
   serializeError,
   stateEquals,
   validateQuery,
@@ -59,6 +62,7 @@ import {
   type Store,
   type StoreEntry,
   type Value,
+  type WireLimits,
 } from '@outpost/core'
 import type {
   EngineApi,
@@ -108,6 +112,10 @@ export interface CreateEngineOptions extends EngineOptions {
   readonly retryMs?: number
   /** Keep-alive ping interval (ms). */
   readonly pingMs?: number
+  /** Silence (ms) after which the relay connection is treated as dead and replaced (default 10 s). */
+  readonly deadMs?: number
+  /** How long (ms) an owed reconciliation reply may make no progress before the session restarts (default 30 s). */
+  readonly replyTimeoutMs?: number
   /** Reconnect backoff. */
   readonly backoff?: BackoffOptions
   /** Source of `online` events (defaults to the global scope); a backing-off connection retries when the network returns. */
@@ -216,6 +224,16 @@ function onRollBackReadError(error: unknown): void {
   if (typeof console !== 'undefined') console.warn('[outpost] could not re-read a key after a failed commit; it reloads from storage on next use', error)
 }
 
+/** The relay's limits could not be remembered: offline writes after a restart use the defaults until the next welcome. */
+function onMetaWriteError(error: unknown): void {
+  if (typeof console !== 'undefined') console.warn('[outpost] could not store the relay limits; the defaults apply offline until the next connection', error)
+}
+
+function isWireLimits(value: unknown): value is WireLimits {
+  const v = value as Partial<WireLimits> | undefined
+  return typeof v === 'object' && v !== null && Number.isInteger(v.maxFrameBytes) && Number.isInteger(v.maxElements)
+}
+
 /** Reports an error from an app callback (e.g. a closed tab's proxy) without disturbing other subscribers. */
 function onCallbackError(error: unknown): void {
   if (typeof console !== 'undefined') console.warn('[outpost] a subscriber callback failed; other subscribers are unaffected', error)
@@ -251,6 +269,8 @@ class EngineImpl implements Engine, SyncHost {
   readonly #shapes = new Map<string, ShapeReplica>()
   #lastSyncAt: number | null = null
   #lastError: SerializedError | null = null
+  /** The relay's frame limits: from the last `welcome` (persisted), else the documented defaults. */
+  #limits: WireLimits = DEFAULT_WIRE_LIMITS
 
   // Committer
   readonly #pendingLocal: LocalOp[] = []
@@ -336,6 +356,8 @@ class EngineImpl implements Engine, SyncHost {
     this.#replicaId = replicaId
     const last = await store.getMeta('hlc')
     this.#hlc = new Hlc({ replicaId, now: this.#now, last: typeof last === 'string' ? (last as Stamp) : null })
+    const limits = await store.getMeta('wireLimits')
+    if (isWireLimits(limits)) this.#limits = limits
     const lastSync = await store.getMeta('lastSyncAt')
     this.#lastSyncAt = typeof lastSync === 'number' ? lastSync : null
     const opSeq = await store.getMeta('opSeq')
@@ -358,6 +380,9 @@ class EngineImpl implements Engine, SyncHost {
       token: this.#options.token,
       retryMs: this.#options.retryMs,
       pingMs: this.#options.pingMs,
+      deadMs: this.#options.deadMs,
+      replyTimeoutMs: this.#options.replyTimeoutMs,
+      authRequired: this.#options.authRequired,
       backoff: this.#options.backoff,
       networkEvents: this.#options.networkEvents,
     })
@@ -459,7 +484,16 @@ class EngineImpl implements Engine, SyncHost {
       if (earlier !== undefined) return earlier
     }
     const loaded = this.#maps.get(collectionOf(write.kind, write.map)) as LoadedMap
-    const delta = write.makeDelta(loaded.states.get(write.key))
+    const current = loaded.states.get(write.key)
+    const delta = write.makeDelta(current)
+    // Refused before anything is stored: a change (or a record) that could never be sent
+    // would otherwise sit in the outbox forever and hold its map's subscribers hostage.
+    const where = `${write.map}/${write.key.slice(0, 64)}`
+    assertChangeFits({ kind: write.kind, map: write.map, key: write.key, state: delta } as Change, this.#limits, where)
+    if (current !== undefined) {
+      const merged = mergeState(write.kind, current as never, delta as never)
+      assertChangeFits({ kind: write.kind, map: write.map, key: write.key, state: merged } as Change, this.#limits, `the record ${where} after this write`)
+    }
     this.#mergeIntoMemory(loaded, write.key, delta)
     this.#scheduleNotify()
     const receipt = new Promise<WriteReceipt>((resolve, reject) => {
@@ -1110,6 +1144,10 @@ class EngineImpl implements Engine, SyncHost {
     this.#scheduleNotify()
   }
 
+  ownPart(change: Change): Change | undefined {
+    return ownPart(change, this.#replicaId as ReplicaId)
+  }
+
   recordsFor(replica: ShapeReplica, keys: readonly string[]): Change[] {
     const out: Change[] = []
     const map = replica.shape.map
@@ -1154,6 +1192,13 @@ class EngineImpl implements Engine, SyncHost {
       this.#sentOps.add(opId)
       for (const w of this.#writeWatchers.get(opId) ?? []) safeCall(w, 'relay')
     }
+  }
+
+  limitsChanged(limits: WireLimits): void {
+    if (this.#limits.maxFrameBytes === limits.maxFrameBytes && this.#limits.maxElements === limits.maxElements) return
+    this.#limits = limits
+    // Remembered for offline writes after a restart; a failure only means the defaults next time.
+    void (this.#store as Store).commit({ meta: [{ key: 'wireLimits', value: { ...limits } }] }).catch(onMetaWriteError)
   }
 
   synced(serverTime: number): void {

@@ -73,6 +73,11 @@ export function decodeStamp(stamp: unknown): StampParts {
   return { wall, counter, replica: replica as ReplicaId }
 }
 
+/** The replica that issued a stamp, read without validating the rest (for stamps already accepted). */
+export function stampReplica(stamp: Stamp): ReplicaId {
+  return stamp.slice(PREFIX_LENGTH) as ReplicaId
+}
+
 /** True when `stamp` decodes (see {@link decodeStamp}). */
 export function isStamp(stamp: unknown): stamp is Stamp {
   try {

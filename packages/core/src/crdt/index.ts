@@ -19,3 +19,4 @@ export { COUNTERS_MAP, emptyCounter, mergeCounter, counterValue, counterAddState
 export { CRDT_TYPES, mergeState, stateEquals, mergeChange, changeIsEmpty } from './change'
 export type { CrdtStates, CrdtState, CrdtType } from './change'
 export { CrdtMap } from './crdt-map'
+export { ownPart, withoutWrite } from './write-parts'

@@ -12,7 +12,7 @@
  */
 import { InvalidValueError } from '../errors'
 import type { FieldEntry, LwwRecordState, RecordValue, Stamp, Value } from '../types'
-import { assertRecord, compareValues, getField, recordFromEntries, valuesEqual } from '../value'
+import { VALUE_LIMITS, assertRecord, compareValues, getField, recordFromEntries, valueWeight, valuesEqual } from '../value'
 
 const EMPTY: LwwRecordState = Object.freeze({ fields: Object.freeze([]) as readonly FieldEntry[], deleted: null })
 
@@ -25,16 +25,40 @@ function byName(a: FieldEntry, b: FieldEntry): number {
   return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0
 }
 
-/** Of two registers of one field, the one that wins; ties on the stamp fall back to the value order so merging stays commutative even on inconsistent input. */
+/** True for values a dead register does not keep (see {@link mergeLww}). */
+function heavy(value: Value): boolean {
+  return valueWeight(value, VALUE_LIMITS.deadValueWeight) > VALUE_LIMITS.deadValueWeight
+}
+
+/**
+ * Orders two values of one stamp (inconsistent input: one stamp is one write): heavy
+ * values and `null` above light ones, `null` above heavy ones, else the value order. A
+ * dead heavy value becomes `null` and so keeps its rank, which keeps merge associative.
+ */
+function compareTied(a: Value, b: Value): number {
+  const ca = a === null || heavy(a) ? 1 : 0
+  const cb = b === null || heavy(b) ? 1 : 0
+  if (ca !== cb) return ca - cb
+  if (ca === 1 && (a === null) !== (b === null)) return a === null ? 1 : -1
+  return compareValues(a, b)
+}
+
+/** Of two registers of one field, the one that wins; ties on the stamp fall back to {@link compareTied} so merging stays a join even on inconsistent input. */
 function winner(a: FieldEntry, b: FieldEntry): FieldEntry {
   if (a[2] !== b[2]) return a[2] < b[2] ? b : a
-  return compareValues(a[1], b[1]) < 0 ? b : a
+  if (a[1] === b[1]) return a
+  return compareTied(a[1], b[1]) < 0 ? b : a
 }
 
 /**
  * Merges two states of one record: per field the register with the greater stamp (the same
  * stamp is the same write), and the greater tombstone. Fields come out sorted by name, so
  * equal contents give structurally equal states.
+ *
+ * A dead register whose value weighs more than {@link VALUE_LIMITS.deadValueWeight} keeps
+ * its stamp but its value becomes `null`. This is a function of the merged result alone
+ * (a register, once dead, stays dead: tombstones only grow), and `null` ranks above every
+ * heavy value in a same-stamp tie, so merge stays commutative, associative and idempotent.
  */
 export function mergeLww(a: LwwRecordState, b: LwwRecordState): LwwRecordState {
   const registers = new Map<string, FieldEntry>()
@@ -45,7 +69,14 @@ export function mergeLww(a: LwwRecordState, b: LwwRecordState): LwwRecordState {
     }
   }
   const deleted = a.deleted === null ? b.deleted : b.deleted === null ? a.deleted : a.deleted < b.deleted ? b.deleted : a.deleted
-  return { fields: [...registers.values()].sort(byName), deleted }
+  const fields = [...registers.values()].sort(byName)
+  if (deleted !== null) {
+    for (let i = 0; i < fields.length; i++) {
+      const entry = fields[i] as FieldEntry
+      if (entry[2] <= deleted && entry[1] !== null && heavy(entry[1])) fields[i] = [entry[0], null, entry[2]]
+    }
+  }
+  return { fields, deleted }
 }
 
 /** Whether one register is alive, i.e. written after the record's tombstone. */

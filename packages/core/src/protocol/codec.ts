@@ -19,7 +19,8 @@
  */
 import { Packr, type Options } from 'msgpackr'
 import { DecodeError, DecodeLimitError, FrameTooLargeError, InvalidMessageError, InvalidValueError } from '../errors'
-import { clientMessageSchema, serverMessageSchema, type ClientMessage, type ServerMessage } from './messages'
+import type { Change } from '../types'
+import { changeSchema, clientMessageSchema, serverMessageSchema, type ClientMessage, type ServerMessage } from './messages'
 
 /** Bounds on one frame, checked before any decoding work is done. */
 export interface CodecLimits {
@@ -82,6 +83,33 @@ export function encode(value: unknown): Uint8Array {
   return frame
 }
 
+/** The exact size of a value as one msgpack frame. */
+export interface FrameSize {
+  /** Encoded bytes. */
+  readonly bytes: number
+  /** Array items plus map entries, all levels together (what {@link CodecLimits.maxElements} counts). */
+  readonly elements: number
+}
+
+/**
+ * The exact size `value` takes when encoded (bytes, and elements as the decoder counts
+ * them). Throws {@link InvalidValueError} for what {@link encode} refuses. Used to pack
+ * frames by bytes and to refuse, at write time, what could never be sent.
+ */
+export function measure(value: unknown): FrameSize {
+  let packed: Uint8Array
+  try {
+    packed = packr.pack(value)
+  } catch (error) {
+    throw new InvalidValueError(`Cannot encode this value: ${describe(error)}`, { reason: describe(error) })
+  }
+  try {
+    return { bytes: packed.length, elements: scanFrame(packed, UNBOUNDED, 'encode') }
+  } catch (error) {
+    throw new InvalidValueError(`Cannot encode this value: ${describe(error)}`)
+  }
+}
+
 /** Encodes a protocol message (see `messages.ts`); the same as {@link encode}, typed for messages. */
 export function encodeMessage(message: ClientMessage | ServerMessage): Uint8Array {
   return encode(message)
@@ -127,6 +155,18 @@ export function decodeServerMessage(bytes: Uint8Array | ArrayBuffer, limits?: Pa
   return result.data
 }
 
+/**
+ * Validates one change of an `ops` batch (the batch's envelope is checked by
+ * {@link decodeClientMessage}; each change on its own, so a malformed one is refused alone).
+ * Throws {@link InvalidMessageError} with `details.issues`.
+ */
+export function parseChange(data: unknown): Change {
+  const result = changeSchema.safeParse(data)
+  if (result.success) return result.data
+  const formatted = formatIssues(result.error.issues)
+  throw new InvalidMessageError(`This change is malformed (${formatted.join('; ')}); it was refused, the rest of its batch was not`, { issues: formatted })
+}
+
 /** A zod issue, reduced to what a message needs (zod's own type is not part of our API). */
 interface Issue {
   readonly path: readonly PropertyKey[]
@@ -158,8 +198,9 @@ function invalidMessage(side: 'client' | 'server', data: unknown, issues: readon
  * @internal Walks the msgpack structure of `bytes` without building any value and throws
  * unless it is exactly one value within `limits` that uses only accepted types.
  * Iterative (an explicit stack), one pass, no allocation proportional to the headers.
+ * Returns the number of array items plus map entries it counted.
  */
-export function scanFrame(bytes: Uint8Array, limits: CodecLimits, mode: 'decode' | 'encode' = 'decode'): void {
+export function scanFrame(bytes: Uint8Array, limits: CodecLimits, mode: 'decode' | 'encode' = 'decode'): number {
   const length = bytes.length
   if (length > limits.maxFrameBytes) {
     throw new FrameTooLargeError(`Frame of ${length} bytes exceeds the limit of ${limits.maxFrameBytes} bytes; send smaller batches`, { bytes: length, limit: limits.maxFrameBytes })
@@ -340,6 +381,7 @@ export function scanFrame(bytes: Uint8Array, limits: CodecLimits, mode: 'decode'
   if (pos !== length) {
     throw new DecodeError(`Frame has ${length - pos} trailing bytes after its value`, { offset: pos, trailing: length - pos })
   }
+  return elements
 }
 
 /** Largest |seconds| a `Date` can hold (±8.64e15 ms). */

@@ -46,6 +46,7 @@ import {
   helloSchema,
   nodesSchema,
   opsSchema,
+  creditSchema,
   pingSchema,
   pongSchema,
   pushSchema,
@@ -58,6 +59,7 @@ import {
   unsubscribeSchema,
   welcomeSchema,
   type AckMessage,
+  type CreditMessage,
   type ChangesMessage,
   type ClientMessage,
   type EntriesMessage,
@@ -94,6 +96,8 @@ export const isReconcile: (message: unknown) => message is ReconcileMessage = gu
 export const isEntries: (message: unknown) => message is EntriesMessage = guard(entriesSchema)
 /** True when `message` is a valid `ops` (a batch of local writes). */
 export const isOps: (message: unknown) => message is OpsMessage = guard(opsSchema)
+/** True for a valid `credit` message. */
+export const isCredit: (message: unknown) => message is CreditMessage = guard(creditSchema)
 /** True when `message` is a valid `ping`. */
 export const isPing: (message: unknown) => message is PingMessage = guard(pingSchema)
 /** True when `message` is any valid client → relay message. */

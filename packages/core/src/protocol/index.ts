@@ -13,6 +13,7 @@ export {
   merkleNodeSchema,
   nodesSchema,
   opsSchema,
+  creditSchema,
   pingSchema,
   pongSchema,
   pushSchema,
@@ -52,6 +53,7 @@ export type {
   MessageType,
   NodesMessage,
   OpsMessage,
+  CreditMessage,
   PingMessage,
   PongMessage,
   PushMessage,
@@ -87,9 +89,13 @@ export {
   encode,
   encodeMessage,
   formatIssues,
+  measure,
+  parseChange,
   scanFrame,
 } from './codec'
-export type { CodecLimits } from './codec'
+export type { CodecLimits, FrameSize } from './codec'
+export { DEFAULT_WIRE_LIMITS, FRAME_ENVELOPE, MIN_FRAME_BYTES, assertChangeFits, itemBudget, keySize, packBySize, sizeError } from './limits'
+export type { WireLimits } from './limits'
 export {
   isAck,
   isChanges,
@@ -99,6 +105,7 @@ export {
   isHello,
   isNodes,
   isOps,
+  isCredit,
   isPing,
   isPong,
   isPush,

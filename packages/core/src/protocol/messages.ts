@@ -118,6 +118,12 @@ export const helloSchema = z.object({
   clientTime: z.number(),
   /** When this replica last completed a sync (ms, relay clock), so the relay can tell it is past the tombstone horizon. */
   lastSyncAt: z.number().optional(),
+  /**
+   * Flow control: bytes of paced `changes` frames (initial slices) the client can hold
+   * unprocessed. The relay keeps at most this much unacknowledged by `credit` in flight.
+   * Without it the relay paces by its socket's send buffer only.
+   */
+  window: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).optional(),
 })
 
 /** Subscribes to a shape (a whole map is `{ map }`). `root` is the client's current Merkle root for it, if any. */
@@ -144,14 +150,23 @@ export const entriesSchema = z.object({
   sub: subId,
   path: z.string().max(16),
   entries: z.array(z.tuple([key, z.string().length(16)])).max(MESSAGE_LIMITS.maxKeysPerFrame),
+  /** More entries of this path follow in further frames (a path whose list does not fit one frame); the relay answers after the last. */
+  more: z.literal(true).optional(),
 })
 
-/** A batch of local writes. The relay answers `ack` with one result per change, after commit. */
+/**
+ * A batch of local writes. The relay answers `ack` with one result per change, after
+ * commit. Each change is validated on its own ({@link changeSchema}, through `parseChange`),
+ * so one malformed change is refused alone and never blocks the changes beside it.
+ */
 export const opsSchema = z.object({
   type: z.literal('ops'),
   id: reqId,
-  changes: z.array(changeSchema).min(1).max(MESSAGE_LIMITS.maxChangesPerFrame),
+  changes: z.array(z.custom<Change>((v) => v !== undefined, { message: 'a change is required' })).min(1).max(MESSAGE_LIMITS.maxChangesPerFrame),
 })
+
+/** Flow control: the client processed `bytes` of paced `changes` frames; the relay may send that much more. */
+export const creditSchema = z.object({ type: z.literal('credit'), bytes: z.number().int().positive().max(2 ** 31) })
 
 /** Keep-alive and clock probe. */
 export const pingSchema = z.object({ type: z.literal('ping'), clientTime: z.number() })
@@ -205,6 +220,7 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   reconcileSchema,
   entriesSchema,
   opsSchema,
+  creditSchema,
   pingSchema,
   topicSubscribeSchema,
   topicUnsubscribeSchema,
@@ -229,6 +245,8 @@ export const welcomeSchema = z.object({
   horizonMs: z.number().nonnegative(),
   /** True when `lastSyncAt` is older than the horizon: drop local shape data and re-subscribe from empty. */
   resync: z.boolean(),
+  /** The relay's frame limits: every frame it accepts or sends fits them (see `protocol/limits.ts`). */
+  limits: z.object({ maxFrameBytes: z.number().int().min(64 * 1024), maxElements: z.number().int().min(1024) }).optional(),
 })
 
 /** A failure. With `ref`, it answers that request id; without, it is fatal and the socket closes after it. */
@@ -248,6 +266,8 @@ export const nodesSchema = z.object({
   type: z.literal('nodes'),
   sub: subId,
   nodes: z.array(merkleNodeSchema).max(MESSAGE_LIMITS.maxNodesPerFrame * 16),
+  /** More nodes answering the same `reconcile` follow (an answer cut to fit the frame limit). */
+  more: z.literal(true).optional(),
 })
 
 /** Keys the relay lacks or holds differently: the client sends their records as `ops`. */
@@ -262,6 +282,8 @@ export const changesSchema = z.object({
   sub: subId,
   changes: z.array(changeSchema).max(MESSAGE_LIMITS.maxChangesPerFrame),
   moveOut: z.array(key).max(MESSAGE_LIMITS.maxKeysPerFrame).optional(),
+  /** Part of a paced stream (an initial slice): the client answers with `credit` once it has applied it. */
+  paced: z.literal(true).optional(),
 })
 
 /** A reconciliation round for `sub` is complete; `root` is the relay's root now. */
@@ -308,6 +330,7 @@ export type UnsubscribeMessage = z.infer<typeof unsubscribeSchema>
 export type ReconcileMessage = z.infer<typeof reconcileSchema>
 export type EntriesMessage = z.infer<typeof entriesSchema>
 export type OpsMessage = z.infer<typeof opsSchema>
+export type CreditMessage = z.infer<typeof creditSchema>
 export type PingMessage = z.infer<typeof pingSchema>
 export type TopicSubscribeMessage = z.infer<typeof topicSubscribeSchema>
 export type TopicUnsubscribeMessage = z.infer<typeof topicUnsubscribeSchema>

@@ -34,6 +34,7 @@ export const sampleClientMessages: { readonly [T in ClientMessage['type']]: Extr
   reconcile: { type: 'reconcile', sub: 1, nodes: [node, { path: '0', hash: 'fedcba9876543210', count: 1 }] },
   entries: { type: 'entries', sub: 1, path: '0a', entries: [['t1', '0000000000000001']] },
   ops: { type: 'ops', id: 7, changes: [sampleChange('todos', 't1'), { kind: 'counter', map: 'likes', key: '', state: [[replicaId, 3, 1]] }, { kind: 'or', map: 'tags', key: 't1', state: { adds: [[stamp(1), 'red']], removes: [] } }] },
+  credit: { type: 'credit', bytes: 524_288 },
   ping: { type: 'ping', clientTime: 1_700_000_000_000 },
   'topic-sub': { type: 'topic-sub', topic: 'room:42' },
   'topic-unsub': { type: 'topic-unsub', topic: 'room:42' },

@@ -25,15 +25,46 @@ export interface MapAccess {
   readonly filter: Predicate | undefined
   /** `filter`, compiled; always true when there is none. */
   readonly visible: CompiledPredicate
+  /**
+   * Whether the caller may write `key` at all (the map's key rule, e.g. keys must begin
+   * with `<sub>/`). A key outside it is refused with FORBIDDEN whether or not it exists,
+   * so writes cannot probe for other users' keys.
+   */
+  readonly keyAllowed: (key: string) => boolean
 }
 
-const ALLOW_ALL: MapAccess = Object.freeze({ read: true, write: true, filter: undefined, visible: () => true })
-const DENY_ALL: MapAccess = Object.freeze({ read: false, write: false, filter: undefined, visible: () => false })
+const ALLOW_ALL: MapAccess = Object.freeze({ read: true, write: true, filter: undefined, visible: () => true, keyAllowed: () => true })
+const DENY_ALL: MapAccess = Object.freeze({ read: false, write: false, filter: undefined, visible: () => false, keyAllowed: () => false })
 
 interface CompiledRule {
   readonly read: (principal: Principal) => boolean
   readonly write: (principal: Principal) => boolean
   readonly filter: Predicate | undefined
+  readonly keys: string | undefined
+}
+
+/**
+ * Binds a key rule to the caller's claims: `$claim` (letters, digits, `_` and `.` for a
+ * nested claim) becomes the claim's value; a trailing `*` allows any key with that prefix.
+ * A claim the token lacks allows no key at all (fail closed).
+ */
+export function bindKeyRule(pattern: string, claims: Claims): (key: string) => boolean {
+  let unbound = false
+  const bound = pattern.replace(/\$([A-Za-z_][\w.]*)/g, (_, name: string) => {
+    let value: unknown = claims
+    for (const part of name.split('.')) value = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[part] : undefined
+    if (typeof value !== 'string' && typeof value !== 'number') {
+      unbound = true
+      return ''
+    }
+    return String(value)
+  })
+  if (unbound) return () => false
+  if (bound.endsWith('*')) {
+    const prefix = bound.slice(0, -1)
+    return (key) => key.startsWith(prefix)
+  }
+  return (key) => key === bound
 }
 
 function compileAccess(access: Access, where: string): (principal: Principal) => boolean {
@@ -118,6 +149,7 @@ export class RuleSet {
         read: compileAccess(rule.read, `rules.maps.${name}.read`),
         write: compileAccess(rule.write, `rules.maps.${name}.write`),
         filter,
+        keys: rule.keys,
       })
     }
   }
@@ -128,7 +160,13 @@ export class RuleSet {
     const rule = this.#rules.get(map) ?? this.#rules.get('*')
     if (rule === undefined) return DENY_ALL
     const filter = rule.filter === undefined ? undefined : bindClaims(rule.filter, principal.claims as Claims)
-    return { read: rule.read(principal), write: rule.write(principal), filter, visible: filter === undefined ? () => true : compilePredicate(filter) }
+    return {
+      read: rule.read(principal),
+      write: rule.write(principal),
+      filter,
+      visible: filter === undefined ? () => true : compilePredicate(filter),
+      keyAllowed: rule.keys === undefined ? () => true : bindKeyRule(rule.keys, principal.claims as Claims),
+    }
   }
 
   /** What `principal` may do on `topic`. */

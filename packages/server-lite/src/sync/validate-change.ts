@@ -6,10 +6,9 @@
  * Forgery rule: a session writes as its own replica. A register, OR tag or counter entry
  * of another replica is accepted only when the relay already holds it (or something
  * newer), so replaying what it received is fine and inventing another user's write is
- * not. The one exception is answering the relay's own `push` during reconciliation: there
- * the relay asked for records it lacks (e.g. it lost its data), which by nature carry
- * other replicas' stamps; they are accepted when the caller may write the record at all
- * (the row filter is still checked before and after the merge).
+ * not. This holds on every path a change arrives by, answers to the relay's `push`
+ * included: a client answers `push` with its own writes only (each replica uploads what
+ * it wrote), so a made-up digest cannot get another replica's stamps accepted.
  */
 import {
   ForbiddenError,
@@ -32,8 +31,6 @@ export interface ChangeContext {
   readonly replicaId: string
   /** The relay's current state of the key, if any. */
   readonly current: CrdtState | undefined
-  /** True when the relay asked for this key with `push` (foreign stamps allowed). */
-  readonly pushed: boolean
 }
 
 function forged(change: Change, what: string): ForbiddenError {
@@ -46,7 +43,7 @@ function forged(change: Change, what: string): ForbiddenError {
 
 /** Throws a typed error when `change` may not be merged; see the module comment. */
 export function checkChange(change: Change, context: ChangeContext): void {
-  const { clock, replicaId, pushed } = context
+  const { clock, replicaId } = context
   const where = `${change.map}/${change.key.slice(0, 64)}`
   switch (change.kind) {
     case 'lww': {
@@ -54,7 +51,7 @@ export function checkChange(change: Change, context: ChangeContext): void {
       const current = context.current as LwwRecordState | undefined
       for (const [name, value, stamp] of state.fields) {
         assertValue(value, `${where}.${name.slice(0, 64)}`)
-        if (!pushed && clock.checkRemote(stamp).replica !== replicaId) {
+        if (clock.checkRemote(stamp).replica !== replicaId) {
           const mine = current?.fields.find((entry) => entry[0] === name)
           // Equal stamps must carry the same write; a newer register makes the old one harmless.
           if (mine === undefined || mine[2] < stamp || (mine[2] === stamp && !valuesEqual(mine[1], value))) throw forged(change, `a field "${name.slice(0, 64)}"`)
@@ -63,7 +60,7 @@ export function checkChange(change: Change, context: ChangeContext): void {
       if (state.deleted !== null) {
         const foreign = clock.checkRemote(state.deleted).replica !== replicaId
         const known = current?.deleted ?? null
-        if (!pushed && foreign && (known === null || known < state.deleted)) throw forged(change, 'a delete')
+        if (foreign && (known === null || known < state.deleted)) throw forged(change, 'a delete')
       }
       return
     }
@@ -72,7 +69,7 @@ export function checkChange(change: Change, context: ChangeContext): void {
       const current = context.current as OrSetState | undefined
       for (const [tag, value] of state.adds) {
         assertValue(value, `${where}[${tag.slice(0, 40)}]`)
-        if (!pushed && clock.checkRemote(tag).replica !== replicaId) {
+        if (clock.checkRemote(tag).replica !== replicaId) {
           const known = current !== undefined && (current.adds.some(([t]) => t === tag) || current.removes.includes(tag))
           if (!known) throw forged(change, 'an add')
         }
@@ -85,7 +82,7 @@ export function checkChange(change: Change, context: ChangeContext): void {
       const current = context.current as CounterState | undefined
       for (const [replica, inc, dec] of state) {
         if (!Number.isFinite(inc) || !Number.isFinite(dec)) throw new InvalidValueError(`Counter ${change.map} has a non-finite total for replica ${replica.slice(0, 64)}`)
-        if (!pushed && replica !== replicaId) {
+        if (replica !== replicaId) {
           const mine = current?.find(([r]) => r === replica)
           if (mine === undefined || mine[1] < inc || mine[2] < dec) throw forged(change, 'counter totals')
         }

@@ -48,6 +48,8 @@ export interface ConnectOptions {
   readonly versions?: number[]
   readonly lastSyncAt?: number
   readonly now?: () => number
+  /** Flow-control window announced in hello (bytes of paced frames held unprocessed). */
+  readonly window?: number
 }
 
 let replicaCounter = 0
@@ -58,6 +60,9 @@ export class TestClient {
   readonly messages: ServerMessage[] = []
   readonly clock: Hlc
   readonly replicaId: string
+  /** Bytes of every frame received, and each frame's size in arrival order (parallel to `messages`). */
+  bytesReceived = 0
+  readonly frameSizes: number[] = []
   /** Resolves with the close code and reason. */
   readonly closed: Promise<{ code: number; reason: string }>
   #waiters: (() => void)[] = []
@@ -69,7 +74,9 @@ export class TestClient {
     this.clock = new Hlc({ replicaId: replicaId as ReplicaId, now })
     ws.binaryType = 'nodebuffer'
     ws.on('message', (data: Buffer) => {
-      this.messages.push(decodeServerMessage(new Uint8Array(data.buffer, data.byteOffset, data.length)))
+      this.bytesReceived += data.length
+      this.messages.push(decodeServerMessage(new Uint8Array(data.buffer, data.byteOffset, data.length), { maxFrameBytes: 64 * 1024 * 1024 }))
+      this.frameSizes.push(data.length)
       for (const wake of this.#waiters.splice(0)) wake()
     })
     this.closed = new Promise((resolve) => {
@@ -111,6 +118,7 @@ export class TestClient {
       clientTime: Date.now(),
       ...(options.token === undefined ? {} : { token: options.token }),
       ...(options.lastSyncAt === undefined ? {} : { lastSyncAt: options.lastSyncAt }),
+      ...(options.window === undefined ? {} : { window: options.window }),
     })
   }
 

@@ -33,6 +33,8 @@ export interface SyncReport {
   readonly frames: number
   /** Keys the relay asked for with `push`. */
   readonly pushed: readonly string[]
+  /** Error codes the relay answered our push replies with (null = accepted), in order. */
+  readonly pushResults: readonly (string | null)[]
   /** Requests sent (reconcile + entries). */
   readonly rounds: number
 }
@@ -85,6 +87,7 @@ export class LocalShape {
     let frames = 0
     let rounds = 0
     const pushed: string[] = []
+    const pushResults: (string | null)[] = []
     const mine = (m: ServerMessage): boolean => 'sub' in m && m.sub === sub
     // Consumes messages for this sub in order, applying changes and answering pushes, until `until` matches.
     let cursor = start
@@ -105,7 +108,7 @@ export class LocalShape {
               const state = this.states.get(key)
               return state === undefined ? [] : [{ kind: 'lww' as const, map: this.shape.map, key, state }]
             })
-            if (changes.length > 0) await client.ops(changes)
+            if (changes.length > 0) pushResults.push(...(await client.ops(changes)).results.map((r) => r?.code ?? null))
           }
           if (until(m)) return m as T
         }
@@ -116,7 +119,7 @@ export class LocalShape {
     const subscribed = await consume<SubscribedMessage>((m) => m.type === 'subscribed')
     if (!withRoot || localRoot.count === 0 || subscribed.root.hash === localRoot.hash) {
       await consume<SyncedMessage>((m) => m.type === 'synced')
-      return { received, frames, pushed, rounds }
+      return { received, frames, pushed, pushResults, rounds }
     }
     // Descent: frontier of [local, remote] node pairs that differ.
     let frontier: [MerkleNodeInfo, MerkleNodeInfo][] = [[localRoot, subscribed.root]]
@@ -144,6 +147,6 @@ export class LocalShape {
         }
       }
     }
-    return { received, frames, pushed, rounds }
+    return { received, frames, pushed, pushResults, rounds }
   }
 }

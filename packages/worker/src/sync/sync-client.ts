@@ -20,6 +20,13 @@
  * with `OfflineError` (the relay may or may not have acted on it).
  */
 import {
+  DEFAULT_WIRE_LIMITS,
+  ValueTooLargeError,
+  itemBudget,
+  keySize,
+  measure,
+  packBySize,
+  sizeError,
   decodeServerMessage,
   diffChildren,
   diffEntries,
@@ -39,6 +46,8 @@ import {
   type SerializedError,
   type ServerMessage,
   type TopicMessage,
+  type FrameSize,
+  type WireLimits,
 } from '@outpost/core'
 import type { ConnectionState } from '../engine-api'
 import type { Outbox, OutboxEntry } from '../outbox'
@@ -72,8 +81,12 @@ export interface SyncHost {
   resetShape(replica: ShapeReplica): Promise<void>
   recordsFor(replica: ShapeReplica, keys: readonly string[]): Change[]
   acked(ok: readonly number[], rejected: readonly (readonly [number, SerializedError])[]): Promise<void>
+  /** Writes of this replica in `change` only: what a `push` reply may carry (each replica uploads its own writes). */
+  ownPart?(change: Change): Change | undefined
   sent(opIds: readonly number[]): void
   synced(serverTime: number): void
+  /** The relay announced its frame limits in `welcome`: writes are checked against them from now on. */
+  limitsChanged(limits: WireLimits): void
   connectionChanged(error?: SerializedError): void
   /** A relay message of the coordination primitives that answers no request. */
   coordinationMessage?(message: TopicMessage | LockLostMessage): void
@@ -115,6 +128,16 @@ export interface SyncClientOptions {
   readonly token: string | undefined
   readonly retryMs: number | undefined
   readonly pingMs: number | undefined
+  /**
+   * A connection that delivers no frame for this long (ms) is dead, even if it never
+   * closed (a blackholing proxy, a sleeping laptop's NAT): the client closes it and
+   * reconnects. Default {@link DEFAULT_DEAD_MS}; pings every {@link SyncClientOptions.pingMs} keep a healthy one busy.
+   */
+  readonly deadMs?: number | undefined
+  /** A reply the relay owes (welcome, a reconciliation answer) that makes no progress for this long (ms) restarts the session. */
+  readonly replyTimeoutMs?: number | undefined
+  /** Wait for a token (the app's `auth` callback) before the first connect, so the first hello carries it. */
+  readonly authRequired?: boolean | undefined
   readonly backoff: BackoffOptions | undefined
   /**
    * Where `online` events come from (the worker or window global by default). When the
@@ -124,12 +147,24 @@ export interface SyncClientOptions {
   readonly networkEvents?: NetworkEvents | undefined
 }
 
-/** Changes per `ops` frame (well under the protocol's per-frame limit and default frame size). */
+/** Most changes per `ops` frame; frames are cut by bytes first (see `packBySize`). */
 const OPS_PER_FRAME = 500
 /** Default retry interval for sent, unacknowledged ops. */
 const DEFAULT_RETRY_MS = 10_000
-/** Default keep-alive interval. */
-const DEFAULT_PING_MS = 25_000
+/** Default keep-alive interval: a healthy connection carries a frame at least this often. */
+const DEFAULT_PING_MS = 5_000
+/** Default silence (ms) after which a connection is dead: detection within this plus one second, reconnection right after. */
+export const DEFAULT_DEAD_MS = 10_000
+/** Default time (ms) a reply the relay owes may make no progress before the session restarts. */
+export const DEFAULT_REPLY_TIMEOUT_MS = 30_000
+/** Bytes of paced frames (initial slices) this client takes unprocessed: the relay waits for `credit` beyond it. */
+export const CLIENT_WINDOW_BYTES = 4 * 1024 * 1024
+/** Nodes per `reconcile` frame: the relay's answer (16 children each, about 60 B per node) stays well under 1 MiB. */
+const RECONCILE_NODES_PER_FRAME = 512
+/** Reconciliation requests (reconcile, entries) in flight per shape; more wait for answers, so a large divergence never floods the relay's send buffer. */
+const MAX_OUTSTANDING_PER_SHAPE = 16
+/** Size of one `[key, digest]` pair in an `entries` list, beyond the key itself. */
+const ENTRY_PAIR_SIZE: FrameSize = { bytes: 1 + 17, elements: 2 }
 /** Close code the relay uses when the token expired. */
 const CLOSE_TOKEN_EXPIRED = 4003
 
@@ -141,9 +176,15 @@ interface ShapeSession {
   outstanding: number
   /** The paths of each `reconcile` sent, in order: a `nodes` reply answers the oldest. */
   readonly reconciles: string[][]
+  /** Nodes of a `nodes` answer cut into several frames (`more`), gathered until its last frame. */
+  partialNodes: MerkleNodeInfo[]
+  /** Reconciliation requests waiting for room under {@link MAX_OUTSTANDING_PER_SHAPE}. */
+  readonly queued: (() => void)[]
   synced: boolean
   /** The root sent with `subscribe` (none when the shape was empty locally). */
   readonly sentRoot: MerkleNodeInfo | undefined
+  /** When a reply for this shape last arrived (or was first owed): the watchdog restarts a session stuck longer than the reply timeout. */
+  progressAt: number
 }
 
 /** Closing a socket that never opened may throw; it is gone either way, so there is nothing to do. */
@@ -165,6 +206,14 @@ export class SyncClient {
   #retryTimer: ReturnType<typeof setInterval> | undefined
   #pingTimer: ReturnType<typeof setInterval> | undefined
   #helloAt = 0
+  /** When the socket opened and when it last delivered a frame (ms), for the dead-connection check. */
+  #openedAt = 0
+  #lastFrameAt = 0
+  #watchdog: ReturnType<typeof setInterval> | undefined
+  /** The relay's frame limits (from `welcome`; the defaults before). */
+  #limits: WireLimits = DEFAULT_WIRE_LIMITS
+  /** Bumped per connection attempt, so an attempt that awaited a token knows it is still current. */
+  #attemptId = 0
   #nextSub = 1
   #nextReq = 1
   readonly #sessions = new Map<number, ShapeSession>()
@@ -225,11 +274,15 @@ export class SyncClient {
   setToken(token: string | undefined): void {
     this.#token = token
     if (this.#state === 'auth-expired') this.#dispatch('token-refreshed')
+    else if (this.#state === 'connecting' && this.#socket === undefined) this.#connect()
   }
 
   setAuthProvider(provider: () => Promise<string | undefined>): void {
+    const first = this.#authProvider === undefined
     this.#authProvider = provider
     if (this.#state === 'auth-expired') void this.#refreshToken()
+    // A connect that waited for the first token goes ahead now.
+    else if (first && this.#state === 'connecting' && this.#socket === undefined) this.#connect()
   }
 
   setOffline(offline: boolean): void {
@@ -296,7 +349,14 @@ export class SyncClient {
           reject(new TimeoutError(`the relay did not answer ${message.type} within ${timeoutMs} ms; retry when the connection is stable`, { request: message.type, timeoutMs }))
         }, timeoutMs)
         this.#calls.set(id, { resolve, reject, timer, kind: message.type })
-        this.#send(message)
+        try {
+          this.#send(message)
+        } catch (error) {
+          // Too large to send: the caller gets the typed error, the connection is untouched.
+          clearTimeout(timer)
+          this.#calls.delete(id)
+          reject(error)
+        }
       }
       if (this.sessionOpen) {
         go()
@@ -405,6 +465,27 @@ export class SyncClient {
   }
 
   #connect(): void {
+    const attempt = ++this.#attemptId
+    if (this.#token === undefined && this.#options.authRequired === true) {
+      // The first hello carries the token: wait for the app's auth callback (registered by the first tab).
+      const provider = this.#authProvider
+      if (provider === undefined) return // setAuthProvider / setToken connects
+      void provider().then(
+        (token) => {
+          if (this.#state !== 'connecting' || this.#attemptId !== attempt) return
+          this.#token = token
+          this.#openSocket()
+        },
+        (error: unknown) => {
+          if (this.#state === 'connecting' && this.#attemptId === attempt) this.#dispatch('error', serializeError(error))
+        },
+      )
+      return
+    }
+    this.#openSocket()
+  }
+
+  #openSocket(): void {
     const Ctor = this.#options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
     if (Ctor === undefined || this.#options.url === undefined) {
       this.#dispatch('error', serializeError(new InternalError('no WebSocket implementation available')))
@@ -419,8 +500,11 @@ export class SyncClient {
     }
     socket.binaryType = 'arraybuffer'
     this.#socket = socket
+    this.#openedAt = this.#lastFrameAt = this.#options.now()
+    this.#startWatchdog()
     socket.onopen = () => {
       if (this.#socket !== socket) return
+      this.#lastFrameAt = this.#options.now()
       this.#dispatch('socket-open')
       this.#hello()
     }
@@ -455,7 +539,8 @@ export class SyncClient {
     }
     if (this.#retryTimer !== undefined) clearInterval(this.#retryTimer)
     if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer)
-    this.#retryTimer = this.#pingTimer = undefined
+    if (this.#watchdog !== undefined) clearInterval(this.#watchdog)
+    this.#retryTimer = this.#pingTimer = this.#watchdog = undefined
     this.#sessions.clear()
     this.#requests.clear()
     this.#host.pendingOps().resetConnection()
@@ -469,11 +554,56 @@ export class SyncClient {
   /** True between `welcome` and the teardown of that session. */
   #sessionUp = false
 
+  /**
+   * Sends one message. Throws {@link ValueTooLargeError} (and sends nothing) when its frame
+   * exceeds the relay's limit: a frame the relay would close the connection for is never
+   * sent, so nothing can make the client reconnect in a loop.
+   */
   #send(message: ClientMessage): void {
     const socket = this.#socket
     if (socket === undefined || socket.readyState !== 1) return
-    socket.send(encodeMessage(message))
+    const frame = encodeMessage(message)
+    if (frame.length > this.#limits.maxFrameBytes) {
+      throw new ValueTooLargeError(`This ${message.type} message encodes to ${frame.length} bytes, over the relay's frame limit of ${this.#limits.maxFrameBytes} bytes; make it smaller`, {
+        bytes: frame.length,
+        maxFrameBytes: this.#limits.maxFrameBytes,
+        type: message.type,
+      })
+    }
+    socket.send(frame)
     this.framesSent++
+  }
+
+  /**
+   * One timer per connection: pings while welcomed, declares a silent connection dead
+   * (no frame for `deadMs`, including a connect or hello that never completes), and
+   * restarts a session whose owed reconciliation reply made no progress for `replyTimeoutMs`.
+   */
+  #startWatchdog(): void {
+    if (this.#watchdog !== undefined) clearInterval(this.#watchdog)
+    const pingMs = this.#options.pingMs ?? DEFAULT_PING_MS
+    const deadMs = this.#options.deadMs ?? DEFAULT_DEAD_MS
+    const replyMs = this.#options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS
+    let pingedAt = 0
+    this.#watchdog = setInterval(() => {
+      const now = this.#options.now()
+      if (this.#socket === undefined) return
+      if (now - this.#lastFrameAt > deadMs) {
+        const what = this.#state === 'connecting' ? 'the connection did not open' : this.#state === 'handshaking' ? 'the relay did not answer hello' : 'no frame arrived from the relay'
+        this.#dispatch('error', serializeError(new TimeoutError(`${what} within ${deadMs} ms; reconnecting`, { deadMs, state: this.#state })))
+        return
+      }
+      for (const session of this.#sessions.values()) {
+        if (session.outstanding > 0 && now - session.progressAt > replyMs) {
+          this.#dispatch('error', serializeError(new TimeoutError(`the relay's reconciliation answer for a shape made no progress within ${replyMs} ms; restarting the session`, { replyTimeoutMs: replyMs })))
+          return
+        }
+      }
+      if (this.#sessionUp && now - pingedAt >= pingMs) {
+        pingedAt = now
+        this.#send({ type: 'ping', clientTime: now })
+      }
+    }, Math.max(50, Math.min(1_000, Math.floor(Math.min(pingMs, deadMs) / 4))))
   }
 
   #hello(): void {
@@ -486,63 +616,76 @@ export class SyncClient {
       replicaId: this.#host.replicaId as never,
       clientTime: this.#helloAt,
       ...(lastSyncAt === null ? {} : { lastSyncAt }),
+      window: CLIENT_WINDOW_BYTES,
     })
   }
 
   // ───────────────────────────── inbound ─────────────────────────────
 
   #onFrame(data: unknown): void {
+    this.#lastFrameAt = this.#options.now()
     let message: ServerMessage
+    let length: number
     try {
       const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : (data as Uint8Array)
-      message = decodeServerMessage(bytes)
+      length = bytes.length
+      message = decodeServerMessage(bytes, this.#limits)
     } catch (error) {
       // A frame we cannot read: the session is out of step, start a fresh one.
       this.#dispatch('error', serializeError(error))
       return
     }
     this.received.set(message.type, (this.received.get(message.type) ?? 0) + 1)
-    void this.#handle(message).catch((error: unknown) => this.#dispatch('error', serializeError(error)))
+    void this.#handle(message, length).catch((error: unknown) => this.#dispatch('error', serializeError(error)))
   }
 
   /** Messages are handled in arrival order: each waits for the previous one's store work. */
   #chain: Promise<void> = Promise.resolve()
 
-  #handle(message: ServerMessage): Promise<void> {
-    const run = this.#chain.then(() => this.#handleNow(message))
+  #handle(message: ServerMessage, length: number): Promise<void> {
+    const run = this.#chain.then(() => this.#handleNow(message, length))
     this.#chain = run.catch(() => undefined)
     return run
   }
 
-  async #handleNow(message: ServerMessage): Promise<void> {
+  async #handleNow(message: ServerMessage, length: number): Promise<void> {
     switch (message.type) {
       case 'welcome':
-        return this.#onWelcome(message.serverTime, message.resync)
+        return this.#onWelcome(message.serverTime, message.resync, message.limits)
       case 'subscribed':
         return this.#onSubscribed(message.sub, message.root)
       case 'nodes':
-        return this.#onNodes(message.sub, message.nodes)
+        return this.#onNodes(message.sub, message.nodes, message.more === true)
       case 'changes': {
         const session = this.#sessions.get(message.sub)
+        if (session !== undefined) session.progressAt = this.#options.now()
         await this.#host.applyChanges(session?.replica, message.changes, message.moveOut ?? [])
+        // Paced frames (a slice) are paid back once applied, so the relay sends the next.
+        if (message.paced === true) this.#send({ type: 'credit', bytes: Math.max(1, length) })
         return
       }
       case 'push': {
         const session = this.#sessions.get(message.sub)
         if (session === undefined) return
-        const records = this.#host.recordsFor(session.replica, message.keys)
-        for (let i = 0; i < records.length; i += OPS_PER_FRAME) {
+        // Each replica uploads its own writes: the relay accepts no other replica's registers from us.
+        const records = this.#host.recordsFor(session.replica, message.keys).flatMap((change) => {
+          const own = this.#host.ownPart === undefined ? change : this.#host.ownPart(change)
+          return own === undefined ? [] : [own]
+        })
+        for (const batch of packBySize(records, measure, itemBudget(this.#limits), OPS_PER_FRAME)) {
           const id = this.#nextReq++
           this.#requests.set(id, [])
-          this.#send({ type: 'ops', id, changes: records.slice(i, i + OPS_PER_FRAME) })
-          this.opsChangesSent += Math.min(OPS_PER_FRAME, records.length - i)
+          this.#send({ type: 'ops', id, changes: batch })
+          this.opsChangesSent += batch.length
         }
         return
       }
       case 'synced': {
         const session = this.#sessions.get(message.sub)
         if (session === undefined) return
+        session.progressAt = this.#options.now()
         session.outstanding = Math.max(0, session.outstanding - 1)
+        this.#pumpRequests(session)
         if (session.outstanding === 0) {
           session.synced = true
           this.#host.synced(message.serverTime)
@@ -584,10 +727,14 @@ export class SyncClient {
     }
   }
 
-  async #onWelcome(serverTime: number, resync: boolean): Promise<void> {
+  async #onWelcome(serverTime: number, resync: boolean, limits: WireLimits | undefined): Promise<void> {
     const now = this.#options.now()
     // The relay's clock at "now" is about serverTime plus half the round trip.
     this.#host.hlc.offset = serverTime + (now - this.#helloAt) / 2 - now
+    if (limits !== undefined) {
+      this.#limits = { maxFrameBytes: limits.maxFrameBytes, maxElements: limits.maxElements }
+      this.#host.limitsChanged(this.#limits)
+    }
     this.#dispatch('welcome')
     if (resync) for (const replica of this.#host.shapeReplicas()) await this.#host.resetShape(replica)
     for (const replica of this.#host.shapeReplicas()) this.#subscribe(replica)
@@ -595,7 +742,6 @@ export class SyncClient {
     this.#sendOutbox(this.#host.pendingOps().takeUnsent(this.#options.now()))
     const retryMs = this.#options.retryMs ?? DEFAULT_RETRY_MS
     this.#retryTimer = setInterval(() => this.#sendOutbox(this.#host.pendingOps().takeDue(this.#options.now(), retryMs)), Math.max(10, Math.floor(retryMs / 2)))
-    this.#pingTimer = setInterval(() => this.#send({ type: 'ping', clientTime: this.#options.now() }), this.#options.pingMs ?? DEFAULT_PING_MS)
     this.#sessionUp = true
     this.#host.sessionChanged?.(true)
     for (const waiting of this.#waiting.splice(0)) waiting.send()
@@ -605,14 +751,35 @@ export class SyncClient {
   #subscribe(replica: ShapeReplica): void {
     const sub = this.#nextSub++
     const root = replica.tree.root()
-    this.#sessions.set(sub, { replica, sub, subscribed: false, outstanding: 0, reconciles: [], synced: false, sentRoot: root.count === 0 ? undefined : root })
-    this.#send({ type: 'subscribe', sub, shape: replica.shape, ...(root.count === 0 ? {} : { root }) })
+    const session: ShapeSession = {
+      replica,
+      sub,
+      subscribed: false,
+      // The `subscribed` answer is owed from now: the watchdog covers it like any reply.
+      outstanding: 1,
+      reconciles: [],
+      partialNodes: [],
+      queued: [],
+      synced: false,
+      sentRoot: root.count === 0 ? undefined : root,
+      progressAt: this.#options.now(),
+    }
+    this.#sessions.set(sub, session)
+    try {
+      this.#send({ type: 'subscribe', sub, shape: replica.shape, ...(root.count === 0 ? {} : { root }) })
+    } catch (error) {
+      // A shape too large to send can never be subscribed: report it, keep the connection.
+      this.#sessions.delete(sub)
+      this.#host.connectionChanged(serializeError(error))
+    }
   }
 
   #onSubscribed(sub: number, remoteRoot: MerkleNodeInfo): void {
     const session = this.#sessions.get(sub)
     if (session === undefined) return
     session.subscribed = true
+    session.outstanding = Math.max(0, session.outstanding - 1)
+    session.progressAt = this.#options.now()
     const sent = session.sentRoot
     if (sent === undefined || sent.hash === remoteRoot.hash) {
       // The relay settles these itself: the whole slice (empty client) or nothing, then `synced`.
@@ -622,10 +789,19 @@ export class SyncClient {
     this.#descend(session, [[session.replica.tree.root(), remoteRoot]])
   }
 
-  #onNodes(sub: number, remoteNodes: readonly MerkleNodeInfo[]): void {
+  #onNodes(sub: number, part: readonly MerkleNodeInfo[], more: boolean): void {
     const session = this.#sessions.get(sub)
     if (session === undefined) return
+    session.progressAt = this.#options.now()
+    if (more) {
+      // An answer cut to fit the frame limit: gather it until its last frame.
+      session.partialNodes.push(...part)
+      return
+    }
+    const remoteNodes = session.partialNodes.length === 0 ? part : [...session.partialNodes, ...part]
+    session.partialNodes = []
     session.outstanding = Math.max(0, session.outstanding - 1)
+    this.#pumpRequests(session)
     const tree = session.replica.tree
     const asked = session.reconciles.shift() ?? []
     const byParent = new Map<string, MerkleNodeInfo[]>(asked.map((path) => [path, []]))
@@ -644,26 +820,52 @@ export class SyncClient {
     this.#descend(session, pairs)
   }
 
-  /** Settles differing nodes: small or leaf ones by entry exchange, big ones by asking for children. */
+  /**
+   * Settles differing nodes: small or leaf ones by entry exchange, big ones by asking for
+   * children. Requests queue per shape and at most {@link MAX_OUTSTANDING_PER_SHAPE} are in
+   * flight, so however large the divergence, the relay's answers arrive as they are asked for.
+   */
   #descend(session: ShapeSession, pairs: readonly (readonly [MerkleNodeInfo, MerkleNodeInfo])[]): void {
     const tree = session.replica.tree
     const reconcile: MerkleNodeInfo[] = []
     for (const [local, remote] of pairs) {
       if (needsEntryExchange(local, remote, tree.depth)) {
-        session.outstanding++
-        this.#send({ type: 'entries', sub: session.sub, path: local.path, entries: tree.entries(local.path) })
+        session.queued.push(() => this.#sendEntries(session, local.path))
       } else {
         reconcile.push(local)
       }
     }
-    for (let i = 0; i < reconcile.length; i += 4096) {
-      const nodes = reconcile.slice(i, i + 4096)
-      session.outstanding++
-      session.reconciles.push(nodes.map((n) => n.path))
-      this.#send({ type: 'reconcile', sub: session.sub, nodes })
+    for (let i = 0; i < reconcile.length; i += RECONCILE_NODES_PER_FRAME) {
+      const nodes = reconcile.slice(i, i + RECONCILE_NODES_PER_FRAME)
+      session.queued.push(() => {
+        session.reconciles.push(nodes.map((n) => n.path))
+        this.#send({ type: 'reconcile', sub: session.sub, nodes })
+      })
     }
-    session.synced = session.outstanding === 0
+    this.#pumpRequests(session)
+    session.synced = session.outstanding === 0 && session.queued.length === 0
     this.#checkSynced()
+  }
+
+  /** Sends queued reconciliation requests while fewer than {@link MAX_OUTSTANDING_PER_SHAPE} are unanswered. */
+  #pumpRequests(session: ShapeSession): void {
+    while (session.outstanding < MAX_OUTSTANDING_PER_SHAPE && session.queued.length > 0) {
+      const send = session.queued.shift() as () => void
+      if (session.outstanding === 0) session.progressAt = this.#options.now()
+      session.outstanding++
+      send()
+    }
+  }
+
+  /** The `[key, digest]` list under `path`, cut into frames by bytes (`more` on all but the last). */
+  #sendEntries(session: ShapeSession, path: string): void {
+    const entries = session.replica.tree.entries(path)
+    const budget = itemBudget(this.#limits)
+    const batches = [...packBySize(entries, ([key]) => ({ bytes: keySize(key).bytes + ENTRY_PAIR_SIZE.bytes, elements: ENTRY_PAIR_SIZE.elements }), budget, 50_000)]
+    if (batches.length === 0) batches.push([])
+    batches.forEach((batch, i) => {
+      this.#send({ type: 'entries', sub: session.sub, path, entries: batch, ...(i < batches.length - 1 ? { more: true as const } : {}) })
+    })
   }
 
   async #onAck(id: number, results: readonly (SerializedError | null)[]): Promise<void> {
@@ -741,10 +943,19 @@ export class SyncClient {
     this.#dispatch('synced')
   }
 
+  /**
+   * Sends outbox entries in `ops` frames cut by bytes. An entry that cannot fit a frame on
+   * its own (written under larger limits, or before limits were checked) is rejected here
+   * with VALUE_TOO_LARGE like a relay refusal, so it never blocks the entries behind it.
+   */
   #sendOutbox(entries: readonly OutboxEntry[]): void {
     if (entries.length === 0 || this.#socket === undefined) return
-    for (let i = 0; i < entries.length; i += OPS_PER_FRAME) {
-      const chunk = entries.slice(i, i + OPS_PER_FRAME)
+    const oversize: [number, SerializedError][] = []
+    const batches = packBySize(entries, (e) => measureEntry(e), itemBudget(this.#limits), OPS_PER_FRAME, (e, size) => {
+      const error = sizeError(size, this.#limits, `the pending write ${e.change.map}/${e.change.key.slice(0, 64)}`)
+      oversize.push([e.opId, serializeError(error ?? new ValueTooLargeError('this write is too large to send'))])
+    })
+    for (const chunk of batches) {
       const id = this.#nextReq++
       this.#requests.set(
         id,
@@ -754,7 +965,20 @@ export class SyncClient {
       this.opsChangesSent += chunk.length
       this.#host.sent(chunk.map((e) => e.opId))
     }
+    if (oversize.length > 0) void this.#host.acked([], oversize).catch((error: unknown) => this.#host.connectionChanged(serializeError(error)))
   }
+}
+
+/** Exact sizes of outbox changes, measured once per entry (an entry is immutable; retries re-send it). */
+const entrySizes = new WeakMap<OutboxEntry, FrameSize>()
+
+function measureEntry(entry: OutboxEntry): FrameSize {
+  let size = entrySizes.get(entry)
+  if (size === undefined) {
+    size = measure(entry.change)
+    entrySizes.set(entry, size)
+  }
+  return size
 }
 
 /** Errors a socket reports after we tore it down carry nothing we act on: the connection is already gone. */
