@@ -89,6 +89,7 @@ export class InvalidValueError extends OutpostError {
  * `details` names the limit (`limitBytes` or `limitElements`) and the size found.
  */
 export class ValueTooLargeError extends OutpostError {
+  override readonly name = 'ValueTooLargeError'
   constructor(message: string, details?: ErrorDetails) {
     super('VALUE_TOO_LARGE', message, details)
   }

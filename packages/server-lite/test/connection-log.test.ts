@@ -58,7 +58,7 @@ describe('connection lifecycle log and metrics', () => {
     const dir = tempDir()
     dirs.push(dir)
     const config = join(dir.path, 'relay.json')
-    writeFileSync(config, JSON.stringify({ auth: AUTH, limits: { maxFrameBytes: 4096, helloTimeoutMs: 300, maxConnectionsPerSubject: 1 } }))
+    writeFileSync(config, JSON.stringify({ auth: AUTH, limits: { maxFrameBytes: 65_536, helloTimeoutMs: 300, maxConnectionsPerSubject: 1 } }))
     const relay = await spawnRelay(join(dir.path, 'data'), { args: ['--config', config], env: { OUTPOST_LOG_LEVEL: 'info' } })
     relays.push(relay)
     const before = await closesByReason(relay.httpUrl)
@@ -98,7 +98,7 @@ describe('connection lifecycle log and metrics', () => {
 
     // 5. A frame over maxFrameBytes on an open session: closed with 1009 (warn).
     const { client: bob } = await TestClient.connect(relay.url, { token: await token('bob') })
-    bob.sendRaw(new Uint8Array(8192))
+    bob.sendRaw(new Uint8Array(128 * 1024))
     expect((await bob.closed).code).toBe(CLOSE.TOO_BIG)
     const tooBig = await endOf(relay, (l) => l['subject'] === 'bob')
     expect(tooBig).toMatchObject({ msg: 'connection closed', level: WARN, label: 'frame_too_large', code: CLOSE.TOO_BIG })
