@@ -14,7 +14,7 @@ export { Outbox, OUTBOX_COLLECTION, outboxKey, isPermanentRejection } from './ou
 export type { OutboxEntry } from './outbox'
 export { transition, backoffDelay, CONNECTION_STATES, CONNECTION_EVENTS, BACKOFF_BASE_MS, BACKOFF_CAP_MS } from './sync/connection-state'
 export type { ConnectionEvent, BackoffOptions } from './sync/connection-state'
-export { SyncClient } from './sync/sync-client'
+export { SyncClient, DEFAULT_DEAD_MS } from './sync/sync-client'
 export type { WebSocketLike, WebSocketConstructor, SyncHost, SyncClientOptions } from './sync/sync-client'
 export { ShapeReplica } from './sync/shape-replica'
 export { Coordinator, REQUEST_TIMEOUT_MS, LOCK_TTL_RANGE, LOCK_MAX_WAIT_MS } from './coordination/coordinator'
