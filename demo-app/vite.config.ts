@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { defineConfig, type Plugin } from 'vite'
 import react from '@vitejs/plugin-react'
+import { sourceResolution } from '../scripts/source-conditions.ts'
 
 const swTemplate = fileURLToPath(new URL('./sw/sw.js', import.meta.url))
 const publicDir = fileURLToPath(new URL('./public', import.meta.url))
@@ -38,6 +39,8 @@ function serviceWorker(): Plugin {
 
 export default defineConfig({
   plugins: [react(), serviceWorker()],
+  // The demo builds the SDK from its TypeScript source (no package build needed first).
+  ...sourceResolution,
   // Relative asset URLs: the built app also works when served from a sub-path.
   base: './',
   worker: { format: 'es' },

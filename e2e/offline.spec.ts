@@ -67,7 +67,7 @@ test('work offline, reload offline, then sync to the relay and another device', 
   await fresh.expectStatus(bikeId, 'doing')
 })
 
-test('the "Work offline" switch pauses syncing and "Go online" resumes it', async ({ outpost }) => {
+test('the "Work offline" switch pauses syncing, is remembered across a reload, and "Go online" resumes it', async ({ outpost }) => {
   const device = await outpost.newDevice()
   const other = new Board(await (await outpost.newDevice()).open({ db: 'other', me: 'Quinn' }))
   const board = new Board(await device.open({ db: 'switch', me: 'Sam' }))
@@ -81,9 +81,23 @@ test('the "Work offline" switch pauses syncing and "Go online" resumes it', asyn
   await expect(board.page.getByTestId('status-pending')).toContainText('not yet on the relay')
   await expect(other.task(id)).toHaveCount(0)
 
+  // The choice belongs to the device: reloading its only tab does not reconnect or push anything.
+  await board.page.reload()
+  await expect(board.task(id)).toBeVisible()
+  await board.expectConnection('offline')
+  await expect(board.page.getByTestId('offline-toggle')).toHaveText('Go online')
+  expect(await board.pendingCount()).toBeGreaterThan(0)
+  await board.page.waitForTimeout(1_000)
+  await board.expectConnection('offline')
+  await expect(other.task(id)).toHaveCount(0)
+
   await board.toggleOffline()
   await board.expectConnection('live')
   await board.expectAllSynced()
   await expect(board.page.getByTestId('status-pending')).toHaveText('Nothing waiting to sync')
   await expect(other.task(id)).toBeVisible()
+
+  // Turned off, it stays off after a reload too.
+  await board.page.reload()
+  await board.expectConnection('live')
 })

@@ -6,10 +6,13 @@
 //   DEMO_PORT         demo port (default 5173)
 //   OUTPOST_DATA_DIR  relay data directory (default <repo>/.outpost-data)
 //   OUTPOST_HOST      address both listen on (default 127.0.0.1)
+//   OUTPOST_DEMO_DIST serve this existing demo build instead of building demo-app/dist
 //
+// The relay runs from its TypeScript source (this is the repository, not a deployment).
+// A relay that dies is restarted on the same port with backoff (1 s, 2 s, 4 s … 30 s; back
+// to 1 s once it has stayed up for a minute), each restart logged, and the demo stays up.
 // The children run in their own process groups, so a Ctrl-C reaches them once, through
-// this script: it forwards SIGINT/SIGTERM to both (the relay drains) and exits as soon
-// as either child exits, stopping the other, so it never leaves a half-running demo.
+// this script: it forwards SIGINT/SIGTERM to both (the relay drains) and exits 0.
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
@@ -18,10 +21,13 @@ import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const demoDir = join(root, 'demo-app')
-const distDir = join(demoDir, 'dist')
+const distDir = process.env.OUTPOST_DEMO_DIST ? resolve(process.env.OUTPOST_DEMO_DIST) : join(demoDir, 'dist')
 const buildInfoFile = join(distDir, '.build-info.json')
 const vite = join(root, 'node_modules', 'vite', 'bin', 'vite.js')
-const relayCli = join(root, 'packages', 'server-lite', 'bin', 'outpost-server.js')
+const relayCli = join(root, 'packages', 'server-lite', 'src', 'cli.ts')
+// Node runs the relay's TypeScript source with the workspace's source condition (see
+// scripts/source-conditions.ts) and tsx, so `npm start` needs no package build.
+const relayNodeFlags = ['--conditions=@outpost/source', '--import', 'tsx']
 
 const host = process.env.OUTPOST_HOST || '127.0.0.1'
 const relayPort = parsePort('OUTPOST_PORT', 8787)
@@ -68,6 +74,14 @@ function readBuildInfo() {
 }
 
 function buildIfNeeded() {
+  if (process.env.OUTPOST_DEMO_DIST) {
+    if (!existsSync(join(distDir, 'index.html'))) {
+      console.error(`start: OUTPOST_DEMO_DIST=${distDir} has no index.html; build the demo there or unset it`)
+      process.exit(2)
+    }
+    log(`serving the existing demo build in ${distDir}`)
+    return
+  }
   const sources = [
     join(demoDir, 'src'),
     join(demoDir, 'public'),
@@ -103,22 +117,27 @@ function buildIfNeeded() {
 
 // ---- 2. Run the relay and the static server ---------------------------------------
 
+/** Restart delays of a dying relay: doubling from the first, capped. */
+const RESTART_FIRST_MS = 1_000
+const RESTART_CAP_MS = 30_000
+/** A relay that stayed up this long counts as healthy again: the next restart waits RESTART_FIRST_MS. */
+const STABLE_MS = 60_000
+
 const children = new Set()
 let stopping = false
 
 /**
  * Starts a child whose stdout is scanned line by line; resolves with the first value
  * `ready(line)` returns, rejects if the child exits or stays silent for too long.
+ * `onExit(code, signal)` is called when the child exits while this script is not stopping.
  */
-function startChild(name, args, options, ready) {
+function startChild(name, args, options, ready, onExit) {
   const child = spawn(process.execPath, args, { ...options, detached: true, stdio: ['ignore', 'pipe', 'inherit'] })
   children.add(child)
+  log(`${name} started (pid ${child.pid})`)
   child.on('exit', (code, signal) => {
     children.delete(child)
-    if (!stopping) {
-      console.error(`[start] ${name} exited (${signal ?? `code ${code}`}); stopping`)
-      stop(code === 0 || code === null ? 1 : code)
-    }
+    if (!stopping) onExit(code, signal)
   })
   return new Promise((resolvePromise, reject) => {
     let settled = false
@@ -163,6 +182,56 @@ function previewListening(line) {
   return match ? match[0].replace(/\/$/, '') : undefined
 }
 
+function describeExit(code, signal) {
+  return signal ?? `code ${code}`
+}
+
+/**
+ * Keeps the relay running: a relay that exits while the demo is up is started again on
+ * the same port (so open pages reconnect by themselves) after a delay that doubles with
+ * each restart in a row. Resolves with the port of the first start.
+ */
+function superviseRelay() {
+  let port = relayPort
+  let up = false
+  let restarts = 0
+  let startedAt = 0
+  let timer
+
+  const launch = () => {
+    startedAt = Date.now()
+    return startChild(
+      'relay',
+      [...relayNodeFlags, relayCli, '--host', host, '--port', String(port), '--data-dir', dataDir],
+      { cwd: root, env: process.env },
+      relayListening,
+      onRelayExit,
+    )
+  }
+
+  function onRelayExit(code, signal) {
+    if (!up) return // the first start failed: main() reports it and stops
+    if (Date.now() - startedAt >= STABLE_MS) restarts = 0
+    const delay = Math.min(RESTART_CAP_MS, RESTART_FIRST_MS * 2 ** restarts)
+    restarts++
+    log(`relay exited (${describeExit(code, signal)}); restarting it in ${(delay / 1000).toFixed(1)} s (restart ${restarts}); the demo stays up`)
+    clearTimeout(timer)
+    timer = setTimeout(() => {
+      if (stopping) return
+      launch().then(
+        (back) => log(`relay is back on ws://${host}:${back} (restart ${restarts})`),
+        (error) => log(`relay restart ${restarts} failed: ${error.message}`),
+      )
+    }, delay)
+  }
+
+  return launch().then((first) => {
+    port = first // a relay asked for port 0 keeps the port it got, which the demo already uses
+    up = true
+    return first
+  })
+}
+
 function stop(code, signal = 'SIGTERM') {
   if (stopping) return
   stopping = true
@@ -190,25 +259,24 @@ process.on('exit', () => {
 
 async function main() {
   if (!existsSync(relayCli)) {
-    console.error(`start: the relay CLI is missing (${relayCli}); run npm install at the repo root`)
+    console.error(`start: the relay source is missing (${relayCli}); run this from a complete checkout`)
     process.exit(1)
   }
   buildIfNeeded()
 
   log(`starting the relay on ${host}:${relayPort} (LMDB data in ${dataDir})`)
-  const actualRelayPort = await startChild(
-    'relay',
-    [relayCli, '--host', host, '--port', String(relayPort), '--data-dir', dataDir],
-    { cwd: root, env: process.env },
-    relayListening,
-  )
+  const actualRelayPort = await superviseRelay()
 
   log(`serving the demo on ${host}:${demoPort}`)
   const demoUrl = await startChild(
     'demo',
-    [vite, 'preview', '--host', host, '--port', String(demoPort), '--strictPort'],
+    [vite, 'preview', '--host', host, '--port', String(demoPort), '--strictPort', '--outDir', distDir],
     { cwd: demoDir, env: process.env },
     previewListening,
+    (code, signal) => {
+      console.error(`[start] the demo server exited (${describeExit(code, signal)}); stopping`)
+      stop(code === 0 || code === null ? 1 : code)
+    },
   )
 
   const pageUrl = actualRelayPort === relayPort ? demoUrl : `${demoUrl}/?relay=ws://${host}:${actualRelayPort}`

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 
-const roots = ['packages/core', 'packages/worker', 'packages/client', 'packages/server-lite', 'demo-app', 'e2e', 'bench']
+const roots = ['packages/core', 'packages/worker', 'packages/client', 'packages/server-lite', 'demo-app', 'e2e', 'bench', 'scripts']
 const projects = []
 for (const root of roots) {
   if (!existsSync(root)) continue

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { extname, join, normalize } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { build } from 'vite'
+import { sourceResolution } from '../../scripts/source-conditions'
 
 /** Where Debian installs Chromium; override with OUTPOST_CHROMIUM. */
 export const CHROMIUM_PATH = process.env.OUTPOST_CHROMIUM ?? '/usr/bin/chromium'
@@ -42,6 +43,7 @@ export async function buildPages(pagesDir: string, outDir: string): Promise<void
     root: pagesDir,
     logLevel: 'error',
     configFile: false,
+    ...sourceResolution,
     build: { outDir, emptyOutDir: true, target: 'es2022', rollupOptions: { input }, reportCompressedSize: false, chunkSizeWarningLimit: 10_000 },
     worker: { format: 'es' },
   })

@@ -20,6 +20,7 @@ import { WireClient } from '../lib/outpost-wire'
 import type { Cell, Column, ResultRow } from '../lib/results'
 import { alternate, quantile, summarize } from '../lib/stats'
 import { BENCH_LIMITS } from '../servers/outpost-server'
+import { NODE_SOURCE_FLAGS } from '../../scripts/source-conditions'
 
 const BATCH = 100
 const IN_FLIGHT = 4
@@ -138,7 +139,7 @@ export async function relayLoad(context: BenchContext): Promise<ResultRow[]> {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-relay6-'))
   const config = join(dir, 'relay.json')
   await writeFile(config, JSON.stringify({ limits: BENCH_LIMITS, logLevel: 'error' }))
-  const relay = await spawnServer(process.execPath, ['packages/server-lite/bin/outpost-server.js', '--port', '0', '--data-dir', join(dir, 'data'), '--config', config], context.root, (line) => parseJsonPort(line, 'listening'))
+  const relay = await spawnServer(process.execPath, [...NODE_SOURCE_FLAGS, 'packages/server-lite/src/cli.ts', '--port', '0', '--data-dir', join(dir, 'data'), '--config', config], context.root, (line) => parseJsonPort(line, 'listening'))
   const raw = await spawnServer(process.execPath, ['--import', 'tsx', 'bench/servers/ws-baseline.ts'], context.root, (line) => parseJsonPort(line))
   const relayUrl = `ws://127.0.0.1:${relay.port}`
   try {

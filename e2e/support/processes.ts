@@ -12,7 +12,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 export interface ServerSpec {
   /** A name for messages ("relay", "web"). */
   readonly name: string
-  /** Arguments after `node`. */
+  /** The program to run (default: this Node). */
+  readonly command?: string
+  /** Its arguments (after `node` by default). */
   readonly args: readonly string[]
   readonly cwd: string
   /** Where stdout and stderr go (appended, so a restarted relay keeps one log). */
@@ -67,7 +69,7 @@ export function isAlive(pid: number): boolean {
 export async function startServer(spec: ServerSpec): Promise<StartedServer> {
   const from = existsSync(spec.logFile) ? readFileSync(spec.logFile).length : 0
   const fd = openSync(spec.logFile, 'a')
-  const child = spawn(process.execPath, [...spec.args], {
+  const child = spawn(spec.command ?? process.execPath, [...spec.args], {
     cwd: spec.cwd,
     env: spec.env ?? process.env,
     detached: true,
@@ -80,7 +82,7 @@ export async function startServer(spec: ServerSpec): Promise<StartedServer> {
   })
   child.unref()
   const pid = child.pid
-  if (pid === undefined) throw new Error(`${spec.name}: could not start (node ${spec.args.join(' ')})`)
+  if (pid === undefined) throw new Error(`${spec.name}: could not start (${spec.command ?? 'node'} ${spec.args.join(' ')})`)
   const deadline = Date.now() + (spec.timeoutMs ?? 30_000)
   while (Date.now() < deadline) {
     const port = listeningPort(spec.logFile, from)
@@ -101,6 +103,15 @@ export function stopProcess(pid: number, signal: NodeJS.Signals): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error
   }
+}
+
+/**
+ * Sends `signal` to the process group that {@link startServer} made for `pid` (the
+ * server and anything it started, e.g. `npx` and the relay it runs); a group that is
+ * already gone is fine.
+ */
+export function stopGroup(pid: number, signal: NodeJS.Signals): void {
+  stopProcess(-pid, signal)
 }
 
 /** Sends SIGTERM, waits up to `graceMs` for the process to go, then SIGKILLs it. */

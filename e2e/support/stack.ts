@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { NODE_SOURCE_FLAGS } from '../../scripts/source-conditions'
 import { startServer, type StartedServer } from './processes'
 
 /** The repository root. */
@@ -27,7 +28,9 @@ export const RESULTS_DIR = join(E2E_DIR, 'test-results')
 export const STATE_ENV = 'OUTPOST_E2E_STATE'
 
 const DEMO_DIR = join(REPO_ROOT, 'demo-app')
-const RELAY_CLI = join(REPO_ROOT, 'packages', 'server-lite', 'bin', 'outpost-server.js')
+// The relay runs from its TypeScript source (as in every workspace test); the packed, built
+// relay is what e2e/consumer tests.
+const RELAY_CLI = join(REPO_ROOT, 'packages', 'server-lite', 'src', 'cli.ts')
 const STATIC_SERVER = join(E2E_DIR, 'support', 'static-server.ts')
 const BUILD_STAMP = join(DEMO_DIST, '.e2e-build.json')
 
@@ -100,7 +103,7 @@ export function buildDemoIfNeeded(): number {
 export function startRelay(options: { port: number; dataDir: string; logFile: string }): Promise<StartedServer> {
   return startServer({
     name: 'relay',
-    args: [RELAY_CLI, '--host', '127.0.0.1', '--port', String(options.port), '--data-dir', options.dataDir, '--log-level', 'info'],
+    args: [...NODE_SOURCE_FLAGS, RELAY_CLI, '--host', '127.0.0.1', '--port', String(options.port), '--data-dir', options.dataDir, '--log-level', 'info'],
     cwd: REPO_ROOT,
     logFile: options.logFile,
   })

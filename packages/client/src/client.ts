@@ -97,7 +97,11 @@ export interface OutpostClient {
   presence<S extends object>(room: string, state: S, options?: PresenceOptions): Presence<S>
   /** A named lock on the relay: `acquire({ ttl, wait })` gives a lease with a fencing token. */
   lock(name: string): LockHandle
-  /** Forces offline (`true`) or lets the engine connect (`false`). Writes keep working offline. */
+  /**
+   * Forces offline (`true`) or lets the engine connect (`false`). Writes keep working
+   * offline. The choice is remembered for this database (every tab, reloads, a restarted
+   * worker) until it is changed.
+   */
   setOffline(offline: boolean): Promise<void>
   /** Stops this tab's subscriptions and lets go of the engine (stopping it when this tab owns it). */
   close(): Promise<void>
@@ -204,6 +208,13 @@ export function createClient(options: ClientOptions): OutpostClient {
         {
           publish: (message) => session.call('publishTopic', name, clientId, message),
           subscribe: (listener, onError, onStarted) => subscribeTopic(session, clientId, name, listener, onError, onStarted),
+          onLive: (listener) => {
+            let previous = status.get().connection
+            return status.subscribe((next) => {
+              if (next.connection === 'live' && previous !== 'live') listener()
+              previous = next.connection
+            })
+          },
         },
         state,
         `${clientId}:${nextMember++}`,

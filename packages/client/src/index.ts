@@ -1,5 +1,7 @@
 /**
  * `@outpost/client`: the SDK a web app imports. See the package README for an example.
+ *
+ * @module @outpost/client
  */
 export { createClient, DEFAULT_TIMEOUT_MS } from './client'
 export type { ClientOptions, MapOptions, OutpostClient } from './client'

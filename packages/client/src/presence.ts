@@ -1,12 +1,16 @@
 /**
  * `client.presence(room, state)`: who is here, built on a topic (`presence:<room>`).
  *
- *   join  {id, state}  on start (and after a worker restart): every member answers `here`
+ *   join  {id, state}  on start, and again each time the connection to the relay becomes
+ *                      live (a reloaded tab whose worker restarted, a device back online):
+ *                      every member answers `here`, so other devices see it at once
  *   here  {id, state}  every `heartbeatMs`, and on `update(state)`
- *   leave {id}         on `leave()`, `client.close()` and `pagehide`
+ *   leave {id}         on `leave()`, `client.close()` and `pagehide` (a reload or a closed
+ *                      tab leaves at once, so nobody counts it twice or keeps showing it)
  *
  * A member not heard from for `timeoutMs` (three missed heartbeats by default) is
- * dropped, so a tab that crashed or a device that went offline disappears on its own.
+ * dropped, so a tab that crashed or a device that vanished (lost its network, slept)
+ * disappears on its own: within `timeoutMs` plus one sweep (`timeoutMs / 3`), 20 s by default.
  * Other tabs of this browser are members too (the engine fans the topic out locally, also
  * offline); other devices come through the relay.
  */
@@ -19,6 +23,8 @@ import type { PublishResult, TopicMessageInfo } from './topic'
 export interface PresenceChannel {
   publish(message: Value): Promise<PublishResult>
   subscribe(listener: (message: Value, info: TopicMessageInfo) => void, onError: (error: OutpostError) => void, onStarted: () => void): () => void
+  /** Calls `listener` each time the connection to the relay becomes live; returns its remover. */
+  onLive?(listener: () => void): () => void
 }
 
 /** Default interval between heartbeats (ms). */
@@ -141,6 +147,11 @@ export function createPresence<S extends object>(room: string, topic: PresenceCh
   // A shorter sweep than the heartbeat keeps expiry close to `timeoutMs`.
   const sweep = setInterval(expire, Math.max(50, Math.min(heartbeatMs, Math.floor(timeoutMs / 3))))
 
+  // A join sent while the relay was unreachable reached only this browser's tabs: say it again once it is reachable.
+  const stopLive = topic.onLive?.(() => {
+    if (!left) void announce('join')
+  })
+
   const onPageHide = (): void => void leave()
   globalThis.addEventListener?.('pagehide', onPageHide)
 
@@ -149,6 +160,7 @@ export function createPresence<S extends object>(room: string, topic: PresenceCh
     left = true
     clearInterval(timer)
     clearInterval(sweep)
+    stopLive?.()
     globalThis.removeEventListener?.('pagehide', onPageHide)
     others.clear()
     rebuild()

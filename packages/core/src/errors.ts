@@ -47,6 +47,11 @@ export type ErrorDetails = Readonly<Record<string, unknown>>
 
 /** The root of every error Outpost raises on purpose. `code` is stable; `message` says what to do. */
 export class OutpostError extends Error {
+  /**
+   * The class name, written out in every class: a minifier renames classes, so
+   * `constructor.name` would read `_e` in a production build.
+   */
+  override readonly name: string = 'OutpostError'
   readonly code: ErrorCode
   readonly details: ErrorDetails | undefined
 
@@ -54,7 +59,6 @@ export class OutpostError extends Error {
     super(message, options)
     this.code = code
     this.details = details
-    this.name = new.target.name
   }
 }
 
@@ -64,6 +68,7 @@ export class OutpostError extends Error {
  * clock can correct its offset instead of being locked out.
  */
 export class ClockDriftError extends OutpostError {
+  override readonly name = 'ClockDriftError'
   readonly receiverTime: number
   constructor(message: string, receiverTime: number, details?: ErrorDetails) {
     super('CLOCK_DRIFT', message, { ...details, receiverTime })
@@ -73,6 +78,7 @@ export class ClockDriftError extends OutpostError {
 
 /** A record, field value or key that Outpost cannot store or send (e.g. a function, `undefined` at top level, a cycle). */
 export class InvalidValueError extends OutpostError {
+  override readonly name = 'InvalidValueError'
   constructor(message: string, details?: ErrorDetails) {
     super('INVALID_VALUE', message, details)
   }
@@ -84,6 +90,7 @@ export class InvalidValueError extends OutpostError {
  * `details` names the limit (`limitBytes` or `limitElements`) and the size found.
  */
 export class ValueTooLargeError extends OutpostError {
+  override readonly name = 'ValueTooLargeError'
   constructor(message: string, details?: ErrorDetails) {
     super('VALUE_TOO_LARGE', message, details)
   }
@@ -91,6 +98,7 @@ export class ValueTooLargeError extends OutpostError {
 
 /** A key that is not a string, or is longer than the limit. */
 export class InvalidKeyError extends OutpostError {
+  override readonly name = 'InvalidKeyError'
   constructor(message: string, details?: ErrorDetails) {
     super('INVALID_KEY', message, details)
   }
@@ -98,6 +106,7 @@ export class InvalidKeyError extends OutpostError {
 
 /** A malformed `where` predicate; `details.path` points at the offending node (e.g. `and[1].eq`). */
 export class PredicateError extends OutpostError {
+  override readonly name = 'PredicateError'
   constructor(message: string, details?: ErrorDetails) {
     super('INVALID_PREDICATE', message, details)
   }
@@ -105,6 +114,7 @@ export class PredicateError extends OutpostError {
 
 /** A malformed query or shape (`orderBy`, `limit`, `fields`, `map`). */
 export class QueryError extends OutpostError {
+  override readonly name = 'QueryError'
   constructor(message: string, details?: ErrorDetails) {
     super('INVALID_QUERY', message, details)
   }
@@ -112,6 +122,7 @@ export class QueryError extends OutpostError {
 
 /** A write rejected by the map's Standard Schema validator before anything was stored. `details.issues` lists why. */
 export class SchemaValidationError extends OutpostError {
+  override readonly name = 'SchemaValidationError'
   constructor(message: string, details?: ErrorDetails) {
     super('SCHEMA_VALIDATION', message, details)
   }
@@ -119,6 +130,7 @@ export class SchemaValidationError extends OutpostError {
 
 /** A frame larger than the negotiated maximum; nothing of it was decoded. */
 export class FrameTooLargeError extends OutpostError {
+  override readonly name = 'FrameTooLargeError'
   constructor(message: string, details?: ErrorDetails) {
     super('FRAME_TOO_LARGE', message, details)
   }
@@ -126,6 +138,7 @@ export class FrameTooLargeError extends OutpostError {
 
 /** A frame that breaks a decoding limit (nesting depth, element count, a length header that lies). */
 export class DecodeLimitError extends OutpostError {
+  override readonly name = 'DecodeLimitError'
   constructor(message: string, details?: ErrorDetails) {
     super('DECODE_LIMIT', message, details)
   }
@@ -133,6 +146,7 @@ export class DecodeLimitError extends OutpostError {
 
 /** A frame that is not valid msgpack, or uses a type Outpost does not accept. */
 export class DecodeError extends OutpostError {
+  override readonly name = 'DecodeError'
   constructor(message: string, details?: ErrorDetails) {
     super('DECODE_FAILED', message, details)
   }
@@ -140,6 +154,7 @@ export class DecodeError extends OutpostError {
 
 /** A decoded frame that is not a valid protocol message. `details.issues` says which field. */
 export class InvalidMessageError extends OutpostError {
+  override readonly name = 'InvalidMessageError'
   constructor(message: string, details?: ErrorDetails) {
     super('INVALID_MESSAGE', message, details)
   }
@@ -147,6 +162,7 @@ export class InvalidMessageError extends OutpostError {
 
 /** The two sides share no protocol version. `details.supported` lists the receiver's versions. */
 export class ProtocolVersionError extends OutpostError {
+  override readonly name = 'ProtocolVersionError'
   constructor(message: string, details?: ErrorDetails) {
     super('PROTOCOL_VERSION', message, details)
   }
@@ -154,6 +170,7 @@ export class ProtocolVersionError extends OutpostError {
 
 /** No token, or a token that failed verification (signature, algorithm, `aud`, `iss`, `nbf`). */
 export class AuthError extends OutpostError {
+  override readonly name = 'AuthError'
   constructor(message: string, details?: ErrorDetails) {
     super('UNAUTHENTICATED', message, details)
   }
@@ -161,6 +178,7 @@ export class AuthError extends OutpostError {
 
 /** The token expired; the client should call its `auth` callback for a fresh one and reconnect. */
 export class TokenExpiredError extends OutpostError {
+  override readonly name = 'TokenExpiredError'
   constructor(message: string, details?: ErrorDetails) {
     super('TOKEN_EXPIRED', message, details)
   }
@@ -168,6 +186,7 @@ export class TokenExpiredError extends OutpostError {
 
 /** The caller's rules do not allow this read, write, publish or lock. */
 export class ForbiddenError extends OutpostError {
+  override readonly name = 'ForbiddenError'
   constructor(message: string, details?: ErrorDetails) {
     super('FORBIDDEN', message, details)
   }
@@ -175,6 +194,7 @@ export class ForbiddenError extends OutpostError {
 
 /** The caller sent more than its rate limit allows; `details.retryAfterMs` says when to try again. */
 export class RateLimitError extends OutpostError {
+  override readonly name = 'RateLimitError'
   constructor(message: string, details?: ErrorDetails) {
     super('RATE_LIMITED', message, details)
   }
@@ -182,6 +202,7 @@ export class RateLimitError extends OutpostError {
 
 /** The subject already holds the maximum number of connections. */
 export class TooManyConnectionsError extends OutpostError {
+  override readonly name = 'TooManyConnectionsError'
   constructor(message: string, details?: ErrorDetails) {
     super('TOO_MANY_CONNECTIONS', message, details)
   }
@@ -189,6 +210,7 @@ export class TooManyConnectionsError extends OutpostError {
 
 /** A store operation failed; what was committed before it is intact. */
 export class StoreError extends OutpostError {
+  override readonly name = 'StoreError'
   constructor(message: string, details?: ErrorDetails, options?: { cause?: unknown }) {
     super('STORE_FAILED', message, details, options)
   }
@@ -196,6 +218,7 @@ export class StoreError extends OutpostError {
 
 /** The store was closed; open a new one. */
 export class StoreClosedError extends OutpostError {
+  override readonly name = 'StoreClosedError'
   constructor(message: string, details?: ErrorDetails) {
     super('STORE_CLOSED', message, details)
   }
@@ -203,6 +226,7 @@ export class StoreClosedError extends OutpostError {
 
 /** The browser refused to store more (storage quota). Committed data is intact; free space or ask for persistent storage. */
 export class QuotaExceededError extends OutpostError {
+  override readonly name = 'QuotaExceededError'
   constructor(message: string, details?: ErrorDetails, options?: { cause?: unknown }) {
     super('QUOTA_EXCEEDED', message, details, options)
   }
@@ -210,6 +234,7 @@ export class QuotaExceededError extends OutpostError {
 
 /** An operation did not finish in time (e.g. a call into a worker that died). */
 export class TimeoutError extends OutpostError {
+  override readonly name = 'TimeoutError'
   constructor(message: string, details?: ErrorDetails) {
     super('TIMEOUT', message, details)
   }
@@ -217,6 +242,7 @@ export class TimeoutError extends OutpostError {
 
 /** The worker that owns the data is gone and could not be restarted. */
 export class WorkerUnavailableError extends OutpostError {
+  override readonly name = 'WorkerUnavailableError'
   constructor(message: string, details?: ErrorDetails) {
     super('WORKER_UNAVAILABLE', message, details)
   }
@@ -224,6 +250,7 @@ export class WorkerUnavailableError extends OutpostError {
 
 /** The operation needs the relay (locks, entry processors) and the client is offline. */
 export class OfflineError extends OutpostError {
+  override readonly name = 'OfflineError'
   constructor(message: string, details?: ErrorDetails) {
     super('OFFLINE', message, details)
   }
@@ -231,6 +258,7 @@ export class OfflineError extends OutpostError {
 
 /** A lock could not be acquired in time, or a lease was lost or is stale. */
 export class LockError extends OutpostError {
+  override readonly name = 'LockError'
   constructor(message: string, details?: ErrorDetails) {
     super('LOCK_FAILED', message, details)
   }
@@ -238,6 +266,7 @@ export class LockError extends OutpostError {
 
 /** A server-side entry processor threw; nothing was changed. */
 export class ProcessorError extends OutpostError {
+  override readonly name = 'ProcessorError'
   constructor(message: string, details?: ErrorDetails) {
     super('PROCESSOR_FAILED', message, details)
   }
@@ -245,6 +274,7 @@ export class ProcessorError extends OutpostError {
 
 /** A named thing (processor, shape, lock) does not exist. */
 export class NotFoundError extends OutpostError {
+  override readonly name = 'NotFoundError'
   constructor(message: string, details?: ErrorDetails) {
     super('NOT_FOUND', message, details)
   }
@@ -252,6 +282,7 @@ export class NotFoundError extends OutpostError {
 
 /** Configuration that failed validation at start; `details.issues` lists what to fix. */
 export class ConfigError extends OutpostError {
+  override readonly name = 'ConfigError'
   constructor(message: string, details?: ErrorDetails) {
     super('CONFIG_INVALID', message, details)
   }
@@ -259,6 +290,7 @@ export class ConfigError extends OutpostError {
 
 /** The relay is draining; reconnect (to another node). */
 export class ShuttingDownError extends OutpostError {
+  override readonly name = 'ShuttingDownError'
   constructor(message: string, details?: ErrorDetails) {
     super('SHUTTING_DOWN', message, details)
   }
@@ -266,6 +298,7 @@ export class ShuttingDownError extends OutpostError {
 
 /** A bug: something that should not happen did. The message carries what is known. */
 export class InternalError extends OutpostError {
+  override readonly name = 'InternalError'
   constructor(message: string, details?: ErrorDetails, options?: { cause?: unknown }) {
     super('INTERNAL', message, details, options)
   }

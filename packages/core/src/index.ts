@@ -2,6 +2,8 @@
  * @outpost/core: the pure logic shared by the browser worker and the relay — clocks,
  * CRDTs, Merkle trees, predicates and queries, the wire protocol and codec, errors, and
  * the store seam. No I/O, no DOM, no Node types.
+ *
+ * @module @outpost/core
  */
 export { AuthError, ClockDriftError, ConfigError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, ValueTooLargeError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError } from './errors'
 export type { ErrorCode, ErrorDetails, SerializedError } from './errors'

@@ -1,30 +1,72 @@
 /**
  * `outpost-server`: reads flags, environment and an optional config file, starts the
- * relay, and drains on SIGTERM/SIGINT (exit 0). Invalid configuration prints every
- * problem with how to fix it and exits 1.
+ * relay, and drains on SIGTERM/SIGINT (exit 0). Anything that stops it from starting
+ * (a bad flag or setting, a busy port) is one line on stderr that says what to do, and
+ * exit code 1.
  */
-import { isOutpostError } from '@outpost/core'
-import { CLI_HELP, loadConfig } from './config'
+import { ConfigError, isOutpostError } from '@outpost/core'
+import { CLI_HELP, loadConfig, parseFlags } from './config'
+import { createLogger } from './logger'
 import { createRelay } from './relay'
+import { relayVersion } from './version'
+
+/** Prints one line (or a short list) to stderr and sets exit code 1. */
+function fail(message: string): void {
+  process.stderr.write(`outpost-server: ${message}\n`)
+  process.exitCode = 1
+}
+
+/** A ConfigError as a person should read it: its one issue on one line, or the list. */
+function describeConfigError(error: ConfigError): string {
+  const issues = error.details?.['issues']
+  if (Array.isArray(issues) && issues.length === 1) return String(issues[0])
+  return error.message
+}
+
+/** What to do when listening failed, by the system error's code. */
+function describeListenError(error: unknown, host: string, port: number): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code
+  const where = `${host}:${port}`
+  if (code === 'EADDRINUSE') return `port ${port} on ${host} is already in use (another relay or program listens there); stop it, or start with --port <n> (0 picks a free port)`
+  if (code === 'EACCES') return `not allowed to listen on ${where} (ports below 1024 need privileges); use a port from 1024 up, e.g. --port 8787`
+  if (code === 'EADDRNOTAVAIL') return `cannot listen on ${where}: ${host} is not an address of this machine; use --host 127.0.0.1 or 0.0.0.0`
+  return undefined
+}
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2)
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`${CLI_HELP}\n`)
-    return
-  }
   let config
   try {
+    const parsed = parseFlags(argv)
+    if (parsed.help) {
+      process.stdout.write(`${CLI_HELP}\n`)
+      return
+    }
+    if (parsed.version) {
+      process.stdout.write(`outpost-server ${relayVersion()}\n`)
+      return
+    }
     config = await loadConfig({ argv })
   } catch (error) {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`)
-    process.exitCode = 1
+    fail(error instanceof ConfigError ? describeConfigError(error) : error instanceof Error ? error.message : String(error))
     return
   }
-  const relay = await createRelay(config)
+  // Start-up and shutdown lines are printed whatever the log level (supervisors and tests
+  // find the port in "listening"), with the same fields as every other log line.
+  const lifecycle = createLogger('info')
+  let relay
+  try {
+    relay = await createRelay(config)
+  } catch (error) {
+    const listen = describeListenError(error, config.host, config.port)
+    if (listen !== undefined) {
+      fail(listen)
+      return
+    }
+    throw error
+  }
   if (!['trace', 'debug', 'info'].includes(config.logLevel)) {
-    // Supervisors and tests find the port in this line, whatever the log level.
-    process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'listening', port: relay.port, url: relay.url })}\n`)
+    lifecycle.info({ port: relay.port, url: relay.url, version: relayVersion() }, 'listening')
   }
   let stopping = false
   const stop = (signal: NodeJS.Signals): void => {
@@ -33,11 +75,11 @@ async function main(): Promise<void> {
       process.exit(1)
     }
     stopping = true
-    process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'shutting down', signal })}\n`)
+    lifecycle.info({ signal }, 'shutting down')
     relay.close().then(
       () => process.exit(0),
       (error: unknown) => {
-        process.stderr.write(`drain failed: ${error instanceof Error ? error.stack : String(error)}\n`)
+        lifecycle.error({ err: error }, 'drain failed')
         process.exit(1)
       },
     )

@@ -9,7 +9,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { importUserModule } from './load-module'
 import { z } from 'zod'
 import { ConfigError, type Predicate } from '@outpost/core'
 
@@ -66,7 +66,7 @@ const MIB = 1024 * 1024
 const limitsSchema = z
   .object({
     /** Largest WebSocket/HTTP frame, in bytes. */
-    maxFrameBytes: z.number().int().min(1024).max(64 * MIB).default(MIB),
+    maxFrameBytes: z.number().int().min(64 * 1024, 'maxFrameBytes must be at least 65536 (64 KiB): one key, one node list or one error must fit a frame').max(64 * MIB).default(MIB),
     /**
      * Sustained changes per second one connection may send (a topic publish or an
      * invocation counts 1). Over it, writes are refused with RATE_LIMITED and `retryAfterMs`.
@@ -165,9 +165,14 @@ export type Access = z.infer<typeof accessSchema>
 
 /** Validates a config object; throws {@link ConfigError} listing every bad field. */
 export function parseConfig(input: unknown): RelayConfig {
+  return validate(input, [])
+}
+
+/** Validates `input`; throws {@link ConfigError} listing `earlier` issues and every bad field. */
+function validate(input: unknown, earlier: readonly string[]): RelayConfig {
   const result = relayConfigSchema.safeParse(input)
-  if (result.success) return result.data
-  const issues = result.error.issues.map((issue) => `${issue.path.length === 0 ? '(config)' : issue.path.join('.')}: ${issue.message}`)
+  const issues = [...earlier, ...(result.success ? [] : result.error.issues.map((issue) => `${issue.path.length === 0 ? '(config)' : issue.path.join('.')}: ${issue.message}`))]
+  if (result.success && issues.length === 0) return result.data
   throw new ConfigError(`Invalid relay configuration:\n  - ${issues.join('\n  - ')}`, { issues })
 }
 
@@ -181,86 +186,132 @@ export interface ConfigSources {
   readonly cwd?: string
 }
 
-/** The flags the CLI understands, for `--help`. */
+/** One command-line option: its flag, environment variable, where it lands in the config, and its help row. */
+export interface CliOption {
+  /** The flag without `--`. */
+  readonly flag: string
+  /** The value's placeholder in `--help` (`<n>`, `<path>`). */
+  readonly arg: string
+  /** Where the value goes in the config object (`config` names the file itself). */
+  readonly path: readonly string[]
+  /** The environment variable that sets it too. */
+  readonly env: string
+  /** Whole numbers only (`--port 80`). */
+  readonly numeric?: boolean
+  readonly help: string
+  /** The default, as shown in `--help`. */
+  readonly fallback?: string
+  /** A valid value, for error messages. */
+  readonly example: string
+}
+
+/**
+ * Every option the CLI understands. `--help`, the flag parser and the environment are all
+ * derived from this one table, so they cannot disagree.
+ */
+export const CLI_OPTIONS: readonly CliOption[] = [
+  { flag: 'port', example: '8787', arg: '<n>', path: ['port'], env: 'OUTPOST_PORT', numeric: true, help: 'port to listen on, 0 = any free port', fallback: '8787' },
+  { flag: 'host', example: '0.0.0.0', arg: '<addr>', path: ['host'], env: 'OUTPOST_HOST', help: 'address to bind', fallback: '127.0.0.1' },
+  { flag: 'data-dir', example: '/var/lib/outpost', arg: '<path>', path: ['dataDir'], env: 'OUTPOST_DATA_DIR', help: 'LMDB data directory', fallback: './.outpost-data' },
+  { flag: 'config', example: 'outpost.config.json', arg: '<file>', path: [], env: 'OUTPOST_CONFIG', help: '.json, .js or .ts config (rules live here)' },
+  { flag: 'jwt-secret', example: '"$(openssl rand -base64 48)"', arg: '<s>', path: ['auth', 'secret'], env: 'OUTPOST_JWT_SECRET', help: 'HS256 secret (>= 32 characters)' },
+  { flag: 'jwks-url', example: 'https://id.example.com/.well-known/jwks.json', arg: '<url>', path: ['auth', 'jwksUrl'], env: 'OUTPOST_JWKS_URL', help: 'JWKS URL of your identity provider' },
+  { flag: 'jwt-issuer', example: 'https://id.example.com', arg: '<iss>', path: ['auth', 'issuer'], env: 'OUTPOST_JWT_ISSUER', help: 'required token issuer' },
+  { flag: 'jwt-audience', example: 'my-app', arg: '<aud>', path: ['auth', 'audience'], env: 'OUTPOST_JWT_AUDIENCE', help: 'required token audience' },
+  { flag: 'log-level', example: 'info', arg: '<level>', path: ['logLevel'], env: 'OUTPOST_LOG_LEVEL', help: 'trace|debug|info|warn|error|silent', fallback: 'info' },
+  { flag: 'max-drift-ms', example: '60000', arg: '<n>', path: ['maxDriftMs'], env: 'OUTPOST_MAX_DRIFT_MS', numeric: true, help: 'max client clock lead', fallback: '60000' },
+  { flag: 'tombstone-horizon-ms', example: '2592000000', arg: '<n>', path: ['tombstoneHorizonMs'], env: 'OUTPOST_TOMBSTONE_HORIZON_MS', numeric: true, help: 'tombstone retention', fallback: '30 days' },
+]
+
+/** Flags that take no value. */
+const SWITCHES: Readonly<Record<string, 'help' | 'version'>> = { '--help': 'help', '-h': 'help', '--version': 'version', '-v': 'version' }
+
+function helpTable(rows: readonly (readonly [string, string, string])[]): string {
+  const widths = [0, 1].map((column) => Math.max(...rows.map((row) => row[column]?.length ?? 0)))
+  return rows.map(([left, middle, right]) => `  ${left.padEnd(widths[0] as number)}  ${middle.padEnd(widths[1] as number)}  ${right}`.trimEnd()).join('\n')
+}
+
+/** `outpost-server --help`: one aligned row per option (flag, what it does, env var and default). */
 export const CLI_HELP = `Usage: outpost-server [options]
 
 Options (flags > environment > config file > defaults):
-  --port <n>             port to listen on, 0 = any free port   OUTPOST_PORT        (8787)
-  --host <addr>          address to bind                        OUTPOST_HOST        (127.0.0.1)
-  --data-dir <path>      LMDB data directory                    OUTPOST_DATA_DIR    (./.outpost-data)
-  --config <file>        JSON, .js or .ts config (rules live here) OUTPOST_CONFIG
-  --jwt-secret <s>       HS256 secret (>= 32 chars)             OUTPOST_JWT_SECRET
-  --jwks-url <url>       JWKS URL of your identity provider     OUTPOST_JWKS_URL
-  --jwt-issuer <iss>     required token issuer                  OUTPOST_JWT_ISSUER
-  --jwt-audience <aud>   required token audience                OUTPOST_JWT_AUDIENCE
-  --log-level <level>    trace|debug|info|warn|error|silent     OUTPOST_LOG_LEVEL   (info)
-  --max-drift-ms <n>     max client clock lead                  OUTPOST_MAX_DRIFT_MS (60000)
-  --tombstone-horizon-ms <n>  tombstone retention               OUTPOST_TOMBSTONE_HORIZON_MS (30 days)
-  --help                 show this help
+${helpTable([
+  ...CLI_OPTIONS.map((o) => [`--${o.flag} ${o.arg}`, o.help, o.fallback === undefined ? o.env : `${o.env} (${o.fallback})`] as const),
+  ['--version, -v', 'print the version and exit', ''],
+  ['--help, -h', 'show this help', ''],
+])}
 
-Without auth configured every client is anonymous (a warning is logged).`
+Without auth configured every client is anonymous (a warning is logged).
+A .ts config or functions module needs a TypeScript loader: NODE_OPTIONS="--import tsx" npx outpost-server ...`
 
-const FLAG_TO_PATH: Readonly<Record<string, readonly string[]>> = {
-  port: ['port'],
-  host: ['host'],
-  'data-dir': ['dataDir'],
-  'jwt-secret': ['auth', 'secret'],
-  'jwks-url': ['auth', 'jwksUrl'],
-  'jwt-issuer': ['auth', 'issuer'],
-  'jwt-audience': ['auth', 'audience'],
-  'log-level': ['logLevel'],
-  'max-drift-ms': ['maxDriftMs'],
-  'tombstone-horizon-ms': ['tombstoneHorizonMs'],
+const OPTION_BY_FLAG: ReadonlyMap<string, CliOption> = new Map(CLI_OPTIONS.map((o) => [o.flag, o]))
+
+/** What {@link parseFlags} found. */
+export interface ParsedFlags {
+  /** Option values by flag name (without `--`), `config` excluded. */
+  readonly flags: Map<string, string>
+  /** `--help` or `-h` was given. */
+  readonly help: boolean
+  /** `--version` or `-v` was given. */
+  readonly version: boolean
+  /** The `--config` file, if given. */
+  readonly config: string | undefined
 }
 
-const ENV_TO_FLAG: Readonly<Record<string, string>> = {
-  OUTPOST_PORT: 'port',
-  OUTPOST_HOST: 'host',
-  OUTPOST_DATA_DIR: 'data-dir',
-  OUTPOST_JWT_SECRET: 'jwt-secret',
-  OUTPOST_JWKS_URL: 'jwks-url',
-  OUTPOST_JWT_ISSUER: 'jwt-issuer',
-  OUTPOST_JWT_AUDIENCE: 'jwt-audience',
-  OUTPOST_LOG_LEVEL: 'log-level',
-  OUTPOST_MAX_DRIFT_MS: 'max-drift-ms',
-  OUTPOST_TOMBSTONE_HORIZON_MS: 'tombstone-horizon-ms',
-}
-
-const NUMERIC = new Set(['port', 'max-drift-ms', 'tombstone-horizon-ms'])
-
-/** Parses `--name value` / `--name=value` flags; unknown flags are config errors. */
-export function parseFlags(argv: readonly string[]): { flags: Map<string, string>; help: boolean; config: string | undefined } {
+/**
+ * Parses `--name value` / `--name=value` flags and the `--help`/`--version` switches.
+ * Unknown flags and missing values are {@link ConfigError}s whose issues each say what
+ * to do (values are checked by {@link loadConfig}).
+ */
+export function parseFlags(argv: readonly string[]): ParsedFlags {
   const flags = new Map<string, string>()
   let help = false
+  let version = false
   let config: string | undefined
   const issues: string[] = []
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string
-    if (arg === '--help' || arg === '-h') {
-      help = true
-      continue
-    }
+    const switched = SWITCHES[arg]
+    if (switched === 'help') help = true
+    if (switched === 'version') version = true
+    if (switched !== undefined) continue
     if (!arg.startsWith('--')) {
-      issues.push(`${arg}: unexpected argument; flags look like --port 8787`)
+      issues.push(`${arg}: unexpected argument; flags look like --port 8787 (see --help)`)
       continue
     }
     const eq = arg.indexOf('=')
     const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq)
+    const option = OPTION_BY_FLAG.get(name)
+    if (option === undefined) {
+      issues.push(`--${name}: unknown flag; run outpost-server --help to see the options`)
+      // Its value, if it has one, belongs to it: one mistake, one message.
+      if (eq === -1 && argv[i + 1] !== undefined && !(argv[i + 1] as string).startsWith('-')) i++
+      continue
+    }
     let value: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1)
     if (value === undefined) {
-      value = argv[i + 1]
-      i++
+      const next = argv[i + 1]
+      if (next !== undefined && !next.startsWith('--')) {
+        value = next
+        i++
+      }
     }
-    if (value === undefined) {
-      issues.push(`--${name}: needs a value`)
+    if (value === undefined || value === '') {
+      issues.push(`--${name}: needs a value, e.g. --${name} ${option.example}`)
       continue
     }
     if (name === 'config') config = value
-    else if (Object.hasOwn(FLAG_TO_PATH, name)) flags.set(name, value)
-    else issues.push(`--${name}: unknown flag; run with --help to see the options`)
+    else flags.set(name, value)
   }
   if (issues.length > 0) throw new ConfigError(`Invalid relay configuration:\n  - ${issues.join('\n  - ')}`, { issues })
-  return { flags, help, config }
+  return { flags, help, version, config }
+}
+
+/** Why `raw` is not a valid value for a numeric option (named `source` in the message), or undefined. */
+function numericProblem(option: CliOption, raw: string, source: string): string | undefined {
+  if (option.numeric !== true || /^\d+$/.test(raw.trim())) return undefined
+  const what = option.flag === 'port' ? 'a port from 0 (any free port) to 65535' : 'a whole number of milliseconds'
+  return `${source}: "${raw.slice(0, 40)}" is not a whole number; use ${what}, e.g. ${option.example}`
 }
 
 function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
@@ -279,10 +330,8 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
   node[path[path.length - 1] as string] = value
 }
 
-function coerce(flag: string, raw: string): unknown {
-  if (!NUMERIC.has(flag)) return raw
-  // A non-numeric string stays a string so the schema reports it with the field's name.
-  return /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw
+function coerce(option: CliOption, raw: string): unknown {
+  return option.numeric === true ? Number(raw.trim()) : raw
 }
 
 async function readConfigFile(path: string): Promise<Record<string, unknown>> {
@@ -291,8 +340,8 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
     if (path.endsWith('.json')) {
       loaded = JSON.parse(await readFile(path, 'utf8'))
     } else {
-      const module = (await import(pathToFileURL(path).href)) as { default?: unknown }
-      loaded = module.default ?? module
+      const module = await importUserModule(path)
+      loaded = module['default'] ?? module
     }
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error)
@@ -316,11 +365,18 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<RelayConf
   const { flags, config: configFlag } = parseFlags(sources.argv ?? [])
   const configPath = configFlag ?? env['OUTPOST_CONFIG']
   const merged: Record<string, unknown> = configPath === undefined ? {} : await readConfigFile(resolve(cwd, configPath))
-  for (const [variable, flag] of Object.entries(ENV_TO_FLAG)) {
-    const raw = env[variable]
-    if (raw !== undefined && raw !== '') setPath(merged, FLAG_TO_PATH[flag] as readonly string[], coerce(flag, raw))
+  // Values that are not numbers are reported in the flag's or variable's own terms, with the rest.
+  const issues: string[] = []
+  const apply = (option: CliOption, raw: string, source: string): void => {
+    const problem = numericProblem(option, raw, source)
+    if (problem !== undefined) issues.push(problem)
+    else setPath(merged, option.path, coerce(option, raw))
   }
-  for (const [flag, raw] of flags) setPath(merged, FLAG_TO_PATH[flag] as readonly string[], coerce(flag, raw))
-  const parsed = parseConfig(merged)
+  for (const option of CLI_OPTIONS) {
+    const raw = env[option.env]
+    if (raw !== undefined && raw !== '' && option.flag !== 'config') apply(option, raw, option.env)
+  }
+  for (const [flag, raw] of flags) apply(OPTION_BY_FLAG.get(flag) as CliOption, raw, `--${flag}`)
+  const parsed = validate(merged, issues)
   return { ...parsed, dataDir: resolve(cwd, parsed.dataDir), ...(parsed.functions === undefined ? {} : { functions: resolve(cwd, parsed.functions) }) }
 }

@@ -11,7 +11,7 @@
  * test (or an NTP step) moving the wall clock never expires live sessions.
  */
 import { performance } from 'node:perf_hooks'
-import { CLOSE } from './session'
+import { CLOSE } from './connection-log'
 
 /** What the heartbeat needs of a session. */
 export interface HeartbeatTarget {

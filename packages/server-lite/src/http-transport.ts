@@ -7,11 +7,14 @@
  * interval.
  */
 import type { ServerResponse } from 'node:http'
-import { CLOSE, type SessionTransport } from './session'
+import { CLOSE } from './connection-log'
+import type { SessionTransport } from './session'
 
 /** See the module comment. */
 export class HttpTransport implements SessionTransport {
   readonly kind = 'http'
+  /** The peer's address, for logs. */
+  readonly remote: string | undefined
   /** Set while the hello POST waits for its answer. */
   capture: ((frame: Uint8Array) => void) | undefined
   stream: ServerResponse | undefined
@@ -21,8 +24,9 @@ export class HttpTransport implements SessionTransport {
   onClose: (() => void) | undefined
   readonly #maxBufferedBytes: number
 
-  constructor(maxBufferedBytes: number) {
+  constructor(maxBufferedBytes: number, remote: string | undefined) {
     this.#maxBufferedBytes = maxBufferedBytes
+    this.remote = remote
   }
 
   send(frame: Uint8Array): void {

@@ -1,8 +1,12 @@
-/** @outpost/server-lite: the Outpost relay on the embedded LMDB store. */
+/**
+ * @outpost/server-lite: the Outpost relay on the embedded LMDB store.
+ *
+ * @module @outpost/server-lite
+ */
 export { createRelay } from './relay'
 export type { Relay, RelayOptions, RelayState } from './relay'
-export { loadConfig, parseConfig, parseFlags, relayConfigSchema, CLI_HELP, DEFAULT_ALGORITHMS } from './config'
-export type { RelayConfig, RelayConfigInput, MapRule, TopicRule, Access, ConfigSources } from './config'
+export { loadConfig, parseConfig, parseFlags, relayConfigSchema, CLI_HELP, CLI_OPTIONS, DEFAULT_ALGORITHMS } from './config'
+export type { RelayConfig, RelayConfigInput, MapRule, TopicRule, Access, ConfigSources, CliOption, ParsedFlags } from './config'
 export { LmdbStore } from './store/lmdb-store'
 export type { LmdbStoreOptions } from './store/lmdb-store'
 export { createAuthenticator, ANONYMOUS } from './auth/jwt'
@@ -11,7 +15,9 @@ export { RuleSet } from './auth/rules'
 export type { MapAccess } from './auth/rules'
 export { createMetrics } from './metrics'
 export type { RelayMetrics } from './metrics'
-export { CLOSE, Session } from './session'
+export { Session } from './session'
+export { CLOSE, CLOSE_LABELS, ConnectionLog, classifyClose } from './connection-log'
+export type { CloseCause, CloseClass, CloseLabel, ConnectionInfo } from './connection-log'
 export type { SessionState, SessionTransport } from './session'
 export { TokenBucket } from './rate-limiter'
 export { FencedResource } from './primitives/fenced-resource'

@@ -3,11 +3,14 @@
  * one process, e.g. in tests), served at `GET /metrics`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { CLOSE_LABEL_VALUES } from './connection-log'
 
 /** The relay's metrics. */
 export interface RelayMetrics {
   readonly registry: Registry
   readonly connections: Gauge
+  /** Connections ended (closed or refused), by a reason label derived from the close code (see connection-log.ts). */
+  readonly connectionCloses: Counter<'reason'>
   readonly opsIn: Counter
   readonly opsOut: Counter
   readonly acks: Counter
@@ -31,9 +34,13 @@ export function createMetrics(defaults = true): RelayMetrics {
   const registry = new Registry()
   if (defaults) collectDefaultMetrics({ register: registry })
   const registers = [registry]
+  const connectionCloses = new Counter({ name: 'outpost_connection_closes_total', help: 'Connections ended (closed or refused), by reason', labelNames: ['reason'], registers })
+  // Every reason appears from the start, so a dashboard's rate() has a series before the first close.
+  for (const reason of CLOSE_LABEL_VALUES) connectionCloses.inc({ reason }, 0)
   return {
     registry,
     connections: new Gauge({ name: 'outpost_connections', help: 'Open client sessions (WebSocket and HTTP fallback)', registers }),
+    connectionCloses,
     opsIn: new Counter({ name: 'outpost_ops_in_total', help: 'Changes received in ops batches', registers }),
     opsOut: new Counter({ name: 'outpost_ops_out_total', help: 'Changes sent to clients (slices, reconciliation, fan-out)', registers }),
     acks: new Counter({ name: 'outpost_acks_total', help: 'ops batches acknowledged after commit', registers }),

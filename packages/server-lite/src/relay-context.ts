@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Authenticator } from './auth/jwt'
 import type { RuleSet } from './auth/rules'
 import type { RelayConfig } from './config'
+import type { ConnectionLog } from './connection-log'
 import type { RelayMetrics } from './metrics'
 import type { FunctionService } from './primitives/functions'
 import type { LockService } from './primitives/locks'
@@ -32,6 +33,8 @@ export interface RelayContext {
   readonly functions: FunctionService
   /** The write-rate bucket shared by every connection of `subject`. */
   subjectBucket(subject: string): TokenBucket
+  /** Logs and counts each connection's open, refusal and close. */
+  readonly connections: ConnectionLog
   /** Counts a new authenticated connection of `subject`; false when the subject is at its limit. */
   admit(session: Session, subject: string): boolean
   /** Called once when a session ends; `subject` is set when it had been admitted. */

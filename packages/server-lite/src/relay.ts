@@ -21,16 +21,18 @@ import { parseConfig, type RelayConfig, type RelayConfigInput } from './config'
 import { createLogger } from './logger'
 import { createMetrics, type RelayMetrics } from './metrics'
 import type { RelayContext } from './relay-context'
+import { CLOSE, ConnectionLog } from './connection-log'
 import { Heartbeat } from './heartbeat'
 import { HttpTransport } from './http-transport'
 import { SubjectBuckets } from './rate-limiter'
-import { CLOSE, Session, type SessionTransport } from './session'
+import { Session, type SessionTransport } from './session'
 import { attachWebSocket } from './ws-transport'
 import { LmdbStore } from './store/lmdb-store'
 import { SyncService } from './sync/sync-service'
 import { FunctionService, checkFunctions, loadFunctions, type RelayFunctions } from './primitives/functions'
 import { LockService } from './primitives/locks'
 import { TopicHub } from './primitives/topics'
+import { relayVersion } from './version'
 import type { Principal } from './auth/jwt'
 
 /** Lifecycle states of a relay. */
@@ -113,10 +115,12 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const perSubject = new Map<string, number>()
   const subjectBuckets = new SubjectBuckets(config.limits.subjectOpsPerSecond, config.limits.subjectOpsBurst, now)
 
+  const connections = new ConnectionLog(logger, metrics, now)
   const context: RelayContext = {
     config,
     logger,
     metrics,
+    connections,
     auth,
     rules,
     sync,
@@ -150,8 +154,8 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   }
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxFrameBytes })
-  wss.on('connection', (socket: WebSocket) => {
-    attachWebSocket(socket, { maxBufferedBytes: config.limits.maxBufferedBytesPerConnection, newSession, logger })
+  wss.on('connection', (socket: WebSocket, req: IncomingMessage) => {
+    attachWebSocket(socket, { maxBufferedBytes: config.limits.maxBufferedBytesPerConnection, maxFrameBytes: config.limits.maxFrameBytes, remote: req.socket.remoteAddress, newSession, logger })
   })
   // Pings every session and drops the silent ones (laptop lid closed, NAT dropped it, a proxy blackholes it).
   const heartbeat = new Heartbeat({ intervalMs: config.limits.heartbeatMs, targets: () => sessions, onTick: () => subjectBuckets.sweep() })
@@ -204,7 +208,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
       res.writeHead(503).end('relay is not accepting sessions')
       return
     }
-    const transport = new HttpTransport(config.limits.maxBufferedBytesPerConnection)
+    const transport = new HttpTransport(config.limits.maxBufferedBytesPerConnection, req.socket.remoteAddress)
     let reply: Uint8Array | undefined
     transport.capture = (f) => {
       reply = f
@@ -342,6 +346,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   })
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (state !== 'ready') {
+      connections.refusedUpgrade(req.socket.remoteAddress, `relay is ${state}`)
       socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n')
       return
     }
@@ -359,7 +364,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const port = (server.address() as AddressInfo).port
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
   state = 'ready'
-  logger.info({ port, host: config.host, url: `ws://${host}:${port}`, dataDir: config.dataDir }, 'listening')
+  logger.info({ port, host: config.host, url: `ws://${host}:${port}`, dataDir: config.dataDir, version: relayVersion() }, 'listening')
 
   const gc = async (): Promise<number> => {
     const collected = await sync.collectTombstones(now(), config.tombstoneHorizonMs)

@@ -28,7 +28,9 @@
  * 4008 limits (rate ignored, connections per subject), 4009 consumer too slow (more than
  * `limits.maxBufferedBytesPerConnection` unsent), 1008 repeated bad frames, 1009 frame too
  * big, 1011 internal, 1012 relay restarting. Every close passes a reason string that says
- * which limit or rule it was.
+ * which limit or rule it was. The full table, with how each close is logged and counted, is
+ * in connection-log.ts; every session reports its open and its end, with the cause, to the
+ * relay's {@link ConnectionLog}.
  */
 import { performance } from 'node:perf_hooks'
 import {
@@ -85,6 +87,7 @@ import {
 import type { Principal } from './auth/jwt'
 import type { MapAccess } from './auth/rules'
 import type { RelayContext } from './relay-context'
+import { CLOSE, type CloseCause } from './connection-log'
 import { TokenBucket, WriteRate } from './rate-limiter'
 import { kindMetaKey, storeCollection } from './sync/collection'
 import type { ShapeView } from './sync/shape-view'
@@ -96,6 +99,8 @@ import { checkChange } from './sync/validate-change'
 export interface SessionTransport {
   /** `'ws'` or `'http'` (logs and metrics). */
   readonly kind: 'ws' | 'http'
+  /** The peer's address, for logs. */
+  readonly remote?: string | undefined
   /** Sends one frame (a server message). */
   send(frame: Uint8Array): void
   /** Closes the connection with a code and a short reason. */
@@ -112,26 +117,6 @@ export interface SessionTransport {
 
 /** Session states; see the module diagram. */
 export type SessionState = 'awaiting-hello' | 'open' | 'closed'
-
-/** Close codes the relay uses. */
-export const CLOSE = {
-  PROTOCOL_VERSION: 4000,
-  UNAUTHENTICATED: 4001,
-  HELLO_EXPECTED: 4002,
-  TOKEN_EXPIRED: 4003,
-  FORBIDDEN: 4004,
-  /** No valid hello within `limits.helloTimeoutMs`. */
-  HELLO_TIMEOUT: 4005,
-  /** Nothing heard (frame or pong) for two `limits.heartbeatMs`: the peer is gone; the socket is destroyed. */
-  HEARTBEAT_TIMEOUT: 4006,
-  LIMIT: 4008,
-  /** More than `limits.maxBufferedBytesPerConnection` waiting to be sent: the peer reads too slowly (destroyed if it does not complete the close within 5 s). */
-  SLOW_CONSUMER: 4009,
-  POLICY: 1008,
-  TOO_BIG: 1009,
-  INTERNAL: 1011,
-  RESTART: 1012,
-} as const
 
 /** Most records in one `changes` frame; frames are cut by exact bytes first (`packBySize`). */
 const SLICE_RECORDS = 2_000
@@ -175,6 +160,8 @@ export class Session implements Caller {
   readonly #rate: WriteRate
   #helloTimer: ReturnType<typeof setTimeout> | undefined
   #expiry: ReturnType<typeof setTimeout> | undefined
+  /** Why the relay closed this session, once it decided to (logged when the transport is gone). */
+  #closeCause: CloseCause | undefined
   readonly #subs = new Map<number, Subscription>()
   readonly #access = new Map<string, MapAccess>()
   /** Flow control (hello `window`): paced bytes the client may hold unprocessed; undefined = socket pacing only. */
@@ -203,6 +190,17 @@ export class Session implements Caller {
       this.#fail(new TimeoutError(`No valid hello within ${limits.helloTimeoutMs} ms of connecting; send hello first`, { timeoutMs: limits.helloTimeoutMs }), CLOSE.HELLO_TIMEOUT, `no hello within ${limits.helloTimeoutMs} ms`)
     }, limits.helloTimeoutMs)
     this.#helloTimer.unref?.()
+    context.connections.connected(this)
+  }
+
+  /** `'ws'` or `'http'`. */
+  get transport(): 'ws' | 'http' {
+    return this.#transport.kind
+  }
+
+  /** The peer's address, when the transport knows it. */
+  get remote(): string | undefined {
+    return this.#transport.remote
   }
 
   /** The current state. */
@@ -378,12 +376,17 @@ export class Session implements Caller {
   /** Closes the session (idempotent) and releases everything it holds. */
   close(code: number, reason: string): void {
     if (this.#state === 'closed') return
+    this.#closeCause ??= { code, reason }
     this.#transport.close(code, truncateReason(reason))
     this.dispose()
   }
 
-  /** Releases the session after its transport closed (idempotent). */
-  dispose(): void {
+  /**
+   * Releases the session after its transport closed (idempotent). `cause` is what the
+   * transport saw (the client's close code and reason); a close the relay decided on
+   * first is reported with the relay's cause instead.
+   */
+  dispose(cause: CloseCause = { code: CLOSE.ABNORMAL, reason: '' }): void {
     if (this.#state === 'closed') return
     const wasOpen = this.#state === 'open'
     this.#state = 'closed'
@@ -399,6 +402,7 @@ export class Session implements Caller {
     }
     this.#context.metrics.connections.dec()
     this.#context.sessionClosed(this, wasOpen ? this.#principal?.subject : undefined)
+    this.#context.connections.closed(this, this.#closeCause ?? cause, wasOpen)
   }
 
   #unexpected(error: unknown): void {
@@ -576,6 +580,7 @@ export class Session implements Caller {
       resync: message.lastSyncAt !== undefined && now - message.lastSyncAt > horizonMs,
       limits: this.#limits,
     })
+    context.connections.opened(this, { version })
   }
 
   #armExpiry(): void {

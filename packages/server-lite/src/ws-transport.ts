@@ -7,7 +7,8 @@
  */
 import type { Logger } from 'pino'
 import type { WebSocket } from 'ws'
-import { CLOSE, type Session, type SessionTransport } from './session'
+import { CLOSE } from './connection-log'
+import type { Session, SessionTransport } from './session'
 
 /** How long a closing socket may take to complete the close handshake before it is destroyed. */
 export const CLOSE_GRACE_MS = 5_000
@@ -16,6 +17,10 @@ export const CLOSE_GRACE_MS = 5_000
 export interface WebSocketSessionOptions {
   /** Bytes that may wait unsent before the session is closed as a consumer too slow (4009). */
   readonly maxBufferedBytes: number
+  /** The frame limit, named when `ws` closes a socket for an oversized frame. */
+  readonly maxFrameBytes: number
+  /** The peer's address, for logs. */
+  readonly remote: string | undefined
   /** Creates the session for a transport (the relay registers it). */
   readonly newSession: (transport: SessionTransport) => Session
   readonly logger: Logger
@@ -27,6 +32,7 @@ export function attachWebSocket(socket: WebSocket, options: WebSocketSessionOpti
   let session: Session | undefined
   const transport: SessionTransport = {
     kind: 'ws',
+    remote: options.remote,
     send(frame) {
       if (socket.readyState !== socket.OPEN) return
       if (socket.bufferedAmount > maxBufferedBytes) {
@@ -64,7 +70,11 @@ export function attachWebSocket(socket: WebSocket, options: WebSocketSessionOpti
     const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
     created.receive(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length))
   })
-  socket.on('close', () => created.dispose())
-  socket.on('error', (error) => options.logger.debug({ err: error, session: created.id }, 'websocket error'))
+  socket.on('close', (code: number, reason: Buffer) => created.dispose({ code, reason: reason.toString('utf8') }))
+  socket.on('error', (error: Error & { code?: string }) => {
+    // ws closes an oversized frame's socket itself (1009) and reports 1006 locally: keep the real cause.
+    if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') created.close(CLOSE.TOO_BIG, `frame larger than limits.maxFrameBytes (${options.maxFrameBytes} bytes)`)
+    else options.logger.debug({ err: error, session: created.id }, 'websocket error')
+  })
   return created
 }

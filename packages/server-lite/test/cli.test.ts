@@ -6,13 +6,14 @@
  * code 1 and a message naming each bad field.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { TestClient, tempDir } from './helpers/client'
 import { update } from './helpers/changes'
 import { LocalShape } from './helpers/replica'
+import { RELAY_NODE_ARGS } from './helpers/relay-command'
 
-const BIN = fileURLToPath(new URL('../bin/outpost-server.js', import.meta.url))
 const children: ChildProcess[] = []
 const dirs: { remove: () => void }[] = []
 afterEach(() => {
@@ -21,7 +22,7 @@ afterEach(() => {
 })
 
 function run(args: string[], env: Record<string, string> = {}): { child: ChildProcess; stdout: () => string; stderr: () => string; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...RELAY_NODE_ARGS, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   children.push(child)
   let out = ''
   let err = ''
@@ -83,5 +84,50 @@ describe('outpost-server (child process)', () => {
     const help = run(['--help'])
     expect(await help.exit).toBe(0)
     expect(help.stdout()).toMatch(/Usage: outpost-server/)
+  })
+
+  it('answers each common mistake with one line that says what to do', async () => {
+    const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+    const shown = run(['--version'])
+    expect(await shown.exit).toBe(0)
+    expect(shown.stdout()).toBe(`outpost-server ${version}\n`)
+
+    const oneLine = async (args: string[], expected: RegExp): Promise<void> => {
+      const proc = run(args)
+      expect(await proc.exit).toBe(1)
+      const lines = proc.stderr().trimEnd().split('\n')
+      expect(lines, proc.stderr()).toHaveLength(1)
+      expect(lines[0]).toMatch(expected)
+      expect(proc.stderr()).not.toMatch(/\n\s+at /)
+    }
+    // An unknown flag is reported as unknown, never as "needs a value", with or without a value after it.
+    await oneLine(['--bogus', '1'], /^outpost-server: --bogus: unknown flag; run outpost-server --help to see the options$/)
+    await oneLine(['--verbose'], /^outpost-server: --verbose: unknown flag; run outpost-server --help to see the options$/)
+    await oneLine(['--port', 'abc'], /^outpost-server: --port: "abc" is not a whole number; use a port from 0 \(any free port\) to 65535, e\.g\. 8787$/)
+    await oneLine(['--port'], /^outpost-server: --port: needs a value, e\.g\. --port 8787$/)
+
+    // A busy port: one line naming the port and what to do, not an EADDRINUSE stack trace.
+    const blocker = createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+    const busy = (blocker.address() as { port: number }).port
+    const dir = tempDir()
+    dirs.push(dir)
+    try {
+      await oneLine(['--port', String(busy), '--data-dir', dir.path], new RegExp(`^outpost-server: port ${busy} on 127\\.0\\.0\\.1 is already in use .*--port <n>`))
+    } finally {
+      blocker.close()
+    }
+  })
+
+  it('prints --help as aligned columns', async () => {
+    const help = run(['--help'])
+    expect(await help.exit).toBe(0)
+    const rows = help.stdout().split('\n').filter((line) => /^ {2}-/.test(line))
+    expect(rows.length).toBeGreaterThanOrEqual(12)
+    // The description column starts at the same place on every row, and so does the env column.
+    const descriptionColumn = new Set(rows.map((row) => /^ {2}\S.*?\S {2,}(?=\S)/.exec(row)?.[0].length))
+    expect(descriptionColumn.size).toBe(1)
+    const envColumn = new Set(rows.filter((row) => row.includes('OUTPOST_')).map((row) => row.indexOf('OUTPOST_')))
+    expect(envColumn.size).toBe(1)
   })
 })

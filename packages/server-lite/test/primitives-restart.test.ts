@@ -5,12 +5,11 @@
  * lease held at the crash still holds until its TTL.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { TestClient, tempDir } from './helpers/client'
 import { acquire, expectType, release } from './helpers/primitives'
+import { RELAY_NODE_ARGS } from './helpers/relay-command'
 
-const BIN = fileURLToPath(new URL('../bin/outpost-server.js', import.meta.url))
 const children: ChildProcess[] = []
 const cleanups: (() => void | Promise<void>)[] = []
 afterEach(async () => {
@@ -19,7 +18,7 @@ afterEach(async () => {
 })
 
 async function start(dataDir: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [BIN, '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...RELAY_NODE_ARGS, '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] })
   children.push(child)
   let out = ''
   let err = ''

@@ -218,7 +218,7 @@ export interface EngineApi {
   setToken(token: string | undefined): Promise<void>
   /** Registers a tab's token provider; the engine calls it when it needs a token. */
   setAuthProvider(provider: () => Promise<string | undefined>): Promise<void>
-  /** Forces offline (true) or lets the engine connect (false). */
+  /** Forces offline (true) or lets the engine connect (false); remembered for this database (across reloads and worker restarts) until changed. */
   setOffline(offline: boolean): Promise<void>
 }
 

@@ -101,6 +101,9 @@ export const REMOTE_FLUSH_DELAY_MS = 40
 /** Longest (ms) a remote change stays only in memory while changes keep streaming in. */
 export const REMOTE_FLUSH_MAX_WAIT_MS = 2_000
 
+/** The meta key remembering `setOffline(true)` for this database until `setOffline(false)`. */
+const OFFLINE_META = 'offline'
+
 /** Options of {@link createEngine}. */
 export interface CreateEngineOptions extends EngineOptions {
   /** IndexedDB factory (default: global `indexedDB`); `null` forces the in-memory store. */
@@ -125,7 +128,7 @@ export interface CreateEngineOptions extends EngineOptions {
   readonly backoff?: BackoffOptions
   /** Source of `online` events (defaults to the global scope); a backing-off connection retries when the network returns. */
   readonly networkEvents?: NetworkEvents
-  /** Start offline (no connection until `setOffline(false)`). */
+  /** Start offline (no connection until `setOffline(false)`); also the case when `setOffline(true)` was the last word for this database. */
   readonly startOffline?: boolean
   /** Bound (ms) on the relay's answer to a topic publish, lock or invoke request (a lock's `wait` is added). */
   readonly requestTimeoutMs?: number
@@ -410,7 +413,9 @@ class EngineImpl implements Engine, SyncHost {
     )
     // Older databases kept refused writes in the outbox: refuse them properly now (log, take back).
     if (legacyRejected.length > 0) await this.acked([], legacyRejected)
-    if (this.#options.startOffline !== true) this.#sync.start()
+    // "Work offline" is remembered per database: a reload, a new tab or a restarted worker stays offline.
+    if (this.#options.startOffline === true || (await store.getMeta(OFFLINE_META)) === true) this.#sync.setOffline(true)
+    this.#sync.start()
   }
 
   async #ensureMap(kind: CollectionKind, map: string): Promise<LoadedMap> {
@@ -1054,6 +1059,8 @@ class EngineImpl implements Engine, SyncHost {
 
   async setOffline(offline: boolean): Promise<void> {
     await this.#open()
+    // Stored before it takes effect, so a tab that reloads right after still finds it.
+    await (this.#store as Store).commit({ meta: [{ key: OFFLINE_META, value: offline ? true : null }] })
     this.#sync?.setOffline(offline)
   }
 

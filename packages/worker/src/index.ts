@@ -1,4 +1,8 @@
-/** `@outpost/worker`: the engine that owns the data in the browser, and its worker hosts. */
+/**
+ * `@outpost/worker`: the engine that owns the data in the browser, and its worker hosts.
+ *
+ * @module @outpost/worker
+ */
 export { createEngine, REMOTE_FLUSH_RECORDS, REMOTE_FLUSH_DELAY_MS, REMOTE_FLUSH_MAX_WAIT_MS } from './engine'
 export type { CreateEngineOptions, Engine } from './engine'
 export { exposeEngine, createTabApi, AUTH_PROVIDER_TIMEOUT_MS } from './expose'
@@ -10,7 +14,7 @@ export { Outbox, OUTBOX_COLLECTION, outboxKey, isPermanentRejection } from './ou
 export type { OutboxEntry } from './outbox'
 export { transition, backoffDelay, CONNECTION_STATES, CONNECTION_EVENTS, BACKOFF_BASE_MS, BACKOFF_CAP_MS } from './sync/connection-state'
 export type { ConnectionEvent, BackoffOptions } from './sync/connection-state'
-export { SyncClient } from './sync/sync-client'
+export { SyncClient, DEFAULT_DEAD_MS } from './sync/sync-client'
 export type { WebSocketLike, WebSocketConstructor, SyncHost, SyncClientOptions } from './sync/sync-client'
 export { ShapeReplica } from './sync/shape-replica'
 export { Coordinator, REQUEST_TIMEOUT_MS, LOCK_TTL_RANGE, LOCK_MAX_WAIT_MS } from './coordination/coordinator'

@@ -157,4 +157,37 @@ describe('outbox over a connection', () => {
     await waitFor('offline write acked', async () => (await engine.status()).pendingWrites === 0)
     expect(relay.ops.flatMap((o) => o.changes).map((c) => c.key)).toContain('offline-write')
   })
+
+  it('"work offline" is remembered for the database: a restarted engine stays offline until setOffline(false)', async () => {
+    const relay = await scriptedRelay({ ack: (ops) => ops.changes.map(() => null) })
+    cleanup.push(() => relay.close())
+    const idb = freshIdb()
+    const first = engineOn(idb, { url: relay.url })
+    unwrap(await first.ready())
+    await waitFor('live', async () => (await first.status()).connection === 'live')
+    await first.setOffline(true)
+    unwrap(await first.set('m', 'queued', { v: 1 }))
+    await first.close()
+    const connectionsBefore = relay.connections
+
+    // The reload: a new engine on the same database, with no offline option.
+    const second = engineOn(idb, { url: relay.url })
+    cleanup.push(() => second.close())
+    unwrap(await second.ready())
+    await new Promise((r) => setTimeout(r, 300))
+    expect((await second.status()).connection).toBe('offline')
+    expect((await second.status()).pendingWrites).toBe(1)
+    expect(relay.connections).toBe(connectionsBefore)
+    expect(relay.ops.flatMap((o) => o.changes).map((c) => c.key)).not.toContain('queued')
+
+    // Only turning it off connects and sends what was queued, and that is remembered too.
+    await second.setOffline(false)
+    await waitFor('queued write acked', async () => (await second.status()).pendingWrites === 0)
+    expect(relay.ops.flatMap((o) => o.changes).map((c) => c.key)).toContain('queued')
+    await second.close()
+    const third = engineOn(idb, { url: relay.url })
+    cleanup.push(() => third.close())
+    unwrap(await third.ready())
+    await waitFor('live again after a restart', async () => (await third.status()).connection === 'live')
+  })
 })

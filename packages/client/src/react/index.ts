@@ -2,6 +2,8 @@
  * `@outpost/client/react`: React bindings. Every hook reads a shared live store through
  * `useSyncExternalStore`, so equal queries in many components share one engine
  * subscription and a render never sees a torn value.
+ *
+ * @module @outpost/client/react
  */
 export { OutpostProvider, useClient } from './provider'
 export type { OutpostProviderProps } from './provider'

@@ -10,7 +10,7 @@ import { sharedWorkerName } from './names'
 export function openSharedWorker(name: string, create?: () => SharedWorker): EngineEndpoint {
   const worker =
     create?.() ??
-    new SharedWorker(new URL('../worker-entry.ts', import.meta.url), { type: 'module', name: sharedWorkerName(name) })
+    new SharedWorker(new URL('../worker-entry.js', import.meta.url), { type: 'module', name: sharedWorkerName(name) })
   return {
     endpoint: worker.port,
     onDeath: (listener) => worker.addEventListener('error', () => listener('the SharedWorker raised an error')),
@@ -22,7 +22,7 @@ export function openSharedWorker(name: string, create?: () => SharedWorker): Eng
 export function openDedicatedWorker(name: string, create?: () => Worker): EngineEndpoint {
   const worker =
     create?.() ??
-    new Worker(new URL('../dedicated-worker-entry.ts', import.meta.url), { type: 'module', name: sharedWorkerName(name) })
+    new Worker(new URL('../dedicated-worker-entry.js', import.meta.url), { type: 'module', name: sharedWorkerName(name) })
   return {
     endpoint: worker,
     onDeath: (listener) => worker.addEventListener('error', () => listener('the worker raised an error')),

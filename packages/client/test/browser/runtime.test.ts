@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { createServer, type ViteDevServer } from 'vite'
 import { createRelay, type Relay } from '@outpost/server-lite'
+import { sourceResolution } from '../../../../scripts/source-conditions'
 
 const CHROMIUM = '/usr/bin/chromium'
 const here = dirname(fileURLToPath(import.meta.url))
@@ -40,6 +41,7 @@ beforeAll(async () => {
   relay = await createRelay({ port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent' })
   vite = await createServer({
     configFile: false,
+    ...sourceResolution,
     root: join(here, 'page'),
     logLevel: 'warn',
     clearScreen: false,
@@ -195,6 +197,52 @@ describe.skipIf(!available)('Chromium runtime modes', () => {
       } finally {
         await context.close()
       }
+    }
+  })
+
+  it('presence: a reloaded tab is seen again at once, a closed tab or device leaves at once', async () => {
+    // No heartbeat and no expiry within the test: whatever another device learns, it learns
+    // from an explicit join or leave, not from a timer.
+    const timing = { heartbeatMs: 600_000, timeoutMs: 600_000 }
+    const room = `room-${++dbCounter}`
+    const laptop = await browser.newContext()
+    const phone = await browser.newContext()
+    try {
+      const name = `presence-${dbCounter}`
+      const join = (page: Page, who: string) => page.evaluate(([r, w, t]) => window.harness.joinPresence(r, w, t), [room, who, timing] as const)
+      const seenBy = (page: Page) => page.evaluate((r) => window.harness.presenceNames(r), room)
+      const a = await openTab(laptop, name)
+      const b = await openTab(laptop, name)
+      const c = await openTab(phone, `${name}-phone`)
+      await join(a.page, 'ann')
+      await join(b.page, 'bob')
+      await join(c.page, 'cat')
+      await expect.poll(() => seenBy(a.page), { timeout: 15_000 }).toEqual(['ann', 'bob', 'cat'])
+      await expect.poll(() => seenBy(c.page), { timeout: 15_000 }).toEqual(['ann', 'bob', 'cat'])
+
+      // A closed tab leaves for everyone, on this device and the other one.
+      await b.page.close()
+      await expect.poll(() => seenBy(a.page), { timeout: 15_000 }).toEqual(['ann', 'cat'])
+      await expect.poll(() => seenBy(c.page), { timeout: 15_000 }).toEqual(['ann', 'cat'])
+
+      // Reload the laptop's only tab: its worker restarts, and the page joins before the new
+      // connection is up (held offline here, so the order is certain). The phone sees ann leave,
+      // then join again as soon as the connection is live (never twice, and not at a heartbeat).
+      await a.page.reload()
+      await a.page.waitForFunction(() => 'harness' in window)
+      await a.page.evaluate((o) => window.harness.start(o), { name, url: relay.url, offline: true })
+      await join(a.page, 'ann')
+      await expect.poll(() => seenBy(c.page), { timeout: 15_000 }).toEqual(['cat'])
+      await a.page.evaluate(() => window.harness.setOffline(false))
+      await expect.poll(() => seenBy(c.page), { timeout: 15_000 }).toEqual(['ann', 'cat'])
+      await expect.poll(() => seenBy(a.page), { timeout: 15_000 }).toEqual(['ann', 'cat'])
+
+      // The laptop's last tab closes (the device goes away): the phone sees ann leave.
+      await a.page.close()
+      await expect.poll(() => seenBy(c.page), { timeout: 15_000 }).toEqual(['cat'])
+    } finally {
+      await laptop.close()
+      await phone.close()
     }
   })
 

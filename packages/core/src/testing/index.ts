@@ -1,4 +1,8 @@
-/** `@outpost/core/testing`: acceptance suites and fixtures that other packages run against their implementations. */
+/**
+ * `@outpost/core/testing`: acceptance suites and fixtures that other packages run against their implementations.
+ *
+ * @module @outpost/core/testing
+ */
 export { runStoreTests, valueDifference } from './store-suite'
 export type { StoreTestOptions } from './store-suite'
 export { sampleChange, sampleClientMessages, sampleServerMessages } from './sample-messages'

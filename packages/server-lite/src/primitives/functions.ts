@@ -25,7 +25,7 @@
  * and follow plain LWW. A resolver must be synchronous and deterministic; one that throws
  * is logged and the write falls back to plain LWW.
  */
-import { pathToFileURL } from 'node:url'
+import { importUserModule } from '../load-module'
 import {
   ConfigError,
   ForbiddenError,
@@ -112,19 +112,14 @@ export interface RelayFunctions {
 }
 
 /**
- * Loads a functions module (`.js`/`.mjs`, or `.ts`/`.mts` through tsx) and checks its
- * exports; throws {@link ConfigError} saying what is wrong.
+ * Loads a functions module (`.js`/`.mjs`, or `.ts` where Node has a TypeScript loader:
+ * see load-module.ts) and checks its exports; throws {@link ConfigError} saying
+ * what is wrong.
  */
 export async function loadFunctions(path: string): Promise<RelayFunctions> {
   let loaded: Record<string, unknown>
   try {
-    const url = pathToFileURL(path).href
-    if (/\.[mc]?ts$/.test(path)) {
-      const { tsImport } = await import('tsx/esm/api')
-      loaded = (await tsImport(url, import.meta.url)) as Record<string, unknown>
-    } else {
-      loaded = (await import(url)) as Record<string, unknown>
-    }
+    loaded = await importUserModule(path)
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error)
     throw new ConfigError(`Invalid relay configuration:\n  - functions ${path}: cannot be loaded (${reason})`, { issues: [`functions: ${reason}`] })

@@ -4,9 +4,8 @@
  * from a troubled one.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { RELAY_NODE_ARGS } from './relay-command'
 
-const BIN = fileURLToPath(new URL('../../bin/outpost-server.js', import.meta.url))
 
 /** One JSON log line of the relay. */
 export interface RelayLogLine {
@@ -49,7 +48,7 @@ export interface SpawnRelayOptions {
 /** Starts `outpost-server` on 127.0.0.1, port 0, over `dataDir`; resolves once it logs `listening`. */
 export async function spawnRelay(dataDir: string, options: SpawnRelayOptions = {}): Promise<RelayProcess> {
   const started = Date.now()
-  const child = spawn(process.execPath, [BIN, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...RELAY_NODE_ARGS, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, ...(options.args ?? [])], {
     env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -246,11 +246,11 @@ export class SyncClient {
     return this.#state
   }
 
-  /** Begins connecting (no-op without a URL or when forced offline). */
+  /** Begins connecting (no-op without a URL; waits for `setOffline(false)` when forced offline). */
   start(): void {
-    if (this.#options.url === undefined || this.#forcedOffline) return
+    if (this.#options.url === undefined) return
     this.#networkEvents()?.addEventListener('online', this.#onNetworkOnline)
-    this.#dispatch('start')
+    if (!this.#forcedOffline) this.#dispatch('start')
   }
 
   /** Stops for good (engine close). */

@@ -2,7 +2,7 @@
  * The page the Chromium tests drive: it imports the SDK the way an app does
  * (`@outpost/client`, bundled by Vite) and exposes a small harness on `window.harness`.
  */
-import { createClient, type ClientStatus, type Lease, type OutpostClient, type PublishResult, type Row } from '@outpost/client'
+import { createClient, type ClientStatus, type Lease, type OutpostClient, type Presence, type PublishResult, type Row } from '@outpost/client'
 
 interface Item {
   title: string
@@ -17,6 +17,7 @@ let rows: readonly Row<Item>[] = []
 const waiters = new Set<() => void>()
 const heard = new Map<string, { at: number; sent: number; local: boolean }[]>()
 const leases = new Map<string, Lease>()
+const presences = new Map<string, Presence<{ name: string }>>()
 
 function items() {
   if (!client) throw new Error('start() first')
@@ -28,9 +29,9 @@ function wallNow(): number {
 }
 
 const harness = {
-  async start(options: { name: string; url?: string }): Promise<string> {
+  async start(options: { name: string; url?: string; offline?: boolean }): Promise<string> {
     mapName = `items-${options.name}`
-    client = createClient({ name: options.name, ...(options.url === undefined ? {} : { url: options.url }) })
+    client = createClient({ name: options.name, ...(options.url === undefined ? {} : { url: options.url }), ...(options.offline === true ? { offline: true } : {}) })
     if (options.url !== undefined) client.sync(mapName)
     items()
       .query({ orderBy: [['title', 'asc']] })
@@ -125,6 +126,19 @@ const harness = {
   async check(name: string, token: number): Promise<boolean> {
     if (!client) throw new Error('start() first')
     return (await client.lock(name).check(token)).valid
+  },
+  /** Joins presence room `room` as `name`, with these heartbeat and expiry times. */
+  joinPresence(room: string, name: string, timing: { heartbeatMs: number; timeoutMs: number }): void {
+    if (!client) throw new Error('start() first')
+    presences.set(room, client.presence(room, { name }, timing))
+  },
+  /** The names of the members this tab sees in `room` (itself included), sorted. */
+  presenceNames(room: string): string[] {
+    return (presences.get(room)?.members.getSnapshot() ?? []).map((m) => m.state.name).sort()
+  },
+  async setOffline(offline: boolean): Promise<void> {
+    if (!client) throw new Error('start() first')
+    await client.setOffline(offline)
   },
   status(): ClientStatus {
     if (!client) throw new Error('start() first')

@@ -1,0 +1,25 @@
+// Size budgets (`npm run size`, part of `npm test`): what an app ships for Outpost,
+// measured on the built packages with esbuild, every dependency included, minified, gzip.
+// The worker bundle is what the SharedWorker (or the leader tab's dedicated worker) loads;
+// the client entry includes the in-page fallback engine, which is why it is the larger.
+
+/** esbuild bundles as ESM, as apps do (`new URL(..., import.meta.url)` needs import.meta). */
+const esm = (config) => ({ ...config, format: 'esm' })
+
+export default [
+  {
+    name: '@outpost/client: createClient and everything it imports',
+    path: 'packages/client/dist/index.js',
+    import: '{ createClient }',
+    gzip: true,
+    modifyEsbuildConfig: esm,
+    limit: '150 kB',
+  },
+  {
+    name: 'SharedWorker bundle: the engine with its dependencies',
+    path: 'packages/client/dist/worker-entry.js',
+    gzip: true,
+    modifyEsbuildConfig: esm,
+    limit: '140 kB',
+  },
+]

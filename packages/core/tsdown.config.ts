@@ -1,0 +1,4 @@
+import { defineConfig } from 'tsdown'
+import { packageBuild } from '../../scripts/tsdown-package'
+
+export default defineConfig(packageBuild({ entry: ['src/index.ts', 'src/testing/index.ts'], platform: 'neutral' }))

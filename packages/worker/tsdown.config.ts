@@ -1,0 +1,4 @@
+import { defineConfig } from 'tsdown'
+import { packageBuild } from '../../scripts/tsdown-package'
+
+export default defineConfig(packageBuild({ entry: ['src/index.ts', 'src/shared-worker.ts', 'src/dedicated-worker.ts'], platform: 'browser' }))
