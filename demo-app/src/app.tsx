@@ -43,7 +43,7 @@ export function App({ config }: AppProps) {
   const view: BoardView = me === '' ? 'all' : storedView
 
   const replication = useReplication(config.dbName, view, me)
-  const { rows, loaded } = useTaskRows(view === 'mine' ? me : null, sort)
+  const { rows, loaded, error: rowsError } = useTaskRows(view === 'mine' ? me : null, sort)
   const status = useStatus()
   const client = useClient()
   const onSetOffline = useCallback(
@@ -80,7 +80,7 @@ export function App({ config }: AppProps) {
   const onEdit = useCallback((id: string, field: EditableField, value: string | number) => actions.edit(id, field, value), [actions])
   const onDelete = useCallback((id: string) => actions.remove(id), [actions])
 
-  const error = actions.error ?? replication.error
+  const error = actions.error ?? replication.error ?? rowsError
 
   return (
     <div className="app">

@@ -3,7 +3,7 @@
  * id → the names of the people who like it; see `LIKES_MAP`), so the count is the number
  * of people, and the same person liking on two devices, even offline, counts once.
  */
-import { useClient, useLive } from '@outpost/client/react'
+import { useClient, useLiveResult } from '@outpost/client/react'
 import { LIKES_MAP, formatLikers, likeAction } from '../task'
 
 /** Props of {@link LikeButton}. */
@@ -19,10 +19,13 @@ const NOBODY: readonly string[] = []
 export function LikeButton({ taskId, me }: LikeButtonProps) {
   const client = useClient()
   const likes = client.orMap<string>(LIKES_MAP)
-  const likers = useLive(likes.values(taskId)) ?? NOBODY
+  // A failed subscription (the engine unreachable) is shown on the button, not thrown: one heart must not take the board down.
+  const { value, error } = useLiveResult(likes.values(taskId))
+  const likers = value ?? NOBODY
   const count = likers.length
   const liked = me !== '' && likers.includes(me)
   const who = formatLikers(likers)
+  const hint = error ? `Likes are unavailable: ${error.message}` : me === '' ? 'Enter your name (top right) to like tasks' : who === '' ? 'Like' : who
   return (
     <button
       type="button"
@@ -31,8 +34,8 @@ export function LikeButton({ taskId, me }: LikeButtonProps) {
       data-count={count}
       aria-pressed={liked}
       aria-label={liked ? `Unlike (${count} ${count === 1 ? 'person likes' : 'people like'} this)` : `Like (${count} ${count === 1 ? 'person likes' : 'people like'} this)`}
-      title={me === '' ? 'Enter your name (top right) to like tasks' : who === '' ? 'Like' : who}
-      disabled={me === ''}
+      title={hint}
+      disabled={me === '' || error !== undefined}
       onClick={() => {
         const write = likeAction(likers, me) === 'unlike' ? likes.remove(taskId, me) : likes.add(taskId, me)
         write.catch(reportLikeFailed)
