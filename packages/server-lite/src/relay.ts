@@ -28,6 +28,7 @@ import { SubjectBuckets } from './rate-limiter'
 import { Session, type SessionTransport } from './session/session'
 import { attachWebSocket } from './ws-transport'
 import { LmdbStore } from './store/lmdb-store'
+import { PostgresStore, redact } from './store/postgres-store'
 import { SyncService, assertRelayStore, type RelayStore } from './sync/sync-service'
 import type { PipelineContext } from './sync/write-pipeline'
 import { FunctionService, checkFunctions, loadFunctions, type RelayFunctions } from './primitives/functions'
@@ -92,6 +93,8 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   let store: RelayStore
   if (options.store !== undefined) {
     store = assertRelayStore(options.store)
+  } else if (config.store !== 'lmdb') {
+    store = await PostgresStore.open({ connectionString: config.store, schema: config.storeSchema })
   } else {
     mkdirSync(config.dataDir, { recursive: true })
     store = LmdbStore.open({ path: config.dataDir })
@@ -372,7 +375,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const port = (server.address() as AddressInfo).port
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
   state = 'ready'
-  logger.info({ port, host: config.host, url: `ws://${host}:${port}`, dataDir: config.dataDir, version: relayVersion() }, 'listening')
+  logger.info({ port, host: config.host, url: `ws://${host}:${port}`, store: config.store === 'lmdb' ? `lmdb ${config.dataDir}` : `${redact(config.store)} (schema ${config.storeSchema})`, version: relayVersion() }, 'listening')
 
   const gc = async (): Promise<number> => {
     const collected = await sync.collectTombstones(now(), config.tombstoneHorizonMs)
@@ -381,6 +384,14 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     if (trimmed > 0) logger.info({ trimmed }, 'change-log entries trimmed')
     return collected
   }
+  // Changes other relays sharing the store made reach this one's subscribers within one poll at worst.
+  const pollTimer =
+    config.pollMs > 0 && config.store !== 'lmdb'
+      ? setInterval(() => {
+          if (state === 'ready') sync.poll().catch((error: unknown) => logger.error({ err: error }, 'polling the store failed'))
+        }, config.pollMs)
+      : undefined
+  pollTimer?.unref()
   const gcTimer = setInterval(() => {
     if (state === 'ready') gc().catch((error: unknown) => logger.error({ err: error }, 'tombstone GC failed'))
   }, config.gcIntervalMs)
@@ -411,6 +422,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
       closing = (async () => {
         await drain()
         clearInterval(gcTimer)
+        if (pollTimer !== undefined) clearInterval(pollTimer)
         heartbeat.stop()
         wss.close()
         await new Promise<void>((resolve) => {
