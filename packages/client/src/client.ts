@@ -17,6 +17,7 @@ import { createPresence, type Presence, type PresenceOptions } from './presence'
 import { createTopic, subscribeTopic, type Topic } from './topic'
 import { createLwwMap, type LwwMap } from './lww-map'
 import { createOrMap, type OrMap } from './or-map'
+import { PendingWrites } from './overlay/pending-writes'
 import { detectMode } from './runtime/detect-mode'
 import { LeaderTabTransport } from './runtime/leader-tab-transport'
 import { openDedicatedWorker, openSharedWorker } from './runtime/open-worker'
@@ -125,6 +126,8 @@ export function createClient(options: ClientOptions): OutpostClient {
     heartbeatMs: mode === 'in-page' ? 0 : (options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS),
   })
   const cache = new Map<string, unknown>()
+  // This tab's own writes not yet answered by the engine: its live queries show them at once.
+  const pending = new PendingWrites()
   // Names this client to the engine so a topic message is not echoed back to the client that sent it.
   const clientId = globalThis.crypto.randomUUID()
   const leases = new Set<Lease>()
@@ -184,7 +187,7 @@ export function createClient(options: ClientOptions): OutpostClient {
     },
     map(name: string, mapOptions?: MapOptions<RecordSchema>) {
       return createLwwMap(
-        { session, cache },
+        { session, cache, pending },
         name,
         mapOptions?.schema,
       ) as LwwMap<StandardSchemaV1.InferOutput<RecordSchema>, StandardSchemaV1.InferInput<RecordSchema>> & LwwMap<RecordValue>
