@@ -127,7 +127,10 @@ export function createClient(options: ClientOptions): OutpostClient {
   })
   const cache = new Map<string, unknown>()
   // This tab's own writes not yet answered by the engine: its live queries show them at once.
-  const pending = new PendingWrites()
+  // Not in leader-tab mode: there the dedicated worker's link was seen delivering a write's
+  // answer before the rows it follows, and the overlay relies on that order (see
+  // overlay/pending-writes.ts); those tabs wait for the worker's rows as before.
+  const pending = mode === 'leader-tab' ? undefined : new PendingWrites()
   // Names this client to the engine so a topic message is not echoed back to the client that sent it.
   const clientId = globalThis.crypto.randomUUID()
   const leases = new Set<Lease>()

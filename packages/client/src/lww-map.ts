@@ -54,8 +54,11 @@ export interface MapContext {
   readonly session: EngineSession
   /** Shared live stores, so hooks and repeated `query()` calls reuse one engine subscription. */
   readonly cache: Map<string, unknown>
-  /** This client's writes the engine has not answered yet, shown at once by its live queries and records. */
-  readonly pending: PendingWrites
+  /**
+   * This client's writes the engine has not answered yet, shown at once by its live
+   * queries and records. Undefined: no overlay (live views wait for the worker's rows).
+   */
+  readonly pending: PendingWrites | undefined
 }
 
 /** Builds the map handle (see `client.map`). */
@@ -73,7 +76,7 @@ export function createLwwMap<T extends object, TInput>(
    */
   const submit = (key: string, op: PendingOp, send: () => Promise<WriteReceipt>): Promise<WriteReceipt> => {
     // A name or key the engine will refuse is never shown; the engine's typed error reaches the caller.
-    if (!isValidName(name, key)) return send()
+    if (pending === undefined || !isValidName(name, key)) return send()
     const write = pending.begin(name, key, op)
     const receipt = send()
     receipt.then(
@@ -151,7 +154,7 @@ export function createLwwMap<T extends object, TInput>(
             open: (emit) => session.call('subscribeQuery', spec, (rows: readonly EngineRow[]) => emit(rows)),
             close: (id) => session.call('unsubscribeQuery', id),
           },
-          new QueryOverlay(pending, name, query),
+          pending && new QueryOverlay(pending, name, query),
         ) as unknown as LiveQuery<T>,
       )
     },
@@ -166,7 +169,7 @@ export function createLwwMap<T extends object, TInput>(
             open: (emit) => session.call('subscribeRecord', name, key, (value: RecordValue | undefined) => emit(value)),
             close: (id) => session.call('unsubscribeQuery', id),
           },
-          isValidName(name, key) ? new RecordOverlay(pending, name, key) : undefined,
+          pending && isValidName(name, key) ? new RecordOverlay(pending, name, key) : undefined,
         ) as unknown as Live<T | undefined>,
       )
     },

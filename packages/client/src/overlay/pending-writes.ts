@@ -8,14 +8,16 @@
  *  - answered (durable locally): the engine merged it into memory and emitted every live
  *    query it changed *before* it committed and answered (merge → microtask notify →
  *    IndexedDB commit → answer), so by the time the answer reaches the tab, the worker's
- *    rows already hold the write and the overlay has nothing left to add. This needs the
- *    transport to deliver an engine's callbacks and answers in the order it sent them:
- *    true in the page (in-page mode, the leader's own engine), on the tab protocol's one
- *    BroadcastChannel, and on the ports between a tab and its worker as Chromium delivers
- *    them (posting order across ports between two threads is not promised by the HTML
- *    spec; a reordering would only show the worker's previous rows until its next emission);
+ *    rows already hold the write and the overlay has nothing left to add;
  *  - refused (validation, VALUE_TOO_LARGE, quota, a timeout): the write is taken back from
  *    every view at once.
+ * This needs the transport to deliver the engine's callbacks (each on its own comlink
+ * port) and its answers in the order the engine sent them. In the page (in-page mode) it
+ * is certain; between a tab and its SharedWorker, Chromium delivered them in order in
+ * every test (thousands of writes in bursts), though the HTML spec promises no order
+ * across ports. A dedicated worker's link (leader-tab mode) was seen delivering answers
+ * ahead of rows, so the client makes no overlay there (see client.ts). A reordering
+ * would show the worker's previous rows until its next emission, never wrong rows for good.
  * Other tabs never see this list: they get the worker's emission as before.
  */
 import type { RecordValue } from '@outpost/core'

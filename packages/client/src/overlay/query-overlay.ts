@@ -12,7 +12,9 @@
  *
  * A worker emission that does not hold a write yet (an older one, or one caused by another
  * tab) cannot make the row flicker back: the write stays pending, and so applied, until
- * its answer, which the engine sends only after its emission.
+ * its answer, which the engine sends only after its emission. A newer emission that can
+ * no longer place a write the tab already shows (see `#adopt`) is held back until that
+ * write is answered, for the same reason.
  */
 import { validateQuery, valuesEqual, type Query, type Row } from '@outpost/core'
 import type { LiveLayer } from '../live-store'
