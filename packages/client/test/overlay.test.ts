@@ -209,6 +209,31 @@ describe('same-tab overlay', () => {
     seen.stop()
   })
 
+  it('a newer window that cannot place a write already shown does not bring the row’s old value back', async () => {
+    const held = heldEngine()
+    const { map } = held.tab<Item>('items')
+    const other = held.tab<Item>('items', false).map
+    for (const [key, rank] of [['a', 1], ['b', 2], ['c', 6]] as const) await map.set(key, { title: key, rank })
+    const seen = record(map.query({ orderBy: [['rank', 'asc']], limit: 3 }))
+    await until(() => seen.values.length === 1, 5000, 'the first rows')
+
+    held.hold()
+    await other.set('z', { title: 'z', rank: 0 }) // the worker's next rows: [z, a, b(2)], c pushed out
+    const write = map.set('b', { title: 'b', rank: 5 })
+    await microtasks()
+    expect(seen.values.at(-1)?.map((row) => [row.key, row.value.rank])).toEqual([['a', 1], ['b', 5], ['c', 6]])
+    // [z, a, b(2)] cannot place b(5) (it sorts past its last row): shown as is, b would go back to 2.
+    held.release(1)
+    await microtasks()
+    for (const rows of seen.values.slice(2)) expect(rows.find((row) => row.key === 'b')?.value.rank).not.toBe(2)
+    held.open()
+    await write
+    await microtasks()
+    expect(seen.values.at(-1)?.map((row) => [row.key, row.value.rank])).toEqual([['z', 0], ['a', 1], ['b', 5]])
+    for (const rows of seen.values.slice(2)) expect(rows.find((row) => row.key === 'b')?.value.rank).not.toBe(2)
+    seen.stop()
+  })
+
   it('an update of a record the query holds is evaluated here, also when it stops matching', async () => {
     const held = heldEngine()
     const { map } = held.tab<Item & { done?: boolean }>('items')
