@@ -90,11 +90,17 @@ export {
   isDigest,
   lwwDigest,
   needsEntryExchange,
-  orDigest
+  orDigest,
+  stateDigest,
+  NodeSums,
+  addToSum,
+  entryHash,
+  leafPathOf
 } from './merkle'
 export type {
   Digest,
   EntryDiff,
+  HashSum,
   MerkleTreeOptions
 } from './merkle'
 export {
@@ -109,6 +115,7 @@ export {
   compareRows,
   compilePredicate,
   matches,
+  predicateFields,
   projectRecord,
   readField,
   runQuery,
@@ -270,11 +277,23 @@ export type {
 } from './protocol'
 export {
   MemoryStore,
-  cloneValue
+  SYNC_TREE_DEPTH,
+  cloneValue,
+  recordOrder
 } from './store'
 export type {
+  RecordScan,
   ScanOptions,
   Store,
   StoreBatch,
-  StoreEntry
+  StoreEntry,
+  SyncLogEntry,
+  SyncMapInfo,
+  SyncRecord,
+  SyncStore,
+  WriteDecision,
+  WriteOutcome,
+  WriteRequest
 } from './store'
+export { ReconcileInitiator, answerReconcile, compareEntries, differingChildren } from './sync'
+export type { EntriesAnswer, ReconcileEntry, ReconcileStep, ReconcileTree } from './sync'
