@@ -32,6 +32,7 @@ import { PostgresStore, redact } from './store/postgres-store'
 import { SyncService, assertRelayStore, type RelayStore } from './sync/sync-service'
 import type { PipelineContext } from './sync/write-pipeline'
 import { FunctionService, checkFunctions, loadFunctions, type RelayFunctions } from './primitives/functions'
+import { KvLockBackend } from './primitives/lock-backend'
 import { LockService } from './primitives/locks'
 import { TopicHub } from './primitives/topics'
 import { relayVersion } from './version'
@@ -103,8 +104,8 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const clock = new Hlc({ replicaId: config.replicaId as ReplicaId, now, maxDrift: config.maxDriftMs })
   const topics = new TopicHub({ rules, metrics, maxTopicsPerSession: config.limits.maxTopicsPerConnection, maxFrameBytes: config.limits.maxFrameBytes })
   const locks = new LockService({
-    store,
-    commit: (batch) => sync.commit(batch),
+    backend: store instanceof PostgresStore ? store.lockBackend() : new KvLockBackend(store, (batch) => sync.commit(batch), now),
+    ...(store instanceof PostgresStore ? { retryMs: config.pollMs } : {}),
     rules,
     metrics,
     logger,

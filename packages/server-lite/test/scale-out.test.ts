@@ -2,11 +2,14 @@
  * Several relays over one PostgreSQL (each test in its own schema), with raw protocol
  * clients: a change written through one relay reaches subscribers of another (caught up
  * from the store's log), concurrent writes of different fields of one key through two
- * relays both survive, and a cursor issued by one relay resumes on another.
+ * relays both survive, a cursor issued by one relay resumes on another, and locks decided in
+ * Postgres exclude across relays with strictly increasing fencing tokens.
  */
 import type { ChangesMessage, SubscribedMessage, SyncedMessage } from '@outpost/core'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { FencedResource } from '../src/index'
 import { TestClient, startRelay } from './helpers/client'
+import { acquire, expectType, release, sleep } from './helpers/primitives'
 import { update } from './helpers/changes'
 import { POSTGRES_URL, dropSchemas, freshSchema, postgresMissing } from './helpers/postgres'
 
@@ -78,5 +81,50 @@ describe.skipIf(missing !== undefined)('relays over one Postgres', () => {
     await moved.waitAny((m) => m.type === 'synced' && m.sub === 1)
     const keys = moved.all<ChangesMessage>((m) => m.type === 'changes').flatMap((m) => m.changes.map((c) => c.key))
     expect(keys).toEqual(['d7'])
+  })
+})
+
+describe.skipIf(missing !== undefined)('locks across relays over one Postgres', () => {
+  it('give mutual exclusion to clients of three relays; tokens strictly increase in grant order and the fence accepts every write', async () => {
+    const rs = await relays(3)
+    const clients = await Promise.all(Array.from({ length: 9 }, (_, i) => connect((rs[i % 3] as { url: string }).url)))
+    const resource = new FencedResource<number>(0)
+    const rounds = 3
+    let holders = 0
+    let maxHolders = 0
+    const tokens: number[] = []
+    await Promise.all(
+      clients.map(async (client) => {
+        for (let round = 0; round < rounds; round++) {
+          const grant = expectType(await acquire(client, 'shared', 10_000, 60_000), 'lock-granted')
+          holders++
+          maxHolders = Math.max(maxHolders, holders)
+          tokens.push(grant.token)
+          await sleep(2)
+          resource.write(grant.token, (n) => n + 1)
+          holders--
+          expectType(await release(client, 'shared', grant.token), 'lock-released')
+        }
+      }),
+    )
+    expect(maxHolders).toBe(1)
+    expect(resource.value).toBe(9 * rounds)
+    expect(resource.rejected).toBe(0)
+    expect(tokens).toEqual([...tokens].sort((a, b) => a - b))
+    expect(new Set(tokens).size).toBe(tokens.length)
+  })
+
+  it('refuse a holder whose lease expired once another relay granted the lock; the HTTP fence of any relay agrees', async () => {
+    const [r1, r2] = (await relays(2)) as { url: string; httpUrl: string }[]
+    const a = await connect((r1 as { url: string }).url)
+    const b = await connect((r2 as { url: string }).url)
+    const first = expectType(await acquire(a, 'lease', 300, 0), 'lock-granted')
+    const second = expectType(await acquire(b, 'lease', 10_000, 5_000), 'lock-granted')
+    expect(second.token).toBeGreaterThan(first.token)
+    expect(expectType(await release(a, 'lease', first.token), 'error').error.code).toBe('LOCK_FAILED')
+    for (const relay of [r1, r2] as { httpUrl: string }[]) {
+      const response = await fetch(`${relay.httpUrl}/locks/lease/check`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: first.token }) })
+      expect(await response.json()).toEqual({ valid: false, current: second.token })
+    }
   })
 })

@@ -56,6 +56,7 @@ import {
   type WriteRequest,
 } from '@outpost/core'
 import { migrate, quoteSchema } from './postgres-schema'
+import { PostgresLockBackend } from './postgres-locks'
 
 /** Stored values are decoded without the wire's size limits: they were checked when written. */
 const STORED_LIMITS = { maxFrameBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1024, maxElements: Number.MAX_SAFE_INTEGER }
@@ -137,6 +138,11 @@ export class PostgresStore implements Store, SyncStore {
       throw new StoreError(`Cannot open the Postgres store (${redact(options.connectionString)}, schema ${schema}): ${error instanceof Error ? error.message : String(error)}`, { schema }, { cause: error })
     }
     return new PostgresStore(pool, schema)
+  }
+
+  /** Lock grants decided in this database, shared by every relay that uses it. */
+  lockBackend(): PostgresLockBackend {
+    return new PostgresLockBackend(this.#pool, this.#s)
   }
 
   #check(): void {
