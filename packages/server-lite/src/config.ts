@@ -230,6 +230,7 @@ export const CLI_OPTIONS: readonly CliOption[] = [
   { flag: 'host', example: '0.0.0.0', arg: '<addr>', path: ['host'], env: 'OUTPOST_HOST', help: 'address to bind', fallback: '127.0.0.1' },
   { flag: 'data-dir', example: '/var/lib/outpost', arg: '<path>', path: ['dataDir'], env: 'OUTPOST_DATA_DIR', help: 'LMDB data directory', fallback: './.outpost-data' },
   { flag: 'store', example: 'postgres://outpost@db:5432/outpost', arg: '<lmdb|url>', path: ['store'], env: 'OUTPOST_STORE', help: 'lmdb, or postgres:// to share one Postgres between relays', fallback: 'lmdb' },
+  { flag: 'store-schema', example: 'outpost_eu', arg: '<name>', path: ['storeSchema'], env: 'OUTPOST_STORE_SCHEMA', help: 'the Postgres schema holding the tables', fallback: 'outpost' },
   { flag: 'config', example: 'outpost.config.json', arg: '<file>', path: [], env: 'OUTPOST_CONFIG', help: '.json, .js or .ts config (rules live here)' },
   { flag: 'jwt-secret', example: '"$(openssl rand -base64 48)"', arg: '<s>', path: ['auth', 'secret'], env: 'OUTPOST_JWT_SECRET', help: 'HS256 secret (>= 32 characters)' },
   { flag: 'jwks-url', example: 'https://id.example.com/.well-known/jwks.json', arg: '<url>', path: ['auth', 'jwksUrl'], env: 'OUTPOST_JWKS_URL', help: 'JWKS URL of your identity provider' },
@@ -250,6 +251,7 @@ function helpTable(rows: readonly (readonly [string, string, string])[]): string
 
 /** `outpost-server --help`: one aligned row per option (flag, what it does, env var and default). */
 export const CLI_HELP = `Usage: outpost-server [options]
+       outpost-server migrate [options]   bring the Postgres schema (--store, --store-schema) up to date and exit
 
 Options (flags > environment > config file > defaults):
 ${helpTable([
