@@ -33,6 +33,7 @@ import { SyncService, assertRelayStore, type RelayStore } from './sync/sync-serv
 import type { PipelineContext } from './sync/write-pipeline'
 import { FunctionService, checkFunctions, loadFunctions, type RelayFunctions } from './primitives/functions'
 import { KvLockBackend } from './primitives/lock-backend'
+import { ALONE, PostgresLeadership } from './store/postgres-leader'
 import { LockService } from './primitives/locks'
 import { TopicHub } from './primitives/topics'
 import { relayVersion } from './version'
@@ -393,8 +394,14 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
         }, config.pollMs)
       : undefined
   pollTimer?.unref()
+  // Singleton jobs: among relays sharing a Postgres, only the holder of the jobs lock runs them.
+  const leadership = config.store === 'lmdb' ? ALONE : new PostgresLeadership(config.store, config.storeSchema)
   const gcTimer = setInterval(() => {
-    if (state === 'ready') gc().catch((error: unknown) => logger.error({ err: error }, 'tombstone GC failed'))
+    if (state !== 'ready') return
+    leadership
+      .lead()
+      .then((leader) => (leader && state === 'ready' ? gc() : 0))
+      .catch((error: unknown) => logger.error({ err: error }, 'tombstone GC failed'))
   }, config.gcIntervalMs)
   gcTimer.unref()
 
@@ -409,6 +416,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
         for (const session of [...sessions]) session.shutdown(frame, CLOSE.RESTART, 'service restart: reconnect')
         // Leases stay persisted: a lock held now is still held after the restart until its TTL.
         locks.close()
+        await leadership.close()
         await sync.settle()
         await store.close()
         logger.info('drained')

@@ -8,7 +8,9 @@
  */
 import type { ChangesMessage, RecordValue, SubscribedMessage, SyncedMessage, Value } from '@outpost/core'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import pg from 'pg'
 import { FencedResource } from '../src/index'
+import { PostgresLeadership } from '../src/store/postgres-leader'
 import { TestClient, startRelay } from './helpers/client'
 import { acquire, expectType, invoke, release, sleep } from './helpers/primitives'
 import { update } from './helpers/changes'
@@ -165,3 +167,36 @@ async function decrement({ value, args }: { value: RecordValue | undefined; args
   await sleep(Math.random() * 2)
   return { value: { ...value, stock: stock - by }, result: stock - by }
 }
+
+describe.skipIf(missing !== undefined)('singleton jobs over one Postgres', () => {
+  it('run on one relay at a time; another takes over when the leader leaves or loses its connection', async () => {
+    const schema = freshSchema('sj')
+    const a = new PostgresLeadership(POSTGRES_URL, schema)
+    const b = new PostgresLeadership(POSTGRES_URL, schema)
+    const other = new PostgresLeadership(POSTGRES_URL, freshSchema('sj'))
+    try {
+      expect(await a.lead()).toBe(true)
+      expect(await b.lead()).toBe(false)
+      expect(await a.lead()).toBe(true)
+      // Another schema's jobs are another lock.
+      expect(await other.lead()).toBe(true)
+      await a.close()
+      expect(await b.lead()).toBe(true)
+      expect(await a.lead()).toBe(false)
+      // The leader's connection dies (Postgres restarted it, the network cut it): the lock goes with it.
+      const admin = new pg.Client({ connectionString: POSTGRES_URL })
+      await admin.connect()
+      const c = new PostgresLeadership(POSTGRES_URL, schema)
+      expect(await c.lead()).toBe(false)
+      const { rowCount } = await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1 and pid in (select pid from pg_locks where locktype = 'advisory' and granted)`, [`outpost-jobs:${schema}`])
+      expect(rowCount).toBe(1)
+      await admin.end()
+      await sleep(200)
+      expect(await c.lead()).toBe(true)
+      expect(await b.lead()).toBe(false)
+      await c.close()
+    } finally {
+      await Promise.all([a.close(), b.close(), other.close()])
+    }
+  })
+})
