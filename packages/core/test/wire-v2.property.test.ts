@@ -36,7 +36,7 @@ const RUNS = Math.max(1, Number(process.env['OUTPOST_PROPERTY_RUNS'] ?? 300))
 function check<T>(property: fc.IProperty<T>, runs = RUNS): void {
   const result = fc.check(property, { seed: SEED, numRuns: runs })
   // The counterexample of a wide batch runs to megabytes: keep the report readable.
-  if (result.failed) throw new Error(`property failed; replay with OUTPOST_SEED=${SEED}\n${String(result.errorInstance).slice(0, 1000)}\n${fc.defaultReportMessage(result).slice(0, 3000)}`)
+  if (result.failed) throw new Error(`property failed; replay with OUTPOST_SEED=${SEED}\n${String(result.errorInstance).slice(0, 1000)}\n${(fc.defaultReportMessage(result) ?? '').slice(0, 3000)}`)
 }
 
 /** An object whose every key is an own data property (`__proto__` included). */
@@ -214,7 +214,8 @@ describe('wire v2 size', () => {
       ]
       changes.push({ kind: 'lww', map: 'bench', key: id, state: { fields: record.map(([name, v]) => [name, v, fields] as const), deleted } })
     }
-    const json = JSON.stringify(Object.fromEntries((changes[0] as { state: { fields: [string, Value][] } }).state.fields.map(([n, v]) => [n, v]))).length
+    const first = changes[0] as Extract<Change, { kind: 'lww' }>
+    const json = JSON.stringify(Object.fromEntries(first.state.fields.map(([n, v]) => [n, v]))).length
     const v1 = encodeMessage(changesMessage(changes), 1).length
     const v2 = encodeMessage(changesMessage(changes), 2).length
     console.log(`[wire-v2] ${records} records of ${json} B as JSON, 6 fields, one replica, in one frame: v1 ${(v1 / records).toFixed(1)} B/record, v2 ${(v2 / records).toFixed(1)} B/record, v2/v1 = ${(v2 / v1).toFixed(3)}`)

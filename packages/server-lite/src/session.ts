@@ -166,6 +166,8 @@ export class Session implements Caller {
   readonly #access = new Map<string, MapAccess>()
   /** Flow control (hello `window`): paced bytes the client may hold unprocessed; undefined = socket pacing only. */
   #window: number | undefined
+  /** The wire version `hello` negotiated: frames are read and written in it (1 until then; a v2 reader reads v1 too). */
+  #version = 1
   /** Paced bytes sent and not yet paid back by `credit`. */
   #owed = 0
   /** Paced streams waiting for credit or for the session to end. */
@@ -357,7 +359,7 @@ export class Session implements Caller {
     if (this.#state === 'closed') return
     let frame: Uint8Array
     try {
-      frame = encodeMessage(message)
+      frame = encodeMessage(message, this.#version)
     } catch (error) {
       this.#context.logger.error({ err: error, type: message.type }, 'cannot encode a server message')
       return
@@ -416,7 +418,7 @@ export class Session implements Caller {
     if (this.#state === 'closed') return undefined
     let message: ClientMessage
     try {
-      message = decodeClientMessage(frame, { maxFrameBytes: this.#context.config.limits.maxFrameBytes })
+      message = decodeClientMessage(frame, { maxFrameBytes: this.#context.config.limits.maxFrameBytes }, this.#version)
     } catch (error) {
       const serialized = serializeError(error)
       if (this.#state === 'awaiting-hello') {
@@ -568,6 +570,7 @@ export class Session implements Caller {
     if (this.#state !== 'open') return
     this.#replicaId = message.replicaId
     this.#window = message.window
+    this.#version = version
     this.#armExpiry()
     const now = context.now()
     const horizonMs = context.config.tombstoneHorizonMs
@@ -822,7 +825,7 @@ export class Session implements Caller {
     if (this.#state === 'closed') return 0
     let frame: Uint8Array
     try {
-      frame = encodeMessage(message)
+      frame = encodeMessage(message, this.#version)
     } catch (error) {
       this.#context.logger.error({ err: error, type: message.type }, 'cannot encode a server message')
       return 0

@@ -63,6 +63,8 @@ export class TestClient {
   /** Bytes of every frame received, and each frame's size in arrival order (parallel to `messages`). */
   bytesReceived = 0
   readonly frameSizes: number[] = []
+  /** The wire version `welcome` chose (1 before it): frames are read strictly in it and written in it. */
+  version = 1
   /** Resolves with the close code and reason. */
   readonly closed: Promise<{ code: number; reason: string }>
   #waiters: (() => void)[] = []
@@ -75,7 +77,10 @@ export class TestClient {
     ws.binaryType = 'nodebuffer'
     ws.on('message', (data: Buffer) => {
       this.bytesReceived += data.length
-      this.messages.push(decodeServerMessage(new Uint8Array(data.buffer, data.byteOffset, data.length), { maxFrameBytes: 64 * 1024 * 1024 }))
+      const frame = new Uint8Array(data.buffer, data.byteOffset, data.length)
+      const message = decodeServerMessage(frame, { maxFrameBytes: 64 * 1024 * 1024 }, this.version)
+      if (message.type === 'welcome') this.version = message.version
+      this.messages.push(message)
       this.frameSizes.push(data.length)
       for (const wake of this.#waiters.splice(0)) wake()
     })
@@ -124,7 +129,7 @@ export class TestClient {
 
   /** Sends a client message. */
   send(message: ClientMessage): void {
-    this.ws.send(encodeMessage(message))
+    this.ws.send(encodeMessage(message, this.version))
   }
 
   /** Sends raw bytes (or any value, encoded). */
