@@ -90,11 +90,17 @@ export {
   isDigest,
   lwwDigest,
   needsEntryExchange,
-  orDigest
+  orDigest,
+  stateDigest,
+  NodeSums,
+  addToSum,
+  entryHash,
+  leafPathOf
 } from './merkle'
 export type {
   Digest,
   EntryDiff,
+  HashSum,
   MerkleTreeOptions
 } from './merkle'
 export {
@@ -270,11 +276,21 @@ export type {
 } from './protocol'
 export {
   MemoryStore,
-  cloneValue
+  SYNC_TREE_DEPTH,
+  cloneValue,
+  recordOrder
 } from './store'
 export type {
+  RecordScan,
   ScanOptions,
   Store,
   StoreBatch,
-  StoreEntry
+  StoreEntry,
+  SyncLogEntry,
+  SyncMapInfo,
+  SyncRecord,
+  SyncStore,
+  WriteDecision,
+  WriteOutcome,
+  WriteRequest
 } from './store'

@@ -7,9 +7,17 @@ import { VALUE_LIMITS, assertRecord } from '../src/value'
 import { MemoryStore } from '../src/store/memory-store'
 import type { Store } from '../src/store/store'
 import { runStoreTests, valueDifference } from '../src/testing/store-suite'
+import { runSyncStoreTests } from '../src/testing/sync-store-suite'
 
 runStoreTests('memory', async () => new MemoryStore(), {
   reopen: async (store: Store) => {
+    await store.close()
+    return (store as MemoryStore).reopen()
+  },
+})
+
+runSyncStoreTests('memory', () => new MemoryStore(), {
+  reopen: async (store) => {
     await store.close()
     return (store as MemoryStore).reopen()
   },

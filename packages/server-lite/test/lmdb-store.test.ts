@@ -3,7 +3,7 @@
  * names, paging, atomic validated batches, sequence across reopen, parallel commits,
  * closed-store errors), and concurrent commits share transactions (group commit).
  */
-import { runStoreTests } from '@outpost/core/testing'
+import { runStoreTests, runSyncStoreTests } from '@outpost/core/testing'
 import type { Store } from '@outpost/core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LmdbStore } from '../src/index'
@@ -30,6 +30,22 @@ runStoreTests(
       const path = paths.get(store) as string
       await store.close()
       return openAt(path)
+    },
+  },
+)
+
+runSyncStoreTests(
+  'lmdb',
+  () => {
+    const dir = tempDir('outpost-lmdb-sync-')
+    dirs.push(dir)
+    return openAt(dir.path) as LmdbStore
+  },
+  {
+    reopen: async (store) => {
+      const path = paths.get(store) as string
+      await store.close()
+      return openAt(path) as LmdbStore
     },
   },
 )

@@ -140,6 +140,18 @@ export function counterDigest(state: CounterState): Digest {
   return hash64(`c${parts.join('')}`)
 }
 
+/** The digest of a state of the given kind; `fields` projects LWW records (ignored for other kinds). */
+export function stateDigest(kind: 'lww' | 'or' | 'counter', state: LwwRecordState | OrSetState | CounterState, fields?: readonly string[]): Digest {
+  switch (kind) {
+    case 'lww':
+      return lwwDigest(state as LwwRecordState, fields)
+    case 'or':
+      return orDigest(state as OrSetState)
+    case 'counter':
+      return counterDigest(state as CounterState)
+  }
+}
+
 /** The digest of a change's state, by kind; `fields` projects LWW records (ignored for other kinds). */
 export function changeDigest(change: Change, fields?: readonly string[]): Digest {
   switch (change.kind) {

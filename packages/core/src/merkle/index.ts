@@ -10,6 +10,7 @@ export {
   isDigest,
   lwwDigest,
   orDigest,
+  stateDigest,
 } from './hash'
 export type { Digest } from './hash'
 export {
@@ -22,3 +23,5 @@ export {
   needsEntryExchange,
 } from './merkle-tree'
 export type { EntryDiff, MerkleTreeOptions } from './merkle-tree'
+export { NodeSums, addToSum, entryHash, leafPathOf } from './node-sums'
+export type { HashSum } from './node-sums'

@@ -36,7 +36,10 @@
  */
 import { ConfigError } from '../errors'
 import type { MerkleNodeInfo } from '../protocol/messages'
-import { EMPTY_DIGEST, digestFromParts, hash64Parts, type Digest } from './hash'
+import { EMPTY_DIGEST, type Digest } from './hash'
+import { NodeSums, entryHash, leafPathOf } from './node-sums'
+
+const HEX = '0123456789abcdef'
 
 /** Below or at this many entries (on the larger side), a differing node's entries are exchanged instead of its children. */
 export const ENTRY_EXCHANGE_THRESHOLD = 64
@@ -46,16 +49,6 @@ export const DEFAULT_MERKLE_DEPTH = 4
 
 /** The deepest tree supported (a 64-bit hash has 16 hex nibbles; the wire allows 16-character paths). */
 export const MAX_MERKLE_DEPTH = 16
-
-const HEX = '0123456789abcdef'
-const TWO_32 = 0x1_0000_0000
-
-/** Running sum of the entry hashes under one node, as two 32-bit halves, plus the entry count. */
-interface NodeSum {
-  hi: number
-  lo: number
-  count: number
-}
 
 /** Options of a {@link MerkleTree}. */
 export interface MerkleTreeOptions {
@@ -69,7 +62,7 @@ export class MerkleTree {
   readonly depth: number
   readonly #entries = new Map<string, Digest>()
   /** Every non-empty node, by path (root `""` included once anything is stored). */
-  readonly #nodes = new Map<string, NodeSum>()
+  readonly #nodes: NodeSums
   /** Keys per non-empty leaf bucket, so `entries(path)` never scans the whole tree. */
   readonly #buckets = new Map<string, Set<string>>()
 
@@ -79,6 +72,7 @@ export class MerkleTree {
       throw new ConfigError(`Merkle tree depth must be an integer from 1 to ${MAX_MERKLE_DEPTH}, got ${String(depth)}`)
     }
     this.depth = depth
+    this.#nodes = new NodeSums(depth)
   }
 
   /** Builds a tree from `[key, digest]` entries (a later duplicate key wins). */
@@ -95,8 +89,7 @@ export class MerkleTree {
 
   /** The leaf path (bucket) of `key`: the first `depth` hex digits of `hash64(key)`. */
   leafPath(key: string): string {
-    const [hi, lo] = hash64Parts(key)
-    return digestFromParts(hi, lo).slice(0, this.depth)
+    return leafPathOf(key, this.depth)
   }
 
   /** The digest stored for `key`, if any. */
@@ -114,7 +107,7 @@ export class MerkleTree {
     const previous = this.#entries.get(key)
     if (previous === digest) return
     const leaf = this.leafPath(key)
-    if (previous !== undefined) this.#apply(leaf, entryHash(key, previous), -1)
+    if (previous !== undefined) this.#nodes.apply(leaf, entryHash(key, previous), -1)
     this.#entries.set(key, digest)
     if (previous === undefined) {
       let bucket = this.#buckets.get(leaf)
@@ -124,7 +117,7 @@ export class MerkleTree {
       }
       bucket.add(key)
     }
-    this.#apply(leaf, entryHash(key, digest), 1)
+    this.#nodes.apply(leaf, entryHash(key, digest), 1)
   }
 
   /** Removes `key`'s entry; returns whether it existed. */
@@ -136,7 +129,7 @@ export class MerkleTree {
     const bucket = this.#buckets.get(leaf)
     bucket?.delete(key)
     if (bucket !== undefined && bucket.size === 0) this.#buckets.delete(leaf)
-    this.#apply(leaf, entryHash(key, previous), -1)
+    this.#nodes.apply(leaf, entryHash(key, previous), -1)
     return true
   }
 
@@ -154,20 +147,12 @@ export class MerkleTree {
 
   /** The node at `path`; an empty or unknown path has count 0 and hash `"0000000000000000"`. */
   node(path: string): MerkleNodeInfo {
-    const sum = this.#nodes.get(path)
-    if (sum === undefined) return { path, hash: EMPTY_DIGEST, count: 0 }
-    return { path, hash: digestFromParts(sum.hi, sum.lo), count: sum.count }
+    return this.#nodes.node(path)
   }
 
   /** The non-empty children of `path` (none below the leaf level), in nibble order. */
   children(path: string): MerkleNodeInfo[] {
-    const out: MerkleNodeInfo[] = []
-    if (path.length >= this.depth) return out
-    for (const nibble of HEX) {
-      const child = path + nibble
-      if (this.#nodes.has(child)) out.push(this.node(child))
-    }
-    return out
+    return this.#nodes.children(path)
   }
 
   /** Every `[key, digest]` entry under `path`, sorted by key. Visits only the non-empty subtree of `path`. */
@@ -196,35 +181,6 @@ export class MerkleTree {
     }
     for (const nibble of HEX) this.#collect(path + nibble, out)
   }
-
-  /** Adds (`sign` 1) or subtracts (`sign` -1) an entry hash along the path from the root to `leaf`. */
-  #apply(leaf: string, [hi, lo]: [number, number], sign: 1 | -1): void {
-    for (let len = 0; len <= leaf.length; len++) {
-      const path = leaf.slice(0, len)
-      let sum = this.#nodes.get(path)
-      if (sum === undefined) {
-        sum = { hi: 0, lo: 0, count: 0 }
-        this.#nodes.set(path, sum)
-      }
-      if (sign === 1) {
-        const low = sum.lo + lo
-        const carry = low >= TWO_32 ? 1 : 0
-        sum.lo = low - carry * TWO_32
-        sum.hi = (sum.hi + hi + carry) % TWO_32
-      } else {
-        const low = sum.lo - lo
-        const borrow = low < 0 ? 1 : 0
-        sum.lo = low + borrow * TWO_32
-        sum.hi = (sum.hi - hi - borrow + 2 * TWO_32) % TWO_32
-      }
-      sum.count += sign
-      if (sum.count === 0) this.#nodes.delete(path)
-    }
-  }
-}
-
-function entryHash(key: string, digest: Digest): [number, number] {
-  return hash64Parts(key + '\u0000' + digest)
 }
 
 /**
@@ -232,7 +188,7 @@ function entryHash(key: string, digest: Digest): [number, number] {
  * on one side counts as empty, so a local child may come back with count 0). Remote
  * nodes that are not direct children of `path` are ignored.
  */
-export function diffChildren(tree: MerkleTree, path: string, remoteChildren: readonly MerkleNodeInfo[]): MerkleNodeInfo[] {
+export function diffChildren(tree: { readonly depth: number; node(path: string): MerkleNodeInfo }, path: string, remoteChildren: readonly MerkleNodeInfo[]): MerkleNodeInfo[] {
   if (path.length >= tree.depth) return []
   const remote = new Map<string, string>()
   for (const child of remoteChildren) {

@@ -8,6 +8,9 @@ import { InvalidKeyError, StoreClosedError, StoreError } from '../errors'
 import type { Value } from '../types'
 import { assertStoredValue } from '../value'
 import type { ScanOptions, Store, StoreBatch, StoreEntry } from './store'
+import { MemorySyncData } from './memory-sync'
+import type { HashSum } from '../merkle/node-sums'
+import type { RecordScan, SyncLogEntry, SyncMapInfo, SyncRecord, SyncStore, WriteOutcome, WriteRequest } from './sync-store'
 
 /** One collection: its entries and, built lazily for `scan`, its keys in order. */
 interface Collection {
@@ -21,10 +24,12 @@ interface Backing {
   readonly collections: Map<string, Collection>
   readonly meta: Map<string, Value>
   seq: number
+  /** The relay's record data ({@link SyncStore}). */
+  readonly sync: MemorySyncData
 }
 
-/** An in-memory {@link Store}. Values are copied in and out, so callers cannot change stored data. */
-export class MemoryStore implements Store {
+/** An in-memory {@link Store} (and {@link SyncStore}). Values are copied in and out, so callers cannot change stored data. */
+export class MemoryStore implements Store, SyncStore {
   /** Always `'memory'`. */
   readonly name = 'memory'
   #backing: Backing
@@ -32,7 +37,7 @@ export class MemoryStore implements Store {
 
   /** Creates an empty store. */
   constructor() {
-    this.#backing = { collections: new Map(), meta: new Map(), seq: 0 }
+    this.#backing = { collections: new Map(), meta: new Map(), seq: 0, sync: new MemorySyncData() }
   }
 
   /**
@@ -165,6 +170,42 @@ export class MemoryStore implements Store {
   close(): Promise<void> {
     this.#closed = true
     return Promise.resolve()
+  }
+
+  mapInfo(map: string): Promise<SyncMapInfo | undefined> {
+    return this.#run(() => this.#data().sync.info(map))
+  }
+
+  syncMaps(): Promise<string[]> {
+    return this.#run(() => this.#data().sync.maps())
+  }
+
+  getRecords(map: string, keys: readonly string[]): Promise<(SyncRecord | undefined)[]> {
+    return this.#run(() => this.#data().sync.get(map, keys))
+  }
+
+  scanRecords(map: string, scan: RecordScan): Promise<SyncRecord[]> {
+    return this.#run(() => this.#data().sync.scan(map, scan))
+  }
+
+  readLog(map: string, afterSeq: number, limit: number): Promise<SyncLogEntry[]> {
+    return this.#run(() => this.#data().sync.readLog(map, afterSeq, limit))
+  }
+
+  leafSums(map: string): Promise<[string, HashSum][]> {
+    return this.#run(() => this.#data().sync.leafSums(map))
+  }
+
+  applyWrites(requests: readonly WriteRequest[]): Promise<WriteOutcome[]> {
+    return this.#run(() => this.#data().sync.apply(requests))
+  }
+
+  trimLog(map: string, throughSeq: number): Promise<number> {
+    return this.#run(() => this.#data().sync.trimLog(map, throughSeq))
+  }
+
+  removeRecords(map: string, keys: readonly string[], still: (record: SyncRecord) => boolean): Promise<string[]> {
+    return this.#run(() => this.#data().sync.remove(map, keys, still))
   }
 
   #data(): Backing {

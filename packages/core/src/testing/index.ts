@@ -4,6 +4,8 @@
  * @module @outpost/core/testing
  */
 export { runStoreTests, valueDifference } from './store-suite'
+export { runSyncStoreTests } from './sync-store-suite'
+export type { SyncStoreTestOptions } from './sync-store-suite'
 export type { StoreTestOptions } from './store-suite'
 export { sampleChange, sampleClientMessages, sampleServerMessages } from './sample-messages'
 export { prng, testSeed } from './random'

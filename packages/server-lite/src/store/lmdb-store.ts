@@ -28,12 +28,21 @@ import {
   assertStoredValue,
   decode,
   encode,
+  type HashSum,
+  type RecordScan,
   type ScanOptions,
   type Store,
   type StoreBatch,
   type StoreEntry,
+  type SyncLogEntry,
+  type SyncMapInfo,
+  type SyncRecord,
+  type SyncStore,
   type Value,
+  type WriteOutcome,
+  type WriteRequest,
 } from '@outpost/core'
+import { LmdbSync, openSyncDatabases } from './lmdb-sync'
 
 /** The longest key kept verbatim (bytes); LMDB's default maximum key size is 1978 bytes. */
 const MAX_PLAIN_KEY_BYTES = 1900
@@ -134,14 +143,15 @@ function writeCount(n: number): Buffer {
   return out
 }
 
-/** core's {@link Store} on LMDB. Open with {@link LmdbStore.open}. */
-export class LmdbStore implements Store {
+/** core's {@link Store} and {@link SyncStore} on LMDB (the record data lives in `lmdb-sync.ts`). Open with {@link LmdbStore.open}. */
+export class LmdbStore implements Store, SyncStore {
   /** Always `'lmdb'`. */
   readonly name = 'lmdb'
   readonly #root: RootDatabase<Buffer, Buffer>
   readonly #data: Database<Buffer, Buffer>
   readonly #meta: Database<Buffer, Buffer>
   readonly #sys: Database<Buffer, Buffer>
+  readonly #sync: LmdbSync
   #closed = false
   #closing: Promise<void> | undefined
 
@@ -151,6 +161,7 @@ export class LmdbStore implements Store {
     this.#data = root.openDB<Buffer, Buffer>('data', dbOptions)
     this.#meta = root.openDB<Buffer, Buffer>('meta', dbOptions)
     this.#sys = root.openDB<Buffer, Buffer>('sys', dbOptions)
+    this.#sync = new LmdbSync(openSyncDatabases(root, this.#sys))
   }
 
   /** Opens (or creates) the store at `options.path`. */
@@ -162,7 +173,7 @@ export class LmdbStore implements Store {
         noSubdir: false,
         encoding: 'binary',
         keyEncoding: 'binary',
-        maxDbs: 8,
+        maxDbs: 16,
         // Resolve commits only once they are on disk: an ack must survive a power cut.
         overlappingSync: false,
         noSync: false,
@@ -281,6 +292,56 @@ export class LmdbStore implements Store {
     this.#check()
     const bytes = this.#meta.getBinary(metaKey(key))
     return bytes === undefined ? undefined : (decode(bytes, STORED_LIMITS) as Value)
+  }
+
+  async mapInfo(map: string): Promise<SyncMapInfo | undefined> {
+    this.#check()
+    return this.#sync.mapInfo(map)
+  }
+
+  async syncMaps(): Promise<string[]> {
+    this.#check()
+    return this.#sync.syncMaps()
+  }
+
+  async getRecords(map: string, keys: readonly string[]): Promise<(SyncRecord | undefined)[]> {
+    this.#check()
+    return this.#sync.getRecords(map, keys)
+  }
+
+  async scanRecords(map: string, scan: RecordScan): Promise<SyncRecord[]> {
+    this.#check()
+    return this.#sync.scanRecords(map, scan)
+  }
+
+  async readLog(map: string, afterSeq: number, limit: number): Promise<SyncLogEntry[]> {
+    this.#check()
+    return this.#sync.readLog(map, afterSeq, limit)
+  }
+
+  async leafSums(map: string): Promise<[string, HashSum][]> {
+    this.#check()
+    return this.#sync.leafSums(map)
+  }
+
+  async applyWrites(requests: readonly WriteRequest[]): Promise<WriteOutcome[]> {
+    this.#check()
+    try {
+      return await this.#sync.applyWrites(requests)
+    } catch (error) {
+      if (this.#closed) throw new StoreClosedError('The LMDB store was closed during a commit; nothing of it was written')
+      throw error
+    }
+  }
+
+  async trimLog(map: string, throughSeq: number): Promise<number> {
+    this.#check()
+    return this.#sync.trimLog(map, throughSeq)
+  }
+
+  async removeRecords(map: string, keys: readonly string[], still: (record: SyncRecord) => boolean): Promise<string[]> {
+    this.#check()
+    return this.#sync.removeRecords(map, keys, still)
   }
 
   /** Waits for in-flight commits, then closes the environment. Idempotent. */
