@@ -50,6 +50,8 @@ export interface ConnectOptions {
   readonly now?: () => number
   /** Flow-control window announced in hello (bytes of paced frames held unprocessed). */
   readonly window?: number
+  /** Offer permessage-deflate, as browsers do (the `ws` default: true). */
+  readonly perMessageDeflate?: boolean
 }
 
 let replicaCounter = 0
@@ -97,7 +99,7 @@ export class TestClient {
 
   /** Opens a socket without sending hello. */
   static async open(url: string, options: ConnectOptions = {}): Promise<TestClient> {
-    const ws = new WebSocket(url)
+    const ws = new WebSocket(url, { perMessageDeflate: options.perMessageDeflate ?? true })
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve())
       ws.once('error', reject)
