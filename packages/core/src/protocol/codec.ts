@@ -23,7 +23,8 @@ import type { Change } from '../types'
 import { isWellFormedUtf8 } from '../unicode'
 import { z } from 'zod'
 import { MESSAGE_LIMITS, PROTOCOL_VERSION, changeSchema, changesSchema, clientMessageSchema, serverMessageSchema, type ClientMessage, type ServerMessage } from './messages'
-import { isCheckedChange, packMessage, unpackMessage } from './wire-v2'
+import { isCheckedChange } from './change-batch'
+import { packMessage, unpackMessage } from './wire-v2'
 
 /** Bounds on one frame, checked before any decoding work is done. */
 export interface CodecLimits {

@@ -106,8 +106,8 @@ export class StampWriter {
   }
 }
 
-/** The error for a malformed stream; `where` names what was being read. */
-function malformed(where: string, problem: string): InvalidMessageError {
+/** @internal The error for a malformed packed batch (its stamp stream included): `where` in it, `problem` there. */
+export function malformedBatch(where: string, problem: string): InvalidMessageError {
   return new InvalidMessageError(`Received a packed change batch (wire v2) that is malformed (${where}: ${problem}); check that both sides run compatible Outpost versions`, {
     issues: [`${where}: ${problem}`],
   })
@@ -140,11 +140,11 @@ export class StampReader {
     const counter = this.#uint(where)
     const index = this.#uint(where)
     const wall = this.#previous + (zigzag % 2 === 0 ? zigzag / 2 : -(zigzag + 1) / 2)
-    if (wall < 0 || wall > MAX_WALL) throw malformed(where, `a stamp's wall time ${wall} is outside 0..${MAX_WALL}`)
-    if (counter > MAX_COUNTER) throw malformed(where, `a stamp's counter ${counter} is over ${MAX_COUNTER}`)
+    if (wall < 0 || wall > MAX_WALL) throw malformedBatch(where, `a stamp's wall time ${wall} is outside 0..${MAX_WALL}`)
+    if (counter > MAX_COUNTER) throw malformedBatch(where, `a stamp's counter ${counter} is over ${MAX_COUNTER}`)
     const replica = this.#replicas[index]
-    if (replica === undefined) throw malformed(where, `replica index ${index} is outside its table of ${this.#replicas.length}`)
-    if (replica.length === 0 || replica.length > MAX_REPLICA_LENGTH) throw malformed(where, `a stamp names replica ${index}, which is not a valid replica id (1..${MAX_REPLICA_LENGTH} characters)`)
+    if (replica === undefined) throw malformedBatch(where, `replica index ${index} is outside its table of ${this.#replicas.length}`)
+    if (replica.length === 0 || replica.length > MAX_REPLICA_LENGTH) throw malformedBatch(where, `a stamp names replica ${index}, which is not a valid replica id (1..${MAX_REPLICA_LENGTH} characters)`)
     this.#previous = wall
     if (wall !== this.#wall) {
       this.#wall = wall
@@ -160,15 +160,15 @@ export class StampReader {
     let scale = 1
     for (let i = 0; i < MAX_VARINT_BYTES; i++) {
       const byte = bytes[this.#pos++]
-      if (byte === undefined) throw malformed(where, 'the stamp stream ends inside a stamp')
+      if (byte === undefined) throw malformedBatch(where, 'the stamp stream ends inside a stamp')
       value += (byte & 0x7f) * scale
       if (byte < 0x80) {
-        if (byte === 0 && i > 0) throw malformed(where, 'the stamp stream holds an overlong number')
-        if (value > Number.MAX_SAFE_INTEGER) throw malformed(where, 'the stamp stream holds a number beyond 2^53')
+        if (byte === 0 && i > 0) throw malformedBatch(where, 'the stamp stream holds an overlong number')
+        if (value > Number.MAX_SAFE_INTEGER) throw malformedBatch(where, 'the stamp stream holds a number beyond 2^53')
         return value
       }
       scale *= 0x80
     }
-    throw malformed(where, `the stamp stream holds a number longer than ${MAX_VARINT_BYTES} bytes`)
+    throw malformedBatch(where, `the stamp stream holds a number longer than ${MAX_VARINT_BYTES} bytes`)
   }
 }
