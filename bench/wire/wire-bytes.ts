@@ -3,7 +3,10 @@
  * permessage-deflate, for 10k and 100k records of bench/lib/data.ts (six fields, ~200 B
  * as JSON). A figure, never a pass/fail.
  *
- *   node --conditions=@outpost/source --import tsx bench/wire/wire-bytes.ts [--records 10000,100000] [--runs 3]
+ *   node --conditions=@outpost/source --import tsx bench/wire/wire-bytes.ts [--records 10000,100000] [--runs 3] [--data bench|varied]
+ *
+ * `--data varied` gives each record a different title (20 words drawn from a list with a
+ * seeded PRNG) instead of the shared filler, which compresses far better than app data.
  *
  * The relay runs in a child process (LMDB, default 1 MiB frames) so its CPU is its own;
  * a `ws` client in this process subscribes through a byte-counting TCP proxy (WebSocket
@@ -17,18 +20,29 @@ import { fileURLToPath } from 'node:url'
 import { startCountingProxy } from '../lib/counting-proxy'
 import { makeRecord } from '../lib/data'
 import { WireClient } from '../lib/outpost-wire'
+import { prng } from '@outpost/core/testing'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
-function parseArgs(argv: readonly string[]): { records: number[]; runs: number } {
+function parseArgs(argv: readonly string[]): { records: number[]; runs: number; varied: boolean } {
   let records = [10_000, 100_000]
   let runs = 3
+  let varied = false
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--records') records = (argv[++i] ?? '').split(',').map(Number)
     else if (argv[i] === '--runs') runs = Number(argv[++i])
-    else throw new Error(`unknown argument ${argv[i]}; use --records 10000,100000 --runs 3`)
+    else if (argv[i] === '--data') varied = argv[++i] === 'varied'
+    else throw new Error(`unknown argument ${argv[i]}; use --records 10000,100000 --runs 3 --data bench|varied`)
   }
-  return { records, runs }
+  return { records, runs, varied }
+}
+
+const WORDS = 'the of and to in is you that it he was for on are as with his they at be this have from or one had by word but not what all were we when your can said there use an each which she do how their if will up other about out many then them these so some her would make like him into time has look two more write go see number no way could people my than first water been call who oil its now find long down day did get come made may part'.split(' ')
+
+/** Record `i` of the data set: the benchmark's, or with a title of its own. */
+function recordOf(i: number, varied: boolean, random: () => number): ReturnType<typeof makeRecord> {
+  const record = makeRecord(i)
+  return varied ? { ...record, title: Array.from({ length: 20 }, () => WORDS[Math.floor(random() * WORDS.length)]).join(' ').slice(0, 110) } : record
 }
 
 /** A relay child process. */
@@ -113,14 +127,15 @@ const CONFIGS = [
 ] as const
 
 async function main(): Promise<void> {
-  const { records, runs } = parseArgs(process.argv.slice(2))
+  const { records, runs, varied } = parseArgs(process.argv.slice(2))
+  const random = prng(11)
   const dataDir = await mkdtemp(join(tmpdir(), 'outpost-wire-bytes-'))
   const rows: string[] = []
   try {
     // Seed every map once; relays over the same data directory then serve it with and without compression.
     let relay = await startRelay(dataDir, 'off')
     const seeder = await WireClient.connect(`ws://127.0.0.1:${relay.port}`, 'bench-seeder')
-    for (const n of records) await seeder.write(`records${n}`, Array.from({ length: n }, (_, i) => makeRecord(i)))
+    for (const n of records) await seeder.write(`records${n}`, Array.from({ length: n }, (_, i) => recordOf(i, varied, random)))
     await seeder.close()
     let current = 'off'
     for (const n of records) {
@@ -143,7 +158,7 @@ async function main(): Promise<void> {
   } finally {
     await rm(dataDir, { recursive: true, force: true })
   }
-  console.log(`\nInitial sync over one WebSocket (LMDB relay in its own process, 1 MiB frames, medians of ${runs}):\n`)
+  console.log(`\nInitial sync over one WebSocket (${varied ? 'varied titles' : 'bench/lib/data.ts records'}; LMDB relay in its own process, 1 MiB frames, medians of ${runs}):\n`)
   console.log('| records | wire | bytes down | B/record | bytes up | wall | relay CPU | client CPU (ws, inflate, decode) |')
   console.log('|---|---|---|---|---|---|---|---|')
   for (const row of rows) console.log(row)
