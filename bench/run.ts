@@ -17,6 +17,7 @@ import { SYSTEMS, type SystemName } from './servers/system-server'
 import { browserSync } from './workloads/browser-sync'
 import { crossDevice } from './workloads/cross-device'
 import { liveWrite } from './workloads/live-write'
+import { million } from './workloads/million'
 import { relayLoad } from './workloads/relay'
 
 const WORKLOADS: Record<string, { needsBrowser: boolean; run: Workload }> = {
@@ -24,6 +25,7 @@ const WORKLOADS: Record<string, { needsBrowser: boolean; run: Workload }> = {
   live: { needsBrowser: true, run: liveWrite },
   'cross-device': { needsBrowser: true, run: crossDevice },
   relay: { needsBrowser: false, run: relayLoad },
+  million: { needsBrowser: false, run: million },
 }
 
 function parseArgs(argv: readonly string[]): { quick: boolean; only: string[]; runs: number } {

@@ -1,79 +1,108 @@
 /**
  * Scenario 7: coordination primitives across two devices.
- * - Counters: likes given on two devices, online and offline, add up to the same total
- *   everywhere, and a reconnect (which replays the outbox) never counts a like twice.
- * - Locks: editing a task takes its lock on the relay; the holder sees its fencing token,
- *   the other device sees who is editing and cannot take it; the next holder's token is
- *   greater.
+ * - Likes: one per person. A click likes, the next click takes it back; two people count
+ *   two; the same person liking on two devices while offline counts once (the likers of a
+ *   task are an add-wins set of names, so the merge keeps each name once).
+ * - Locks: editing a task takes its lock on the relay; the holder's card says so and the
+ *   "How this works" panel shows the lock's fencing token, the other device sees who is
+ *   editing and cannot take it; the next holder's token is greater. The badge never moves
+ *   the card: its box is the same with and without it.
  * - Presence: each device's header shows who is viewing the board, live.
  */
+import type { Locator } from '@playwright/test'
 import { Board } from './support/board'
 import { expect, test } from './support/fixtures'
 
-async function likeTimes(board: Board, id: string, times: number): Promise<void> {
-  for (let i = 0; i < times; i++) await board.like(id)
+function likeButton(board: Board, id: string): Locator {
+  return board.task(id).getByTestId('task-like')
 }
 
-function likeCount(board: Board, id: string) {
+function likeCount(board: Board, id: string): Locator {
   return board.task(id).getByTestId('task-like-count')
 }
 
-test('likes (a CRDT counter) add up across devices, online and offline', async ({ outpost }) => {
-  const deviceA = await outpost.newDevice()
-  const deviceB = await outpost.newDevice()
-  const a = new Board(await deviceA.open({ db: 'likes-a', me: 'Kim' }))
-  const b = new Board(await deviceB.open({ db: 'likes-b', me: 'Lou' }))
+async function expectLikes(board: Board, id: string, count: number, likedByMe: boolean): Promise<void> {
+  await expect(likeCount(board, id)).toHaveText(String(count))
+  await expect(likeButton(board, id)).toHaveAttribute('aria-pressed', String(likedByMe))
+}
+
+test('a like is one per person: a toggle, counted in people across devices, online and offline', async ({ outpost }) => {
+  const laptop = await outpost.newDevice()
+  const a = new Board(await laptop.open({ db: 'likes-a', me: 'Kim' }))
+  const b = new Board(await (await outpost.newDevice()).open({ db: 'likes-b', me: 'Lou' }))
   await a.expectConnection('live')
   await b.expectConnection('live')
   const id = await a.addTask(outpost.unique('Team lunch on Friday'))
-  await expect(likeCount(b, id)).toHaveText('0')
+  await expectLikes(b, id, 0, false)
 
-  // Online: each click shows at once where it was made and soon on the other device.
-  await likeTimes(a, id, 2)
-  await expect(likeCount(a, id)).toHaveText('2')
-  await likeTimes(b, id, 1)
-  await expect(likeCount(b, id)).toHaveText(/^[13]$/)
-  await expect(likeCount(a, id)).toHaveText('3')
-  await expect(likeCount(b, id)).toHaveText('3')
+  // Two clicks by one person: liked, then taken back, here and on the other device.
+  await a.like(id)
+  await expectLikes(a, id, 1, true)
+  await expectLikes(b, id, 1, false)
+  await a.like(id)
+  await expectLikes(a, id, 0, false)
+  await expectLikes(b, id, 0, false)
 
-  // Offline on both: likes keep counting locally.
-  await deviceA.setOffline(true)
-  await deviceB.setOffline(true)
+  // Two people count two.
+  await a.like(id)
+  await b.like(id)
+  await expectLikes(a, id, 2, true)
+  await expectLikes(b, id, 2, true)
+  await expect(likeButton(a, id)).toHaveAttribute('title', /^Liked by (Kim and Lou|Lou and Kim)$/)
+
+  // Kim's phone knows the like is hers, and takes it back there.
+  const phone = await outpost.newDevice()
+  const c = new Board(await phone.open({ db: 'likes-c', me: 'Kim' }))
+  await c.expectConnection('live')
+  await expectLikes(c, id, 2, true)
+  await c.like(id)
+  await expectLikes(c, id, 1, false)
+  await expectLikes(a, id, 1, false)
+
+  // Offline on both of Kim's devices, she likes the task on each: each shows her like ...
+  await laptop.setOffline(true)
+  await phone.setOffline(true)
   await expect(a.connection).not.toHaveAttribute('data-state', 'live')
-  await expect(b.connection).not.toHaveAttribute('data-state', 'live')
-  await likeTimes(a, id, 1)
-  await likeTimes(b, id, 2)
-  await expect(likeCount(a, id)).toHaveText('4')
-  await expect(likeCount(b, id)).toHaveText('5')
+  await expect(c.connection).not.toHaveAttribute('data-state', 'live')
+  await a.like(id)
+  await c.like(id)
+  await expectLikes(a, id, 2, true)
+  await expectLikes(c, id, 2, true)
 
-  // Back online: 3 + 1 + 2, once each, on both devices.
-  await deviceA.setOffline(false)
-  await deviceB.setOffline(false)
-  for (const board of [a, b]) {
+  // ... and back online she still counts once: Kim and Lou, two people, everywhere.
+  await laptop.setOffline(false)
+  await phone.setOffline(false)
+  for (const board of [a, c]) {
     await board.expectConnection('live')
     await board.expectAllSynced()
-    await expect(likeCount(board, id)).toHaveText('6')
   }
+  await expectLikes(a, id, 2, true)
+  await expectLikes(b, id, 2, true)
+  await expectLikes(c, id, 2, true)
   await outpost.screenshot(b.page, 'primitives')
 
-  // The relay's total agrees, and a reload (outbox already acknowledged) adds nothing.
-  const fresh = new Board(await (await outpost.newDevice()).open({ db: 'likes-c', me: 'Max' }))
-  await expect(likeCount(fresh, id)).toHaveText('6')
+  // A reload (everything already acknowledged) adds nothing.
   await a.page.reload()
   await a.expectConnection('live')
-  await expect(likeCount(a, id)).toHaveText('6')
-  await expect(likeCount(fresh, id)).toHaveText('6')
+  await expectLikes(a, id, 2, true)
 })
 
-/** The fencing token shown on a task this tab is editing (the badge reads "token #N"). */
+/** The fencing token of the lock this tab holds on a task (the badge carries it; the "How this works" panel shows it). */
 async function lockToken(board: Board, id: string): Promise<number> {
-  const text = await board.task(id).getByTestId('lock-token').textContent()
-  const token = Number((text ?? '').replace('#', ''))
-  if (!Number.isInteger(token) || token <= 0) throw new Error(`the lock badge shows "${String(text)}", not a fencing token`)
+  const raw = await board.task(id).getByTestId('lock-badge').getAttribute('data-token')
+  const token = Number(raw)
+  if (!Number.isInteger(token) || token <= 0) throw new Error(`the lock badge carries data-token="${String(raw)}", not a fencing token`)
   return token
 }
 
-test('an editing lock shows its fencing token here and the editor elsewhere', async ({ outpost }) => {
+/** The card's box, rounded to whole pixels (sub-pixel noise is not a layout shift). */
+async function box(card: Locator): Promise<{ x: number; y: number; width: number; height: number }> {
+  const found = await card.boundingBox()
+  if (found === null) throw new Error('the task card is not visible')
+  return { x: Math.round(found.x), y: Math.round(found.y), width: Math.round(found.width), height: Math.round(found.height) }
+}
+
+test('an editing lock shows who is editing without moving the card, and its fencing token in "How this works"', async ({ outpost }) => {
   const ann = outpost.unique('Ann')
   const bo = outpost.unique('Bo')
   const a = new Board(await (await outpost.newDevice()).open({ db: 'lock-a', me: ann }))
@@ -82,37 +111,56 @@ test('an editing lock shows its fencing token here and the editor elsewhere', as
   await b.expectConnection('live')
   const id = await a.addTask(outpost.unique('Rewrite the onboarding doc'))
   await expect(b.task(id)).toBeVisible()
+  const beforeA = await box(a.task(id))
+  const beforeB = await box(b.task(id))
+  const titleBefore = await box(a.task(id).getByTestId('task-title'))
 
-  // Ann starts editing the title: she holds the lock and sees its token ...
+  // Ann starts editing the title: she holds the lock, her card says so in words ...
   await a.task(id).getByTestId('task-title').click()
   const mine = a.task(id).getByTestId('lock-badge')
   await expect(mine).toHaveAttribute('data-holder', 'me')
-  await expect(a.task(id).getByTestId('lock-token')).toHaveText(/^#\d+$/)
+  await expect(mine).toHaveText('You are editing')
   const first = await lockToken(a, id)
-  // ... and Bo's device says she is editing.
+  // ... and the badge took no room: the card and its title did not move.
+  expect(await box(a.task(id))).toEqual(beforeA)
+  expect(await box(a.task(id).getByTestId('task-title'))).toEqual(titleBefore)
+  // Bo's device says she is editing, in the same reserved space.
   const theirs = b.task(id).getByTestId('lock-badge')
   await expect(theirs).toHaveAttribute('data-holder', ann)
   await expect(theirs).toContainText(ann)
+  expect(await box(b.task(id))).toEqual(beforeB)
+  // No developer terms on the board itself.
+  await expect(a.page.getByTestId('task-list')).not.toContainText(/token|shape|replicat/i)
 
   // Bo clicks in too: the lock is Ann's, so he does not get it (his edits still merge).
   await b.task(id).getByTestId('task-notes').click()
   await expect(theirs).toHaveAttribute('data-holder', ann)
-  await expect(b.task(id).getByTestId('lock-token')).toHaveCount(0)
   await outpost.screenshot(b.page, 'primitives-lock')
   await b.task(id).getByTestId('task-notes').blur()
 
-  // Ann leaves the field: the lock is released and the badge goes away everywhere.
+  // Ann leaves the field: the lock is released, the badge goes away everywhere, nothing moves back.
   await a.task(id).getByTestId('task-title').blur()
   await expect(a.task(id).getByTestId('lock-badge')).toHaveCount(0)
   await expect(b.task(id).getByTestId('lock-badge')).toHaveCount(0)
+  expect(await box(a.task(id))).toEqual(beforeA)
 
-  // Bo takes it now, with a greater fencing token; Ann sees him editing.
+  // Bo opens "How this works" and takes the lock: the panel names the task and its token, greater than Ann's.
+  await b.page.getByTestId('how-it-works-toggle').click()
+  const how = b.page.getByTestId('how-it-works')
+  await expect(how.getByTestId('how-lock')).toHaveText('This tab holds no lock right now.')
+  await expect(how.getByTestId('how-replication')).toContainText('copies every task')
   await b.task(id).getByTestId('task-notes').click()
   await expect(b.task(id).getByTestId('lock-badge')).toHaveAttribute('data-holder', 'me')
-  expect(await lockToken(b, id)).toBeGreaterThan(first)
+  const second = await lockToken(b, id)
+  expect(second).toBeGreaterThan(first)
+  await expect(how.getByTestId('how-lock')).toHaveAttribute('data-token', String(second))
+  await expect(how.getByTestId('how-lock')).toContainText(`fencing token #${second}`)
+  await outpost.screenshot(b.page, 'primitives-how-it-works')
   await expect(a.task(id).getByTestId('lock-badge')).toHaveAttribute('data-holder', bo)
   await b.task(id).getByTestId('task-notes').blur()
   await expect(a.task(id).getByTestId('lock-badge')).toHaveCount(0)
+  await b.page.getByTestId('how-it-works-close').click()
+  await expect(how).toHaveCount(0)
 })
 
 test('presence shows who is viewing the board, live', async ({ outpost }) => {

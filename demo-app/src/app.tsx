@@ -3,12 +3,14 @@
  * what this device replicates is either the whole `tasks` map or, in "My tasks", only a
  * shape of the tasks assigned to the person using it.
  */
-import { useCallback, useMemo } from 'react'
+import { useCallback, useMemo, useState } from 'react'
 import { useClient, useStatus } from '@outpost/client/react'
 import type { DemoConfig } from './config'
 import { editorsByTask, useBoardPresence, useEditingLock } from './collaboration'
 import { Composer } from './components/composer'
+import { HowItWorks } from './components/how-it-works'
 import { PresenceBar } from './components/presence-bar'
+import { RejectionNotice } from './components/rejection-notice'
 import { IdentityPicker } from './components/identity-picker'
 import { Segmented } from './components/segmented'
 import { StatusBar } from './components/status-bar'
@@ -16,6 +18,7 @@ import { TaskItem } from './components/task-item'
 import { plural } from './format'
 import { useStoredChoice } from './hooks/use-stored-choice'
 import { useIdentity } from './identity'
+import { describeRejections, useSeenRejections } from './rejections'
 import { useReplication } from './replication'
 import type { BoardView } from './task-queries'
 import { useTaskActions, useTaskRows } from './use-tasks'
@@ -40,7 +43,7 @@ export function App({ config }: AppProps) {
   const view: BoardView = me === '' ? 'all' : storedView
 
   const replication = useReplication(config.dbName, view, me)
-  const { rows, loaded } = useTaskRows(view === 'mine' ? me : null, sort)
+  const { rows, loaded, error: rowsError } = useTaskRows(view === 'mine' ? me : null, sort)
   const status = useStatus()
   const client = useClient()
   const onSetOffline = useCallback(
@@ -61,11 +64,23 @@ export function App({ config }: AppProps) {
     return [...names].sort((a, b) => a.localeCompare(b))
   }, [rows, me])
 
+  const [howOpen, setHowOpen] = useState(false)
+  const [seenRejections, dismissRejections] = useSeenRejections(config.dbName)
+  const rejection = useMemo(() => {
+    const titles = new Map(rows.map((row) => [row.id, row.task.title]))
+    return describeRejections(status.rejected, seenRejections, (id) => titles.get(id))
+  }, [status.rejected, seenRejections, rows])
+  const heldLock = useMemo(() => {
+    if (editing.held === null) return null
+    const row = rows.find((r) => r.id === editing.held?.taskId)
+    return { title: row?.task.title ?? '', token: editing.held.token }
+  }, [editing.held, rows])
+
   const onCreate = useCallback((title: string) => actions.create(newTaskId(), newTask(title, me, Date.now())), [actions, me])
   const onEdit = useCallback((id: string, field: EditableField, value: string | number) => actions.edit(id, field, value), [actions])
   const onDelete = useCallback((id: string) => actions.remove(id), [actions])
 
-  const error = actions.error ?? replication.error
+  const error = actions.error ?? replication.error ?? rowsError
 
   return (
     <div className="app">
@@ -83,6 +98,16 @@ export function App({ config }: AppProps) {
             </div>
           </div>
           <div className="topbar-right">
+            <button
+              type="button"
+              className="how-toggle"
+              data-testid="how-it-works-toggle"
+              aria-expanded={howOpen}
+              aria-controls="how-it-works"
+              onClick={() => setHowOpen((open) => !open)}
+            >
+              How this works
+            </button>
             <PresenceBar members={members} />
             <IdentityPicker name={me} onChange={setMe} people={people} />
           </div>
@@ -90,6 +115,8 @@ export function App({ config }: AppProps) {
       </header>
 
       <main className="board">
+        {howOpen ? <HowItWorks view={view} me={me} taskCount={rows.length} mode={status.mode} lock={heldLock} onClose={() => setHowOpen(false)} /> : null}
+
         <Composer onCreate={onCreate} />
 
         <div className="toolbar">
@@ -124,14 +151,14 @@ export function App({ config }: AppProps) {
         <p className="view-note" data-testid="view-note" data-replication={replication.active ?? 'pending'}>
           {view === 'mine' ? (
             <>
-              This device replicates only tasks assigned to <strong>{me}</strong> (a shape): {plural(rows.length, 'task')}.
+              {plural(rows.length, 'task')} assigned to <strong>{me}</strong>
             </>
           ) : (
-            <>
-              This device replicates every task: {plural(rows.length, 'task')}.
-            </>
+            <>{plural(rows.length, 'task')}</>
           )}
         </p>
+
+        {rejection ? <RejectionNotice notice={rejection} onDismiss={() => dismissRejections(status.rejected.count)} /> : null}
 
         {error ? (
           <p className="notice" role="alert" data-testid="error-notice">
@@ -156,6 +183,7 @@ export function App({ config }: AppProps) {
                 id={row.id}
                 task={row.task}
                 mine={me !== '' && row.task.assignee === me}
+                me={me}
                 onEdit={onEdit}
                 onDelete={onDelete}
                 lockToken={editing.held?.taskId === row.id ? editing.held.token : null}

@@ -8,10 +8,14 @@
  * closed after it, so records both cover never leave the device; what only the old one
  * covered is dropped locally (a move-out, not a delete). The last shape registered is
  * remembered per database so a later session can close it.
+ *
+ * Likes (the OR map `likes`) are few and every view shows them, so the device always
+ * replicates that whole map, whichever view is chosen.
  */
 import { useEffect, useState } from 'react'
 import { OutpostError, type Shape } from '@outpost/client'
 import { useClient } from '@outpost/client/react'
+import { LIKES_MAP } from './task'
 import { tasksShape, type BoardView } from './task-queries'
 
 /** What {@link useReplication} reports. */
@@ -63,6 +67,19 @@ function asOutpostError(error: unknown): OutpostError | null {
 export function useReplication(dbName: string, view: BoardView, me: string): ReplicationState {
   const client = useClient()
   const [state, setState] = useState<ReplicationState>({ active: null, error: null })
+
+  useEffect(() => {
+    let current = true
+    // Registering an equal shape again is a no-op in the engine, so every start may ask.
+    client
+      .sync(LIKES_MAP)
+      .id.catch((error: unknown) => {
+        if (current) setState((s) => ({ active: s.active, error: asOutpostError(error) }))
+      })
+    return () => {
+      current = false
+    }
+  }, [client])
 
   useEffect(() => {
     let current = true

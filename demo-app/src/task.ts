@@ -1,6 +1,6 @@
 /**
- * The board's data: one `tasks` map whose records are tasks, and one counter per task
- * for its likes. Each field is its own last-writer-wins register, so two people editing
+ * The board's data: one `tasks` map whose records are tasks, and one OR map of likers
+ * per task. Each task field is its own last-writer-wins register, so two people editing
  * different fields of one task both keep their edit.
  */
 
@@ -47,9 +47,28 @@ export function newTask(title: string, assignee: string, now: number): Task {
   return { title: title.trim(), status: 'todo', assignee, priority: DEFAULT_PRIORITY, notes: '', createdAt: now }
 }
 
-/** The counter that holds a task's likes. */
-export function likesCounterName(taskId: string): string {
-  return `likes:${taskId}`
+/**
+ * The OR map (add-wins set per key) that holds likes: key = task id, values = the names
+ * of the people who like it. A like is one per person because a set holds each name once:
+ * the same person liking on two devices, even offline, merges into one like, and the count
+ * shown is the number of people. (A PN counter would count every click on every device.)
+ * Unliking removes the adds this device has seen, so an unlike and a like made at the
+ * same time on two devices end liked (add-wins).
+ */
+export const LIKES_MAP = 'likes'
+
+/** What clicking the like button does for `me` given the current likers. */
+export function likeAction(likers: readonly string[], me: string): 'like' | 'unlike' {
+  return likers.includes(me) ? 'unlike' : 'like'
+}
+
+/** "Liked by Kim", "Liked by Kim and Lou", "Liked by Kim, Lou and 2 others"; '' for nobody. */
+export function formatLikers(likers: readonly string[]): string {
+  if (likers.length === 0) return ''
+  if (likers.length === 1) return `Liked by ${likers[0]}`
+  if (likers.length === 2) return `Liked by ${likers[0]} and ${likers[1]}`
+  const others = likers.length - 2
+  return `Liked by ${likers[0]}, ${likers[1]} and ${others} other${others === 1 ? '' : 's'}`
 }
 
 /**

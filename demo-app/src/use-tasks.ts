@@ -5,7 +5,7 @@
  */
 import { useCallback, useMemo, useRef, useState } from 'react'
 import { OutpostError, type RecordValue, type WriteHandle } from '@outpost/client'
-import { useClient, useLive } from '@outpost/client/react'
+import { useClient, useLiveResult } from '@outpost/client/react'
 import { TASKS_MAP, type EditableField, type SortKey, type Task } from './task'
 import { tasksQuery, toTask } from './task-queries'
 
@@ -20,6 +20,8 @@ export interface TaskRows {
   readonly rows: readonly TaskRow[]
   /** False until the first result of the first query arrived. */
   readonly loaded: boolean
+  /** Why the live query failed (e.g. the engine could not be reached), if it did; the last rows stay on screen. */
+  readonly error: OutpostError | null
 }
 
 /**
@@ -29,11 +31,12 @@ export interface TaskRows {
 export function useTaskRows(assignee: string | null, sort: SortKey): TaskRows {
   const client = useClient()
   const live = client.map<RecordValue>(TASKS_MAP).query(tasksQuery(assignee, sort))
-  const result = useLive(live)
+  // The error comes back as a value (not thrown to an error boundary): the board shows it above the list.
+  const { value: result, error } = useLiveResult(live)
   const last = useRef<readonly TaskRow[] | null>(null)
   const rows = useMemo(() => result?.map((row) => ({ id: row.key, task: toTask(row.value) })), [result])
   if (rows !== undefined) last.current = rows
-  return { rows: rows ?? last.current ?? [], loaded: last.current !== null }
+  return { rows: rows ?? last.current ?? [], loaded: last.current !== null, error: error ?? null }
 }
 
 /** What {@link useTaskActions} returns. */

@@ -1,6 +1,6 @@
 /** Task helpers: ids, defaults, and reading values written by anyone. */
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_PRIORITY, asPriority, asStatus, likesCounterName, newTask, newTaskId } from '../src/task'
+import { DEFAULT_PRIORITY, asPriority, asStatus, formatLikers, likeAction, newTask, newTaskId } from '../src/task'
 
 describe('newTaskId', () => {
   it('is derived only from the injected random bytes', () => {
@@ -30,8 +30,18 @@ describe('asStatus / asPriority', () => {
   })
 })
 
-describe('likesCounterName', () => {
-  it('gives each task its own counter', () => {
-    expect(likesCounterName('t1')).not.toBe(likesCounterName('t2'))
+describe('likes', () => {
+  it('toggle: a person who likes a task unlikes it with the next click', () => {
+    expect(likeAction([], 'Kim')).toBe('like')
+    expect(likeAction(['Kim', 'Lou'], 'Kim')).toBe('unlike')
+    expect(likeAction(['Lou'], 'Kim')).toBe('like')
+  })
+
+  it('names the people who like a task', () => {
+    expect(formatLikers([])).toBe('')
+    expect(formatLikers(['Kim'])).toBe('Liked by Kim')
+    expect(formatLikers(['Kim', 'Lou'])).toBe('Liked by Kim and Lou')
+    expect(formatLikers(['Kim', 'Lou', 'Max'])).toBe('Liked by Kim, Lou and 1 other')
+    expect(formatLikers(['Kim', 'Lou', 'Max', 'Ada'])).toBe('Liked by Kim, Lou and 2 others')
   })
 })

@@ -32,6 +32,8 @@ const DEMO_DIR = join(REPO_ROOT, 'demo-app')
 // relay is what e2e/consumer tests.
 const RELAY_CLI = join(REPO_ROOT, 'packages', 'server-lite', 'src', 'cli.ts')
 const STATIC_SERVER = join(E2E_DIR, 'support', 'static-server.ts')
+// The relay's rules (see relay-config.ts): open, except one refusal a spec can provoke.
+const RELAY_CONFIG = join(E2E_DIR, 'support', 'relay-config.ts')
 const BUILD_STAMP = join(DEMO_DIST, '.e2e-build.json')
 
 /** What the global setup started. */
@@ -99,11 +101,11 @@ export function buildDemoIfNeeded(): number {
   return Date.now() - started
 }
 
-/** Starts the relay on `port` (0 = a free one) with its LMDB data in `dataDir`. */
+/** Starts the relay on `port` (0 = a free one) with its LMDB data in `dataDir` and the suite's rules. */
 export function startRelay(options: { port: number; dataDir: string; logFile: string }): Promise<StartedServer> {
   return startServer({
     name: 'relay',
-    args: [...NODE_SOURCE_FLAGS, RELAY_CLI, '--host', '127.0.0.1', '--port', String(options.port), '--data-dir', options.dataDir, '--log-level', 'info'],
+    args: [...NODE_SOURCE_FLAGS, RELAY_CLI, '--host', '127.0.0.1', '--port', String(options.port), '--data-dir', options.dataDir, '--config', RELAY_CONFIG, '--log-level', 'info'],
     cwd: REPO_ROOT,
     logFile: options.logFile,
   })

@@ -15,6 +15,8 @@ export interface TaskItemProps {
   readonly task: Task
   /** True when this task is assigned to the person using this device. */
   readonly mine: boolean
+  /** The person using this device ('' before they chose a name): the one whose like the heart toggles. */
+  readonly me: string
   readonly onEdit: (id: string, field: EditableField, value: string | number) => void
   readonly onDelete: (id: string) => void
   /** The fencing token of the editing lock this tab holds on the task, or null. */
@@ -28,7 +30,7 @@ export interface TaskItemProps {
 }
 
 /** A task card: title and notes on the left, status, priority, assignee, likes and delete on the right. */
-export const TaskItem = memo(function TaskItem({ id, task, mine, onEdit, onDelete, lockToken, editors, onEditStart, onEditEnd }: TaskItemProps) {
+export const TaskItem = memo(function TaskItem({ id, task, mine, me, onEdit, onDelete, lockToken, editors, onEditStart, onEditEnd }: TaskItemProps) {
   const editedElsewhere = lockToken === null && editors.length > 0
   return (
     <li
@@ -40,18 +42,19 @@ export const TaskItem = memo(function TaskItem({ id, task, mine, onEdit, onDelet
       data-assignee={task.assignee}
       data-priority={task.priority}
     >
+      {/* Drawn over the card's top edge (absolutely positioned): taking or losing the lock never moves the card. */}
+      {lockToken !== null ? (
+        <span className="lock-badge lock-badge-mine" data-testid="lock-badge" data-holder="me" data-token={lockToken} title="Others see that you are editing this task">
+          <LockIcon />
+          You are editing
+        </span>
+      ) : editedElsewhere ? (
+        <span className="lock-badge lock-badge-other" data-testid="lock-badge" data-holder={editors.join(', ')}>
+          <LockIcon />
+          {formatEditors(editors)}
+        </span>
+      ) : null}
       <div className="task-main">
-        {lockToken !== null ? (
-          <span className="lock-badge lock-badge-mine" data-testid="lock-badge" data-holder="me" title="You hold this task's editing lock; others see that you are editing">
-            <LockIcon />
-            Editing · token <span data-testid="lock-token">#{lockToken}</span>
-          </span>
-        ) : editedElsewhere ? (
-          <span className="lock-badge lock-badge-other" data-testid="lock-badge" data-holder={editors.join(', ')}>
-            <LockIcon />
-            {formatEditors(editors)}
-          </span>
-        ) : null}
         <EditableText
           className="task-title"
           testId="task-title"
@@ -113,7 +116,7 @@ export const TaskItem = memo(function TaskItem({ id, task, mine, onEdit, onDelet
             onCommit={(value) => onEdit(id, 'assignee', value.trim())}
           />
         </div>
-        <LikeButton taskId={id} />
+        <LikeButton taskId={id} me={me} />
         <button type="button" className="icon-button task-delete" data-testid="task-delete" aria-label={`Delete “${task.title}”`} title="Delete task" onClick={() => onDelete(id)}>
           <svg viewBox="0 0 20 20" width="16" height="16" aria-hidden="true">
             <path d="M7 3h6m-9 3h12m-1.5 0-.7 10.1a1.5 1.5 0 0 1-1.5 1.4H7.7a1.5 1.5 0 0 1-1.5-1.4L5.5 6" fill="none" stroke="currentColor" strokeWidth="1.6" strokeLinecap="round" strokeLinejoin="round" />

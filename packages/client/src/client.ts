@@ -3,7 +3,7 @@
  * leader tab, or in-page), hands out maps, counters, OR maps and shapes, reports status,
  * and re-makes every subscription when the engine behind it is replaced.
  */
-import type { Shape, Value, RecordValue } from '@outpost/core'
+import type { OutpostError, Shape, Value, RecordValue } from '@outpost/core'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import type { Endpoint } from 'comlink'
 import type { CreateEngineOptions, EngineOptions, RuntimeMode } from '@outpost/worker'
@@ -60,6 +60,13 @@ export interface ClientOptions {
   readonly heartbeatMs?: number
   /** Start offline: no connection until `setOffline(false)`. */
   readonly offline?: boolean
+  /**
+   * Receives typed errors that have no callback of their own: a live query, record,
+   * counter, topic or presence whose subscription failed (e.g. `PredicateError` for an
+   * invalid `where`) when `subscribe` was given no `onError`. Default: `console.error`.
+   * Either way such an error never becomes an uncaught exception.
+   */
+  readonly onError?: (error: OutpostError) => void
 }
 
 /** Options of {@link OutpostClient.map} with a validator. */
@@ -123,6 +130,7 @@ export function createClient(options: ClientOptions): OutpostClient {
   const session = new EngineSession(transport, {
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     heartbeatMs: mode === 'in-page' ? 0 : (options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS),
+    ...(options.onError === undefined ? {} : { onUnhandledError: options.onError }),
   })
   const cache = new Map<string, unknown>()
   // Names this client to the engine so a topic message is not echoed back to the client that sent it.
@@ -218,7 +226,7 @@ export function createClient(options: ClientOptions): OutpostClient {
         },
         state,
         `${clientId}:${nextMember++}`,
-        presenceOptions,
+        { ...presenceOptions, onError: presenceOptions.onError ?? ((error) => session.reportUnhandled(error)) },
         () => presences.delete(presence as Presence<object>),
       )
       presences.add(presence as Presence<object>)

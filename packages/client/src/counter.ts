@@ -29,6 +29,7 @@ export function createCounter(session: EngineSession, name: string): Counter {
     decrement: (by = 1) => createWriteHandle(session, session.call('counterAdd', name, -by)),
     subscribe: (listener, onError) => live.subscribe(listener, onError),
     getSnapshot: () => live.getSnapshot(),
+    getError: () => live.getError(),
     get: () => live.get(),
   }
 }

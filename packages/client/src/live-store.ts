@@ -3,6 +3,12 @@
  * query's rows, a record, a counter, the status). The engine subscription opens with the
  * first listener and closes with the last; `getSnapshot` returns the same object until the
  * value changes, which is what React's `useSyncExternalStore` needs.
+ *
+ * A subscription the engine refuses (an invalid predicate, a bad key) fails the store: the
+ * typed error goes to every `onError` given, later subscribers get it at once, `get()`
+ * rejects with it, and `getError()` returns it. With no `onError` anywhere it goes to the
+ * client's `onError` option (default `console.error`), never to an uncaught exception.
+ * The last unsubscribe clears it, so the next subscribe tries again.
  */
 import type { OutpostError } from '@outpost/core'
 import type { EngineSession, TrackedHandle } from './engine/session'
@@ -13,12 +19,15 @@ export interface Live<V> {
   /**
    * Calls `listener` with the current value as soon as it is known, and after every
    * change, online or offline. `onError` receives a typed error if the subscription
-   * cannot be made (e.g. an invalid query). Returns the unsubscribe function.
+   * cannot be made (e.g. `PredicateError` for an invalid `where`); without it, that error
+   * goes to the client's `onError` option. Returns the unsubscribe function.
    */
   subscribe(listener: (value: V) => void, onError?: (error: OutpostError) => void): () => void
   /** The latest value, or `undefined` before the first one arrived (or with no listener). */
   getSnapshot(): V | undefined
-  /** The current value (subscribes just long enough to get it). */
+  /** Why the subscription failed, while it is failed (`undefined` otherwise). */
+  getError(): OutpostError | undefined
+  /** The current value (subscribes just long enough to get it); rejects with the typed error if the subscription fails. */
   get(): Promise<V>
 }
 
@@ -37,6 +46,7 @@ export class LiveStore<V, Id = number> implements Live<V> {
   readonly #listeners = new Set<(value: V) => void>()
   readonly #errorListeners = new Set<(error: OutpostError) => void>()
   #snapshot: { readonly value: V } | undefined
+  #error: OutpostError | undefined
   #handle: TrackedHandle | undefined
 
   constructor(session: EngineSession, source: LiveSource<V, Id>) {
@@ -48,6 +58,8 @@ export class LiveStore<V, Id = number> implements Live<V> {
     this.#listeners.add(listener)
     if (onError) this.#errorListeners.add(onError)
     if (this.#snapshot) callSafely(listener, this.#snapshot.value)
+    // Already failed: this subscriber learns it now, not never (the engine will not answer again).
+    if (this.#error) this.#deliverError(this.#error, onError)
     this.#handle ??= this.#session.track<Id>({
       start: (isCurrent) =>
         this.#source.open((value) => {
@@ -66,12 +78,17 @@ export class LiveStore<V, Id = number> implements Live<V> {
         this.#handle?.close()
         this.#handle = undefined
         this.#snapshot = undefined
+        this.#error = undefined
       }
     }
   }
 
   getSnapshot(): V | undefined {
     return this.#snapshot?.value
+  }
+
+  getError(): OutpostError | undefined {
+    return this.#error
   }
 
   get(): Promise<V> {
@@ -100,16 +117,24 @@ export class LiveStore<V, Id = number> implements Live<V> {
   }
 
   #emit(value: V): void {
+    // A value means the subscription works (e.g. re-made in a replaced engine).
+    this.#error = undefined
     this.#snapshot = { value }
     for (const listener of [...this.#listeners]) callSafely(listener, value)
   }
 
   #fail(error: OutpostError): void {
+    this.#error = error
     if (this.#errorListeners.size === 0) {
-      reportListenerError(error)
+      this.#session.reportUnhandled(error)
       return
     }
     for (const listener of [...this.#errorListeners]) callSafely(listener, error)
+  }
+
+  #deliverError(error: OutpostError, onError: ((error: OutpostError) => void) | undefined): void {
+    if (onError) callSafely(onError, error)
+    else this.#session.reportUnhandled(error)
   }
 }
 

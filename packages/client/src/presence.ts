@@ -188,6 +188,8 @@ export function createPresence<S extends object>(room: string, topic: PresenceCh
         return () => listeners.delete(listener)
       },
       getSnapshot: () => snapshot,
+      // The member list itself cannot fail; refusals of the topic go to `onError`.
+      getError: () => undefined,
       get: async () => snapshot,
     },
     async update(patch) {

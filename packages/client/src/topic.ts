@@ -63,7 +63,7 @@ export function subscribeTopic<T>(
   onError?: (error: OutpostError) => void,
   onStarted?: () => void,
 ): () => void {
-  const fail = (error: OutpostError): void => (onError ? onError(error) : reportListenerError(error))
+  const fail = (error: OutpostError): void => (onError ? onError(error) : session.reportUnhandled(error))
   const handle = session.track<number>({
     start: async (isCurrent) => {
       const id = await session.call('subscribeTopic', name, clientId, (event: TopicEvent) => {

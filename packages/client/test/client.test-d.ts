@@ -4,8 +4,8 @@
  */
 import { expectTypeOf } from 'vitest'
 import { z } from 'zod'
-import { createClient, type ClientStatus, type Row, type WriteHandle, type WriteProgress } from '../src/index'
-import { useCounter, useQuery, useRecord, useStatus } from '../src/react/index'
+import { createClient, type ClientStatus, type OutpostError, type Row, type WriteHandle, type WriteProgress } from '../src/index'
+import { useCounter, useLiveResult, useQuery, useQueryResult, useRecord, useStatus } from '../src/react/index'
 
 interface Todo {
   title: string
@@ -60,3 +60,9 @@ expectTypeOf(useQuery(todos)).toEqualTypeOf<readonly Row<Todo>[]>()
 expectTypeOf(useRecord(todos, 't1')).toEqualTypeOf<Todo | undefined>()
 expectTypeOf(useStatus()).toEqualTypeOf<ClientStatus>()
 expectTypeOf(useCounter('likes')).toEqualTypeOf<number>()
+// The error path: a typed error beside the rows, or (useQuery) thrown to an error boundary.
+expectTypeOf(useQueryResult(todos).rows).toEqualTypeOf<readonly Row<Todo>[]>()
+expectTypeOf(useQueryResult(todos).error).toEqualTypeOf<OutpostError | undefined>()
+expectTypeOf(useLiveResult(client.counter('likes')).value).toEqualTypeOf<number | undefined>()
+expectTypeOf(todos.query().getError()).toEqualTypeOf<OutpostError | undefined>()
+createClient({ name: 'types', onError: (error) => expectTypeOf(error).toEqualTypeOf<OutpostError>() })

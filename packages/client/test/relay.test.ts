@@ -54,6 +54,8 @@ function statusWhere(client: OutpostClient, accept: (status: ClientStatus) => bo
         return client.status.subscribe(listener)
       },
       getSnapshot: () => client.status.get(),
+      // The status feed never fails.
+      getError: () => undefined,
       get: async () => client.status.get(),
     },
     accept,

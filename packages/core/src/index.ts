@@ -115,6 +115,7 @@ export {
   compareRows,
   compilePredicate,
   matches,
+  predicateFields,
   projectRecord,
   readField,
   runQuery,
@@ -294,3 +295,5 @@ export type {
   WriteOutcome,
   WriteRequest
 } from './store'
+export { ReconcileInitiator, answerReconcile, compareEntries, differingChildren } from './sync'
+export type { EntriesAnswer, ReconcileEntry, ReconcileStep, ReconcileTree } from './sync'

@@ -151,6 +151,11 @@ export const relayConfigSchema = z.object({
   maxDriftMs: z.number().int().min(0).default(60_000),
   /** How long tombstones are kept (ms); replicas away longer re-sync from scratch. */
   tombstoneHorizonMs: z.number().int().positive().default(30 * 24 * 3600 * 1000),
+  /**
+   * Change-log entries kept per map. A device resumes from a cursor inside the log by
+   * replaying what changed since; an older cursor falls back to Merkle reconciliation.
+   */
+  changeLogEntries: z.number().int().min(1_000).default(1_000_000),
   /** How often tombstones older than the horizon are collected (ms). */
   gcIntervalMs: z.number().int().positive().default(3600 * 1000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

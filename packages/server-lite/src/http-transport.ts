@@ -8,7 +8,7 @@
  */
 import type { ServerResponse } from 'node:http'
 import { CLOSE } from './connection-log'
-import type { SessionTransport } from './session'
+import type { SessionTransport } from './session/session'
 
 /** See the module comment. */
 export class HttpTransport implements SessionTransport {

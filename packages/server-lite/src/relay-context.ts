@@ -10,8 +10,9 @@ import type { FunctionService } from './primitives/functions'
 import type { LockService } from './primitives/locks'
 import type { TopicHub } from './primitives/topics'
 import type { TokenBucket } from './rate-limiter'
-import type { Session } from './session'
+import type { Session } from './session/session'
 import type { SyncService } from './sync/sync-service'
+import type { PipelineContext } from './sync/write-pipeline'
 
 /** The relay as its sessions see it. */
 export interface RelayContext {
@@ -21,6 +22,8 @@ export interface RelayContext {
   readonly auth: Authenticator
   readonly rules: RuleSet
   readonly sync: SyncService
+  /** The write pipeline's view of the relay (clock, limits, rule fields, resolvers). */
+  readonly pipeline: PipelineContext
   /** The relay's clock: drift checks of incoming stamps. */
   readonly clock: Hlc
   /** The relay's wall clock (ms). */

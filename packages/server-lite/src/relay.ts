@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { AuthError, Hlc, ShuttingDownError, TokenExpiredError, serializeError, encodeMessage, type ReplicaId, type Store } from '@outpost/core'
+import { AuthError, DEFAULT_CODEC_LIMITS, Hlc, ShuttingDownError, TokenExpiredError, serializeError, encodeMessage, type ReplicaId, type Store } from '@outpost/core'
 import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { createAuthenticator } from './auth/jwt'
@@ -25,10 +25,11 @@ import { CLOSE, ConnectionLog } from './connection-log'
 import { Heartbeat } from './heartbeat'
 import { HttpTransport } from './http-transport'
 import { SubjectBuckets } from './rate-limiter'
-import { Session, type SessionTransport } from './session'
+import { Session, type SessionTransport } from './session/session'
 import { attachWebSocket } from './ws-transport'
 import { LmdbStore } from './store/lmdb-store'
-import { SyncService } from './sync/sync-service'
+import { SyncService, assertRelayStore, type RelayStore } from './sync/sync-service'
+import type { PipelineContext } from './sync/write-pipeline'
 import { FunctionService, checkFunctions, loadFunctions, type RelayFunctions } from './primitives/functions'
 import { LockService } from './primitives/locks'
 import { TopicHub } from './primitives/topics'
@@ -89,26 +90,32 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   if (!auth.enabled) {
     logger.warn('no auth configured: every client connects as "anonymous" with full access unless rules say otherwise; set OUTPOST_JWT_SECRET or OUTPOST_JWKS_URL before exposing this relay')
   }
-  let store: Store
+  let store: RelayStore
   if (options.store !== undefined) {
-    store = options.store
+    store = assertRelayStore(options.store)
   } else {
     mkdirSync(config.dataDir, { recursive: true })
     store = LmdbStore.open({ path: config.dataDir })
   }
-  const sync = new SyncService(store, metrics, logger)
+  const sync = new SyncService(store, metrics, logger, { changeLogEntries: config.changeLogEntries })
   const clock = new Hlc({ replicaId: config.replicaId as ReplicaId, now, maxDrift: config.maxDriftMs })
   const topics = new TopicHub({ rules, metrics, maxTopicsPerSession: config.limits.maxTopicsPerConnection, maxFrameBytes: config.limits.maxFrameBytes })
   const locks = new LockService({
     store,
-    commit: (batch) => sync.commit(batch, []),
+    commit: (batch) => sync.commit(batch),
     rules,
     metrics,
     logger,
     now,
     maxWaitsPerSession: config.limits.maxLockWaitsPerConnection,
   })
-  const fns = new FunctionService({ functions, sync, metrics, logger, now, replicaId: config.replicaId, timeoutMs: config.limits.processorTimeoutMs })
+  const pipeline: PipelineContext = {
+    clock,
+    limits: { maxFrameBytes: config.limits.maxFrameBytes, maxElements: DEFAULT_CODEC_LIMITS.maxElements },
+    filterFields: (map) => rules.filterFields(map),
+    resolution: (map, key, current, incoming) => fns.resolution(map, key, current, incoming),
+  }
+  const fns: FunctionService = new FunctionService({ functions, sync, metrics, logger, now, replicaId: config.replicaId, timeoutMs: config.limits.processorTimeoutMs, pipeline: () => pipeline })
 
   let state: RelayState = 'starting'
   const sessions = new Set<Session>()
@@ -125,6 +132,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     auth,
     rules,
     sync,
+    pipeline,
     clock,
     now,
     topics,
@@ -371,6 +379,8 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const gc = async (): Promise<number> => {
     const collected = await sync.collectTombstones(now(), config.tombstoneHorizonMs)
     if (collected > 0) logger.info({ collected }, 'tombstones collected')
+    const trimmed = await sync.trimLogs()
+    if (trimmed > 0) logger.info({ trimmed }, 'change-log entries trimmed')
     return collected
   }
   const gcTimer = setInterval(() => {

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino'
 import type { WebSocket } from 'ws'
 import { CLOSE } from './connection-log'
-import type { Session, SessionTransport } from './session'
+import type { Session, SessionTransport } from './session/session'
 
 /** How long a closing socket may take to complete the close handshake before it is destroyed. */
 export const CLOSE_GRACE_MS = 5_000

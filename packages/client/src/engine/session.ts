@@ -72,6 +72,11 @@ export interface SessionOptions {
    * restarted. 0 turns it off (an in-page engine cannot die on its own).
    */
   readonly heartbeatMs?: number
+  /**
+   * Where an SDK error goes when the app gave no callback for it (a subscription that
+   * failed without an `onError`). Default: `console.error`, never an uncaught exception.
+   */
+  readonly onUnhandledError?: (error: OutpostError) => void
 }
 
 /** The engine as the SDK calls it. */
@@ -81,11 +86,13 @@ export class EngineSession {
   readonly #entries = new Set<Entry>()
   readonly #removeReset: () => void
   readonly #heartbeat: ReturnType<typeof setInterval> | undefined
+  readonly #onUnhandledError: (error: OutpostError) => void
   #closed = false
 
   constructor(transport: EngineTransport, options: SessionOptions) {
     this.#transport = transport
     this.#timeoutMs = options.timeoutMs
+    this.#onUnhandledError = options.onUnhandledError ?? logUnhandledError
     this.#removeReset = transport.onReset(() => this.#restartAll())
     const heartbeatMs = options.heartbeatMs ?? 0
     if (heartbeatMs > 0) {
@@ -104,6 +111,18 @@ export class EngineSession {
   /** The bound on a call into the engine (ms). */
   get timeoutMs(): number {
     return this.#timeoutMs
+  }
+
+  /**
+   * Hands an error nobody asked for to the client's `onError` (or logs it). An app bug in
+   * that handler is the app's, and is rethrown outside the SDK's bookkeeping.
+   */
+  reportUnhandled(error: OutpostError): void {
+    try {
+      this.#onUnhandledError(error)
+    } catch (thrown) {
+      reportListenerError(thrown)
+    }
   }
 
   /** Calls an engine method; rejects with an `OutpostError` subclass. */
@@ -171,7 +190,7 @@ export class EngineSession {
         if (!isCurrent()) return
         const outpostError = toOutpostError(error, 'subscribe')
         if (entry.spec.onError) entry.spec.onError(outpostError)
-        else reportListenerError(outpostError)
+        else this.reportUnhandled(outpostError)
       },
     )
   }
@@ -219,6 +238,17 @@ export function toOutpostError(error: unknown, method: string): OutpostError {
   return new WorkerUnavailableError(`The Outpost engine failed to answer ${method} (${detail}); it will be restarted on the next call`, {
     method,
   })
+}
+
+/**
+ * The default for errors without a callback: a page must not get an uncaught exception
+ * for a bad query, but the developer must still see it.
+ */
+function logUnhandledError(error: OutpostError): void {
+  console.error(
+    `Outpost: ${error.name} (${error.code}) reached no error handler: ${error.message}. Pass an onError callback to subscribe(), or createClient({ onError }) to handle such errors in one place.`,
+    error,
+  )
 }
 
 /** A failed heartbeat already did its job: a timeout restarted the engine. */

@@ -7,4 +7,5 @@
  */
 export { OutpostProvider, useClient } from './provider'
 export type { OutpostProviderProps } from './provider'
-export { useQuery, useRecord, useStatus, useCounter, useLive } from './hooks'
+export { useQuery, useQueryResult, useRecord, useStatus, useCounter, useLive, useLiveResult } from './hooks'
+export type { LiveResult, QueryResult } from './hooks'

@@ -148,6 +148,12 @@ export const subscribeSchema = z.object({
   sub: subId,
   shape: shapeSchema,
   root: merkleNodeSchema.optional(),
+  /**
+   * The cursor the relay gave for this shape in its last `synced` (opaque): the client has
+   * applied everything of the shape up to it. The relay replays only what changed since,
+   * when its change log still reaches back that far and the caller's rules are unchanged.
+   */
+  cursor: z.string().min(1).max(128).optional(),
 })
 
 /** Ends a subscription; the relay stops sending its changes. */
@@ -165,7 +171,10 @@ export const entriesSchema = z.object({
   type: z.literal('entries'),
   sub: subId,
   path: z.string().max(16),
-  entries: z.array(z.tuple([key, z.string().length(16)])).max(MESSAGE_LIMITS.maxKeysPerFrame),
+  /** `[key, digest]`, or `[key, digest, newest stamp]` so the relay asks for a key only when the client may hold a newer write. */
+  entries: z
+    .array(z.union([z.tuple([key, z.string().length(16)]), z.tuple([key, z.string().length(16), stamp.nullable()])]))
+    .max(MESSAGE_LIMITS.maxKeysPerFrame),
   /** More entries of this path follow in further frames (a path whose list does not fit one frame); the relay answers after the last. */
   more: z.literal(true).optional(),
 })
@@ -275,7 +284,18 @@ export const errorSchema = z.object({
 })
 
 /** The relay's answer to `subscribe`: its root for the shape as the caller may see it. */
-export const subscribedSchema = z.object({ type: z.literal('subscribed'), sub: subId, root: merkleNodeSchema })
+export const subscribedSchema = z.object({
+  type: z.literal('subscribed'),
+  sub: subId,
+  /** The relay's root of the shape as the caller may see it (what a Merkle descent starts from). */
+  root: merkleNodeSchema,
+  /**
+   * How the relay brings the client up to date: `cursor` (it replays what changed since the
+   * client's cursor), `slice` (it streams the whole shape), `merkle` (the client descends from
+   * the roots), `current` (nothing to do). Absent from older relays: compare the roots.
+   */
+  resume: z.enum(['cursor', 'slice', 'merkle', 'current']).optional(),
+})
 
 /** The relay's child nodes for paths whose hashes differed. */
 export const nodesSchema = z.object({
@@ -300,10 +320,19 @@ export const changesSchema = z.object({
   moveOut: z.array(key).max(MESSAGE_LIMITS.maxKeysPerFrame).optional(),
   /** Part of a paced stream (an initial slice): the client answers with `credit` once it has applied it. */
   paced: z.literal(true).optional(),
+  /** The newest map sequence number these changes cover (live fan-out): a synced shape's cursor may move to it. */
+  seq: z.number().int().nonnegative().optional(),
 })
 
 /** A reconciliation round for `sub` is complete; `root` is the relay's root now. */
-export const syncedSchema = z.object({ type: z.literal('synced'), sub: subId, root: merkleNodeSchema, serverTime: z.number() })
+export const syncedSchema = z.object({
+  type: z.literal('synced'),
+  sub: subId,
+  root: merkleNodeSchema,
+  serverTime: z.number(),
+  /** The shape is complete as of this cursor: keep it (durably, with the data) and send it in the next `subscribe`. */
+  cursor: z.string().min(1).max(128).optional(),
+})
 
 /** The client must drop this shape's local data and subscribe again from empty (e.g. past the tombstone horizon). */
 export const resyncSchema = z.object({ type: z.literal('resync'), sub: subId, reason: z.string() })

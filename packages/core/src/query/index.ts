@@ -8,6 +8,7 @@ export {
   bindClaims,
   compilePredicate,
   matches,
+  predicateFields,
   readField,
   validatePredicate,
 } from './predicate'

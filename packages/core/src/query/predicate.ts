@@ -192,6 +192,23 @@ function isNestedRecord(value: Value | undefined): value is RecordValue {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date) && !(value instanceof Uint8Array)
 }
 
+/** The top-level fields a predicate reads (a nested reference counts as its first segment), sorted. */
+export function predicateFields(predicate: Predicate | undefined): string[] {
+  const out = new Set<string>()
+  const walk = (p: Predicate): void => {
+    if ('and' in p) p.and.forEach(walk)
+    else if ('or' in p) p.or.forEach(walk)
+    else if ('not' in p) walk(p.not)
+    else if ('exists' in p) out.add(typeof p.exists === 'string' ? p.exists : (p.exists[0] as string))
+    else {
+      const ref = (Object.values(p)[0] as readonly [FieldRef, unknown])[0]
+      out.add(typeof ref === 'string' ? ref : (ref[0] as string))
+    }
+  }
+  if (predicate !== undefined) walk(predicate)
+  return [...out].sort()
+}
+
 /** A compiled predicate: evaluate it against many records. */
 export type CompiledPredicate = (record: RecordValue) => boolean
 

@@ -192,7 +192,7 @@ export class MemoryStore implements Store, SyncStore {
     return this.#run(() => this.#data().sync.readLog(map, afterSeq, limit))
   }
 
-  leafSums(map: string): Promise<[string, HashSum][]> {
+  leafSums(map: string): Promise<{ head: number; leaves: [string, HashSum][] }> {
     return this.#run(() => this.#data().sync.leafSums(map))
   }
 

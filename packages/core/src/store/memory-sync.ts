@@ -97,10 +97,10 @@ export class MemorySyncData {
     return out
   }
 
-  leafSums(map: string): [string, HashSum][] {
+  leafSums(map: string): { head: number; leaves: [string, HashSum][] } {
     const m = this.#maps.get(map)
-    if (m === undefined) return []
-    return [...m.leaves].map(([leaf, sum]) => [leaf, { ...sum }])
+    if (m === undefined) return { head: 0, leaves: [] }
+    return { head: m.head, leaves: [...m.leaves].map(([leaf, sum]) => [leaf, { ...sum }]) }
   }
 
   /** Runs the requests as one transaction: decisions against a working copy, applied only if none of them threw unexpectedly. */

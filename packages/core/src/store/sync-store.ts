@@ -112,8 +112,12 @@ export interface SyncStore {
   scanRecords(map: string, scan: RecordScan): Promise<SyncRecord[]>
   /** Log entries with a sequence number above `afterSeq`, oldest first, at most `limit`. */
   readLog(map: string, afterSeq: number, limit: number): Promise<SyncLogEntry[]>
-  /** The map's non-empty Merkle leaf sums, by leaf path. */
-  leafSums(map: string): Promise<[leaf: string, sum: HashSum][]>
+  /**
+   * The map's non-empty Merkle leaf sums, by leaf path, read consistently with `head`: the
+   * sums cover exactly the changes numbered up to `head` (a caller patching a tree it
+   * loads replays only later changes).
+   */
+  leafSums(map: string): Promise<{ readonly head: number; readonly leaves: [leaf: string, sum: HashSum][] }>
   /**
    * Merges `requests` in one transaction (see {@link WriteRequest.decide}); each change
    * that alters a record gets the next sequence number of its map. Resolves once the

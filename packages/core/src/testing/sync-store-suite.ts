@@ -76,7 +76,9 @@ function expectedLeaves(records: readonly SyncRecord[]): Map<string, string> {
 async function storedLeaves(store: SyncStore, map: string): Promise<Map<string, string>> {
   const sums = new NodeSums(SYNC_TREE_DEPTH)
   const out = new Map<string, string>()
-  for (const [leaf, sum] of await store.leafSums(map)) {
+  const { head, leaves } = await store.leafSums(map)
+  expect(head).toBe((await store.mapInfo(map))?.head ?? 0)
+  for (const [leaf, sum] of leaves) {
     sums.addLeaf(leaf, sum)
     const n = new NodeSums(SYNC_TREE_DEPTH)
     n.addLeaf(leaf, sum)

@@ -13,7 +13,7 @@
  * (`rules.locks`) configured every topic (lock) is open; once some exist, a name no
  * pattern matches is closed.
  */
-import { ConfigError, bindClaims, compilePredicate, validatePredicate, type Claims, type CompiledPredicate, type Predicate, type RecordValue } from '@outpost/core'
+import { ConfigError, bindClaims, compilePredicate, predicateFields, validatePredicate, type Claims, type CompiledPredicate, type Predicate, type RecordValue } from '@outpost/core'
 import type { Access, MapRule, RelayConfig, TopicRule } from '../config'
 import type { Principal } from './jwt'
 
@@ -40,6 +40,8 @@ interface CompiledRule {
   readonly read: (principal: Principal) => boolean
   readonly write: (principal: Principal) => boolean
   readonly filter: Predicate | undefined
+  /** The fields `filter` reads (kept in the change log so cursors can tell who saw a record before). */
+  readonly filterFields: readonly string[] | undefined
   readonly keys: string | undefined
 }
 
@@ -149,6 +151,7 @@ export class RuleSet {
         read: compileAccess(rule.read, `rules.maps.${name}.read`),
         write: compileAccess(rule.write, `rules.maps.${name}.write`),
         filter,
+        filterFields: filter === undefined ? undefined : predicateFields(filter),
         keys: rule.keys,
       })
     }
@@ -167,6 +170,12 @@ export class RuleSet {
       visible: filter === undefined ? () => true : compilePredicate(filter),
       keyAllowed: rule.keys === undefined ? () => true : bindKeyRule(rule.keys, principal.claims as Claims),
     }
+  }
+
+  /** The fields the row filter of `map` reads, or undefined when the map has none. */
+  filterFields(map: string): readonly string[] | undefined {
+    if (this.#rules === undefined) return undefined
+    return (this.#rules.get(map) ?? this.#rules.get('*'))?.filterFields
   }
 
   /** What `principal` may do on `topic`. */

@@ -60,8 +60,8 @@ import {
 import type { Logger } from 'pino'
 import type { MapAccess } from '../auth/rules'
 import type { RelayMetrics } from '../metrics'
-import { kindMetaKey, storeCollection } from '../sync/collection'
 import type { SyncService } from '../sync/sync-service'
+import { writeRequest, type PipelineContext } from '../sync/write-pipeline'
 import type { Caller } from './caller'
 
 /** What an entry processor is given. */
@@ -158,6 +158,8 @@ export interface FunctionServiceOptions {
   readonly replicaId: string
   /** Longest a processor may run (ms). */
   readonly timeoutMs: number
+  /** The write pipeline's view of the relay (read when a processor writes). */
+  readonly pipeline: () => PipelineContext
 }
 
 /** Fan-out origin of relay-made writes: no session, so every subscriber (the caller's too) receives them. */
@@ -222,7 +224,7 @@ export class FunctionService {
       fail(new ForbiddenError(`You may not write to map ${message.map}`, { map: message.map }), 'forbidden')
       return
     }
-    await this.#options.sync.collection(message.map)
+    await this.#options.sync.catalog.get(message.map)
     if (!caller.isOpen) return
     const key = queueKey(message.map, message.key)
     let queue = this.#queues.get(key)
@@ -249,12 +251,13 @@ export class FunctionService {
       metrics.invocations.inc({ outcome })
       caller.send({ type: 'error', ref: message.id, error: serializeError(error) })
     }
-    let collection = sync.current(await sync.collection(message.map))
-    if (collection.kind !== undefined && collection.kind !== 'lww') {
-      fail(new InvalidValueError(`Map ${message.map} holds ${collection.kind} data; entry processors work on LWW maps`, { map: message.map }), 'forbidden')
+    const state = await sync.catalog.get(message.map)
+    if (state.kind !== undefined && state.kind !== 'lww') {
+      fail(new InvalidValueError(`Map ${message.map} holds ${state.kind} data; entry processors work on LWW maps`, { map: message.map }), 'forbidden')
       return
     }
-    const before = collection.get(message.key) as LwwRecordState | undefined
+    // Ops on this key wait for the processor (see `busy`), so this is the record it works on.
+    const before = (await sync.store.getRecords(message.map, [message.key]))[0]?.state as LwwRecordState | undefined
     if (before !== undefined && !access.visible(lwwLatest(before))) {
       fail(new ForbiddenError(`You may not write record ${message.key.slice(0, 64)} of map ${message.map}`, { map: message.map }), 'forbidden')
       return
@@ -285,27 +288,27 @@ export class FunctionService {
       return
     }
     const result: Value = outcome?.result ?? null
-    collection = sync.current(collection)
-    // Ops on this key waited for us, so the record is still `before`.
-    const current = collection.get(message.key) as LwwRecordState | undefined
-    const delta = this.#delta(current, outcome?.value)
+    const delta = this.#delta(before, outcome?.value)
     if (delta !== undefined) {
-      const after = mergeLww(current ?? emptyLww(), delta)
-      if (access.filter !== undefined && !access.visible(lwwLatest(after))) {
-        fail(new ForbiddenError(`Processor ${message.processor.slice(0, 64)} would put record ${message.key.slice(0, 64)} outside what you may write (row filter); nothing was changed`, { map: message.map }), 'forbidden')
+      const writer = { replicaId: this.#options.replicaId, access: () => access }
+      let request
+      try {
+        request = writeRequest({ kind: 'lww', map: message.map, key: message.key, state: delta }, writer, state.kind, this.#options.pipeline())
+      } catch (error) {
+        fail(isOutpostError(error) ? error : new ProcessorError('The processor ran but its write was refused'), 'forbidden')
         return
       }
-      const meta = collection.kind === undefined ? [{ key: kindMetaKey(message.map), value: 'lww' as Value }] : []
-      collection.claimKind('lww')
-      const applied = collection.apply(message.key, delta)
-      if (applied !== undefined) {
-        try {
-          await sync.commit({ puts: [{ collection: storeCollection(message.map), key: message.key, value: applied.merged as unknown as Value }], meta }, [message.map])
-        } catch (error) {
-          fail(isOutpostError(error) ? error : new ProcessorError('The processor ran but its write could not be stored; retry'), 'error')
-          return
-        }
-        sync.fanOut([{ collection, key: message.key, effects: applied.effects, writerUpToDate: false }], RELAY_ORIGIN)
+      let stored
+      try {
+        ;[stored] = await sync.write([request], RELAY_ORIGIN)
+      } catch (error) {
+        fail(isOutpostError(error) ? error : new ProcessorError('The processor ran but its write could not be stored; retry'), 'error')
+        return
+      }
+      if (stored?.status === 'refused') {
+        const reason = stored.error
+        fail(reason.code === 'FORBIDDEN' ? new ForbiddenError(`Processor ${message.processor.slice(0, 64)} would put record ${message.key.slice(0, 64)} outside what you may write (row filter); nothing was changed`, { map: message.map }) : reason, 'forbidden')
+        return
       }
     }
     metrics.invocations.inc({ outcome: 'ok' })

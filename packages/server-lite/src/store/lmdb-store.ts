@@ -319,7 +319,7 @@ export class LmdbStore implements Store, SyncStore {
     return this.#sync.readLog(map, afterSeq, limit)
   }
 
-  async leafSums(map: string): Promise<[string, HashSum][]> {
+  async leafSums(map: string): Promise<{ head: number; leaves: [string, HashSum][] }> {
     this.#check()
     return this.#sync.leafSums(map)
   }

@@ -217,14 +217,17 @@ export class LmdbSync {
     return out
   }
 
-  leafSums(map: string): [string, HashSum][] {
-    const row = this.#map(map)
-    if (row === undefined) return []
-    const out: [string, HashSum][] = []
-    for (const { key, value } of this.#db.leaves.getRange({ start: idBytes(row.id), end: after(idBytes(row.id)) })) {
-      out.push([key.subarray(4).toString('hex'), readSum(value)])
-    }
-    return out
+  /** Read inside a write transaction: serialized with writers, so the sums and `head` agree. */
+  async leafSums(map: string): Promise<{ head: number; leaves: [string, HashSum][] }> {
+    return this.#db.root.transaction(() => {
+      const row = this.#map(map)
+      if (row === undefined) return { head: 0, leaves: [] }
+      const leaves: [string, HashSum][] = []
+      for (const { key, value } of this.#db.leaves.getRange({ start: idBytes(row.id), end: after(idBytes(row.id)) })) {
+        leaves.push([key.subarray(4).toString('hex'), readSum(value)])
+      }
+      return { head: row.head, leaves }
+    })
   }
 
   /** See {@link SyncStore.applyWrites}. */

@@ -1,8 +1,8 @@
 /**
- * A shape as one caller may see it: the members of `shape.where AND rule filter` (bound
- * to the caller's claims), their digests over the projected fields, and the Merkle tree of
- * those digests. Everything a subscriber receives (slices, digests, move-outs) comes from
- * here, so nothing outside the caller's rules can leak through reconciliation.
+ * A shape as one caller may see it: the records of `shape.where AND rule filter` (bound to
+ * the caller's claims), projected to `shape.fields`, optionally the first `limit` under
+ * `orderBy`. Everything a subscriber receives (slices, replays, digests, move-outs) is
+ * decided here, so nothing outside the caller's rules can leak.
  *
  * Membership of an LWW record:
  *   - without `limit`: alive and its visible fields match, or a tombstone whose last
@@ -12,8 +12,12 @@
  * OR sets and counters have no fields: a shape over them is the whole map, and a map
  * with a row filter is not readable at all (fail closed).
  *
- * Views are shared by every subscription with the same shape and bound filter, updated
- * incrementally on every applied change, and dropped when the last subscription ends.
+ * Records live in the store, not here. A view without `limit` decides membership from a
+ * record's state alone, so a write's effect needs only the record before and after it.
+ * A view with `limit` keeps its matching rows in memory (the window's candidates), built
+ * from one scan of the store. A view that must answer Merkle reconciliation keeps a tree of
+ * its members' digests, built on first need and kept current while it has subscribers —
+ * except the plain view of a whole map, whose tree is the map's stored leaf sums.
  */
 import {
   MerkleTree,
@@ -24,30 +28,38 @@ import {
   lwwLatest,
   lwwView,
   projectLww,
+  stateDigest,
+  type CollectionKind,
   type CompiledPredicate,
   type CrdtState,
   type LwwRecordState,
   type Predicate,
   type Row,
   type Shape,
+  type SyncRecord,
 } from '@outpost/core'
-import type { Collection } from './collection'
-import { stateDigest } from './digest'
 
-/** What one applied change did to a view: keys whose (projected) state subscribers must receive, and keys that left. */
+/** What one applied change does to a view: keys whose state subscribers must receive, and keys that left. */
 export interface ViewEffect {
-  readonly view: ShapeView
   readonly send: readonly string[]
   readonly moveOut: readonly string[]
 }
 
-/** One caller-visible shape over a collection; see the module comment. */
+const NO_EFFECT: ViewEffect = Object.freeze({ send: [], moveOut: [] })
+
+/** Visits every stored record of the view's map once (a paged store scan). */
+export type RecordSource = (visit: (record: SyncRecord) => void) => Promise<void>
+
+/** One caller-visible shape over a map; see the module comment. */
 export class ShapeView {
   /** Cache key: the shape with the bound filter ANDed into `where`. */
   readonly id: string
   readonly shape: Shape
-  readonly tree = new MerkleTree()
-  readonly #collection: Collection
+  readonly #kind: () => CollectionKind
+  /** The rule filter bound to the caller's claims (undefined: every record). */
+  readonly filter: Predicate | undefined
+  /** Subscriptions using this view (opaque to the view). */
+  readonly subscribers = new Set<unknown>()
   readonly #match: CompiledPredicate
   readonly #filtered: boolean
   readonly #fields: readonly string[] | undefined
@@ -56,79 +68,132 @@ export class ShapeView {
   /** With `limit`: every alive matching record, sorted; the window is its first `limit`. */
   #candidates: Row[] = []
   readonly #rows = new Map<string, Row>()
-  /** Subscriptions using this view (opaque to the view). */
-  readonly subscribers = new Set<unknown>()
+  /** Members of the window (with `limit`), by key. */
+  readonly #window = new Set<string>()
+  /** Members' digests, once a reconciliation needed them (never for the plain view). */
+  #tree: MerkleTree | undefined
+  #built: Promise<void> | undefined
+  #treeBuilt: Promise<void> | undefined
+  /** Keys written while a scan runs, one set per running scan. */
+  readonly #scans = new Set<Set<string>>()
 
-  constructor(id: string, collection: Collection, shape: Shape, filter: Predicate | undefined) {
+  /** `kind` reads the map's kind when needed: a view may exist before the map's first write fixes it. */
+  constructor(id: string, shape: Shape, filter: Predicate | undefined, kind: () => CollectionKind) {
     this.id = id
     this.shape = shape
-    this.#collection = collection
+    this.#kind = kind
+    this.filter = filter
     this.#match = compilePredicate(andPredicates(shape.where, filter))
     this.#filtered = filter !== undefined
     this.#fields = shape.fields
     this.#limit = shape.limit
     this.#compare = compareRows(shape.orderBy)
-    this.#build()
   }
 
-  #build(): void {
-    if (this.#limit === undefined) {
-      for (const [key, state] of this.#collection.entries()) {
-        if (this.#isMember(state)) this.tree.set(key, this.digest(state))
-      }
-      return
+  /** The map's kind (`lww` until its first write says otherwise). */
+  get kind(): CollectionKind {
+    return this.#kind()
+  }
+
+  /** The whole map, unfiltered and unprojected: its Merkle tree is the map's stored one. */
+  get plain(): boolean {
+    return this.shape.where === undefined && this.filter === undefined && this.#fields === undefined && this.#limit === undefined
+  }
+
+  /** True for a `limit` window (kept in memory). */
+  get windowed(): boolean {
+    return this.#limit !== undefined
+  }
+
+  /** Loads what the view keeps in memory: a window's candidates (always) and the member tree (when asked). Idempotent. */
+  async build(source: RecordSource, withTree: boolean): Promise<void> {
+    if (this.windowed) {
+      this.#built ??= this.#scan(source, (record) => {
+        const row = this.#candidateRow(record.key, record.state)
+        if (row !== undefined) this.#rows.set(row.key, row)
+      }).then(() => {
+        this.#candidates = [...this.#rows.values()].sort(this.#compare)
+        this.#window.clear()
+        const end = Math.min(this.#limit as number, this.#candidates.length)
+        for (let i = 0; i < end; i++) this.#window.add((this.#candidates[i] as Row).key)
+      })
+      await this.#built
     }
-    for (const [key, state] of this.#collection.entries()) {
-      const row = this.#candidateRow(key, state)
-      if (row !== undefined) {
-        this.#rows.set(key, row)
-        this.#candidates.push(row)
-      }
+    if (withTree && !this.plain) {
+      this.#treeBuilt ??= (() => {
+        const tree = new MerkleTree()
+        this.#tree = tree
+        return this.#scan(source, (record) => {
+          if (this.#isMemberKey(record.key, record.state)) tree.set(record.key, this.digest(record.state))
+        })
+      })()
+      await this.#treeBuilt
     }
-    this.#candidates.sort(this.#compare)
-    const end = Math.min(this.#limit, this.#candidates.length)
-    for (let i = 0; i < end; i++) {
-      const key = (this.#candidates[i] as Row).key
-      this.tree.set(key, this.digest(this.#collection.get(key) as CrdtState))
+  }
+
+  /**
+   * Runs a store scan while writes keep arriving: a key `update` touched during the scan
+   * already holds its newest state here, so a page read before that write cannot bring
+   * the old state back.
+   */
+  async #scan(source: RecordSource, visit: (record: SyncRecord) => void): Promise<void> {
+    const touched = new Set<string>()
+    this.#scans.add(touched)
+    try {
+      await source((record) => {
+        if (!touched.has(record.key)) visit(record)
+      })
+    } finally {
+      this.#scans.delete(touched)
     }
+  }
+
+  /** The member tree (built by {@link build} with `withTree`), or undefined for the plain view. */
+  get tree(): MerkleTree | undefined {
+    return this.#tree
   }
 
   /** The digest of a member's state as this view projects it. */
   digest(state: CrdtState): string {
-    return stateDigest(this.#collection.kind ?? 'lww', state, this.#fields)
+    return stateDigest(this.kind, state as never, this.#fields)
   }
 
-  /** The state a subscriber receives for `key` (projected), or undefined when it is not a member. */
-  memberState(key: string): CrdtState | undefined {
-    if (!this.tree.has(key)) return undefined
-    const state = this.#collection.get(key)
-    if (state === undefined) return undefined
-    if (this.#fields !== undefined && this.#collection.kind === 'lww') return projectLww(state as LwwRecordState, this.#fields)
+  /** The state a subscriber receives (projected). */
+  project(state: CrdtState): CrdtState {
+    if (this.#fields !== undefined && this.kind === 'lww') return projectLww(state as LwwRecordState, this.#fields)
     return state
   }
 
-  /**
-   * Whether the caller may know `key` exists but it is not in this view (it does not
-   * match `where` or is outside the window). Used to answer a client that holds a key
-   * the view dropped with a move-out instead of a push, without revealing hidden records.
-   */
-  visibleNonMember(key: string, visible: CompiledPredicate): boolean {
-    if (this.tree.has(key)) return false
-    const state = this.#collection.get(key)
+  /** Whether `key` with `state` is a member now (a window member for `limit` views, which must be built). */
+  isMember(key: string, state: CrdtState | undefined): boolean {
     if (state === undefined) return false
-    if (this.#collection.kind !== 'lww') return !this.#filtered
-    return visible(lwwLatest(state as LwwRecordState))
+    return this.#isMemberKey(key, state)
   }
 
-  #isMember(state: CrdtState): boolean {
-    if (this.#collection.kind !== 'lww') return !this.#filtered
+  #isMemberKey(key: string, state: CrdtState): boolean {
+    if (this.windowed) return this.#window.has(key)
+    return this.#matches(state)
+  }
+
+  #matches(state: CrdtState): boolean {
+    if (this.kind !== 'lww') return !this.#filtered
     const lww = state as LwwRecordState
     if (isAlive(lww)) return this.#match(lwwView(lww) ?? {})
     return this.#match(lwwLatest(lww))
   }
 
+  /**
+   * Whether the caller may know `key` exists although it is not a member (it does not match
+   * `where`, or is outside the window): its record is visible under the rule filter.
+   */
+  visibleNonMember(key: string, state: CrdtState | undefined, visible: CompiledPredicate): boolean {
+    if (state === undefined || this.isMember(key, state)) return false
+    if (this.kind !== 'lww') return !this.#filtered
+    return visible(lwwLatest(state as LwwRecordState))
+  }
+
   #candidateRow(key: string, state: CrdtState): Row | undefined {
-    if (this.#collection.kind !== 'lww') return this.#filtered ? undefined : { key, value: {} }
+    if (this.kind !== 'lww') return this.#filtered ? undefined : { key, value: {} }
     const view = lwwView(state as LwwRecordState)
     return view !== undefined && this.#match(view) ? { key, value: view } : undefined
   }
@@ -145,25 +210,36 @@ export class ShapeView {
     return lo
   }
 
-  /** Re-evaluates `key` after its state changed (undefined: removed by GC); returns what subscribers must hear. */
-  update(key: string, state: CrdtState | undefined): ViewEffect {
-    if (this.#limit === undefined) {
-      const member = state !== undefined && this.#isMember(state)
-      if (member) {
-        const digest = this.digest(state)
-        if (this.tree.get(key) === digest) return { view: this, send: [], moveOut: [] }
-        this.tree.set(key, digest)
-        return { view: this, send: [key], moveOut: [] }
+  /**
+   * What a change of `key` from `previous` to `next` (undefined: removed) means to
+   * subscribers. A window may also move another key in or out: those keys are in the
+   * effect too (the caller reads their states).
+   */
+  update(key: string, previous: CrdtState | undefined, next: CrdtState | undefined): ViewEffect {
+    for (const touched of this.#scans) touched.add(key)
+    if (!this.windowed) {
+      const was = previous !== undefined && this.#matches(previous)
+      const is = next !== undefined && this.#matches(next)
+      if (is) {
+        const digest = this.digest(next)
+        if (was && this.digest(previous) === digest) return NO_EFFECT
+        this.#tree?.set(key, digest)
+        return { send: [key], moveOut: [] }
       }
-      return { view: this, send: [], moveOut: this.tree.delete(key) ? [key] : [] }
+      if (!was) return NO_EFFECT
+      this.#tree?.delete(key)
+      return { send: [], moveOut: [key] }
     }
+    return this.#updateWindow(key, next)
+  }
+
+  #updateWindow(key: string, next: CrdtState | undefined): ViewEffect {
     const old = this.#rows.get(key)
     if (old !== undefined) {
-      const at = this.#position(old)
-      this.#candidates.splice(at, 1)
+      this.#candidates.splice(this.#position(old), 1)
       this.#rows.delete(key)
     }
-    const row = state === undefined ? undefined : this.#candidateRow(key, state)
+    const row = next === undefined ? undefined : this.#candidateRow(key, next)
     if (row !== undefined) {
       this.#candidates.splice(this.#position(row), 0, row)
       this.#rows.set(key, row)
@@ -171,25 +247,29 @@ export class ShapeView {
     // One change shifts the window by at most one slot: only the changed key and the two rows at the window's edge can change membership.
     const send: string[] = []
     const moveOut: string[] = []
-    const edge = [key]
-    const limit = this.#limit
+    const limit = this.#limit as number
+    const edge = new Set([key])
     const last = this.#candidates[limit - 1]
-    const next = this.#candidates[limit]
-    if (last !== undefined && last.key !== key) edge.push(last.key)
-    if (next !== undefined && next.key !== key) edge.push(next.key)
+    const after = this.#candidates[limit]
+    if (last !== undefined) edge.add(last.key)
+    if (after !== undefined) edge.add(after.key)
     for (const k of edge) {
       const candidate = this.#rows.get(k)
       const inWindow = candidate !== undefined && this.#position(candidate) < limit
       if (inWindow) {
-        const digest = this.digest(this.#collection.get(k) as CrdtState)
-        if (this.tree.get(k) !== digest) {
-          this.tree.set(k, digest)
-          send.push(k)
-        }
-      } else if (this.tree.delete(k)) {
+        // The changed key is sent whenever it is in the window (its state changed); an edge key only when it enters.
+        if (k === key || !this.#window.has(k)) send.push(k)
+        this.#window.add(k)
+      } else if (this.#window.delete(k)) {
         moveOut.push(k)
+        this.#tree?.delete(k)
       }
     }
-    return { view: this, send, moveOut }
+    return { send, moveOut }
+  }
+
+  /** Records a member's current digest in the tree (a window member sent after `update`). */
+  track(key: string, state: CrdtState): void {
+    if (this.#tree !== undefined && this.isMember(key, state)) this.#tree.set(key, this.digest(state))
   }
 }

@@ -1,10 +1,15 @@
 /**
- * The relay's shared sync state: maps loaded lazily from the store, durable commits
- * (concurrent batches share one LMDB transaction), live fan-out to subscriptions after
- * commit, replica → subject binding, and tombstone GC.
+ * The relay's shared sync state: writes to the store (grouped: every request of one event
+ * turn goes to the store in one transaction), live fan-out to subscriptions after commit,
+ * the metadata store's group commit (locks, replica bindings), replica → subject binding,
+ * and the background jobs (tombstone GC, change-log retention).
+ *
+ * Nothing here holds a map's records: they live in the store. What is in memory is the
+ * {@link MapCatalog} (kinds, sequence numbers, views, Merkle trees while needed).
  */
 import {
   ForbiddenError,
+  InternalError,
   decodeStamp,
   isTombstone,
   type CollectionKind,
@@ -13,53 +18,77 @@ import {
   type Store,
   type StoreBatch,
   type StoreEntry,
+  type SyncRecord,
+  type SyncStore,
   type Value,
+  type WriteOutcome,
 } from '@outpost/core'
+import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { RelayMetrics } from '../metrics'
-import { Collection, kindMetaKey, storeCollection } from './collection'
-import type { ShapeView, ViewEffect } from './shape-view'
+import { MapCatalog, type MapState } from './map-catalog'
+import type { ShapeView } from './shape-view'
+import type { PipelineRequest } from './write-pipeline'
+
+/** A store that keeps both the relay's metadata (locks, bindings) and its records. */
+export type RelayStore = Store & SyncStore
 
 /** A subscription as the fan-out sees it. */
 export interface Subscriber {
   readonly sub: number
   readonly view: ShapeView
   readonly map: string
-  readonly kind: () => CollectionKind
-  /** Delivers changes and move-outs (chunked by the session). */
-  deliver(changes: readonly { key: string; state: CrdtState }[], moveOut: readonly string[]): void
+  /** Delivers records (already projected) and move-outs; `seq` is the newest map sequence number they cover. */
+  deliver(changes: readonly { key: string; state: CrdtState }[], moveOut: readonly string[], seq: number): void
   /** The session it belongs to (compared by identity). */
   readonly owner: object
 }
 
-/** A change accepted and applied in memory, waiting for its commit before fan-out. */
-export interface AppliedChange {
-  readonly collection: Collection
+/** One committed change, as fan-out and the catalog see it. */
+interface Applied {
+  readonly map: MapState
+  readonly kind: CollectionKind
   readonly key: string
-  readonly effects: readonly ViewEffect[]
-  /** True when the writer already holds exactly the merged state (nothing to echo back). */
+  readonly previous: CrdtState | undefined
+  readonly state: CrdtState
+  readonly seq: number
+  readonly origin: object
   readonly writerUpToDate: boolean
 }
 
-const SCAN_PAGE = 5_000
+/** Records scanned per store page (slices, view builds, GC). */
+export const SCAN_PAGE = 2_000
+
+/** Options of {@link SyncService}. */
+export interface SyncServiceOptions {
+  /** Log entries kept per map (older cursors fall back to Merkle). */
+  readonly changeLogEntries: number
+}
 
 /** Shared state of one relay; see the module comment. */
 export class SyncService {
-  readonly store: Store
+  readonly store: RelayStore
+  readonly catalog: MapCatalog
   readonly #metrics: RelayMetrics
   readonly #logger: Logger
-  readonly #collections = new Map<string, Collection>()
-  readonly #loading = new Map<string, Promise<Collection>>()
+  readonly #options: SyncServiceOptions
   readonly #replicas = new Map<string, string>()
   readonly #inflight = new Set<Promise<unknown>>()
   #storeHealthy = true
-  /** Batches waiting for this turn's group commit. */
-  #group: { puts: Map<string, StoreEntry>; meta: Map<string, { readonly key: string; readonly value: Value | null }>; maps: Set<string>; done: Promise<void> } | undefined
+  /** Metadata batches waiting for this turn's group commit. */
+  #group: { puts: Map<string, StoreEntry>; meta: Map<string, { readonly key: string; readonly value: Value | null }>; done: Promise<void> } | undefined
+  /** Record writes waiting for this turn's store transaction. */
+  #writes: { requests: PipelineRequest[]; origins: object[]; done: Promise<WriteOutcome[]> } | undefined
+  #storeId: Promise<string> | undefined
+  /** Fan-out runs in commit order, one commit at a time (a window may need to read records). */
+  #fanOut: Promise<void> = Promise.resolve()
 
-  constructor(store: Store, metrics: RelayMetrics, logger: Logger) {
+  constructor(store: RelayStore, metrics: RelayMetrics, logger: Logger, options: SyncServiceOptions) {
     this.store = store
+    this.catalog = new MapCatalog(store)
     this.#metrics = metrics
     this.#logger = logger
+    this.#options = options
   }
 
   /** False after a commit failed; `/readyz` reports it. */
@@ -67,106 +96,158 @@ export class SyncService {
     return this.#storeHealthy
   }
 
-  /** The map's state, already loaded. */
-  loaded(map: string): Collection | undefined {
-    return this.#collections.get(map)
-  }
+  // ───────────────────────────── record writes ─────────────────────────────
 
   /**
-   * Forgets a map that holds nothing and has no subscribers, so requests naming endless
-   * nonexistent maps cannot grow the relay's memory.
+   * Stores `requests` (built by the write pipeline) on behalf of `origin`, together with
+   * every other request of this event turn in one store transaction, then fans the
+   * applied changes out. Resolves with one outcome per request once the transaction is
+   * durable; rejects (for all of them) when the store fails.
    */
-  evictIfIdle(map: string): void {
-    const collection = this.#collections.get(map)
-    if (collection !== undefined && collection.idle) this.#collections.delete(map)
-  }
-
-  /**
-   * The cached state of `collection`'s map after an `await`: the one in the cache, or
-   * `collection` itself put back if it was evicted meanwhile (it was empty then, so a
-   * copy loaded since cannot hold less). Call it synchronously before using a map.
-   */
-  current(collection: Collection): Collection {
-    const cached = this.#collections.get(collection.map)
-    if (cached !== undefined) return cached
-    this.#collections.set(collection.map, collection)
-    return collection
-  }
-
-  /** The map's state, loading it from the store on first use (one load however many callers ask). */
-  collection(map: string): Promise<Collection> {
-    const ready = this.#collections.get(map)
-    if (ready !== undefined) return Promise.resolve(ready)
-    let loading = this.#loading.get(map)
-    if (loading === undefined) {
-      loading = this.#load(map).finally(() => this.#loading.delete(map))
-      this.#loading.set(map, loading)
+  write(requests: readonly PipelineRequest[], origin: object): Promise<WriteOutcome[]> {
+    let group = this.#writes
+    if (group === undefined) {
+      const pending: { requests: PipelineRequest[]; origins: object[]; done: Promise<WriteOutcome[]> } = { requests: [], origins: [], done: Promise.resolve([]) }
+      pending.done = new Promise<WriteOutcome[]>((resolve, reject) => {
+        setImmediate(() => {
+          this.#writes = undefined
+          this.#commitWrites(pending.requests, pending.origins).then(resolve, reject)
+        })
+      })
+      this.#writes = pending
+      this.#track(pending.done)
+      group = pending
     }
-    return loading
+    const from = group.requests.length
+    for (const request of requests) {
+      group.requests.push(request)
+      group.origins.push(origin)
+    }
+    return group.done.then((outcomes) => outcomes.slice(from, from + requests.length))
   }
 
-  async #load(map: string): Promise<Collection> {
-    const kind = (await this.store.getMeta(kindMetaKey(map))) as CollectionKind | undefined
-    const collection = new Collection(map, kind)
-    if (kind !== undefined) {
-      const name = storeCollection(map)
-      let after: string | undefined
-      for (;;) {
-        const page = await this.store.scan(name, after === undefined ? { limit: SCAN_PAGE } : { after, limit: SCAN_PAGE })
-        for (const entry of page) collection.load(entry.key, entry.value as CrdtState)
-        if (page.length < SCAN_PAGE) break
-        after = (page[page.length - 1] as { key: string }).key
+  async #commitWrites(requests: readonly PipelineRequest[], origins: readonly object[]): Promise<WriteOutcome[]> {
+    if (requests.length === 0) return []
+    const maps = new Map<string, MapState>()
+    for (const request of requests) if (!maps.has(request.map)) maps.set(request.map, await this.catalog.get(request.map))
+    // The first write of a new map fixes its kind: within this group, a later write of another kind is refused, not stored.
+    const kinds = new Map<string, CollectionKind>()
+    const guarded = requests.map((request): PipelineRequest => {
+      const known = (maps.get(request.map) as MapState).kind ?? kinds.get(request.map)
+      if (known === undefined) kinds.set(request.map, request.kind)
+      if (known === undefined || known === request.kind) return request
+      return {
+        ...request,
+        decide: () => {
+          throw new ForbiddenError(`Map ${request.map} holds ${known} data; this change is ${request.kind}. Use a different map name`, { map: request.map, kind: known })
+        },
+      }
+    })
+    const end = this.#metrics.commitSeconds.startTimer()
+    let outcomes: WriteOutcome[]
+    try {
+      outcomes = await this.store.applyWrites(guarded)
+      end()
+      this.#storeHealthy = true
+    } catch (error) {
+      end()
+      this.#storeHealthy = false
+      this.#logger.error({ err: error }, 'store commit failed')
+      throw error
+    }
+    const applied: Applied[] = []
+    outcomes.forEach((outcome, i) => {
+      if (outcome.status !== 'applied') return
+      const request = requests[i] as PipelineRequest
+      const map = maps.get(request.map) as MapState
+      map.applied(request.kind, request.key, outcome.previous?.state, outcome.state, outcome.seq)
+      applied.push({ map, kind: request.kind, key: request.key, previous: outcome.previous?.state, state: outcome.state, seq: outcome.seq, origin: origins[i] as object, writerUpToDate: request.writerUpToDate(outcome.state) })
+    })
+    if (applied.length > 0) this.#enqueueFanOut(applied)
+    return outcomes
+  }
+
+  // ───────────────────────────── fan-out ─────────────────────────────
+
+  #enqueueFanOut(applied: readonly Applied[]): void {
+    this.#fanOut = this.#fanOut.then(() => this.#deliver(applied)).catch((error: unknown) => this.#logger.error({ err: error }, 'fan-out failed'))
+  }
+
+  /** Sends committed changes to every subscription they touch, in commit order. */
+  async #deliver(applied: readonly Applied[]): Promise<void> {
+    const out = new Map<Subscriber, { changes: { key: string; state: CrdtState }[]; moveOut: string[]; seq: number }>()
+    for (const change of applied) {
+      for (const view of change.map.views.values()) {
+        if (view.subscribers.size === 0) continue
+        const effect = view.update(change.key, change.previous, change.state)
+        if (effect.send.length === 0 && effect.moveOut.length === 0) continue
+        // A window may pull in another record: read it (the changed one is at hand).
+        const others = effect.send.filter((k) => k !== change.key)
+        const read = others.length === 0 ? [] : await this.store.getRecords(change.map.map, others)
+        const states = new Map<string, CrdtState>(others.map((k, i) => [k, read[i]?.state] as const).filter((e): e is [string, CrdtState] => e[1] !== undefined))
+        states.set(change.key, change.state)
+        for (const [key, state] of states) view.track(key, state)
+        for (const subscriber of view.subscribers as Set<Subscriber>) {
+          let entry = out.get(subscriber)
+          if (entry === undefined) {
+            entry = { changes: [], moveOut: [], seq: 0 }
+            out.set(subscriber, entry)
+          }
+          entry.seq = Math.max(entry.seq, change.seq)
+          const own = subscriber.owner === change.origin
+          for (const key of effect.send) {
+            if (own && key === change.key && change.writerUpToDate) continue
+            const state = states.get(key)
+            if (state !== undefined) entry.changes.push({ key, state: view.project(state) })
+          }
+          entry.moveOut.push(...effect.moveOut)
+        }
       }
     }
-    this.#collections.set(map, collection)
-    return collection
+    for (const [subscriber, { changes, moveOut, seq }] of out) subscriber.deliver(changes, moveOut, seq)
   }
 
+  /** Resolves once every fan-out queued so far has been delivered (tests, drain). */
+  delivered(): Promise<void> {
+    return this.#fanOut
+  }
+
+  // ───────────────────────────── metadata commits ─────────────────────────────
+
   /**
-   * Commits `batch` durably. Batches issued in the same event-loop turn are merged into one
-   * store commit (one transaction, one fsync): group commit. A later put of a key wins,
-   * which is right because every put carries the key's full merged state at its time.
-   * Batches with deletes (tombstone GC) commit on their own, so a delete never reorders
-   * with a put.
+   * Commits a metadata batch (locks, replica bindings) durably. Batches issued in the same
+   * event turn share one store commit (group commit); a later put of a key wins.
    */
-  commit(batch: StoreBatch, maps: readonly string[]): Promise<void> {
-    if ((batch.deletes?.length ?? 0) > 0) return this.#commitNow(batch, maps)
+  commit(batch: StoreBatch): Promise<void> {
+    if ((batch.deletes?.length ?? 0) > 0) return this.#commitMeta(batch)
     let group = this.#group
     if (group === undefined) {
-      let resolve!: () => void
-      let reject!: (error: unknown) => void
-      const done = new Promise<void>((res, rej) => {
-        resolve = res
-        reject = rej
+      const pending: { puts: Map<string, StoreEntry>; meta: Map<string, { readonly key: string; readonly value: Value | null }>; done: Promise<void> } = { puts: new Map(), meta: new Map(), done: Promise.resolve() }
+      pending.done = new Promise<void>((resolve, reject) => {
+        setImmediate(() => {
+          this.#group = undefined
+          this.#commitMeta({ puts: [...pending.puts.values()], meta: [...pending.meta.values()] }).then(resolve, reject)
+        })
       })
-      group = { puts: new Map(), meta: new Map(), maps: new Set(), done }
-      const pending = group
-      this.#group = group
-      this.#track(done)
-      setImmediate(() => {
-        this.#group = undefined
-        this.#commitNow({ puts: [...pending.puts.values()], meta: [...pending.meta.values()] }, [...pending.maps]).then(resolve, reject)
-      })
+      this.#group = pending
+      this.#track(pending.done)
+      group = pending
     }
     for (const put of batch.puts ?? []) group.puts.set(`${put.collection}\u0000${put.key}`, put)
     for (const entry of batch.meta ?? []) group.meta.set(entry.key, entry)
-    for (const map of maps) group.maps.add(map)
     return group.done
   }
 
-  #commitNow(batch: StoreBatch, maps: readonly string[]): Promise<void> {
+  #commitMeta(batch: StoreBatch): Promise<void> {
     const end = this.#metrics.commitSeconds.startTimer()
     const done = this.store.commit(batch).then(
       () => {
         end()
-        // A commit that lands proves the store works again (readyz follows this flag).
         this.#storeHealthy = true
       },
       (error: unknown) => {
         end()
         this.#storeHealthy = false
-        // Memory ran ahead of the store: drop those maps so the next use reloads what is durable.
-        for (const map of maps) this.#collections.delete(map)
         this.#logger.error({ err: error }, 'store commit failed')
         throw error
       },
@@ -183,46 +264,19 @@ export class SyncService {
     done.then(forget, forget)
   }
 
-  /**
-   * Resolves once every commit issued so far has settled (failures included). A batch that
-   * changed nothing (a replay) is acked after it, so its ack never overtakes the commit of
-   * the write it repeats.
-   */
+  /** Resolves once every commit issued so far has settled (failures included). */
   barrier(): Promise<void> {
     if (this.#inflight.size === 0) return Promise.resolve()
     return Promise.allSettled([...this.#inflight]).then(() => undefined)
   }
 
-  /** Resolves when every commit issued so far has settled. */
+  /** Resolves when every commit issued so far has settled, and its fan-out was delivered. */
   async settle(): Promise<void> {
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
+    await this.#fanOut
   }
 
-  /** Sends committed changes to every subscription they touch. */
-  fanOut(applied: readonly AppliedChange[], origin: object): void {
-    const out = new Map<Subscriber, { changes: { key: string; state: CrdtState }[]; moveOut: string[] }>()
-    for (const change of applied) {
-      for (const effect of change.effects) {
-        for (const subscriber of effect.view.subscribers as Set<Subscriber>) {
-          let entry = out.get(subscriber)
-          if (entry === undefined) {
-            entry = { changes: [], moveOut: [] }
-            out.set(subscriber, entry)
-          }
-          const own = subscriber.owner === origin
-          for (const key of effect.send) {
-            if (own && key === change.key && change.writerUpToDate) continue
-            const state = effect.view.memberState(key)
-            if (state !== undefined) entry.changes.push({ key, state })
-          }
-          for (const key of effect.moveOut) if (!effect.view.tree.has(key)) entry.moveOut.push(key)
-        }
-      }
-    }
-    for (const [subscriber, { changes, moveOut }] of out) {
-      if (changes.length > 0 || moveOut.length > 0) subscriber.deliver(changes, moveOut)
-    }
-  }
+  // ───────────────────────────── replicas, jobs ─────────────────────────────
 
   /**
    * Binds `replicaId` to `subject` on first use (persisted); throws {@link ForbiddenError}
@@ -233,9 +287,11 @@ export class SyncService {
     if (owner === undefined) {
       owner = (await this.store.getMeta(`replica:${replicaId}`)) as string | undefined
       if (owner === undefined) {
-        await this.commit({ meta: [{ key: `replica:${replicaId}`, value: subject }] }, [])
+        await this.commit({ meta: [{ key: `replica:${replicaId}`, value: subject }] })
         owner = subject
       }
+      // Bounded: a flood of replica ids costs store reads, not memory.
+      if (this.#replicas.size >= 100_000) this.#replicas.clear()
       this.#replicas.set(replicaId, owner)
     }
     if (owner !== subject) {
@@ -245,33 +301,85 @@ export class SyncService {
 
   /**
    * Deletes LWW tombstones older than `horizonMs` (no alive field, tombstone stamp older
-   * than the horizon) from the store and memory. Returns how many were collected.
+   * than the horizon), scanning each map in pages. Returns how many were collected.
    */
   async collectTombstones(now: number, horizonMs: number): Promise<number> {
     const cutoff = now - horizonMs
+    const collectable = (record: SyncRecord): boolean => {
+      const lww = record.state as LwwRecordState
+      return isTombstone(lww) && decodeStamp(lww.deleted).wall < cutoff
+    }
     let collected = 0
-    const names = (await this.store.collections()).filter((name) => name.startsWith('m:')).map((name) => name.slice(2))
-    for (const map of names) {
-      const collection = await this.collection(map)
-      if (collection.kind !== 'lww') continue
-      const doomed: string[] = []
-      for (const [key, state] of collection.entries()) {
-        const lww = state as LwwRecordState
-        if (isTombstone(lww) && decodeStamp(lww.deleted).wall < cutoff) doomed.push(key)
-      }
-      if (doomed.length === 0) continue
-      await this.commit({ deletes: doomed.map((key) => ({ collection: storeCollection(map), key })) }, [map])
-      // A write may have revived a key while the commit ran: only collect what is still a tombstone.
-      for (const key of doomed) {
-        const state = collection.get(key) as LwwRecordState | undefined
-        if (state !== undefined && isTombstone(state)) {
-          collection.collect(key)
-          collected++
-        } else if (state !== undefined) {
-          await this.commit({ puts: [{ collection: storeCollection(map), key, value: state as unknown as Value }] }, [map])
+    for (const map of await this.store.syncMaps()) {
+      const info = await this.store.mapInfo(map)
+      if (info?.kind !== 'lww') continue
+      let after: string | undefined
+      for (;;) {
+        const page = await this.store.scanRecords(map, after === undefined ? { limit: SCAN_PAGE } : { after, limit: SCAN_PAGE })
+        const doomed = page.filter(collectable).map((r) => r.key)
+        if (doomed.length > 0) {
+          // The store re-checks inside its transaction: a key revived meanwhile stays.
+          const removed = await this.store.removeRecords(map, doomed, collectable)
+          collected += removed.length
+          const state = this.catalog.peek(map)
+          if (state !== undefined && removed.length > 0) state.forgetTree()
         }
+        if (page.length < SCAN_PAGE) break
+        after = (page[page.length - 1] as SyncRecord).key
       }
     }
     return collected
   }
+
+  /** Keeps at most `changeLogEntries` log entries per map; returns how many were dropped. */
+  async trimLogs(): Promise<number> {
+    let dropped = 0
+    for (const map of await this.store.syncMaps()) {
+      const info = await this.store.mapInfo(map)
+      if (info === undefined) continue
+      const through = info.head - this.#options.changeLogEntries
+      if (through <= info.floor) continue
+      dropped += await this.store.trimLog(map, through)
+      const state = this.catalog.peek(map)
+      if (state !== undefined) state.floor = Math.max(state.floor, through)
+    }
+    return dropped
+  }
+
+  /**
+   * The store's random identity (created on first use, kept in its metadata): part of every
+   * cursor, so a cursor from another store, or from this one before it was wiped, is refused.
+   */
+  storeId(): Promise<string> {
+    this.#storeId ??= (async () => {
+      const stored = await this.store.getMeta('storeId')
+      if (typeof stored === 'string') return stored
+      const id = randomBytes(12).toString('hex').replace(/[^0-9a-z]/g, '')
+      await this.commit({ meta: [{ key: 'storeId', value: id }] })
+      return id
+    })()
+    return this.#storeId
+  }
+
+  /** Visits every record of `map` once (a paged scan), for building views. */
+  scanAll(map: string): (visit: (record: SyncRecord) => void) => Promise<void> {
+    return async (visit) => {
+      let after: string | undefined
+      for (;;) {
+        const page = await this.store.scanRecords(map, after === undefined ? { limit: SCAN_PAGE } : { after, limit: SCAN_PAGE })
+        for (const record of page) visit(record)
+        if (page.length < SCAN_PAGE) return
+        after = (page[page.length - 1] as SyncRecord).key
+      }
+    }
+  }
+}
+
+/** A store without record data cannot back a relay: say what is missing. */
+export function assertRelayStore(store: Store): RelayStore {
+  const sync = store as Partial<SyncStore>
+  if (typeof sync.applyWrites !== 'function' || typeof sync.scanRecords !== 'function') {
+    throw new InternalError(`The store "${store.name}" keeps no record data (it does not implement SyncStore); use LmdbStore, MemoryStore or a Postgres store`)
+  }
+  return store as RelayStore
 }

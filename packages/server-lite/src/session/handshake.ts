@@ -1,0 +1,50 @@
+/**
+ * The hello handshake, before a session is open: protocol version, token, and the replica
+ * id the relay keeps for itself. Admission (connections per subject) and binding the replica
+ * to the subject follow in the session, which holds the connection slot.
+ */
+import { AuthError, ForbiddenError, TokenExpiredError, negotiateVersion, type HelloMessage, type OutpostError, type WelcomeMessage, type WireLimits } from '@outpost/core'
+import type { Principal } from '../auth/jwt'
+import { CLOSE } from '../connection-log'
+import type { RelayContext } from '../relay-context'
+
+/** What a hello earns: a version and a principal, or a typed refusal with its close code. */
+export type HelloVerdict = { readonly ok: true; readonly version: number; readonly principal: Principal } | { readonly ok: false; readonly error: OutpostError; readonly code: number }
+
+/** Checks a hello (version, token, replica id); see the module comment. */
+export async function acceptHello(context: RelayContext, message: HelloMessage): Promise<HelloVerdict> {
+  let version: number
+  try {
+    version = negotiateVersion(message.versions)
+  } catch (error) {
+    return { ok: false, error: error as OutpostError, code: CLOSE.PROTOCOL_VERSION }
+  }
+  let principal: Principal
+  try {
+    principal = await context.auth.authenticate(message.token)
+  } catch (error) {
+    if (error instanceof TokenExpiredError) return { ok: false, error, code: CLOSE.TOKEN_EXPIRED }
+    if (error instanceof AuthError) return { ok: false, error, code: CLOSE.UNAUTHENTICATED }
+    throw error
+  }
+  // The relay stamps its own writes (entry processors, resolvers) with this id: nobody else may.
+  if (message.replicaId === context.functions.replicaId) {
+    return { ok: false, error: new ForbiddenError(`Replica id ${message.replicaId.slice(0, 64)} is the relay's own; each device database must use its own replica id`), code: CLOSE.FORBIDDEN }
+  }
+  return { ok: true, version, principal }
+}
+
+/** The `welcome` for an accepted hello. */
+export function welcomeFor(context: RelayContext, message: HelloMessage, version: number, limits: WireLimits): WelcomeMessage {
+  const now = context.now()
+  const horizonMs = context.config.tombstoneHorizonMs
+  return {
+    type: 'welcome',
+    version,
+    serverTime: now,
+    replicaId: message.replicaId,
+    horizonMs,
+    resync: message.lastSyncAt !== undefined && now - message.lastSyncAt > horizonMs,
+    limits,
+  }
+}
