@@ -8,7 +8,7 @@ import { encodeStamp } from '../src/clock'
 import { InvalidMessageError } from '../src/errors'
 import { decode, decodeClientMessage, decodeServerMessage, encode, encodeMessage, parseChange } from '../src/protocol/codec'
 import { negotiateVersion } from '../src/protocol/guards'
-import { PROTOCOL_VERSION, PROTOCOL_VERSIONS, type ChangesMessage, type OpsMessage } from '../src/protocol/messages'
+import { PROTOCOL_VERSION, PROTOCOL_VERSIONS, type ChangesMessage, type EntriesMessage, type NodesMessage, type OpsMessage } from '../src/protocol/messages'
 import { packChanges } from '../src/protocol/change-batch'
 import { sampleChange, sampleClientMessages, sampleServerMessages } from '../src/testing/sample-messages'
 import { valueDifference } from '../src/testing/store-suite'
@@ -168,6 +168,61 @@ describe('v2 frames', () => {
     const changes = [setChange('a', 1)]
     expect(() => decodeServerMessage(encodeMessage({ type: 'changes', sub: 1, changes }, 2), undefined, 1)).toThrow(InvalidMessageError)
     expect(() => decodeClientMessage(encodeMessage({ type: 'ops', id: 1, changes }, 2), undefined, 1)).toThrow(InvalidMessageError)
+  })
+})
+
+describe('packed reconciliation lists', () => {
+  const hash = (i: number): string => (BigInt(i) * 0x9e3779b97f4a7c15n % 2n ** 64n).toString(16).padStart(16, '0')
+  const nodes = Array.from({ length: 16 }, (_, i) => ({ path: `a${i.toString(16)}`, hash: hash(i), count: i * 7 }))
+
+  it('carry Merkle nodes as paths, 8-byte hashes and counts, and read back the same nodes', () => {
+    for (const message of [{ type: 'nodes', sub: 2, nodes, more: true } as const, { type: 'reconcile', sub: 2, nodes } as const]) {
+      const frame = encodeMessage(message, 2)
+      const [format, paths, hashes, counts] = frameData(frame)['batch'] as unknown[]
+      expect([format, paths, (hashes as Uint8Array).length, counts]).toEqual([1, nodes.map((n) => n.path), 16 * 8, nodes.map((n) => n.count)])
+      const decoded = message.type === 'nodes' ? decodeServerMessage(frame, undefined, 2) : decodeClientMessage(frame, undefined, 2)
+      expect(valueDifference(decoded, message)).toBeNull()
+      expect(frame.length).toBeLessThan(encodeMessage(message, 1).length / 2.5)
+    }
+  })
+
+  it('carry entries with their newest stamps, nulls and pairs, and read back the same entries', () => {
+    const entries = Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? [`k${i}`, hash(i)] : i % 3 === 1 ? [`k${i}`, hash(i), null] : [`k${i}`, hash(i), stampAt(1_700_000_000_000 + i, i, 'device-1')])) as EntriesMessage['entries']
+    const stamped = entries.map(([key, digest], i) => [key, digest, stampAt(1_700_000_000_000 + i, 0, i % 2 === 0 ? 'a' : 'b')]) as EntriesMessage['entries']
+    for (const [list, ratio] of [[entries, 0.6], [stamped, 0.5]] as const) {
+      const message: EntriesMessage = { type: 'entries', sub: 1, path: '0a', entries: list }
+      const frame = encodeMessage(message, 2)
+      expect(frameData(frame)).toHaveProperty('batch')
+      expect(valueDifference(decodeClientMessage(frame, undefined, 2), message)).toBeNull()
+      expect(frame.length).toBeLessThan(encodeMessage(message, 1).length * ratio)
+    }
+    // Every entry stamped: no marker bytes.
+    expect((frameData(encodeMessage({ type: 'entries', sub: 1, path: '', entries: stamped }, 2))['batch'] as unknown[])[6]).toBeNull()
+  })
+
+  it('travel as in v1 when short, or when a hash is not 16 lowercase hex characters', () => {
+    expect(frameData(encodeMessage({ type: 'nodes', sub: 1, nodes: nodes.slice(0, 3) }, 2))).toHaveProperty('nodes')
+    const upper: NodesMessage = { type: 'nodes', sub: 1, nodes: nodes.map((n, i) => (i === 5 ? { ...n, hash: n.hash.toUpperCase().padStart(16, 'F') } : n)) }
+    expect(frameData(encodeMessage(upper, 2))).toHaveProperty('nodes')
+    expect(valueDifference(decodeServerMessage(encodeMessage(upper, 2), undefined, 2), upper)).toBeNull()
+  })
+
+  it('refuse malformed batches with INVALID_MESSAGE', () => {
+    const bad = (type: 'nodes' | 'entries', batch: unknown, fragment: RegExp): void => {
+      const frame = encode({ type, sub: 1, path: '', batch })
+      const read = (): unknown => (type === 'nodes' ? decodeServerMessage(frame, undefined, 2) : decodeClientMessage(frame, undefined, 2))
+      expect(read).toThrow(InvalidMessageError)
+      expect(read).toThrow(fragment)
+    }
+    bad('nodes', [2, [], new Uint8Array(0), []], /node batch must be/)
+    bad('nodes', [1, ['a'], new Uint8Array(7), [1]], /1 paths need as many counts and 8 hash bytes/)
+    bad('nodes', [1, ['a'], new Uint8Array(8), []], /1 paths need/)
+    bad('entries', [1, 0, [], ['k'], new Uint8Array(8), new Uint8Array(0), new Uint8Array([3])], /marker 3/)
+    bad('entries', [1, 0, [], ['k'], new Uint8Array(8), new Uint8Array(0), null], /ends inside a stamp/)
+    bad('entries', [1, 0, [], ['k'], new Uint8Array(8), new Uint8Array([0, 0, 0]), new Uint8Array([0])], /more stamps than the entries use/)
+    bad('entries', [1, 0, [], ['k'], new Uint8Array(9), new Uint8Array(0), null], /1 keys need 8 digest bytes/)
+    // Unpacked fine but not a valid message: the schema says so.
+    bad('entries', [1, 0, [], [7], new Uint8Array(8), new Uint8Array(0), new Uint8Array([0])], /not a valid client message/)
   })
 })
 

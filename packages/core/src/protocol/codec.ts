@@ -162,18 +162,18 @@ export function decodeClientMessage(bytes: Uint8Array | ArrayBuffer, limits?: Pa
  * the data is not a server message.
  */
 export function decodeServerMessage(bytes: Uint8Array | ArrayBuffer, limits?: Partial<CodecLimits>, version: number = PROTOCOL_VERSION): ServerMessage {
-  const { data, unpacked } = decodeVersion(bytes, limits, version)
-  const result = (unpacked ? unpackedChangesSchema : serverMessageSchema).safeParse(data)
+  const { data, checkedChanges } = decodeVersion(bytes, limits, version)
+  const result = (checkedChanges ? unpackedChangesSchema : serverMessageSchema).safeParse(data)
   if (!result.success) throw invalidMessage('server', data, result.error.issues)
   return result.data
 }
 
 /** Decodes a frame and, from version 2 on, turns packed fields back into the message's own (checking them). */
-function decodeVersion(bytes: Uint8Array | ArrayBuffer, limits: Partial<CodecLimits> | undefined, version: number): { data: unknown; unpacked: boolean } {
+function decodeVersion(bytes: Uint8Array | ArrayBuffer, limits: Partial<CodecLimits> | undefined, version: number): { data: unknown; checkedChanges: boolean } {
   const data = decode(bytes, limits)
-  if (version < 2) return { data, unpacked: false }
-  const { message, unpacked } = unpackMessage(data)
-  return { data: message, unpacked }
+  if (version < 2) return { data, checkedChanges: false }
+  const { message, checkedChanges } = unpackMessage(data)
+  return { data: message, checkedChanges }
 }
 
 /**

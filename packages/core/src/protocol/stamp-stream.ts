@@ -122,7 +122,7 @@ export class StampReader {
   #wall = -1
   #wallText = ''
 
-  /** Throws {@link InvalidMessageError} when a replica of the table could not be in a stamp. */
+  /** A reader of `bytes`, whose first delta starts from `base`, naming replicas of `replicas`. */
   constructor(base: number, replicas: readonly string[], bytes: Uint8Array) {
     this.#previous = base
     this.#replicas = replicas
