@@ -98,14 +98,16 @@ describe('wire v2 reconciliation lists', () => {
             continue
           }
           const index = what % (target.length + 1)
-          if (how === 0) target[index] = odd[(at + what) % odd.length]
+          // Fresh copies: one shared [] put inside itself would make a cycle no encoder takes.
+          if (how === 0) target[index] = structuredClone(odd[(at + what) % odd.length])
           else if (how === 1) target.splice(index, 1)
-          else if (how === 2) target.splice(index, 0, odd[what % odd.length])
+          else if (how === 2) target.splice(index, 0, structuredClone(odd[what % odd.length]))
           else target.length = Math.min(target.length, index)
         }
+        const frame = encode(data)
         for (const decodeAs of [decodeServerMessage, decodeClientMessage]) {
           try {
-            decodeAs(encode(data), undefined, 2)
+            decodeAs(frame, undefined, 2)
           } catch (error) {
             if (!(error instanceof OutpostError) || !['DECODE_FAILED', 'INVALID_MESSAGE', 'DECODE_LIMIT'].includes(error.code)) throw new Error(`a hostile frame threw ${String(error)}`, { cause: error })
           }

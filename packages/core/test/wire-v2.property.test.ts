@@ -325,9 +325,10 @@ describe('wire v2 under hostile input', () => {
           const records = list(packed[6])
           const target = where % 4 === 0 ? packed : where % 4 === 1 ? list(packed[2 + (at % 3)]) : list(records[at % Math.max(1, records.length)])
           const index = what % Math.max(1, target.length + 1)
-          if (how === 0) target[index] = oddItems[(at + what) % oddItems.length]
+          // Fresh copies: one shared [] put inside itself would make a cycle no encoder takes.
+          if (how === 0) target[index] = structuredClone(oddItems[(at + what) % oddItems.length])
           else if (how === 1) target.splice(index, 1)
-          else if (how === 2) target.splice(index, 0, oddItems[(where + what) % oddItems.length])
+          else if (how === 2) target.splice(index, 0, structuredClone(oddItems[(where + what) % oddItems.length]))
           else target.length = Math.min(target.length, index)
         }
         readHostile(encode(data))
