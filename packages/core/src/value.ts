@@ -139,6 +139,40 @@ function checkValue(value: unknown, path: string, depth: number, limit: number):
   }
 }
 
+/**
+ * An upper bound of the size `value` takes when encoded as msgpack (bytes, and array
+ * items plus map entries), computed without allocating; the walk stops once either bound
+ * exceeds its cap. Cheap enough for every write: an exact measure is needed only when this
+ * bound is over a limit.
+ */
+export function encodedSizeBound(value: unknown, capBytes: number, capElements: number): { bytes: number; elements: number } {
+  let bytes = 0
+  let elements = 0
+  const stack: unknown[] = [value]
+  while (stack.length > 0 && bytes <= capBytes && elements <= capElements) {
+    const v = stack.pop()
+    if (v === null || v === undefined || typeof v === 'boolean') bytes += 1
+    else if (typeof v === 'number') bytes += 9
+    else if (typeof v === 'bigint') bytes += 12
+    else if (typeof v === 'string') bytes += 3 * v.length + 5
+    else if (v instanceof Date) bytes += 15
+    else if (v instanceof Uint8Array) bytes += v.length + 5
+    else if (Array.isArray(v)) {
+      bytes += 5
+      elements += v.length
+      for (const item of v) stack.push(item)
+    } else if (typeof v === 'object') {
+      bytes += 5
+      for (const key of Object.keys(v)) {
+        elements++
+        bytes += 3 * key.length + 5
+        stack.push((v as Record<string, unknown>)[key])
+      }
+    } else bytes += 9
+  }
+  return { bytes, elements }
+}
+
 /** The rank of each kind of value in the total order used by `orderBy` and range predicates (numbers and bigints share one). */
 export function valueRank(value: Value): number {
   if (value === null) return 0

@@ -4,7 +4,7 @@
  * suite compares durable backends with; values are copied in and out.
  */
 import type { CrdtState } from '../crdt/change'
-import { isOutpostError, InternalError, StoreError, type OutpostError } from '../errors'
+import { isOutpostError, InternalError, InvalidValueError, StoreError, type OutpostError } from '../errors'
 import { stateDigest } from '../merkle/hash'
 import { addToSum, entryHash, leafPathOf, type HashSum } from '../merkle/node-sums'
 import type { CollectionKind, Value } from '../types'
@@ -122,6 +122,9 @@ export class MemorySyncData {
       const current: SyncRecord | undefined = raw === undefined ? undefined : { key: request.key, state: copyState(raw.state), seq: raw.seq }
       let decision
       try {
+        // The store's kind is the truth (another writer may have fixed it a moment ago): refuse this change alone.
+        const held = kinds.get(request.map) ?? m?.kind
+        if (held !== undefined && held !== request.kind) throw new InvalidValueError(`Map ${request.map} holds ${held} data; this change is ${request.kind}. Use a different map name`, { map: request.map, kind: held })
         decision = request.decide(current)
       } catch (error) {
         if (!isOutpostError(error)) throw new InternalError(`a write decision failed unexpectedly: ${error instanceof Error ? error.message : String(error)}`)
@@ -132,11 +135,7 @@ export class MemorySyncData {
         outcomes.push({ status: 'unchanged', current })
         continue
       }
-      const kind = kinds.get(request.map) ?? m?.kind ?? request.kind
-      if (kind !== request.kind) {
-        throw new StoreError(`map ${request.map} holds ${kind} records; a ${request.kind} write reached the store (the relay checks kinds first)`)
-      }
-      kinds.set(request.map, kind)
+      kinds.set(request.map, request.kind)
       const seq = (heads.get(request.map) ?? m?.head ?? 0) + 1
       heads.set(request.map, seq)
       const state = copyState(decision.state)

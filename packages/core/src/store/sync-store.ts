@@ -74,6 +74,8 @@ export interface WriteRequest {
    * (as changed by earlier requests of the same call). Returns the new state (which must
    * differ from the current one), or undefined when the change teaches the store nothing;
    * throws an {@link OutpostError} to refuse this change alone. Synchronous on purpose.
+   * A request whose kind differs from the map's (fixed by its first write, possibly by
+   * another writer) is refused (INVALID_VALUE) without calling it.
    */
   decide(current: SyncRecord | undefined): WriteDecision | undefined
 }

@@ -184,11 +184,14 @@ export function runSyncStoreTests(name: string, make: () => Promise<SyncStore & 
       expect((record?.state as LwwRecordState).fields[0]?.[1]).toBe(1)
     })
 
-    it('refuses a write of another kind to a map (the relay checks kinds first)', async () => {
+    it('refuses alone a write of another kind than its map holds, also within one call', async () => {
       const store = await fresh()
       await store.applyWrites([update('m', 'k', { a: 1 })])
-      const wrong: WriteRequest = { map: 'm', kind: 'counter', key: 'c', decide: () => ({ state: [['r' as never, 1, 0]] as CrdtState }) }
-      await expect(store.applyWrites([wrong])).rejects.toBeInstanceOf(StoreError)
+      const wrong = (map: string): WriteRequest => ({ map, kind: 'counter', key: 'c', decide: () => ({ state: [['r' as never, 1, 0]] as CrdtState }) })
+      const outcomes = await store.applyWrites([wrong('m'), update('m', 'k2', { b: 1 }), update('fresh', 'x', { c: 1 }), wrong('fresh')])
+      expect(outcomes.map((o) => o.status)).toEqual(['refused', 'applied', 'applied', 'refused'])
+      expect(outcomes[0]?.status === 'refused' && outcomes[0].error.code).toBe('INVALID_VALUE')
+      expect((await store.mapInfo('fresh'))?.kind).toBe('lww')
     })
 
     it('numbers changes per map, gapless and in commit order, across concurrent calls', async () => {

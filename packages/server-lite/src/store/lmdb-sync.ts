@@ -22,6 +22,7 @@ import { createHash } from 'node:crypto'
 import type { Database, RootDatabase } from 'lmdb'
 import {
   InternalError,
+  InvalidValueError,
   SYNC_TREE_DEPTH,
   StoreError,
   addToSum,
@@ -245,6 +246,8 @@ export class LmdbSync {
         const current = staged.get(stageKey) ?? (row === undefined ? undefined : this.#readRecord(row.id, request.key))
         let decision
         try {
+          // The store's kind is the truth (another writer may have fixed it a moment ago): refuse this change alone.
+          if (row !== undefined && row.kind !== request.kind) throw kindMismatch(request.map, row.kind, request.kind)
           decision = request.decide(current)
           if (decision !== undefined) assertStoredValue(decision.state as unknown as Value, `${request.map}/${request.key.slice(0, 64)}`)
         } catch (error) {
@@ -260,8 +263,6 @@ export class LmdbSync {
           if (lastId < 0) lastId = readUint(this.#db.sys.getBinary(LAST_MAP_ID))
           lastId++
           row = { id: lastId, kind: request.kind, head: 0, floor: 0, count: 0 }
-        } else if (row.kind !== request.kind) {
-          throw new StoreError(`map ${request.map} holds ${row.kind} records; a ${request.kind} write reached the store (the relay checks kinds first)`)
         }
         const seq = row.head + 1
         row = { ...row, head: seq, count: row.count + (current === undefined ? 1 : 0) }
@@ -344,6 +345,10 @@ export class LmdbSync {
       return doomed.map((r) => r.key)
     })
   }
+}
+
+function kindMismatch(map: string, held: CollectionKind, wanted: CollectionKind): OutpostError {
+  return new InvalidValueError(`Map ${map} holds ${held} data; this change is ${wanted}. Use a different map name`, { map, kind: held })
 }
 
 function readUint(bytes: Buffer | undefined): number {

@@ -56,6 +56,21 @@ interface Applied {
   readonly writerUpToDate: boolean
 }
 
+/** One caller's batch waiting for a transaction. */
+interface WriteJob {
+  readonly requests: readonly PipelineRequest[]
+  readonly origin: object
+  resolve(outcomes: WriteOutcome[]): void
+  reject(error: unknown): void
+  /** Requests handed to a transaction so far (a large batch is cut across transactions). */
+  done: number
+  /** Outcomes so far, by request index. */
+  readonly outcomes: WriteOutcome[]
+}
+
+/** Most changes one store transaction takes (a larger batch is cut across transactions). */
+export const MAX_TRANSACTION_CHANGES = 1_000
+
 /** Records scanned per store page (slices, view builds, GC). */
 export const SCAN_PAGE = 2_000
 
@@ -77,8 +92,9 @@ export class SyncService {
   #storeHealthy = true
   /** Metadata batches waiting for this turn's group commit. */
   #group: { puts: Map<string, StoreEntry>; meta: Map<string, { readonly key: string; readonly value: Value | null }>; done: Promise<void> } | undefined
-  /** Record writes waiting for this turn's store transaction. */
-  #writes: { requests: PipelineRequest[]; origins: object[]; done: Promise<WriteOutcome[]> } | undefined
+  /** Record writes waiting for a transaction (see {@link write}), and whether one is running. */
+  #queue: WriteJob[] = []
+  #committing = false
   #storeId: Promise<string> | undefined
   /** Fan-out runs in commit order, one commit at a time (a window may need to read records). */
   #fanOut: Promise<void> = Promise.resolve()
@@ -99,54 +115,87 @@ export class SyncService {
   // ───────────────────────────── record writes ─────────────────────────────
 
   /**
-   * Stores `requests` (built by the write pipeline) on behalf of `origin`, together with
-   * every other request of this event turn in one store transaction, then fans the
-   * applied changes out. Resolves with one outcome per request once the transaction is
+   * Stores `requests` (built by the write pipeline) on behalf of `origin`, then fans the
+   * applied changes out. Resolves with one outcome per request once its transaction is
    * durable; rejects (for all of them) when the store fails.
+   *
+   * Writes wait in one queue; one transaction at a time takes the smallest waiting batches
+   * first, up to {@link MAX_TRANSACTION_CHANGES} changes (a larger batch is cut across
+   * transactions). So many small writes share one fsync (group commit), and a client sending
+   * huge batches delays others by at most one transaction, never by its whole backlog.
    */
   write(requests: readonly PipelineRequest[], origin: object): Promise<WriteOutcome[]> {
-    let group = this.#writes
-    if (group === undefined) {
-      const pending: { requests: PipelineRequest[]; origins: object[]; done: Promise<WriteOutcome[]> } = { requests: [], origins: [], done: Promise.resolve([]) }
-      pending.done = new Promise<WriteOutcome[]>((resolve, reject) => {
-        setImmediate(() => {
-          this.#writes = undefined
-          this.#commitWrites(pending.requests, pending.origins).then(resolve, reject)
-        })
-      })
-      this.#writes = pending
-      this.#track(pending.done)
-      group = pending
-    }
-    const from = group.requests.length
-    for (const request of requests) {
-      group.requests.push(request)
-      group.origins.push(origin)
-    }
-    return group.done.then((outcomes) => outcomes.slice(from, from + requests.length))
+    if (requests.length === 0) return Promise.resolve([])
+    return new Promise<WriteOutcome[]>((resolve, reject) => {
+      this.#queue.push({ requests, origin, resolve, reject, done: 0, outcomes: [] })
+      this.#kick()
+    })
   }
 
-  async #commitWrites(requests: readonly PipelineRequest[], origins: readonly object[]): Promise<WriteOutcome[]> {
-    if (requests.length === 0) return []
+  #kick(): void {
+    if (this.#committing || this.#queue.length === 0) return
+    this.#committing = true
+    // Within one event turn, batches that arrive together join the same transaction.
+    setImmediate(() => {
+      const parts = this.#take()
+      const done = this.#commitParts(parts)
+      this.#track(done)
+      void done.finally(() => {
+        this.#committing = false
+        this.#kick()
+      })
+    })
+  }
+
+  /**
+   * The next transaction: waiting batches smallest first, up to {@link MAX_TRANSACTION_CHANGES}
+   * changes; a batch larger than what is left is cut, its rest waits for the next
+   * transaction (each change's outcome is its own, so a batch need not commit as one).
+   */
+  #take(): { job: WriteJob; from: number; to: number }[] {
+    const order = [...this.#queue].sort((a, b) => a.requests.length - a.done - (b.requests.length - b.done))
+    const parts: { job: WriteJob; from: number; to: number }[] = []
+    let room = MAX_TRANSACTION_CHANGES
+    for (const job of order) {
+      if (room <= 0) break
+      const take = Math.min(room, job.requests.length - job.done)
+      parts.push({ job, from: job.done, to: job.done + take })
+      job.done += take
+      room -= take
+    }
+    this.#queue = this.#queue.filter((job) => job.done < job.requests.length)
+    return parts
+  }
+
+  async #commitParts(parts: readonly { job: WriteJob; from: number; to: number }[]): Promise<void> {
+    const requests = parts.flatMap(({ job, from, to }) => job.requests.slice(from, to))
+    const origins = parts.flatMap(({ job, from, to }) => job.requests.slice(from, to).map(() => job.origin))
+    let outcomes: WriteOutcome[]
+    try {
+      outcomes = await this.#applyAll(requests, origins)
+    } catch (error) {
+      for (const { job } of parts) {
+        // The rest of a cut batch must not run after part of it failed.
+        this.#queue = this.#queue.filter((waiting) => waiting !== job)
+        job.reject(error)
+      }
+      return
+    }
+    let at = 0
+    for (const { job, from, to } of parts) {
+      for (let i = from; i < to; i++) job.outcomes[i] = outcomes[at++] as WriteOutcome
+      // Parts of a batch commit in order, one transaction after another: its last part completes it.
+      if (to === job.requests.length) job.resolve(job.outcomes)
+    }
+  }
+
+  async #applyAll(requests: readonly PipelineRequest[], origins: readonly object[]): Promise<WriteOutcome[]> {
     const maps = new Map<string, MapState>()
     for (const request of requests) if (!maps.has(request.map)) maps.set(request.map, await this.catalog.get(request.map))
-    // The first write of a new map fixes its kind: within this group, a later write of another kind is refused, not stored.
-    const kinds = new Map<string, CollectionKind>()
-    const guarded = requests.map((request): PipelineRequest => {
-      const known = (maps.get(request.map) as MapState).kind ?? kinds.get(request.map)
-      if (known === undefined) kinds.set(request.map, request.kind)
-      if (known === undefined || known === request.kind) return request
-      return {
-        ...request,
-        decide: () => {
-          throw new ForbiddenError(`Map ${request.map} holds ${known} data; this change is ${request.kind}. Use a different map name`, { map: request.map, kind: known })
-        },
-      }
-    })
     const end = this.#metrics.commitSeconds.startTimer()
     let outcomes: WriteOutcome[]
     try {
-      outcomes = await this.store.applyWrites(guarded)
+      outcomes = await this.store.applyWrites(requests)
       end()
       this.#storeHealthy = true
     } catch (error) {
@@ -270,9 +319,12 @@ export class SyncService {
     return Promise.allSettled([...this.#inflight]).then(() => undefined)
   }
 
-  /** Resolves when every commit issued so far has settled, and its fan-out was delivered. */
+  /** Resolves when every commit issued so far (queued writes included) has settled, and its fan-out was delivered. */
   async settle(): Promise<void> {
-    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
+    while (this.#inflight.size > 0 || this.#queue.length > 0 || this.#committing) {
+      if (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
+      else await new Promise((resolve) => setImmediate(resolve))
+    }
     await this.#fanOut
   }
 

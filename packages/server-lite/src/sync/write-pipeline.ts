@@ -20,6 +20,8 @@ import {
   ForbiddenError,
   InvalidValueError,
   assertChangeFits,
+  encodedSizeBound,
+  itemBudget,
   lwwLatest,
   mergeState,
   stateEquals,
@@ -81,6 +83,7 @@ export function writeRequest(change: Change, writer: Writer, kind: CollectionKin
     throw new ForbiddenError(`You may not write key ${change.key.slice(0, 64)} of map ${change.map}: it is outside the keys this map's rule gives you`, { map: change.map })
   }
   const where = `${change.map}/${change.key.slice(0, 64)}`
+  const budget = itemBudget(context.limits)
   const filterFields = access.filter === undefined ? undefined : context.filterFields(change.map)
   return {
     map: change.map,
@@ -96,7 +99,11 @@ export function writeRequest(change: Change, writer: Writer, kind: CollectionKin
         if (resolved !== undefined) after = mergeState('lww', after as LwwRecordState, resolved)
       }
       if (current !== undefined && stateEquals(change.kind, current as never, after as never)) return undefined
-      assertChangeFits({ ...change, state: after } as Change, context.limits, `the record ${where} after this write`)
+      // Exact only when a cheap upper bound says it might not fit (most records are far below the limit).
+      const bound = encodedSizeBound(after, budget.bytes - change.key.length * 3 - change.map.length * 3 - 64, budget.elements - 16)
+      if (bound.bytes > budget.bytes - change.key.length * 3 - change.map.length * 3 - 64 || bound.elements > budget.elements - 16) {
+        assertChangeFits({ ...change, state: after } as Change, context.limits, `the record ${where} after this write`)
+      }
       if (access.filter !== undefined) {
         if (current !== undefined && !access.visible(lwwLatest(current as LwwRecordState))) {
           throw new ForbiddenError(`You may not write record ${change.key.slice(0, 64)} of map ${change.map}`, { map: change.map })
