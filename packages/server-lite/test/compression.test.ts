@@ -121,6 +121,36 @@ describe('compression', () => {
     expect((await writer.ops([set(writer.clock, 'feed', 'after', { ok: true })])).results).toEqual([null])
   })
 
+  it('handles what a compressing client sent just before it closed (a presence leave on reload, last writes)', async () => {
+    const { relay, stop } = await startRelay()
+    cleanups.push(stop)
+    const { client: listener } = await TestClient.connect(relay.url)
+    cleanups.push(() => listener.close())
+    listener.send({ type: 'topic-sub', topic: 'room' })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    for (let round = 0; round < 5; round++) {
+      const { client: leaving } = await TestClient.connect(relay.url, { perMessageDeflate: true })
+      expect(leaving.ws.extensions).toContain('permessage-deflate')
+      // The `ws` client compresses every frame it sends once the extension is on, as browsers do.
+      leaving.send({ type: 'topic-pub', id: 1, topic: 'room', data: { leave: round } })
+      leaving.send({ type: 'ops', id: 2, changes: [set(leaving.clock, 'last', `k${round}`, { round })] })
+      // Gone without a close frame, as a worker that is stopped (a reloaded tab) or a dropped device.
+      while (leaving.ws.bufferedAmount > 0) await new Promise((resolve) => setTimeout(resolve, 1))
+      ;(leaving.ws as unknown as { _socket: Socket })._socket.destroy()
+      await listener.next((m) => m.type === 'topic-msg' && (m.data as { leave?: number }).leave === round)
+    }
+    const { client: reader } = await TestClient.connect(relay.url)
+    cleanups.push(() => reader.close())
+    reader.send({ type: 'subscribe', sub: 1, shape: { map: 'last' } })
+    const changes: string[] = []
+    for (;;) {
+      const m = await reader.next((x) => (x.type === 'changes' || x.type === 'synced') && x.sub === 1)
+      if (m.type === 'synced') break
+      if (m.type === 'changes') changes.push(...m.changes.map((c) => c.key))
+    }
+    expect(changes.sort()).toEqual(['k0', 'k1', 'k2', 'k3', 'k4'])
+  })
+
   it('is not offered when configured off', async () => {
     const { relay, stop } = await startRelay({ compression: false })
     cleanups.push(stop)
