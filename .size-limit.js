@@ -2,6 +2,9 @@
 // measured on the built packages with esbuild, every dependency included, minified, gzip.
 // The worker bundle is what the SharedWorker (or the leader tab's dedicated worker) loads;
 // the client entry includes the in-page fallback engine, which is why it is the larger.
+// Wire v2 (packed change batches and reconciliation lists, checked as they are read) costs
+// 4.3 kB in each (the same tree measured 150.67 / 140.39 kB without it, already over the
+// earlier 150 / 140 kB limits); the limits were raised to fit it.
 
 /** esbuild bundles as ESM, as apps do (`new URL(..., import.meta.url)` needs import.meta). */
 const esm = (config) => ({ ...config, format: 'esm' })
@@ -13,13 +16,13 @@ export default [
     import: '{ createClient }',
     gzip: true,
     modifyEsbuildConfig: esm,
-    limit: '150 kB',
+    limit: '155.5 kB',
   },
   {
     name: 'SharedWorker bundle: the engine with its dependencies',
     path: 'packages/client/dist/worker-entry.js',
     gzip: true,
     modifyEsbuildConfig: esm,
-    limit: '140 kB',
+    limit: '145 kB',
   },
 ]
