@@ -10,10 +10,20 @@ import type { BenchRecord } from './data'
 /** Records per `ops` frame: well under the relay's 1 MiB default frame limit. */
 export const RECORDS_PER_FRAME = 2000
 
+/** Options of {@link WireClient.connect}. */
+export interface WireClientOptions {
+  /** Wire versions offered in hello (default: every version this build speaks). */
+  readonly versions?: readonly number[]
+  /** Offer permessage-deflate (the relay uses it when configured to). Default false. */
+  readonly perMessageDeflate?: boolean
+}
+
 /** A connected protocol client. */
 export class WireClient {
   readonly #socket: WebSocket
   readonly #hlc: Hlc
+  /** The wire version the relay chose (1 until welcome). */
+  version = 1
   #nextId = 1
   readonly #acks = new Map<number, () => void>()
   readonly #listeners = new Set<(message: ServerMessage) => void>()
@@ -22,7 +32,8 @@ export class WireClient {
     this.#socket = socket
     this.#hlc = hlc
     socket.on('message', (data: Buffer) => {
-      const message = decodeServerMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), { maxFrameBytes: 64 * 1024 * 1024, maxElements: 50_000_000 })
+      const message = decodeServerMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), { maxFrameBytes: 64 * 1024 * 1024, maxElements: 50_000_000 }, this.version)
+      if (message.type === 'welcome') this.version = message.version
       if (message.type === 'ack') {
         this.#acks.get(message.id)?.()
         this.#acks.delete(message.id)
@@ -32,15 +43,15 @@ export class WireClient {
   }
 
   /** Connects to `url` and completes the hello/welcome handshake. */
-  static async connect(url: string, replicaId: string): Promise<WireClient> {
-    const socket = new WebSocket(url, { perMessageDeflate: false })
+  static async connect(url: string, replicaId: string, options: WireClientOptions = {}): Promise<WireClient> {
+    const socket = new WebSocket(url, { perMessageDeflate: options.perMessageDeflate ?? false })
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve())
       socket.once('error', reject)
     })
     const client = new WireClient(socket, new Hlc({ replicaId: replicaId as ReplicaId }))
     const welcome = client.next((m) => m.type === 'welcome' || m.type === 'error')
-    client.send({ type: 'hello', versions: [...PROTOCOL_VERSIONS], replicaId: replicaId as ReplicaId, clientTime: Date.now() })
+    client.send({ type: 'hello', versions: [...(options.versions ?? PROTOCOL_VERSIONS)], replicaId: replicaId as ReplicaId, clientTime: Date.now() })
     const answer = await welcome
     if (answer.type !== 'welcome') throw new Error(`relay refused hello: ${JSON.stringify(answer)}`)
     return client
@@ -48,7 +59,7 @@ export class WireClient {
 
   /** Sends one protocol message. */
   send(message: Parameters<typeof encodeMessage>[0]): void {
-    this.#socket.send(encodeMessage(message))
+    this.#socket.send(encodeMessage(message, this.version))
   }
 
   /** Resolves with the next message matching `match`. */

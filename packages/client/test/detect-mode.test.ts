@@ -1,4 +1,5 @@
 /** Which runtime a browser gets, and the names that keep deploys apart. */
+import { PROTOCOL_VERSION } from '@outpost/core'
 import { describe, expect, it } from 'vitest'
 import { detectMode, leaderLockName, sharedWorkerName, WORKER_VERSION } from '../src/index'
 
@@ -15,7 +16,8 @@ describe('runtime selection', () => {
   })
 
   it('puts the protocol and worker versions in the SharedWorker name', () => {
-    expect(sharedWorkerName('my-app')).toBe(`outpost:my-app:p1:w${WORKER_VERSION}`)
+    expect(PROTOCOL_VERSION).toBe(2)
+    expect(sharedWorkerName('my-app')).toBe(`outpost:my-app:p2:w${WORKER_VERSION}`)
     expect(leaderLockName('my-app')).toBe('outpost:my-app:leader')
   })
 })

@@ -63,6 +63,16 @@ describe('packBySize', () => {
     expect(batches.length).toBeGreaterThan(1)
   })
 
+  it('counts each item as an entry of the list it goes into, so frames cut by elements decode', () => {
+    // Small changes: the element limit binds long before the byte limit.
+    const limits = { maxFrameBytes: 1024 * 1024, maxElements: 4_096 }
+    const items = Array.from({ length: 3_000 }, (_, i) => sampleChange('m', `k${i}`))
+    for (const batch of packBySize(items, measure, itemBudget(limits), 10_000)) {
+      const frame = encodeMessage({ type: 'changes', sub: 1, changes: batch })
+      expect(() => decode(frame, { maxFrameBytes: limits.maxFrameBytes, maxElements: limits.maxElements })).not.toThrow()
+    }
+  })
+
   it('honours the count limit', () => {
     const batches = [...packBySize(Array.from({ length: 10 }, (_, i) => sampleChange('m', `k${i}`)), measure, itemBudget(DEFAULT_WIRE_LIMITS), 4)]
     expect(batches.map((b) => b.length)).toEqual([4, 4, 2])

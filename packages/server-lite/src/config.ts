@@ -148,6 +148,12 @@ export const relayConfigSchema = z.object({
   /** A `.js`/`.ts` module exporting `processors` (entry processors) and/or `resolvers` (conflict resolvers per map). */
   functions: z.string().min(1).optional(),
   limits: limitsSchema.default(limitsSchema.parse({})),
+  /**
+   * permessage-deflate on WebSocket frames, which browsers and the `ws` client negotiate on
+   * their own: `false` turns it off, a number is the smallest frame (bytes) the relay
+   * compresses, `true` is 16 KiB (`DEFAULT_COMPRESSION_THRESHOLD`). See `compression.ts`.
+   */
+  compression: z.union([z.boolean(), z.number().int().min(0, 'compression must be true, false or the smallest frame in bytes worth compressing')]).default(true),
   /** Largest lead (ms) of a client stamp over the relay's clock. */
   maxDriftMs: z.number().int().min(0).default(60_000),
   /** How long tombstones are kept (ms); replicas away longer re-sync from scratch. */

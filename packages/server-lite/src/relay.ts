@@ -37,6 +37,7 @@ import { ALONE, PostgresLeadership } from './store/postgres-leader'
 import { LockService } from './primitives/locks'
 import { TopicHub } from './primitives/topics'
 import { relayVersion } from './version'
+import { perMessageDeflate } from './compression'
 import type { Principal } from './auth/jwt'
 
 /** Lifecycle states of a relay. */
@@ -166,7 +167,8 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     return session
   }
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxFrameBytes })
+  // maxPayload bounds the inflated size too: a compressed frame cannot unpack past the frame limit.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxFrameBytes, perMessageDeflate: perMessageDeflate(config.compression) })
   wss.on('connection', (socket: WebSocket, req: IncomingMessage) => {
     attachWebSocket(socket, { maxBufferedBytes: config.limits.maxBufferedBytesPerConnection, maxFrameBytes: config.limits.maxFrameBytes, remote: req.socket.remoteAddress, newSession, logger })
   })

@@ -70,7 +70,13 @@ export function attachWebSocket(socket: WebSocket, options: WebSocketSessionOpti
     const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
     created.receive(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length))
   })
-  socket.on('close', (code: number, reason: Buffer) => created.dispose({ code, reason: reason.toString('utf8') }))
+  socket.on('close', (code: number, reason: Buffer) => {
+    const cause = { code, reason: reason.toString('utf8') }
+    // Frames that arrived before the close are handled first: a compressed one is inflated on
+    // zlib's thread pool and delivered in the same tick as the close (a tab's last writes, a leave).
+    const dispose = (): void => created.dispose(cause)
+    void created.idle().then(dispose, dispose)
+  })
   socket.on('error', (error: Error & { code?: string }) => {
     // ws closes an oversized frame's socket itself (1009) and reports 1006 locally: keep the real cause.
     if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') created.close(CLOSE.TOO_BIG, `frame larger than limits.maxFrameBytes (${options.maxFrameBytes} bytes)`)

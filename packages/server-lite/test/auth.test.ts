@@ -5,7 +5,7 @@
  * clock drift, oversize frames, garbage frames, floods and connection caps all get a
  * typed error or close code while the relay keeps serving everyone else.
  */
-import { encodeStamp, lwwUpdateState, type ErrorMessage, type ReplicaId } from '@outpost/core'
+import { PROTOCOL_VERSION, PROTOCOL_VERSIONS, encodeStamp, lwwUpdateState, type ErrorMessage, type ReplicaId } from '@outpost/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { TestClient, startRelay } from './helpers/client'
 import { update } from './helpers/changes'
@@ -52,7 +52,7 @@ describe('authentication', () => {
     // A good token still works after all that.
     const { client, welcome } = await TestClient.connect(r.url, { token: await token('alice') })
     cleanups.push(() => client.close())
-    expect(welcome.version).toBe(1)
+    expect(welcome.version).toBe(PROTOCOL_VERSION)
     expect([ISSUER, AUDIENCE]).toHaveLength(2)
   })
 
@@ -92,7 +92,7 @@ describe('protocol guards', () => {
     client.hello({ versions: [99] })
     const error = (await client.waitAny((m) => m.type === 'error')) as ErrorMessage
     expect(error.error.code).toBe('PROTOCOL_VERSION')
-    expect(error.error.details).toMatchObject({ supported: [1] })
+    expect(error.error.details).toMatchObject({ supported: [...PROTOCOL_VERSIONS] })
     expect((await client.closed).code).toBe(4000)
   })
 

@@ -61,7 +61,8 @@ async function flood(url: string, jwt: string, replicaId: string, tally: FloodTa
     return encodeMessage({ type: 'ops', id: n, changes })
   }
   while (!stopped()) {
-    const ws = new WebSocket(url)
+    // No permessage-deflate: compressing would throttle the flooder itself, and a flooder sends as fast as it can.
+    const ws = new WebSocket(url, { perMessageDeflate: false })
     tally.connections++
     const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)))
     ws.on('error', () => undefined)
@@ -187,7 +188,8 @@ describe('slow consumers', () => {
     const maxBufferedBytesPerConnection = 256 * 1024
     const { relay, stop } = await startRelay({ limits: { maxFrameBytes: 64 * 1024, maxBufferedBytesPerConnection, opsPerSecond: 1e6, opsBurst: 1e6, subjectOpsPerSecond: 1e6, subjectOpsBurst: 1e6 } })
     cleanups.push(() => void stop())
-    const { client: reader } = await TestClient.connect(relay.url)
+    // Uncompressed, so the fan-out fills the buffers by its own size (compression.test.ts covers a compressing slow reader).
+    const { client: reader } = await TestClient.connect(relay.url, { perMessageDeflate: false })
     reader.send({ type: 'subscribe', sub: 1, shape: { map: 'feed' } })
     await reader.waitAny((m) => m.type === 'synced')
     const socket = (reader.ws as unknown as { _socket: Socket })._socket

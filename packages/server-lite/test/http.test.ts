@@ -4,7 +4,7 @@
  * ways with a WebSocket client.
  */
 import { request } from 'node:http'
-import { PROTOCOL_VERSIONS, decodeServerMessage, encodeMessage, type ClientMessage, type ReplicaId, type ServerMessage } from '@outpost/core'
+import { PROTOCOL_VERSIONS, decode, decodeServerMessage, encodeMessage, type ClientMessage, type ReplicaId, type ServerMessage } from '@outpost/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { TestClient, startRelay } from './helpers/client'
 import { update } from './helpers/changes'
@@ -15,19 +15,20 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-async function post(url: string, message: ClientMessage, session?: string): Promise<{ status: number; session: string | undefined; reply: ServerMessage | undefined }> {
+async function post(url: string, message: ClientMessage, session?: string, version = 1): Promise<{ status: number; session: string | undefined; reply: ServerMessage | undefined }> {
   const response = await fetch(`${url}/sync`, {
     method: 'POST',
     headers: { 'content-type': 'application/msgpack', ...(session === undefined ? {} : { 'x-outpost-session': session }) },
-    body: encodeMessage(message),
+    body: encodeMessage(message, version),
   })
   const body = new Uint8Array(await response.arrayBuffer())
   return { status: response.status, session: response.headers.get('x-outpost-session') ?? undefined, reply: response.status === 200 && body.length > 0 ? decodeServerMessage(body) : undefined }
 }
 
-/** Opens the event stream and collects decoded server messages. */
-function events(url: string, session: string): { messages: ServerMessage[]; waitFor: (p: (m: ServerMessage) => boolean) => Promise<ServerMessage>; close: () => void } {
+/** Opens the event stream and collects decoded server messages (and each frame's data as sent, in `raw`). */
+function events(url: string, session: string): { messages: ServerMessage[]; raw: Record<string, unknown>[]; waitFor: (p: (m: ServerMessage) => boolean) => Promise<ServerMessage>; close: () => void } {
   const messages: ServerMessage[] = []
+  const raw: Record<string, unknown>[] = []
   const wakers: (() => void)[] = []
   let buffer = ''
   const req = request(`${url}/events?session=${session}`, (res) => {
@@ -39,7 +40,11 @@ function events(url: string, session: string): { messages: ServerMessage[]; wait
         const event = buffer.slice(0, end)
         buffer = buffer.slice(end + 2)
         const data = event.split('\n').find((line) => line.startsWith('data: '))
-        if (data !== undefined && !event.startsWith('event:')) messages.push(decodeServerMessage(Buffer.from(data.slice(6), 'base64')))
+        if (data !== undefined && !event.startsWith('event:')) {
+          const frame = Buffer.from(data.slice(6), 'base64')
+          messages.push(decodeServerMessage(frame))
+          raw.push(decode(frame) as Record<string, unknown>)
+        }
         for (const wake of wakers.splice(0)) wake()
       }
     })
@@ -48,6 +53,7 @@ function events(url: string, session: string): { messages: ServerMessage[]; wait
   req.end()
   return {
     messages,
+    raw,
     close: () => req.destroy(),
     waitFor: async (p) => {
       const deadline = Date.now() + 10_000
@@ -92,6 +98,8 @@ describe('http endpoints', () => {
     const hello = await post(relay.httpUrl, { type: 'hello', versions: [...PROTOCOL_VERSIONS], replicaId: 'http-replica' as ReplicaId, clientTime: Date.now() })
     expect(hello.status).toBe(200)
     expect(hello.reply?.type).toBe('welcome')
+    // The fallback negotiates like a WebSocket: this session speaks wire v2 both ways.
+    expect(hello.reply?.type === 'welcome' && hello.reply.version).toBe(2)
     const session = hello.session as string
     expect(session).toMatch(/^[0-9a-f]{32}$/)
     const stream = events(relay.httpUrl, session)
@@ -108,11 +116,12 @@ describe('http endpoints', () => {
     await ws.ops([update(ws.clock, 'todos', 'from-ws', { title: 'hi' })])
     const got = await stream.waitFor((m) => m.type === 'changes' && m.changes.some((c) => c.key === 'from-ws'))
     expect(got.type).toBe('changes')
+    expect(stream.raw.filter((frame) => frame['type'] === 'changes' && Object.hasOwn(frame, 'batch'))).toHaveLength(1)
 
     // ...and the HTTP client's write reaches the WebSocket client, acked over the event stream.
     const { Hlc } = await import('@outpost/core')
     const clock = new Hlc({ replicaId: 'http-replica' as ReplicaId })
-    expect((await post(relay.httpUrl, { type: 'ops', id: 5, changes: [update(clock, 'todos', 'from-http', { title: 'yo' })] }, session)).status).toBe(202)
+    expect((await post(relay.httpUrl, { type: 'ops', id: 5, changes: [update(clock, 'todos', 'from-http', { title: 'yo' })] }, session, 2)).status).toBe(202)
     const ack = await stream.waitFor((m) => m.type === 'ack' && m.id === 5)
     expect(ack.type === 'ack' && ack.results).toEqual([null])
     const change = await ws.next((m) => m.type === 'changes')

@@ -21,7 +21,10 @@ import { Packr, type Options } from 'msgpackr'
 import { DecodeError, DecodeLimitError, FrameTooLargeError, InvalidMessageError, InvalidValueError } from '../errors'
 import type { Change } from '../types'
 import { isWellFormedUtf8 } from '../unicode'
-import { changeSchema, clientMessageSchema, serverMessageSchema, type ClientMessage, type ServerMessage } from './messages'
+import { z } from 'zod'
+import { MESSAGE_LIMITS, PROTOCOL_VERSION, changeSchema, changesSchema, clientMessageSchema, serverMessageSchema, type ClientMessage, type ServerMessage } from './messages'
+import { isCheckedChange } from './change-batch'
+import { packMessage, unpackMessage } from './wire-v2'
 
 /** Bounds on one frame, checked before any decoding work is done. */
 export interface CodecLimits {
@@ -112,9 +115,14 @@ export function measure(value: unknown): FrameSize {
   }
 }
 
-/** Encodes a protocol message (see `messages.ts`); the same as {@link encode}, typed for messages. */
-export function encodeMessage(message: ClientMessage | ServerMessage): Uint8Array {
-  return encode(message)
+/**
+ * Encodes a protocol message (see `messages.ts`) in wire `version`, the one `hello`
+ * negotiated for the session. Version 1 (the default, which every peer reads) is
+ * {@link encode} of the message; version 2 packs change lists (see `wire-v2.ts`) and is
+ * never larger.
+ */
+export function encodeMessage(message: ClientMessage | ServerMessage, version = 1): Uint8Array {
+  return encode(version >= 2 ? packMessage(message) : message)
 }
 
 /**
@@ -136,26 +144,46 @@ export function decode(bytes: Uint8Array | ArrayBuffer, limits: Partial<CodecLim
 }
 
 /**
- * Decodes and validates a message a client sent. Throws like {@link decode}, and
+ * Decodes and validates a message a client sent in wire `version` (a version-2 reader also
+ * reads version-1 frames; version 1 refuses packed ones). Throws like {@link decode}, and
  * {@link InvalidMessageError} (with `details.issues`) when the data is not a client message.
  */
-export function decodeClientMessage(bytes: Uint8Array | ArrayBuffer, limits?: Partial<CodecLimits>): ClientMessage {
-  const data = decode(bytes, limits)
+export function decodeClientMessage(bytes: Uint8Array | ArrayBuffer, limits?: Partial<CodecLimits>, version: number = PROTOCOL_VERSION): ClientMessage {
+  // An unpacked `ops` batch needs nothing special: its changes are checked one by one by `parseChange`.
+  const { data } = decodeVersion(bytes, limits, version)
   const result = clientMessageSchema.safeParse(data)
   if (!result.success) throw invalidMessage('client', data, result.error.issues)
   return result.data
 }
 
 /**
- * Decodes and validates a message a relay sent. Throws like {@link decode}, and
- * {@link InvalidMessageError} (with `details.issues`) when the data is not a server message.
+ * Decodes and validates a message a relay sent in wire `version` (as {@link decodeClientMessage}).
+ * Throws like {@link decode}, and {@link InvalidMessageError} (with `details.issues`) when
+ * the data is not a server message.
  */
-export function decodeServerMessage(bytes: Uint8Array | ArrayBuffer, limits?: Partial<CodecLimits>): ServerMessage {
-  const data = decode(bytes, limits)
-  const result = serverMessageSchema.safeParse(data)
+export function decodeServerMessage(bytes: Uint8Array | ArrayBuffer, limits?: Partial<CodecLimits>, version: number = PROTOCOL_VERSION): ServerMessage {
+  const { data, checkedChanges } = decodeVersion(bytes, limits, version)
+  const result = (checkedChanges ? unpackedChangesSchema : serverMessageSchema).safeParse(data)
   if (!result.success) throw invalidMessage('server', data, result.error.issues)
   return result.data
 }
+
+/** Decodes a frame and, from version 2 on, turns packed fields back into the message's own (checking them). */
+function decodeVersion(bytes: Uint8Array | ArrayBuffer, limits: Partial<CodecLimits> | undefined, version: number): { data: unknown; checkedChanges: boolean } {
+  const data = decode(bytes, limits)
+  if (version < 2) return { data, checkedChanges: false }
+  const { message, checkedChanges } = unpackMessage(data)
+  return { data: message, checkedChanges }
+}
+
+/**
+ * A `changes` message whose list came out of a packed batch: the unpacker already held
+ * each change to the change schema's rules, so the schema checks the envelope and takes
+ * the changes as they are (validation once, not twice).
+ */
+const unpackedChangesSchema = changesSchema.extend({
+  changes: z.array(z.custom<z.infer<typeof changeSchema>>(isCheckedChange, { message: 'a checked change' })).max(MESSAGE_LIMITS.maxChangesPerFrame),
+})
 
 /**
  * Validates one change of an `ops` batch (the batch's envelope is checked by
@@ -163,6 +191,7 @@ export function decodeServerMessage(bytes: Uint8Array | ArrayBuffer, limits?: Pa
  * Throws {@link InvalidMessageError} with `details.issues`.
  */
 export function parseChange(data: unknown): Change {
+  if (isCheckedChange(data)) return data as Change
   const result = changeSchema.safeParse(data)
   if (result.success) return result.data
   const formatted = formatIssues(result.error.issues)

@@ -75,9 +75,10 @@ export function sizeError(size: FrameSize, limits: WireLimits, what: string): Va
 
 /**
  * Cuts `items` into batches whose measured sizes add up to at most `budget` (bytes and
- * elements) and that hold at most `maxCount` items. An item too large for a batch on its
- * own goes to `oversize` instead (the caller reports it) and is left out. Lazy: a batch is
- * measured only as it is taken, so a caller can pause between batches.
+ * elements) and that hold at most `maxCount` items. Each item also counts one element, the
+ * entry it takes in the list it is sent in (which `sizeOf` does not see). An item too large
+ * for a batch on its own goes to `oversize` instead (the caller reports it) and is left
+ * out. Lazy: a batch is measured only as it is taken, so a caller can pause between batches.
  */
 export function* packBySize<T>(
   items: Iterable<T>,
@@ -91,11 +92,13 @@ export function* packBySize<T>(
   let elements = 0
   for (const item of items) {
     const size = sizeOf(item)
-    if (size.bytes > budget.bytes || size.elements > budget.elements) {
+    // Its entry in the list: without it, a batch of small items cut by elements would overflow the frame by one per item.
+    const itemElements = size.elements + 1
+    if (size.bytes > budget.bytes || itemElements > budget.elements) {
       oversize?.(item, size)
       continue
     }
-    if (batch.length > 0 && (batch.length >= maxCount || bytes + size.bytes > budget.bytes || elements + size.elements > budget.elements)) {
+    if (batch.length > 0 && (batch.length >= maxCount || bytes + size.bytes > budget.bytes || elements + itemElements > budget.elements)) {
       yield batch
       batch = []
       bytes = 0
@@ -103,7 +106,7 @@ export function* packBySize<T>(
     }
     batch.push(item)
     bytes += size.bytes
-    elements += size.elements
+    elements += itemElements
   }
   if (batch.length > 0) yield batch
 }

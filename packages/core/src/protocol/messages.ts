@@ -38,10 +38,13 @@ import { isErrorCode, type ErrorCode, type SerializedError } from '../errors'
 import { KEY_LIMITS } from '../keys'
 import { isWellFormed } from '../unicode'
 
-/** Protocol versions this build speaks, newest last. `hello` negotiates the highest common one. */
-export const PROTOCOL_VERSIONS = [1] as const
+/**
+ * Protocol versions this build speaks, newest last. `hello` negotiates the highest common
+ * one. Version 2 packs change lists (see `wire-v2.ts`); the messages are the same.
+ */
+export const PROTOCOL_VERSIONS = [1, 2] as const
 /** The version this build prefers. */
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 
 /** Numbers the limits of one frame's content (the codec enforces byte/depth/element limits). */
 export const MESSAGE_LIMITS = {
@@ -50,12 +53,20 @@ export const MESSAGE_LIMITS = {
   maxMapNameLength: KEY_LIMITS.maxMapNameLength,
   maxNodesPerFrame: 4096,
   maxKeysPerFrame: 50_000,
+  /** Field registers of one LWW record in a change. */
+  maxFieldsPerRecord: 10_000,
+  /** Adds (and, apart, removes) of one OR set, or replicas of one counter, in a change. */
+  maxSetEntries: 100_000,
+  /** Longest stamp string. */
+  maxStampLength: 512,
+  /** Longest replica id. */
+  maxReplicaIdLength: 128,
 } as const
 
 // A value is checked structurally by `assertValue` where it is used; here it only has to be msgpack-decoded data.
 const value = z.custom<Value>((v) => v !== undefined, { message: 'a value is required (null is a value; undefined is not)' })
-const stamp = z.string().min(1).max(512) as unknown as z.ZodType<Stamp>
-const replicaId = z.string().min(1).max(128) as unknown as z.ZodType<ReplicaId>
+const stamp = z.string().min(1).max(MESSAGE_LIMITS.maxStampLength) as unknown as z.ZodType<Stamp>
+const replicaId = z.string().min(1).max(MESSAGE_LIMITS.maxReplicaIdLength) as unknown as z.ZodType<ReplicaId>
 // Keys, map names and field names must be well-formed (see `unicode.ts`); the same rule as the write API's `assertKey`/`assertMapName`.
 const wellFormed = { message: 'must be well-formed text (no lone surrogate)' }
 const key = z.string().max(MESSAGE_LIMITS.maxKeyLength).refine(isWellFormed, wellFormed)
@@ -64,12 +75,12 @@ const fieldName = z.string().refine(isWellFormed, wellFormed)
 const count = z.number().int().nonnegative()
 
 const fieldEntry = z.tuple([fieldName, value, stamp]) as unknown as z.ZodType<FieldEntry>
-const lwwState: z.ZodType<LwwRecordState> = z.object({ fields: z.array(fieldEntry).max(10_000), deleted: stamp.nullable() })
+const lwwState: z.ZodType<LwwRecordState> = z.object({ fields: z.array(fieldEntry).max(MESSAGE_LIMITS.maxFieldsPerRecord), deleted: stamp.nullable() })
 const orState: z.ZodType<OrSetState> = z.object({
-  adds: z.array(z.tuple([stamp, value])).max(100_000),
-  removes: z.array(stamp).max(100_000),
+  adds: z.array(z.tuple([stamp, value])).max(MESSAGE_LIMITS.maxSetEntries),
+  removes: z.array(stamp).max(MESSAGE_LIMITS.maxSetEntries),
 }) as unknown as z.ZodType<OrSetState>
-const counterState = z.array(z.tuple([replicaId, z.number().nonnegative(), z.number().nonnegative()])).max(100_000) as unknown as z.ZodType<CounterState>
+const counterState = z.array(z.tuple([replicaId, z.number().nonnegative(), z.number().nonnegative()])).max(MESSAGE_LIMITS.maxSetEntries) as unknown as z.ZodType<CounterState>
 
 /** Schema of a {@link Change}. */
 export const changeSchema: z.ZodType<Change> = z.discriminatedUnion('kind', [

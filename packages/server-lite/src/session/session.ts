@@ -107,6 +107,8 @@ export class Session implements Caller {
   #badFrames = 0
   #principal: Principal | undefined
   #replicaId = ''
+  /** The wire version `hello` negotiated: frames are read and written in it (1 until then; a v2 reader reads v1 too). */
+  #version = 1
   readonly #rate: WriteRate
   #helloTimer: ReturnType<typeof setTimeout> | undefined
   #expiry: ReturnType<typeof setTimeout> | undefined
@@ -311,7 +313,7 @@ export class Session implements Caller {
     if (this.#state === 'closed') return
     let frame: Uint8Array
     try {
-      frame = encodeMessage(message)
+      frame = encodeMessage(message, this.#version)
     } catch (error) {
       this.#context.logger.error({ err: error, type: message.type }, 'cannot encode a server message')
       return
@@ -326,7 +328,7 @@ export class Session implements Caller {
     if (this.#state === 'closed') return 0
     let frame: Uint8Array
     try {
-      frame = encodeMessage(message)
+      frame = encodeMessage(message, this.#version)
     } catch (error) {
       this.#context.logger.error({ err: error, type: message.type }, 'cannot encode a server message')
       return 0
@@ -383,7 +385,7 @@ export class Session implements Caller {
     if (this.#state === 'closed') return undefined
     let message: ClientMessage
     try {
-      message = decodeClientMessage(frame, { maxFrameBytes: this.#context.config.limits.maxFrameBytes })
+      message = decodeClientMessage(frame, { maxFrameBytes: this.#context.config.limits.maxFrameBytes }, this.#version)
     } catch (error) {
       const serialized = serializeError(error)
       if (this.#state === 'awaiting-hello') {
@@ -519,6 +521,7 @@ export class Session implements Caller {
     if (this.#state !== 'open') return
     this.#replicaId = message.replicaId
     this.#subscriptions.setWindow(message.window)
+    this.#version = version
     this.#armExpiry()
     this.send(welcomeFor(context, message, version, { maxFrameBytes: context.config.limits.maxFrameBytes, maxElements: DEFAULT_CODEC_LIMITS.maxElements }))
     context.connections.opened(this, { version })

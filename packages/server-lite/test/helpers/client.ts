@@ -50,6 +50,8 @@ export interface ConnectOptions {
   readonly now?: () => number
   /** Flow-control window announced in hello (bytes of paced frames held unprocessed). */
   readonly window?: number
+  /** Offer permessage-deflate, as browsers do (the `ws` default: true). */
+  readonly perMessageDeflate?: boolean
 }
 
 let replicaCounter = 0
@@ -63,6 +65,8 @@ export class TestClient {
   /** Bytes of every frame received, and each frame's size in arrival order (parallel to `messages`). */
   bytesReceived = 0
   readonly frameSizes: number[] = []
+  /** The wire version `welcome` chose (1 before it): frames are read strictly in it and written in it. */
+  version = 1
   /** Resolves with the close code and reason. */
   readonly closed: Promise<{ code: number; reason: string }>
   #waiters: (() => void)[] = []
@@ -75,7 +79,10 @@ export class TestClient {
     ws.binaryType = 'nodebuffer'
     ws.on('message', (data: Buffer) => {
       this.bytesReceived += data.length
-      this.messages.push(decodeServerMessage(new Uint8Array(data.buffer, data.byteOffset, data.length), { maxFrameBytes: 64 * 1024 * 1024 }))
+      const frame = new Uint8Array(data.buffer, data.byteOffset, data.length)
+      const message = decodeServerMessage(frame, { maxFrameBytes: 64 * 1024 * 1024 }, this.version)
+      if (message.type === 'welcome') this.version = message.version
+      this.messages.push(message)
       this.frameSizes.push(data.length)
       for (const wake of this.#waiters.splice(0)) wake()
     })
@@ -92,7 +99,7 @@ export class TestClient {
 
   /** Opens a socket without sending hello. */
   static async open(url: string, options: ConnectOptions = {}): Promise<TestClient> {
-    const ws = new WebSocket(url)
+    const ws = new WebSocket(url, { perMessageDeflate: options.perMessageDeflate ?? true })
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve())
       ws.once('error', reject)
@@ -124,7 +131,7 @@ export class TestClient {
 
   /** Sends a client message. */
   send(message: ClientMessage): void {
-    this.ws.send(encodeMessage(message))
+    this.ws.send(encodeMessage(message, this.version))
   }
 
   /** Sends raw bytes (or any value, encoded). */

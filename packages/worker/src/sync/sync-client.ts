@@ -214,6 +214,8 @@ export class SyncClient {
   #watchdog: ReturnType<typeof setInterval> | undefined
   /** The relay's frame limits (from `welcome`; the defaults before). */
   #limits: WireLimits = DEFAULT_WIRE_LIMITS
+  /** The wire version the relay chose in `welcome` (of those hello offered); 1 before it. */
+  #version = 1
   /** Bumped per connection attempt, so an attempt that awaited a token knows it is still current. */
   #attemptId = 0
   #nextSub = 1
@@ -545,6 +547,7 @@ export class SyncClient {
   #teardown(): void {
     const socket = this.#socket
     this.#socket = undefined
+    this.#version = 1
     if (socket !== undefined) {
       socket.onopen = socket.onmessage = socket.onclose = null
       // Keep an error handler: closing a socket that is still connecting emits an error
@@ -581,7 +584,7 @@ export class SyncClient {
   #send(message: ClientMessage): void {
     const socket = this.#socket
     if (socket === undefined || socket.readyState !== 1) return
-    const frame = encodeMessage(message)
+    const frame = encodeMessage(message, this.#version)
     if (frame.length > this.#limits.maxFrameBytes) {
       throw new ValueTooLargeError(`This ${message.type} message encodes to ${frame.length} bytes, over the relay's frame limit of ${this.#limits.maxFrameBytes} bytes; make it smaller`, {
         bytes: frame.length,
@@ -648,7 +651,9 @@ export class SyncClient {
     try {
       const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : (data as Uint8Array)
       length = bytes.length
-      message = decodeServerMessage(bytes, this.#limits)
+      message = decodeServerMessage(bytes, this.#limits, this.#version)
+      // Set on arrival, not when the handler chain reaches it: the frames behind it are in this version.
+      if (message.type === 'welcome') this.#version = message.version
     } catch (error) {
       // A frame we cannot read: the session is out of step, start a fresh one.
       this.#dispatch('error', serializeError(error))
