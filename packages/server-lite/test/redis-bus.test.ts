@@ -25,7 +25,7 @@ const target = new URL(REDIS_URL)
 const until = (check: () => void | Promise<void>): Promise<void> => vi.waitFor(check, { timeout: 15_000, interval: 10 })
 
 /** A suite cluster that opens RedisBus instances with any of their options. */
-type RedisCluster = Omit<BusTestCluster, 'open'> & { readonly prefix: string; open(options?: Partial<RedisBusOptions>): Promise<RedisBus> }
+type RedisCluster = Omit<BusTestCluster, 'open'> & { readonly prefix: string; open(options?: Partial<RedisBusOptions>): Promise<RedisBus>; proxyOf(bus: Bus): TcpProxy }
 
 /** A cluster: one key prefix, one proxy per relay. */
 function cluster(defaults: Partial<RedisBusOptions> = {}): RedisCluster {
@@ -45,6 +45,7 @@ function cluster(defaults: Partial<RedisBusOptions> = {}): RedisCluster {
         throw error
       }
     },
+    proxyOf: (bus) => proxies.get(bus) as TcpProxy,
     cut: async (bus) => {
       const proxy = proxies.get(bus) as TcpProxy
       proxy.cut()
@@ -107,6 +108,64 @@ describe.skipIf(missing !== undefined)('RedisBus', () => {
       // What survived the trim arrives whole and in order.
       expect(got).toEqual(Array.from({ length: got.length }, (_, i) => 600 - got.length + 1 + i))
       expect(got.length).toBe(length)
+    } finally {
+      await a.close()
+      await b.close()
+      await c.dispose()
+    }
+  })
+
+  it('signals overrun, without a reconnect, when a stalled reader is trimmed past', async () => {
+    const c = cluster({ maxLen: 10 })
+    const a = await c.open()
+    const b = await c.open()
+    try {
+      const got: number[] = []
+      const status: BusStatusEvent[] = []
+      a.subscribeTopic('t', (m) => got.push(m.seq))
+      a.onStatus((event) => status.push(event))
+      await b.publishTopic({ topic: 't', publisher: 'p', seq: 1, payload: new Uint8Array(0) })
+      await until(() => expect(got).toEqual([1]))
+      c.proxyOf(a).pause()
+      await Promise.all(Array.from({ length: 600 }, (_, i) => b.publishTopic({ topic: 't', publisher: 'p', seq: i + 2, payload: new Uint8Array(0) })))
+      const length = (await admin?.xlen(`${c.prefix}bus`)) as number
+      expect(length).toBeLessThan(600)
+      c.proxyOf(a).resume()
+      await until(() => expect(got[got.length - 1]).toBe(601))
+      expect(status.map((s) => s.type)).toEqual(['overrun'])
+      // Whatever was not delivered is exactly what the overrun counts (the reader may have had a
+      // message or two in hand when it stalled); what was delivered is in order, the tail whole.
+      expect((status[0] as { reason: string }).reason).toMatch(new RegExp(`^${601 - got.length} bus messages were trimmed`))
+      expect(got).toEqual([...got].sort((x, y) => x - y))
+      expect(new Set(got).size).toBe(got.length)
+      expect(got.slice(-length)).toEqual(Array.from({ length }, (_, i) => 601 - length + 1 + i))
+      expect(a.health()).toMatchObject({ connected: true, reconnects: 0, gaps: 1 })
+    } finally {
+      await a.close()
+      await b.close()
+      await c.dispose()
+    }
+  })
+
+  it('signals overrun when the stream was recreated while it was away (Redis restarted without its data), and reads the new one', async () => {
+    const c = cluster()
+    const a = await c.open()
+    const b = await c.open()
+    try {
+      const got: number[] = []
+      const status: BusStatusEvent[] = []
+      a.subscribeTopic('t', (m) => got.push(m.seq))
+      a.onStatus((event) => status.push(event))
+      for (let seq = 1; seq <= 5; seq++) await b.publishTopic({ topic: 't', publisher: 'p', seq, payload: new Uint8Array(0) })
+      await until(() => expect(got).toHaveLength(5))
+      const restore = await c.cut?.(a)
+      await until(() => expect(a.health().connected).toBe(false))
+      await admin?.del(`${c.prefix}bus`)
+      for (let seq = 6; seq <= 7; seq++) await b.publishTopic({ topic: 't', publisher: 'p', seq, payload: new Uint8Array(0) })
+      await restore?.()
+      await until(() => expect(got).toEqual([1, 2, 3, 4, 5, 6, 7]))
+      expect(status.map((s) => s.type)).toEqual(['disconnected', 'reconnected', 'overrun'])
+      expect((status[2] as { reason: string }).reason).toMatch(/recreated/)
     } finally {
       await a.close()
       await b.close()

@@ -2,13 +2,17 @@
  * The connection lifecycle every bus instance follows, one table for all implementations.
  *
  * ```
- *                 connected                       lost
- *   connecting ─────────────▶ connected ─────────────────────▶ reconnecting ──┐ lost
- *       │  ▲                    ▲   │  (signal: disconnected)   │      ▲      │ (retry)
- *       │  └─ lost (retry)      │   └─ connected (no-op)        │      └──────┘
- *       │                       └────────────────────────────────┘
- *       │                         connected (signal: reconnected)
- *       └──── close (from any state) ──────────────────────────────▶ closed (final)
+ *                  connected
+ *   connecting ──────────────────▶ connected ◀────────────────────┐
+ *    │    ▲                         │     ▲                        │ connected
+ *    │    └─ lost (retry)           │     └─ connected (no-op)     │ (signal: reconnected)
+ *    │                              │ lost                         │
+ *    │                              ▼ (signal: disconnected)       │
+ *    │                          reconnecting ──────────────────────┘
+ *    │                              │     ▲
+ *    │                              │     └─ lost (retry)
+ *    ▼ close, from any state        ▼
+ *   closed (final: every event leaves it closed)
  * ```
  *
  * Only the transitions into and out of `connected` after the first connection carry a

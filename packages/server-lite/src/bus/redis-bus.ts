@@ -10,14 +10,16 @@
  * publish order, across hints, topics and events. `MAXLEN ~` keeps the stream's memory
  * bounded: at most about `maxLen` entries of at most `maxMessageBytes` each.
  *
- * ## Reading: XREAD BLOCK on a connection of its own
+ * ## Reading: XREAD on a connection of its own
  * A blocking read holds its connection, so the reader has its own. It starts after the last
  * entry that existed at open (the past is in the store) and carries on from the last id it
  * read — also after a reconnect, so what was added while it was away still arrives, unless
- * the stream was trimmed past it: the reader counts entries as Redis numbers them
- * (`entries-added`, Redis 7) and signals `overrun` when the first retained entry is beyond the
- * next one it expected. A read that takes longer than its block time plus `timeoutMarginMs`
- * means a dead connection.
+ * the stream was trimmed past it. The reader numbers entries as Redis does (`entries-added`,
+ * Redis 7); whenever a trim could have passed it (a full read, a reconnect) it reads again
+ * with `XREAD` and `XINFO STREAM` in one MULTI, and entries trimmed before the next one it
+ * expected are signalled as `overrun` before what follows them is delivered — whether the
+ * reader was away or only slow. A read that takes longer than `blockMs` plus
+ * `timeoutMarginMs` means a dead connection.
  *
  * ## Reconnecting
  * Both connections are replaced together, by the bus itself (ioredis's own reconnect is off,
@@ -52,7 +54,7 @@ export interface RedisBusOptions extends BusBaseOptions {
   readonly redisOptions?: RedisOptions
 }
 
-/** Entries one read takes at most; a full read means the reader may be behind, so it checks for trimming. */
+/** Entries one read takes at most. */
 const READ_COUNT = 512
 
 interface Connections {
@@ -97,6 +99,8 @@ export class RedisBus extends BusBase {
   #lastId = '0-0'
   /** Entries read so far, numbered as Redis's `entries-added` numbers them. */
   #ordinal = 0
+  /** The next read must be a checked one (MULTI with XINFO): after a reconnect, or while catching up. */
+  #check = false
   #attempt = 0
   #reconnectTimer: NodeJS.Timeout | undefined
 
@@ -183,25 +187,64 @@ export class RedisBus extends BusBase {
 
   // ───────────────────────────── receiving ─────────────────────────────
 
+  /**
+   * Reads in order, numbering every entry exactly. A plain blocking read that returns fewer
+   * than `count` entries (`count` ≤ `maxLen`) proves nothing after `lastId` was trimmed: a
+   * trim past it would have left at least `maxLen` entries after it. A full read may hide a
+   * trim, so it is dropped and read again with `XREAD` and `XINFO STREAM` in one MULTI — one
+   * snapshot, in which the first entry is number `max(ordinal + 1, firstRetained)` — until the
+   * reader has caught up. The first read after a reconnect is such a checked read too.
+   */
   async #readLoop(connections: Connections): Promise<void> {
     const block = this.#options.blockMs ?? 5_000
+    const count = Math.max(1, Math.min(READ_COUNT, this.#options.maxLen ?? 10_000))
     while (this.#connections === connections && this.state !== 'closed') {
-      let reply: StreamReply
       try {
-        reply = (await connections.reader.xreadBuffer('COUNT', READ_COUNT, 'BLOCK', block, 'STREAMS', this.key, this.#lastId)) as StreamReply
+        let entries: [Buffer, Buffer[]][]
+        if (this.#check) {
+          const replies = (await connections.reader.multi().xreadBuffer('COUNT', count, 'STREAMS', this.key, this.#lastId).xinfo('STREAM', this.key).exec()) ?? []
+          const [[readError, reply] = [], [infoError, info] = []] = replies
+          if (readError) throw readError
+          if (infoError && !/no such key/i.test(message(infoError))) throw infoError
+          entries = (reply as StreamReply)?.[0]?.[1] ?? []
+          if (this.#connections !== connections) return
+          if (entries.length > 0 && !infoError) this.#account(streamInfo(info), entries.length)
+          this.#check = entries.length === count
+        } else {
+          entries = ((await connections.reader.xreadBuffer('COUNT', count, 'BLOCK', block, 'STREAMS', this.key, this.#lastId)) as StreamReply)?.[0]?.[1] ?? []
+          if (this.#connections !== connections) return
+          if (entries.length === count) {
+            this.#check = true
+            continue
+          }
+          this.#ordinal += entries.length
+        }
+        for (const [id, fields] of entries) {
+          this.#lastId = id.toString()
+          this.#receive(fields)
+        }
       } catch (error) {
         this.#lost(connections, error)
         return
       }
-      if (this.#connections !== connections) return
-      const entries = reply?.[0]?.[1] ?? []
-      for (const [id, fields] of entries) {
-        this.#lastId = id.toString()
-        this.#ordinal++
-        this.#receive(fields)
-      }
-      if (entries.length >= READ_COUNT) await this.#checkTrimmed(connections)
     }
+  }
+
+  /** Numbers a batch of `count` entries read with `info`, signalling `overrun` for entries trimmed before it. */
+  #account(info: { added: number | undefined; length: number }, count: number): void {
+    if (info.added === undefined) return // Redis before 7 does not number entries: no overrun detection.
+    const firstRetained = info.added - info.length + 1
+    if (info.added < this.#ordinal + count) {
+      // More entries read than were ever added: the stream was recreated (Redis restarted without its data, or the key was deleted).
+      this.signal({ type: 'overrun', reason: 'the bus stream was recreated; messages added before that may be lost' })
+      this.#ordinal = firstRetained + count - 1
+      return
+    }
+    const first = Math.max(this.#ordinal + 1, firstRetained)
+    if (first > this.#ordinal + 1) {
+      this.signal({ type: 'overrun', reason: `${first - this.#ordinal - 1} bus messages were trimmed from the stream before this relay read them (maxLen ${this.#options.maxLen ?? 10_000})` })
+    }
+    this.#ordinal = first + count - 1
   }
 
   #receive(fields: Buffer[]): void {
@@ -219,29 +262,6 @@ export class RedisBus extends BusBase {
       this.deliver(packet.node, packet.items)
     } catch (error) {
       this.signal({ type: 'overrun', reason: `a bus message could not be read and is lost: ${message(error)}` })
-    }
-  }
-
-  /** Signals `overrun` when entries this reader had not read were trimmed away. */
-  async #checkTrimmed(connections: Connections): Promise<void> {
-    let info
-    try {
-      info = await this.#info(connections)
-    } catch (error) {
-      this.noteError(error)
-      return
-    }
-    if (info.added === undefined) return // Redis before 7 does not count entries.
-    if (info.added < this.#ordinal) {
-      // The stream was recreated (a Redis restart without persistence, a flush): read it from its start.
-      this.#lastId = '0-0'
-      this.#ordinal = 0
-      return
-    }
-    const firstRetained = info.added - info.length + 1
-    if (firstRetained > this.#ordinal + 1) {
-      this.signal({ type: 'overrun', reason: `${firstRetained - this.#ordinal - 1} bus messages were trimmed from the stream before this relay read them (maxLen ${this.#options.maxLen ?? 10_000})` })
-      this.#ordinal = firstRetained - 1
     }
   }
 
@@ -287,8 +307,8 @@ export class RedisBus extends BusBase {
     }
     this.#connections = connections
     this.#attempt = 0
+    this.#check = true
     this.connectionEvent('connected')
-    await this.#checkTrimmed(connections)
     void this.#readLoop(connections)
   }
 

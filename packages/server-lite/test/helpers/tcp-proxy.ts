@@ -13,6 +13,10 @@ export interface TcpProxy {
   cut(): void
   /** Accepts connections again. */
   restore(): void
+  /** Holds back what the server sends (connections stay open), as a stalled network or a slow reader would. */
+  pause(): void
+  /** Lets what was held back through. */
+  resume(): void
   /** Stops the proxy and its connections. */
   close(): Promise<void>
 }
@@ -57,6 +61,18 @@ export async function startTcpProxy(port: number, host = '127.0.0.1'): Promise<T
     },
     restore: () => {
       isCut = false
+    },
+    pause: () => {
+      for (const [client, upstream] of pairs) {
+        upstream.unpipe(client)
+        upstream.pause()
+      }
+    },
+    resume: () => {
+      for (const [client, upstream] of pairs) {
+        upstream.pipe(client)
+        upstream.resume()
+      }
     },
     close: async () => {
       resetAll()
