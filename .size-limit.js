@@ -2,6 +2,9 @@
 // measured on the built packages with esbuild, every dependency included, minified, gzip.
 // The worker bundle is what the SharedWorker (or the leader tab's dedicated worker) loads;
 // the client entry includes the in-page fallback engine, which is why it is the larger.
+// Budgets sit about 8% above the measured size, so growth is a decision, not an accident:
+// raised from 150/140 kB when the reliability work (frame sizes, rejections, clock
+// re-stamping, reconciliation in core) and the same-tab overlay landed (152.0 / 140.2 kB).
 
 /** esbuild bundles as ESM, as apps do (`new URL(..., import.meta.url)` needs import.meta). */
 const esm = (config) => ({ ...config, format: 'esm' })
@@ -13,13 +16,13 @@ export default [
     import: '{ createClient }',
     gzip: true,
     modifyEsbuildConfig: esm,
-    limit: '150 kB',
+    limit: '165 kB',
   },
   {
     name: 'SharedWorker bundle: the engine with its dependencies',
     path: 'packages/client/dist/worker-entry.js',
     gzip: true,
     modifyEsbuildConfig: esm,
-    limit: '140 kB',
+    limit: '152 kB',
   },
 ]

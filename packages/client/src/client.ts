@@ -17,6 +17,7 @@ import { createPresence, type Presence, type PresenceOptions } from './presence'
 import { createTopic, subscribeTopic, type Topic } from './topic'
 import { createLwwMap, type LwwMap } from './lww-map'
 import { createOrMap, type OrMap } from './or-map'
+import { PendingWrites } from './overlay/pending-writes'
 import { detectMode } from './runtime/detect-mode'
 import { LeaderTabTransport } from './runtime/leader-tab-transport'
 import { openDedicatedWorker, openSharedWorker } from './runtime/open-worker'
@@ -133,6 +134,11 @@ export function createClient(options: ClientOptions): OutpostClient {
     ...(options.onError === undefined ? {} : { onUnhandledError: options.onError }),
   })
   const cache = new Map<string, unknown>()
+  // This tab's own writes not yet answered by the engine: its live queries show them at once.
+  // Not in leader-tab mode: there the dedicated worker's link was seen delivering a write's
+  // answer before the rows it follows, and the overlay relies on that order (see
+  // overlay/pending-writes.ts); those tabs wait for the worker's rows as before.
+  const pending = mode === 'leader-tab' ? undefined : new PendingWrites()
   // Names this client to the engine so a topic message is not echoed back to the client that sent it.
   const clientId = globalThis.crypto.randomUUID()
   const leases = new Set<Lease>()
@@ -192,7 +198,7 @@ export function createClient(options: ClientOptions): OutpostClient {
     },
     map(name: string, mapOptions?: MapOptions<RecordSchema>) {
       return createLwwMap(
-        { session, cache },
+        { session, cache, pending },
         name,
         mapOptions?.schema,
       ) as LwwMap<StandardSchemaV1.InferOutput<RecordSchema>, StandardSchemaV1.InferInput<RecordSchema>> & LwwMap<RecordValue>

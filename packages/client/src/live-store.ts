@@ -39,19 +39,36 @@ export interface LiveSource<V, Id> {
   close(id: Id): Promise<void>
 }
 
+/**
+ * Something between the engine's values and the listeners: this tab's own pending writes
+ * shown on top of the worker's last value (see `overlay/`).
+ */
+export interface LiveLayer<V> {
+  /**
+   * The engine sent `value`; returns what listeners see now. Returning the value they
+   * already have (the same object) means nothing visible changed, and nobody is called.
+   */
+  onBase(value: V): V
+  /** Starts showing writes: `show` delivers a new value; returns the function that stops (and forgets the base). */
+  start(show: (value: V) => void): () => void
+}
+
 /** The shared implementation of {@link Live}. */
 export class LiveStore<V, Id = number> implements Live<V> {
   readonly #session: EngineSession
   readonly #source: LiveSource<V, Id>
+  readonly #layer: LiveLayer<V> | undefined
   readonly #listeners = new Set<(value: V) => void>()
   readonly #errorListeners = new Set<(error: OutpostError) => void>()
   #snapshot: { readonly value: V } | undefined
   #error: OutpostError | undefined
   #handle: TrackedHandle | undefined
+  #stopLayer: (() => void) | undefined
 
-  constructor(session: EngineSession, source: LiveSource<V, Id>) {
+  constructor(session: EngineSession, source: LiveSource<V, Id>, layer?: LiveLayer<V>) {
     this.#session = session
     this.#source = source
+    this.#layer = layer
   }
 
   subscribe(listener: (value: V) => void, onError?: (error: OutpostError) => void): () => void {
@@ -60,14 +77,18 @@ export class LiveStore<V, Id = number> implements Live<V> {
     if (this.#snapshot) callSafely(listener, this.#snapshot.value)
     // Already failed: this subscriber learns it now, not never (the engine will not answer again).
     if (this.#error) this.#deliverError(this.#error, onError)
-    this.#handle ??= this.#session.track<Id>({
-      start: (isCurrent) =>
-        this.#source.open((value) => {
-          if (isCurrent()) this.#emit(value)
-        }),
-      stop: (id) => this.#source.close(id),
-      onError: (error) => this.#fail(error),
-    })
+    if (this.#handle === undefined) {
+      const layer = this.#layer
+      this.#stopLayer = layer?.start((value) => this.#emit(value))
+      this.#handle = this.#session.track<Id>({
+        start: (isCurrent) =>
+          this.#source.open((value) => {
+            if (isCurrent()) this.#emit(layer === undefined ? value : layer.onBase(value))
+          }),
+        stop: (id) => this.#source.close(id),
+        onError: (error) => this.#fail(error),
+      })
+    }
     let active = true
     return () => {
       if (!active) return
@@ -77,6 +98,8 @@ export class LiveStore<V, Id = number> implements Live<V> {
       if (this.#listeners.size === 0) {
         this.#handle?.close()
         this.#handle = undefined
+        this.#stopLayer?.()
+        this.#stopLayer = undefined
         this.#snapshot = undefined
         this.#error = undefined
       }
@@ -119,6 +142,8 @@ export class LiveStore<V, Id = number> implements Live<V> {
   #emit(value: V): void {
     // A value means the subscription works (e.g. re-made in a replaced engine).
     this.#error = undefined
+    // A layer hands back the value listeners already have when nothing visible changed.
+    if (this.#layer !== undefined && this.#snapshot !== undefined && this.#snapshot.value === value) return
     this.#snapshot = { value }
     for (const listener of [...this.#listeners]) callSafely(listener, value)
   }

@@ -3,10 +3,13 @@
  * register. Writes resolve when durable locally and return a {@link WriteHandle}; reads
  * and live queries run in the engine over local data, so they work offline.
  */
-import { assertRecord, type Query, type RecordValue, type Value } from '@outpost/core'
-import type { QuerySpec, Row as EngineRow } from '@outpost/worker'
+import { assertKey, assertMapName, assertRecord, type Query, type RecordValue, type Value } from '@outpost/core'
+import type { QuerySpec, Row as EngineRow, WriteReceipt } from '@outpost/worker'
 import type { EngineSession } from './engine/session'
 import { LiveStore, type Live } from './live-store'
+import type { PendingOp, PendingWrites } from './overlay/pending-writes'
+import { QueryOverlay } from './overlay/query-overlay'
+import { RecordOverlay } from './overlay/record-overlay'
 import { stableKey } from './stable-key'
 import { validateWithSchema, type RecordSchema } from './schema'
 import { createWriteHandle, type WriteHandle } from './write-handle'
@@ -51,6 +54,11 @@ export interface MapContext {
   readonly session: EngineSession
   /** Shared live stores, so hooks and repeated `query()` calls reuse one engine subscription. */
   readonly cache: Map<string, unknown>
+  /**
+   * This client's writes the engine has not answered yet, shown at once by its live
+   * queries and records. Undefined: no overlay (live views wait for the worker's rows).
+   */
+  readonly pending: PendingWrites | undefined
 }
 
 /** Builds the map handle (see `client.map`). */
@@ -59,14 +67,44 @@ export function createLwwMap<T extends object, TInput>(
   name: string,
   schema: RecordSchema | undefined,
 ): LwwMap<T, TInput> {
-  const { session, cache } = context
+  const { session, cache, pending } = context
 
-  const write = (run: () => Promise<{ opId: number }>): WriteHandle => createWriteHandle(session, run())
+  /**
+   * Sends a write whose value is ready (`op` is what live views show meanwhile): this
+   * tab's live queries and records show it in a microtask, and the engine's answer (or
+   * refusal) takes it out of the overlay again (see overlay/pending-writes.ts).
+   */
+  const submit = (key: string, op: PendingOp, send: () => Promise<WriteReceipt>): Promise<WriteReceipt> => {
+    // A name or key the engine will refuse is never shown; the engine's typed error reaches the caller.
+    if (pending === undefined || !isValidName(name, key)) return send()
+    const write = pending.begin(name, key, op)
+    const receipt = send()
+    receipt.then(
+      () => pending.settle(write, true),
+      () => pending.settle(write, false),
+    )
+    return receipt
+  }
 
-  const checked = async (record: unknown, where: string): Promise<RecordValue> => {
-    const value = schema ? await validateWithSchema(schema, record, where) : record
-    assertRecord(value, where)
-    return value
+  /**
+   * Validates the value (synchronously when there is no schema or the schema answers at
+   * once, so the overlay shows the write before `set` returns to a microtask), then submits it.
+   */
+  const write = <V>(prepare: () => V | Promise<V>, run: (value: V) => Promise<WriteReceipt>): WriteHandle => {
+    let receipt: Promise<WriteReceipt>
+    try {
+      const value = prepare()
+      receipt = value instanceof Promise ? value.then(run) : run(value)
+    } catch (error) {
+      receipt = Promise.reject(error)
+    }
+    return createWriteHandle(session, receipt)
+  }
+
+  const checked = (record: unknown, where: string): RecordValue | Promise<RecordValue> => {
+    if (schema === undefined) return asRecord(record, where)
+    const value = validateWithSchema(schema, record, where)
+    return value instanceof Promise ? value.then((v) => asRecord(v, where)) : asRecord(value, where)
   }
 
   const cached = <S>(key: string, make: () => S): S => {
@@ -80,21 +118,29 @@ export function createLwwMap<T extends object, TInput>(
   return {
     name,
     set(key, record) {
-      return write(async () => session.call('set', name, key, await checked(record, `${name}/${key}`)))
+      return write(
+        () => checked(record, `${name}/${key}`),
+        (value) => submit(key, { type: 'set', value: structuredClone(value) }, () => session.call('set', name, key, value)),
+      )
     },
     update(key, patch) {
+      const send = (fields: RecordValue): Promise<WriteReceipt> =>
+        submit(key, { type: 'update', patch: structuredClone(fields) }, () => session.call('update', name, key, fields))
+      if (!schema) return write(() => checked(patch, `${name}/${key}`), send)
       return write(async () => {
-        if (!schema) return session.call('update', name, key, await checked(patch, `${name}/${key}`))
         // A schema describes whole records: validate the record the patch would produce, then write only the patched fields.
         const current = await session.call('get', name, key)
         const merged = (await checked({ ...current, ...patch }, `${name}/${key}`)) as Record<string, unknown>
         const fields: Record<string, unknown> = {}
         for (const field of Object.keys(patch)) if (Object.hasOwn(merged, field)) fields[field] = merged[field]
-        return session.call('update', name, key, await checked(fields, `${name}/${key}`))
-      })
+        return checked(fields, `${name}/${key}`)
+      }, send)
     },
     delete(key) {
-      return write(() => session.call('delete', name, key))
+      return write(
+        () => undefined,
+        () => submit(key, { type: 'delete' }, () => session.call('delete', name, key)),
+      )
     },
     async get(key) {
       return (await session.call('get', name, key)) as T | undefined
@@ -102,10 +148,14 @@ export function createLwwMap<T extends object, TInput>(
     query(query = {}) {
       const spec: QuerySpec = { map: name, ...query }
       return cached(`query:${stableKey(spec)}`, () =>
-        new LiveStore<readonly Row<T>[]>(session, {
-          open: (emit) => session.call('subscribeQuery', spec, (rows: readonly EngineRow[]) => emit(rows as readonly Row<T>[])),
-          close: (id) => session.call('unsubscribeQuery', id),
-        }),
+        new LiveStore<readonly EngineRow[]>(
+          session,
+          {
+            open: (emit) => session.call('subscribeQuery', spec, (rows: readonly EngineRow[]) => emit(rows)),
+            close: (id) => session.call('unsubscribeQuery', id),
+          },
+          pending && new QueryOverlay(pending, name, query),
+        ) as unknown as LiveQuery<T>,
       )
     },
     async invoke<R>(key: string, processor: string, args: Value = null): Promise<R> {
@@ -113,12 +163,37 @@ export function createLwwMap<T extends object, TInput>(
     },
     record(key) {
       return cached(`record:${stableKey([name, key])}`, () =>
-        new LiveStore<T | undefined>(session, {
-          open: (emit) => session.call('subscribeRecord', name, key, (value: RecordValue | undefined) => emit(value as T | undefined)),
-          close: (id) => session.call('unsubscribeQuery', id),
-        }),
+        new LiveStore<RecordValue | undefined>(
+          session,
+          {
+            open: (emit) => session.call('subscribeRecord', name, key, (value: RecordValue | undefined) => emit(value)),
+            close: (id) => session.call('unsubscribeQuery', id),
+          },
+          pending && isValidName(name, key) ? new RecordOverlay(pending, name, key) : undefined,
+        ) as unknown as Live<T | undefined>,
       )
     },
   }
 }
 
+
+function asRecord(value: unknown, where: string): RecordValue {
+  assertRecord(value, where)
+  return value
+}
+
+/** True when the engine accepts the map name (and the key, when given). */
+function isValidName(map: string, key?: string): boolean {
+  try {
+    assertMapName(map)
+    if (key !== undefined) assertKey(key)
+    return true
+  } catch (error) {
+    return refusedByEngine(error)
+  }
+}
+
+/** The engine refuses the same key with the same typed error, which the caller receives. */
+function refusedByEngine(_error: unknown): false {
+  return false
+}

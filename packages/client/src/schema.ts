@@ -16,9 +16,17 @@ export interface SchemaIssue {
   readonly path: readonly (string | number)[]
 }
 
-/** Validates `value`; returns the schema's output or throws `SchemaValidationError`. */
-export async function validateWithSchema(schema: RecordSchema, value: unknown, where: string): Promise<object> {
-  const result = await schema['~standard'].validate(value)
+/**
+ * Validates `value`; returns the schema's output or throws `SchemaValidationError`.
+ * Synchronous when the validator is (most are), so a write can show in this tab's live
+ * queries before `set` returns; a validator that answers with a promise gives a promise.
+ */
+export function validateWithSchema(schema: RecordSchema, value: unknown, where: string): object | Promise<object> {
+  const result = schema['~standard'].validate(value)
+  return result instanceof Promise ? result.then((settled) => outputOf(settled, where)) : outputOf(result, where)
+}
+
+function outputOf(result: StandardSchemaV1.Result<object>, where: string): object {
   if (result.issues === undefined) return result.value
   const issues: SchemaIssue[] = result.issues.map((issue) => ({
     message: issue.message,

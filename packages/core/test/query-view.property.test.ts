@@ -96,6 +96,22 @@ describe('QueryView', () => {
     expect(view.isVisible('z')).toBe(true)
   })
 
+  it('get returns the current row of a matching key, inside or past the window', () => {
+    const view = new QueryView({ where: { gt: ['n', 0] }, orderBy: [['n', 'asc']], limit: 1 })
+    view.load([
+      { key: 'a', value: { n: 1 } },
+      { key: 'b', value: { n: 2 } },
+      { key: 'c', value: { n: 0 } },
+    ])
+    expect(view.get('a')).toEqual({ key: 'a', value: { n: 1 } })
+    expect(view.get('b')).toEqual({ key: 'b', value: { n: 2 } }) // past the limit, still held
+    expect(view.get('c')).toBeUndefined() // does not match
+    view.apply('b', { n: 5 })
+    expect(view.get('b')?.value).toEqual({ n: 5 })
+    view.apply('b', undefined)
+    expect(view.get('b')).toBeUndefined()
+  })
+
   it('stays equal to runQuery on thousands of rows with skewed writes (chunk splits and emptied chunks)', () => {
     let state = (seed ^ 0x5bd1e995) >>> 0
     const next = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0)

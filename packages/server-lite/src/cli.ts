@@ -8,6 +8,8 @@ import { ConfigError, isOutpostError } from '@outpost/core'
 import { CLI_HELP, loadConfig, parseFlags } from './config'
 import { createLogger } from './logger'
 import { createRelay } from './relay'
+import { SCHEMA_VERSION } from './store/postgres-schema'
+import { PostgresStore } from './store/postgres-store'
 import { relayVersion } from './version'
 
 /** Prints one line (or a short list) to stderr and sets exit code 1. */
@@ -33,8 +35,33 @@ function describeListenError(error: unknown, host: string, port: number): string
   return undefined
 }
 
+/** `outpost-server migrate [options]`: brings the Postgres schema up to date, then exits. */
+async function migrateCommand(argv: readonly string[]): Promise<void> {
+  let config
+  try {
+    config = await loadConfig({ argv })
+  } catch (error) {
+    fail(error instanceof ConfigError ? describeConfigError(error) : error instanceof Error ? error.message : String(error))
+    return
+  }
+  if (config.store === 'lmdb') {
+    process.stdout.write('outpost-server migrate: the store is LMDB, which needs no migrations; pass --store postgres://… to migrate a Postgres schema\n')
+    return
+  }
+  const applied = await PostgresStore.migrate({ connectionString: config.store, schema: config.storeSchema })
+  process.stdout.write(
+    applied.length === 0
+      ? `outpost-server migrate: schema ${config.storeSchema} is up to date (version ${SCHEMA_VERSION})\n`
+      : `outpost-server migrate: schema ${config.storeSchema} migrated to version ${SCHEMA_VERSION} (applied ${applied.join(', ')})\n`,
+  )
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2)
+  if (argv[0] === 'migrate') {
+    await migrateCommand(argv.slice(1))
+    return
+  }
   let config
   try {
     const parsed = parseFlags(argv)

@@ -7,6 +7,7 @@
  * value becomes one {@link ConfigError} whose `details.issues` lists each field and how
  * to fix it, so the CLI can print them and exit 1.
  */
+import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { importUserModule } from './load-module'
@@ -135,7 +136,13 @@ export const relayConfigSchema = z.object({
   port: z.number().int().min(0, 'port must be 0 (any free port) to 65535').max(65_535, 'port must be 0 (any free port) to 65535').default(8787),
   host: z.string().min(1).default('127.0.0.1'),
   dataDir: z.string().min(1).default('./.outpost-data'),
-  store: z.enum(['lmdb'], { message: 'store must be "lmdb" (the only embedded store)' }).default('lmdb'),
+  /** `lmdb` (embedded, in `dataDir`) or a `postgres://` URL: several relays share one Postgres (scale-out). */
+  store: z
+    .string()
+    .refine((s) => s === 'lmdb' || /^postgres(ql)?:\/\/./.test(s), { message: 'store must be "lmdb" or a postgres:// URL (a direct connection, not a transaction pooler)' })
+    .default('lmdb'),
+  /** The Postgres schema holding Outpost's tables (with a postgres store). */
+  storeSchema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'storeSchema must be letters, digits and _ (at most 63)').default('outpost'),
   auth: authSchema.optional(),
   rules: rulesSchema.optional(),
   /** A `.js`/`.ts` module exporting `processors` (entry processors) and/or `resolvers` (conflict resolvers per map). */
@@ -150,15 +157,37 @@ export const relayConfigSchema = z.object({
    * replaying what changed since; an older cursor falls back to Merkle reconciliation.
    */
   changeLogEntries: z.number().int().min(1_000).default(1_000_000),
+  /**
+   * How often (ms) the relay checks the store for changes other relays made to the maps its
+   * clients watch, in case a bus hint was lost (or there is no bus). 0 disables the poll.
+   */
+  pollMs: z.number().int().min(0).default(1_000),
   /** How often tombstones older than the horizon are collected (ms). */
   gcIntervalMs: z.number().int().positive().default(3600 * 1000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  /** The relay's replica id (ends its own stamps, if any). */
-  replicaId: z.string().min(1).max(128).default('relay'),
+  /**
+   * The relay's replica id (ends its own stamps: entry processors, resolvers). Relays
+   * sharing a store need distinct ids; by default a relay on LMDB is `relay` and one on
+   * Postgres `relay-<8 random hex digits>`, new at each start.
+   */
+  replicaId: z.string().min(1).max(128).optional(),
+  /**
+   * How relays sharing a Postgres tell each other of commits, topic messages and lock
+   * releases: `postgres` (LISTEN/NOTIFY, the default with a postgres store), a `redis://`
+   * URL (Redis Streams, for high topic or presence rates; Postgres stays the truth), or
+   * `none` (relays find each other's changes by polling every `pollMs`; topics stay local).
+   */
+  bus: z
+    .string()
+    .refine((s) => s === 'none' || s === 'postgres' || /^rediss?:\/\/./.test(s), { message: 'bus must be "postgres", "none" or a redis:// URL' })
+    .optional(),
 })
 
 /** A validated relay configuration (every default filled in). */
-export type RelayConfig = z.infer<typeof relayConfigSchema>
+export type RelayConfig = Omit<z.infer<typeof relayConfigSchema>, 'replicaId' | 'bus'> & {
+  readonly replicaId: string
+  readonly bus: 'none' | 'postgres' | (string & {})
+}
 /** What a caller may pass: any subset; the rest is defaulted. */
 export type RelayConfigInput = z.input<typeof relayConfigSchema>
 /** One map's rules, as validated. */
@@ -177,7 +206,15 @@ export function parseConfig(input: unknown): RelayConfig {
 function validate(input: unknown, earlier: readonly string[]): RelayConfig {
   const result = relayConfigSchema.safeParse(input)
   const issues = [...earlier, ...(result.success ? [] : result.error.issues.map((issue) => `${issue.path.length === 0 ? '(config)' : issue.path.join('.')}: ${issue.message}`))]
-  if (result.success && issues.length === 0) return result.data
+  if (result.success && issues.length === 0) {
+    const data = result.data
+    if (data.store === 'lmdb' && data.bus !== undefined && data.bus !== 'none') {
+      issues.push('bus: a bus connects relays that share a Postgres store; with store "lmdb" leave it unset (or pass --store postgres://…)')
+    } else {
+      const shared = data.store !== 'lmdb'
+      return { ...data, replicaId: data.replicaId ?? (shared ? `relay-${randomBytes(4).toString('hex')}` : 'relay'), bus: data.bus ?? (shared ? 'postgres' : 'none') }
+    }
+  }
   throw new ConfigError(`Invalid relay configuration:\n  - ${issues.join('\n  - ')}`, { issues })
 }
 
@@ -218,6 +255,10 @@ export const CLI_OPTIONS: readonly CliOption[] = [
   { flag: 'port', example: '8787', arg: '<n>', path: ['port'], env: 'OUTPOST_PORT', numeric: true, help: 'port to listen on, 0 = any free port', fallback: '8787' },
   { flag: 'host', example: '0.0.0.0', arg: '<addr>', path: ['host'], env: 'OUTPOST_HOST', help: 'address to bind', fallback: '127.0.0.1' },
   { flag: 'data-dir', example: '/var/lib/outpost', arg: '<path>', path: ['dataDir'], env: 'OUTPOST_DATA_DIR', help: 'LMDB data directory', fallback: './.outpost-data' },
+  { flag: 'store', example: 'postgres://outpost@db:5432/outpost', arg: '<lmdb|url>', path: ['store'], env: 'OUTPOST_STORE', help: 'lmdb, or postgres:// to share one Postgres between relays', fallback: 'lmdb' },
+  { flag: 'store-schema', example: 'outpost_eu', arg: '<name>', path: ['storeSchema'], env: 'OUTPOST_STORE_SCHEMA', help: 'the Postgres schema holding the tables', fallback: 'outpost' },
+  { flag: 'bus', example: 'redis://127.0.0.1:6379', arg: '<postgres|redis-url|none>', path: ['bus'], env: 'OUTPOST_BUS', help: 'how relays sharing a Postgres tell each other of changes', fallback: 'postgres; none on lmdb' },
+  { flag: 'replica-id', example: 'relay-eu-1', arg: '<id>', path: ['replicaId'], env: 'OUTPOST_REPLICA_ID', help: 'this relay\'s replica id (distinct per relay)', fallback: 'relay / relay-<random>' },
   { flag: 'config', example: 'outpost.config.json', arg: '<file>', path: [], env: 'OUTPOST_CONFIG', help: '.json, .js or .ts config (rules live here)' },
   { flag: 'jwt-secret', example: '"$(openssl rand -base64 48)"', arg: '<s>', path: ['auth', 'secret'], env: 'OUTPOST_JWT_SECRET', help: 'HS256 secret (>= 32 characters)' },
   { flag: 'jwks-url', example: 'https://id.example.com/.well-known/jwks.json', arg: '<url>', path: ['auth', 'jwksUrl'], env: 'OUTPOST_JWKS_URL', help: 'JWKS URL of your identity provider' },
@@ -238,6 +279,7 @@ function helpTable(rows: readonly (readonly [string, string, string])[]): string
 
 /** `outpost-server --help`: one aligned row per option (flag, what it does, env var and default). */
 export const CLI_HELP = `Usage: outpost-server [options]
+       outpost-server migrate [options]   bring the Postgres schema (--store, --store-schema) up to date and exit
 
 Options (flags > environment > config file > defaults):
 ${helpTable([

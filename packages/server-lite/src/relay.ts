@@ -28,9 +28,12 @@ import { SubjectBuckets } from './rate-limiter'
 import { Session, type SessionTransport } from './session/session'
 import { attachWebSocket } from './ws-transport'
 import { LmdbStore } from './store/lmdb-store'
+import { PostgresStore, redact } from './store/postgres-store'
 import { SyncService, assertRelayStore, type RelayStore } from './sync/sync-service'
 import type { PipelineContext } from './sync/write-pipeline'
 import { FunctionService, checkFunctions, loadFunctions, type RelayFunctions } from './primitives/functions'
+import { KvLockBackend } from './primitives/lock-backend'
+import { ALONE, PostgresLeadership } from './store/postgres-leader'
 import { LockService } from './primitives/locks'
 import { TopicHub } from './primitives/topics'
 import { relayVersion } from './version'
@@ -92,6 +95,8 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   let store: RelayStore
   if (options.store !== undefined) {
     store = assertRelayStore(options.store)
+  } else if (config.store !== 'lmdb') {
+    store = await PostgresStore.open({ connectionString: config.store, schema: config.storeSchema })
   } else {
     mkdirSync(config.dataDir, { recursive: true })
     store = LmdbStore.open({ path: config.dataDir })
@@ -100,8 +105,8 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const clock = new Hlc({ replicaId: config.replicaId as ReplicaId, now, maxDrift: config.maxDriftMs })
   const topics = new TopicHub({ rules, metrics, maxTopicsPerSession: config.limits.maxTopicsPerConnection, maxFrameBytes: config.limits.maxFrameBytes })
   const locks = new LockService({
-    store,
-    commit: (batch) => sync.commit(batch),
+    backend: store instanceof PostgresStore ? store.lockBackend() : new KvLockBackend(store, (batch) => sync.commit(batch), now),
+    ...(store instanceof PostgresStore ? { retryMs: config.pollMs } : {}),
     rules,
     metrics,
     logger,
@@ -372,7 +377,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const port = (server.address() as AddressInfo).port
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
   state = 'ready'
-  logger.info({ port, host: config.host, url: `ws://${host}:${port}`, dataDir: config.dataDir, version: relayVersion() }, 'listening')
+  logger.info({ port, host: config.host, url: `ws://${host}:${port}`, store: config.store === 'lmdb' ? `lmdb ${config.dataDir}` : `${redact(config.store)} (schema ${config.storeSchema})`, version: relayVersion() }, 'listening')
 
   const gc = async (): Promise<number> => {
     const collected = await sync.collectTombstones(now(), config.tombstoneHorizonMs)
@@ -381,8 +386,22 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     if (trimmed > 0) logger.info({ trimmed }, 'change-log entries trimmed')
     return collected
   }
+  // Changes other relays sharing the store made reach this one's subscribers within one poll at worst.
+  const pollTimer =
+    config.pollMs > 0 && config.store !== 'lmdb'
+      ? setInterval(() => {
+          if (state === 'ready') sync.poll().catch((error: unknown) => logger.error({ err: error }, 'polling the store failed'))
+        }, config.pollMs)
+      : undefined
+  pollTimer?.unref()
+  // Singleton jobs: among relays sharing a Postgres, only the holder of the jobs lock runs them.
+  const leadership = config.store === 'lmdb' ? ALONE : new PostgresLeadership(config.store, config.storeSchema)
   const gcTimer = setInterval(() => {
-    if (state === 'ready') gc().catch((error: unknown) => logger.error({ err: error }, 'tombstone GC failed'))
+    if (state !== 'ready') return
+    leadership
+      .lead()
+      .then((leader) => (leader && state === 'ready' ? gc() : 0))
+      .catch((error: unknown) => logger.error({ err: error }, 'tombstone GC failed'))
   }, config.gcIntervalMs)
   gcTimer.unref()
 
@@ -397,6 +416,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
         for (const session of [...sessions]) session.shutdown(frame, CLOSE.RESTART, 'service restart: reconnect')
         // Leases stay persisted: a lock held now is still held after the restart until its TTL.
         locks.close()
+        await leadership.close()
         await sync.settle()
         await store.close()
         logger.info('drained')
@@ -411,6 +431,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
       closing = (async () => {
         await drain()
         clearInterval(gcTimer)
+        if (pollTimer !== undefined) clearInterval(pollTimer)
         heartbeat.stop()
         wss.close()
         await new Promise<void>((resolve) => {

@@ -3,16 +3,18 @@
  * prints a JSON `listening` line with its port, drains on SIGTERM (clients get
  * SHUTTING_DOWN and close code 1012, the process exits 0), keeps acknowledged data across
  * a restart on the same data directory, and refuses an invalid configuration with exit
- * code 1 and a message naming each bad field.
+ * code 1 and a message naming each bad field; `outpost-server migrate` brings a Postgres
+ * schema up to date.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { TestClient, tempDir } from './helpers/client'
 import { update } from './helpers/changes'
 import { LocalShape } from './helpers/replica'
 import { RELAY_NODE_ARGS } from './helpers/relay-command'
+import { POSTGRES_URL, dropSchemas, freshSchema, postgresMissing } from './helpers/postgres'
 
 const children: ChildProcess[] = []
 const dirs: { remove: () => void }[] = []
@@ -129,5 +131,24 @@ describe('outpost-server (child process)', () => {
     expect(descriptionColumn.size).toBe(1)
     const envColumn = new Set(rows.filter((row) => row.includes('OUTPOST_')).map((row) => row.indexOf('OUTPOST_')))
     expect(envColumn.size).toBe(1)
+  })
+})
+
+const postgres = await postgresMissing()
+const migrated: string[] = []
+afterAll(async () => {
+  if (postgres === undefined) await dropSchemas(migrated)
+})
+
+describe.skipIf(postgres !== undefined)('outpost-server migrate', () => {
+  it('creates a Postgres schema at the current version, then reports it up to date', async () => {
+    const schema = freshSchema('cli')
+    migrated.push(schema)
+    const first = run(['migrate', '--store', POSTGRES_URL, '--store-schema', schema])
+    expect(await first.exit).toBe(0)
+    expect(first.stdout()).toMatch(new RegExp(`schema ${schema} migrated to version \\d+ \\(applied 1, 2`))
+    const again = run(['migrate', '--store', POSTGRES_URL, '--store-schema', schema])
+    expect(await again.exit).toBe(0)
+    expect(again.stdout()).toMatch(new RegExp(`schema ${schema} is up to date`))
   })
 })

@@ -101,6 +101,14 @@ describe.skipIf(!available)('Chromium runtime modes', () => {
       await a.page.evaluate(() => window.harness.waitForTitle('from tab B'))
       expect(relay.sessionCount - before).toBe(1)
 
+      // The tab's own writes show before the worker round trip, and the worker's answers never undo them.
+      const overlay = await a.page.evaluate(() => window.harness.overlayChecks(60))
+      expect(overlay.shownAtOnce).toBe(60)
+      expect(overlay.wentBack).toBe(0)
+      expect(overlay.final).toEqual(overlay.written)
+      // The other tab has no overlay of them: it gets the worker's rows.
+      await b.page.evaluate((t) => window.harness.waitForTitle(t), overlay.written['ov-4'] as string)
+
       const sameTab = await a.page.evaluate(() => window.harness.measureSameTab(200))
       const crossTab: number[] = []
       for (let i = 0; i < 50; i++) {
@@ -137,6 +145,12 @@ describe.skipIf(!available)('Chromium runtime modes', () => {
       await c.page.evaluate(() => window.harness.waitForTitle('from follower B'))
       await a.page.evaluate(() => window.harness.set('l1', 'from leader A'))
       await b.page.evaluate(() => window.harness.waitForTitle('from leader A'))
+      // No overlay in leader-tab mode (the dedicated worker's link can deliver an answer before
+      // the rows it follows): a follower's write shows when the worker's rows arrive, never undone.
+      const followerOverlay = await b.page.evaluate(() => window.harness.overlayChecks(30))
+      expect(followerOverlay).toMatchObject({ shownAtOnce: 0, wentBack: 0 })
+      // Here the answers may come before the rows, so wait for the rows themselves.
+      for (const title of Object.values(followerOverlay.written)) await b.page.evaluate((t) => window.harness.waitForTitle(t), title)
       const followerLatency = await b.page.evaluate(() => window.harness.measureSameTab(50))
       console.log(`[figures] leader-tab follower ${figures('same-tab write → live query', followerLatency)}`)
 

@@ -99,6 +99,11 @@ export class QueryView {
     return this.#visible
   }
 
+  /** The row of `key` while it matches (within `limit` or past it), or `undefined`. */
+  get(key: string): Row | undefined {
+    return this.#byKey.get(key)
+  }
+
   /** Number of matching rows, including those beyond `limit`. */
   get matchCount(): number {
     return this.#count

@@ -39,6 +39,7 @@ import {
   emptyLww,
   getField,
   isOutpostError,
+  OutpostError,
   lwwDeleteState,
   lwwLatest,
   lwwMaxStamp,
@@ -61,7 +62,7 @@ import type { Logger } from 'pino'
 import type { MapAccess } from '../auth/rules'
 import type { RelayMetrics } from '../metrics'
 import type { SyncService } from '../sync/sync-service'
-import { writeRequest, type PipelineContext } from '../sync/write-pipeline'
+import { writeRequest, type PipelineContext, type PipelineRequest } from '../sync/write-pipeline'
 import type { Caller } from './caller'
 
 /** What an entry processor is given. */
@@ -162,6 +163,17 @@ export interface FunctionServiceOptions {
   readonly pipeline: () => PipelineContext
 }
 
+/** Runs of one invocation before it gives up to contention from other relays. */
+const MAX_PROCESSOR_ATTEMPTS = 20
+
+/** A processor's write met a record newer than the one it read (another relay wrote the key). */
+class StaleRead extends OutpostError {
+  override readonly name = 'StaleRead'
+  constructor() {
+    super('PROCESSOR_FAILED', 'the record changed while the processor ran')
+  }
+}
+
 /** Fan-out origin of relay-made writes: no session, so every subscriber (the caller's too) receives them. */
 const RELAY_ORIGIN = Object.freeze({})
 
@@ -245,22 +257,46 @@ export class FunctionService {
       })
   }
 
+  /**
+   * Runs the processor until its write lands on the record it read. Here, ops on the key wait
+   * for it (see `busy`); another relay sharing the store may still write the key meanwhile,
+   * so the write carries the sequence number of the record read and is refused when the
+   * record moved on: the processor then runs again on the new record (optimistic
+   * concurrency), at most {@link MAX_PROCESSOR_ATTEMPTS} times.
+   */
   async #run(caller: Caller, access: MapAccess, message: InvokeMessage, processor: EntryProcessor): Promise<void> {
-    const { sync, metrics } = this.#options
+    const { metrics } = this.#options
     const fail = (error: Error, outcome: string): void => {
       metrics.invocations.inc({ outcome })
       caller.send({ type: 'error', ref: message.id, error: serializeError(error) })
     }
+    for (let attempt = 1; attempt <= MAX_PROCESSOR_ATTEMPTS; attempt++) {
+      if (await this.#attempt(caller, access, message, processor, fail)) return
+      // Jittered backoff, so relays contending for one key do not keep colliding in step.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, 100)))
+    }
+    fail(
+      new ProcessorError(`Processor ${message.processor.slice(0, 64)} kept losing the race for record ${message.key.slice(0, 64)} to other writers (${MAX_PROCESSOR_ATTEMPTS} attempts); nothing was changed. Retry later`, {
+        processor: message.processor.slice(0, 128),
+        attempts: MAX_PROCESSOR_ATTEMPTS,
+      }),
+      'contended',
+    )
+  }
+
+  /** One run of the processor; false when its write met a record newer than the one it read. */
+  async #attempt(caller: Caller, access: MapAccess, message: InvokeMessage, processor: EntryProcessor, fail: (error: Error, outcome: string) => void): Promise<boolean> {
+    const { sync, metrics } = this.#options
     const state = await sync.catalog.get(message.map)
     if (state.kind !== undefined && state.kind !== 'lww') {
       fail(new InvalidValueError(`Map ${message.map} holds ${state.kind} data; entry processors work on LWW maps`, { map: message.map }), 'forbidden')
-      return
+      return true
     }
-    // Ops on this key wait for the processor (see `busy`), so this is the record it works on.
-    const before = (await sync.store.getRecords(message.map, [message.key]))[0]?.state as LwwRecordState | undefined
+    const read = (await sync.store.getRecords(message.map, [message.key]))[0]
+    const before = read?.state as LwwRecordState | undefined
     if (before !== undefined && !access.visible(lwwLatest(before))) {
       fail(new ForbiddenError(`You may not write record ${message.key.slice(0, 64)} of map ${message.map}`, { map: message.map }), 'forbidden')
-      return
+      return true
     }
     const view = before === undefined ? undefined : lwwView(before)
     let outcome: ProcessorOutcome | undefined | void
@@ -285,34 +321,43 @@ export class FunctionService {
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error)
       fail(new ProcessorError(`Processor ${message.processor.slice(0, 64)} failed: ${reason.slice(0, 1000)}; nothing was changed`, { processor: message.processor.slice(0, 128), reason: reason.slice(0, 1000) }), 'failed')
-      return
+      return true
     }
     const result: Value = outcome?.result ?? null
     const delta = this.#delta(before, outcome?.value)
     if (delta !== undefined) {
       const writer = { replicaId: this.#options.replicaId, access: () => access }
-      let request
+      let request: PipelineRequest
       try {
-        request = writeRequest({ kind: 'lww', map: message.map, key: message.key, state: delta }, writer, state.kind, this.#options.pipeline())
+        const base = writeRequest({ kind: 'lww', map: message.map, key: message.key, state: delta }, writer, state.kind, this.#options.pipeline())
+        request = {
+          ...base,
+          decide(current) {
+            if ((current?.seq ?? 0) !== (read?.seq ?? 0)) throw new StaleRead()
+            return base.decide(current)
+          },
+        }
       } catch (error) {
         fail(isOutpostError(error) ? error : new ProcessorError('The processor ran but its write was refused'), 'forbidden')
-        return
+        return true
       }
       let stored
       try {
         ;[stored] = await sync.write([request], RELAY_ORIGIN)
       } catch (error) {
         fail(isOutpostError(error) ? error : new ProcessorError('The processor ran but its write could not be stored; retry'), 'error')
-        return
+        return true
       }
+      if (stored?.status === 'refused' && stored.error instanceof StaleRead) return false
       if (stored?.status === 'refused') {
         const reason = stored.error
         fail(reason.code === 'FORBIDDEN' ? new ForbiddenError(`Processor ${message.processor.slice(0, 64)} would put record ${message.key.slice(0, 64)} outside what you may write (row filter); nothing was changed`, { map: message.map }) : reason, 'forbidden')
-        return
+        return true
       }
     }
     metrics.invocations.inc({ outcome: 'ok' })
     caller.send({ type: 'invoke-result', id: message.id, result })
+    return true
   }
 
   async #withTimeout<T>(work: Promise<T>, name: string): Promise<T> {

@@ -32,6 +32,13 @@ export const MIGRATIONS: readonly Migration[] = [
       `create table leaves (map_id int not null, leaf int not null, hi bigint not null, lo bigint not null, count bigint not null, primary key (map_id, leaf))`,
     ],
   },
+  {
+    version: 2,
+    description: 'locks: one row per lock with its fencing token and lease, shared by every relay',
+    statements: [
+      `create table locks (name bytea primary key, counter bigint not null, timeline int not null, subject bytea, expires_at timestamptz)`,
+    ],
+  },
 ]
 
 /** The schema version this build needs. */

@@ -56,6 +56,7 @@ import {
   type WriteRequest,
 } from '@outpost/core'
 import { migrate, quoteSchema } from './postgres-schema'
+import { PostgresLockBackend } from './postgres-locks'
 
 /** Stored values are decoded without the wire's size limits: they were checked when written. */
 const STORED_LIMITS = { maxFrameBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1024, maxElements: Number.MAX_SAFE_INTEGER }
@@ -120,15 +121,27 @@ export class PostgresStore implements Store, SyncStore {
 
   /** Connects, runs the migrations the schema lacks, and returns the store. */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    return (await PostgresStore.#open(options)).store
+  }
+
+  /** Runs the migrations the schema lacks (`outpost-server migrate`); resolves to the versions applied now. */
+  static async migrate(options: PostgresStoreOptions): Promise<number[]> {
+    const { store, applied } = await PostgresStore.#open(options)
+    await store.close()
+    return applied
+  }
+
+  static async #open(options: PostgresStoreOptions): Promise<{ store: PostgresStore; applied: number[] }> {
     const schema = options.schema ?? 'outpost'
     quoteSchema(schema)
     const pool = new pg.Pool({ connectionString: options.connectionString, max: options.poolSize ?? 10 })
     // A connection that breaks while idle must not crash the relay: the next query reconnects.
     pool.on('error', () => undefined)
+    let applied: number[]
     try {
       const client = await pool.connect()
       try {
-        await migrate(client, schema)
+        applied = await migrate(client, schema)
       } finally {
         client.release()
       }
@@ -136,7 +149,12 @@ export class PostgresStore implements Store, SyncStore {
       await pool.end().catch(() => undefined)
       throw new StoreError(`Cannot open the Postgres store (${redact(options.connectionString)}, schema ${schema}): ${error instanceof Error ? error.message : String(error)}`, { schema }, { cause: error })
     }
-    return new PostgresStore(pool, schema)
+    return { store: new PostgresStore(pool, schema), applied }
+  }
+
+  /** Lock grants decided in this database, shared by every relay that uses it. */
+  lockBackend(): PostgresLockBackend {
+    return new PostgresLockBackend(this.#pool, this.#s)
   }
 
   #check(): void {

@@ -18,8 +18,13 @@ export class MapState {
   readonly map: string
   /** Fixed by the map's first write; undefined while the map is empty. */
   kind: CollectionKind | undefined
-  /** The newest sequence number this relay knows of. */
+  /**
+   * Every change numbered up to this one has been fanned out by this relay (its own writes,
+   * and others' caught up from the store's log): the cursor a subscription can be given.
+   */
   head: number
+  /** Own changes numbered above `head` (fanned out already, skipped when catching up). */
+  readonly ahead = new Set<number>()
   /** The log answers cursors above this. */
   floor: number
   /** Views by id (shape + bound filter). */
@@ -58,10 +63,29 @@ export class MapState {
   /** Applies a committed change to the in-memory tree (when loaded) and the bookkeeping. */
   applied(kind: CollectionKind, key: string, previous: CrdtState | undefined, state: CrdtState | undefined, seq: number): void {
     this.kind = kind
-    if (seq > this.head) this.head = seq
+    if (seq === this.head + 1) this.head = seq
+    else if (seq > this.head) this.ahead.add(seq)
+    this.#settleAhead()
     const tree = this.#tree
     if (tree !== undefined) this.#patch(tree, key, previous, state)
     else if (this.#loadingTree !== undefined) this.#pending.push({ seq, key, previous, state })
+  }
+
+  /**
+   * A change another relay made (caught up from the log): only its new state is known, so
+   * a loaded tree cannot be patched and is reloaded on next use.
+   */
+  caughtUp(kind: CollectionKind, seq: number): void {
+    this.kind = kind
+    if (seq > this.head) this.head = seq
+    this.#settleAhead()
+    this.forgetTree()
+  }
+
+  /** Moves `head` over own changes that are now contiguous with it. */
+  #settleAhead(): void {
+    while (this.ahead.delete(this.head + 1)) this.head++
+    for (const seq of this.ahead) if (seq <= this.head) this.ahead.delete(seq)
   }
 
   #patch(tree: NodeSums, key: string, previous: CrdtState | undefined, state: CrdtState | undefined): void {
@@ -125,6 +149,11 @@ export class MapCatalog {
       this.#loading.set(map, loading)
     }
     return loading
+  }
+
+  /** Maps someone here subscribes to (their changes made elsewhere must be caught up). */
+  *watched(): Generator<MapState> {
+    for (const state of this.#maps.values()) if (!state.idle) yield state
   }
 
   /** The map's state if it is in memory. */

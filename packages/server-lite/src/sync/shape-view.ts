@@ -34,9 +34,11 @@ import {
   type CrdtState,
   type LwwRecordState,
   type Predicate,
+  type RecordValue,
   type Row,
   type Shape,
   type SyncRecord,
+  type Value,
 } from '@outpost/core'
 
 /** What one applied change does to a view: keys whose state subscribers must receive, and keys that left. */
@@ -61,6 +63,8 @@ export class ShapeView {
   /** Subscriptions using this view (opaque to the view). */
   readonly subscribers = new Set<unknown>()
   readonly #match: CompiledPredicate
+  /** The rule filter alone: who may know a record exists. */
+  readonly #visible: CompiledPredicate
   readonly #filtered: boolean
   readonly #fields: readonly string[] | undefined
   readonly #limit: number | undefined
@@ -84,6 +88,7 @@ export class ShapeView {
     this.#kind = kind
     this.filter = filter
     this.#match = compilePredicate(andPredicates(shape.where, filter))
+    this.#visible = compilePredicate(filter)
     this.#filtered = filter !== undefined
     this.#fields = shape.fields
     this.#limit = shape.limit
@@ -231,6 +236,25 @@ export class ShapeView {
       return { send: [], moveOut: [key] }
     }
     return this.#updateWindow(key, next)
+  }
+
+  /**
+   * What a change means to subscribers when the record before it is not known (a change
+   * another relay made, caught up from the log): a member is sent; a non-member is moved
+   * out when subscribers may know of it — visible under the rule filter now, or, by
+   * `before` (the filtered fields the log kept), before the change.
+   */
+  updateUnknown(key: string, next: CrdtState | undefined, before: Value | undefined): ViewEffect {
+    for (const touched of this.#scans) touched.add(key)
+    if (this.windowed) return this.#updateWindow(key, next)
+    if (next !== undefined && this.#matches(next)) {
+      this.#tree?.set(key, this.digest(next))
+      return { send: [key], moveOut: [] }
+    }
+    this.#tree?.delete(key)
+    const visibleNow = next !== undefined && (this.kind !== 'lww' ? !this.#filtered : this.#visible(lwwLatest(next as LwwRecordState)))
+    const visibleBefore = before !== undefined && typeof before === 'object' && before !== null && this.#visible(before as RecordValue)
+    return visibleNow || visibleBefore ? { send: [], moveOut: [key] } : NO_EFFECT
   }
 
   #updateWindow(key: string, next: CrdtState | undefined): ViewEffect {

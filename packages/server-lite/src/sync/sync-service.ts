@@ -54,7 +54,12 @@ interface Applied {
   readonly seq: number
   readonly origin: object
   readonly writerUpToDate: boolean
+  /** For a change caught up from the log (previous unknown): what the log kept of the record before it. */
+  readonly before?: Value
 }
+
+/** Fan-out origin of changes other relays made: no local session wrote them. */
+const REMOTE_ORIGIN = Object.freeze({})
 
 /** One caller's batch waiting for a transaction. */
 interface WriteJob {
@@ -96,6 +101,8 @@ export class SyncService {
   #queue: WriteJob[] = []
   #committing = false
   #storeId: Promise<string> | undefined
+  /** Catch-up runs per map, one at a time. */
+  readonly #catchingUp = new Map<string, Promise<void>>()
   /** Fan-out runs in commit order, one commit at a time (a window may need to read records). */
   #fanOut: Promise<void> = Promise.resolve()
 
@@ -228,7 +235,7 @@ export class SyncService {
     for (const change of applied) {
       for (const view of change.map.views.values()) {
         if (view.subscribers.size === 0) continue
-        const effect = view.update(change.key, change.previous, change.state)
+        const effect = change.previous === undefined && change.origin === REMOTE_ORIGIN ? view.updateUnknown(change.key, change.state, change.before) : view.update(change.key, change.previous, change.state)
         if (effect.send.length === 0 && effect.moveOut.length === 0) continue
         // A window may pull in another record: read it (the changed one is at hand).
         const others = effect.send.filter((k) => k !== change.key)
@@ -254,6 +261,65 @@ export class SyncService {
       }
     }
     for (const [subscriber, { changes, moveOut, seq }] of out) subscriber.deliver(changes, moveOut, seq)
+  }
+
+  /**
+   * Fans out what other relays sharing the store committed to `map` since this relay's
+   * `head` for it (their changes reach the store's log, not this process): read the log in
+   * sequence order, skip this relay's own changes, and deliver each key's current record.
+   * Called on a bus hint, on a bus reconnect and by the poll; idempotent and serialized per map.
+   */
+  catchUp(map: string): Promise<void> {
+    const state = this.catalog.peek(map)
+    if (state === undefined) return Promise.resolve()
+    const previous = this.#catchingUp.get(map) ?? Promise.resolve()
+    const next = previous.then(() => this.#catchUp(state)).catch((error: unknown) => this.#logger.error({ err: error, map }, 'catching up with other relays failed'))
+    this.#catchingUp.set(map, next)
+    void next.finally(() => {
+      if (this.#catchingUp.get(map) === next) this.#catchingUp.delete(map)
+    })
+    return next
+  }
+
+  async #catchUp(state: MapState): Promise<void> {
+    for (;;) {
+      const entries = await this.store.readLog(state.map, state.head, SCAN_PAGE)
+      if (entries.length === 0) return
+      const remote = entries.filter((entry) => !state.ahead.has(entry.seq))
+      // The first entry of a key holds what it was before the changes this relay missed.
+      const first = new Map<string, Value | undefined>()
+      for (const entry of remote) if (!first.has(entry.key)) first.set(entry.key, entry.before)
+      const keys = [...first.keys()]
+      const records = keys.length === 0 ? [] : await this.store.getRecords(state.map, keys)
+      const kind = state.kind ?? (await this.store.mapInfo(state.map))?.kind
+      if (kind === undefined) return
+      const last = (entries[entries.length - 1] as { seq: number }).seq
+      const applied: Applied[] = []
+      keys.forEach((key, i) => {
+        const record = records[i]
+        if (record !== undefined) applied.push({ map: state, kind, key, previous: undefined, state: record.state, seq: record.seq, origin: REMOTE_ORIGIN, writerUpToDate: false, before: first.get(key) })
+      })
+      state.caughtUp(kind, last)
+      if (applied.length > 0) this.#enqueueFanOut(applied)
+      if (entries.length < SCAN_PAGE) return
+    }
+  }
+
+  /**
+   * Checks every watched map against the store's head and catches up those behind: the
+   * safety net under the bus's hints (a hint lost while the bus was down costs at most one
+   * poll interval). Returns how many maps were behind.
+   */
+  async poll(): Promise<number> {
+    let behind = 0
+    for (const state of [...this.catalog.watched()]) {
+      const info = await this.store.mapInfo(state.map)
+      if (info !== undefined && info.head > state.head) {
+        behind++
+        await this.catchUp(state.map)
+      }
+    }
+    return behind
   }
 
   /** Resolves once every fan-out queued so far has been delivered (tests, drain). */
@@ -406,7 +472,10 @@ export class SyncService {
     this.#storeId ??= (async () => {
       const stored = await this.store.getMeta('storeId')
       if (typeof stored === 'string') return stored
-      const id = randomBytes(12).toString('hex').replace(/[^0-9a-z]/g, '')
+      const id = randomBytes(12).toString('hex')
+      // Relays sharing a store must agree on one id: a store that can set it only when absent does so.
+      const shared = this.store as RelayStore & { initMeta?: (key: string, value: Value) => Promise<Value> }
+      if (shared.initMeta !== undefined) return String(await shared.initMeta('storeId', id))
       await this.commit({ meta: [{ key: 'storeId', value: id }] })
       return id
     })()

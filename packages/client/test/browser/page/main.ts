@@ -97,6 +97,50 @@ const harness = {
     }
     return samples
   },
+  /**
+   * `n` writes to a few keys, each checked after microtasks only: a message from the worker
+   * needs a task, so a write seen by then was shown by this tab's overlay. Also counts
+   * rows that went back to an older title of their key after a newer one was shown (the
+   * worker's answer replacing the overlay must never do that).
+   */
+  async overlayChecks(n: number): Promise<{ shownAtOnce: number; wentBack: number; final: Record<string, string>; written: Record<string, string> }> {
+    const order = new Map<string, number>()
+    const highest = new Map<string, number>()
+    let wentBack = 0
+    let first: (() => void) | undefined
+    const live = new Promise<void>((resolve) => (first = resolve))
+    const unsubscribe = items()
+      .query({ where: { startsWith: ['title', 'ov:'] } })
+      .subscribe((next) => {
+        first?.()
+        for (const row of next) {
+          const at = order.get(row.value.title) ?? -1
+          if (at < (highest.get(row.key) ?? -1)) wentBack++
+          else highest.set(row.key, at)
+        }
+      })
+    // The overlay applies writes to rows the tab holds: wait for the worker's first rows.
+    await live
+    let shownAtOnce = 0
+    const writes: Promise<void>[] = []
+    const written: Record<string, string> = {}
+    for (let i = 0; i < n; i++) {
+      const key = `ov-${i % 5}`
+      const title = `ov:${i}:${Math.random()}`
+      order.set(title, i)
+      written[key] = title
+      writes.push(items().set(key, { title }).local)
+      for (let turn = 0; turn < 20; turn++) await Promise.resolve()
+      if (highest.get(key) === i) shownAtOnce++
+      // Every few writes, let the worker's emissions and answers in, so they interleave with new writes.
+      if (i % 3 === 2) await new Promise((resolve) => setTimeout(resolve, 0))
+    }
+    await Promise.all(writes)
+    const final: Record<string, string> = {}
+    for (const row of rows) if (row.key.startsWith('ov-')) final[row.key] = row.value.title
+    unsubscribe()
+    return { shownAtOnce, wentBack, final, written }
+  },
   /** Starts collecting messages of `topic` (each stamped with its arrival time). */
   listen(topic: string): void {
     if (!client) throw new Error('start() first')
