@@ -13,7 +13,7 @@ import { DEFAULT_BUS_MESSAGE_BYTES, assertBusEvent, assertHints, assertTopicMess
 
 /** Options every implementation accepts. */
 export interface BusBaseOptions {
-  /** Largest message as encoded ({@link busMessageBytes}); default {@link DEFAULT_BUS_MESSAGE_BYTES}. */
+  /** Largest message as encoded (`busMessageBytes` in `@outpost/core`); default `DEFAULT_BUS_MESSAGE_BYTES` (1 MiB + 4 KiB). */
   readonly maxMessageBytes?: number
   /** The clock used for publish times and lag (ms since the epoch); default `Date.now`. */
   readonly now?: () => number
