@@ -15,6 +15,7 @@ import { markdownTable, type ResultRow } from './lib/results'
 import { startServer } from './servers'
 import { SYSTEMS, type SystemName } from './servers/system-server'
 import { browserSync } from './workloads/browser-sync'
+import { busLoad } from './workloads/bus'
 import { crossDevice } from './workloads/cross-device'
 import { liveWrite } from './workloads/live-write'
 import { million } from './workloads/million'
@@ -26,6 +27,7 @@ const WORKLOADS: Record<string, { needsBrowser: boolean; run: Workload }> = {
   'cross-device': { needsBrowser: true, run: crossDevice },
   relay: { needsBrowser: false, run: relayLoad },
   million: { needsBrowser: false, run: million },
+  bus: { needsBrowser: false, run: busLoad },
 }
 
 function parseArgs(argv: readonly string[]): { quick: boolean; only: string[]; runs: number } {

@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'TOO_MANY_CONNECTIONS'
   | 'STORE_FAILED'
   | 'STORE_CLOSED'
+  | 'BUS_FAILED'
+  | 'BUS_CLOSED'
   | 'QUOTA_EXCEEDED'
   | 'TIMEOUT'
   | 'WORKER_UNAVAILABLE'
@@ -224,6 +226,37 @@ export class StoreClosedError extends OutpostError {
   }
 }
 
+/**
+ * The bus between relays is unreachable or refused a message. Data is safe: the store is
+ * the truth, and relays catch up from it when the bus is back.
+ */
+export class BusError extends OutpostError {
+  override readonly name = 'BusError'
+  constructor(message: string, details?: ErrorDetails, options?: { cause?: unknown }) {
+    super('BUS_FAILED', message, details, options)
+  }
+}
+
+/** The bus was closed; open a new one. */
+export class BusClosedError extends OutpostError {
+  override readonly name = 'BusClosedError'
+  constructor(message: string, details?: ErrorDetails) {
+    super('BUS_CLOSED', message, details)
+  }
+}
+
+/**
+ * A bus message larger than the bus's `maxMessageBytes`; nothing of it was sent. Its code is
+ * `FRAME_TOO_LARGE` (a bus message is a frame between relays), so across the wire it arrives
+ * as a {@link FrameTooLargeError}. `details` has `bytes` and `limitBytes`.
+ */
+export class BusMessageTooLargeError extends OutpostError {
+  override readonly name = 'BusMessageTooLargeError'
+  constructor(message: string, details?: ErrorDetails) {
+    super('FRAME_TOO_LARGE', message, details)
+  }
+}
+
 /** The browser refused to store more (storage quota). Committed data is intact; free space or ask for persistent storage. */
 export class QuotaExceededError extends OutpostError {
   override readonly name = 'QuotaExceededError'
@@ -333,6 +366,8 @@ const factories: { readonly [C in ErrorCode]: ErrorFactory } = {
   TOO_MANY_CONNECTIONS: (m, d) => new TooManyConnectionsError(m, d),
   STORE_FAILED: (m, d) => new StoreError(m, d),
   STORE_CLOSED: (m, d) => new StoreClosedError(m, d),
+  BUS_FAILED: (m, d) => new BusError(m, d),
+  BUS_CLOSED: (m, d) => new BusClosedError(m, d),
   QUOTA_EXCEEDED: (m, d) => new QuotaExceededError(m, d),
   TIMEOUT: (m, d) => new TimeoutError(m, d),
   WORKER_UNAVAILABLE: (m, d) => new WorkerUnavailableError(m, d),

@@ -1,11 +1,11 @@
 /**
  * @outpost/core: the pure logic shared by the browser worker and the relay — clocks,
  * CRDTs, Merkle trees, predicates and queries, the wire protocol and codec, errors, and
- * the store seam. No I/O, no DOM, no Node types.
+ * the store seam and the bus seam between relays. No I/O, no DOM, no Node types.
  *
  * @module @outpost/core
  */
-export { AuthError, ClockDriftError, ConfigError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, ValueTooLargeError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError } from './errors'
+export { AuthError, BusClosedError, BusError, BusMessageTooLargeError, ClockDriftError, ConfigError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, ValueTooLargeError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError } from './errors'
 export type { ErrorCode, ErrorDetails, SerializedError } from './errors'
 export type { Change, CollectionKind, CounterState, FieldEntry, LwwRecordState, OrSetState, RecordValue, ReplicaId, Stamp, Value } from './types'
 export { VALUE_LIMITS, assertFieldName, assertRecord, assertStoredValue, assertValue, compareValues, encodedSizeBound, getField, recordFromEntries, valueRank, valueWeight, valuesEqual } from './value'
@@ -295,5 +295,41 @@ export type {
   WriteOutcome,
   WriteRequest
 } from './store'
+export {
+  BUS_PACKET_VERSION,
+  BUS_TRANSITIONS,
+  BusBase,
+  DEFAULT_BUS_MESSAGE_BYTES,
+  MAX_BUS_NAME_LENGTH,
+  MAX_NODE_LENGTH,
+  MAX_PUBLISHER_LENGTH,
+  MemoryBus,
+  MemoryBusHub,
+  assertBusEvent,
+  assertHints,
+  assertTopicMessage,
+  busMessageBytes,
+  busTransition,
+  decodeBusPacket,
+  encodeBusItem,
+  encodeBusPacket
+} from './bus'
+export type {
+  Bus,
+  BusBaseOptions,
+  BusConnectionEvent,
+  BusEvent,
+  BusHealth,
+  BusItem,
+  BusLimits,
+  BusOrigin,
+  BusPacket,
+  BusState,
+  BusStatusEvent,
+  BusTopicMessage,
+  BusTransition,
+  MapHint,
+  Unsubscribe
+} from './bus'
 export { ReconcileInitiator, answerReconcile, compareEntries, differingChildren } from './sync'
 export type { EntriesAnswer, ReconcileEntry, ReconcileStep, ReconcileTree } from './sync'
