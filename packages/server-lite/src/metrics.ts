@@ -25,8 +25,14 @@ export interface RelayMetrics {
   readonly lockGrants: Counter
   /** Time from lock-acquire to grant. */
   readonly lockWaitSeconds: Histogram
-  /** Entry processor invocations by outcome: ok, not_found, forbidden, failed, error. */
+  /** Entry processor invocations by outcome: ok, not_found, forbidden, failed, contended, error. */
   readonly invocations: Counter<'outcome'>
+  /** Bus publish → delivery time of messages from other relays (publisher's clock to this relay's). */
+  readonly busLagSeconds: Histogram
+  /** 1 while the bus is connected (0 without a bus). */
+  readonly busConnected: Gauge
+  /** Times the bus may have missed messages (reconnects, overruns); each triggers a catch-up from the store. */
+  readonly busGaps: Counter
 }
 
 /** Creates the metrics on a fresh registry; `defaults` adds process metrics (CPU, RSS, event loop). */
@@ -56,6 +62,14 @@ export function createMetrics(defaults = true): RelayMetrics {
     errors: new Counter({ name: 'outpost_errors_total', help: 'Errors sent to clients, by code', labelNames: ['code'], registers }),
     topicMessages: new Counter({ name: 'outpost_topic_messages_total', help: 'Topic messages published', registers }),
     lockGrants: new Counter({ name: 'outpost_lock_grants_total', help: 'Lock leases granted', registers }),
+    busLagSeconds: new Histogram({
+      name: 'outpost_bus_lag_seconds',
+      help: 'Bus publish to delivery time of messages from other relays',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    busConnected: new Gauge({ name: 'outpost_bus_connected', help: '1 while the bus between relays is connected', registers }),
+    busGaps: new Counter({ name: 'outpost_bus_gaps_total', help: 'Times the bus may have missed messages (each followed by a catch-up from the store)', registers }),
     lockWaitSeconds: new Histogram({
       name: 'outpost_lock_wait_seconds',
       help: 'Time from lock-acquire to grant',

@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { AuthError, DEFAULT_CODEC_LIMITS, Hlc, ShuttingDownError, TokenExpiredError, serializeError, encodeMessage, type ReplicaId, type Store } from '@outpost/core'
+import { AuthError, DEFAULT_CODEC_LIMITS, Hlc, ShuttingDownError, TokenExpiredError, serializeError, encodeMessage, type MapHint, type ReplicaId, type Store } from '@outpost/core'
 import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { createAuthenticator } from './auth/jwt'
@@ -34,6 +34,7 @@ import type { PipelineContext } from './sync/write-pipeline'
 import { FunctionService, checkFunctions, loadFunctions, type RelayFunctions } from './primitives/functions'
 import { KvLockBackend } from './primitives/lock-backend'
 import { ALONE, PostgresLeadership } from './store/postgres-leader'
+import { announceRelease, attachBus, openBus } from './bus/relay-bus'
 import { LockService } from './primitives/locks'
 import { TopicHub } from './primitives/topics'
 import { relayVersion } from './version'
@@ -102,18 +103,25 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     mkdirSync(config.dataDir, { recursive: true })
     store = LmdbStore.open({ path: config.dataDir })
   }
-  const sync = new SyncService(store, metrics, logger, { changeLogEntries: config.changeLogEntries })
+  const bus = await openBus(config, now).catch(async (error: unknown) => {
+    await store.close().catch(() => undefined)
+    throw error
+  })
+  let publishHints: ((hints: readonly MapHint[]) => void) | undefined
+  const sync = new SyncService(store, metrics, logger, { changeLogEntries: config.changeLogEntries, onCommitted: (hints) => publishHints?.(hints) })
   const clock = new Hlc({ replicaId: config.replicaId as ReplicaId, now, maxDrift: config.maxDriftMs })
-  const topics = new TopicHub({ rules, metrics, maxTopicsPerSession: config.limits.maxTopicsPerConnection, maxFrameBytes: config.limits.maxFrameBytes })
+  const topics = new TopicHub({ rules, metrics, maxTopicsPerSession: config.limits.maxTopicsPerConnection, maxFrameBytes: config.limits.maxFrameBytes, logger, ...(bus === undefined ? {} : { bus }) })
   const locks = new LockService({
     backend: store instanceof PostgresStore ? store.lockBackend() : new KvLockBackend(store, (batch) => sync.commit(batch), now),
-    ...(store instanceof PostgresStore ? { retryMs: config.pollMs } : {}),
+    ...(store instanceof PostgresStore && config.pollMs > 0 ? { retryMs: config.pollMs } : {}),
+    ...(bus === undefined ? {} : { announceRelease: (name: string) => announceRelease(bus, logger, name) }),
     rules,
     metrics,
     logger,
     now,
     maxWaitsPerSession: config.limits.maxLockWaitsPerConnection,
   })
+  if (bus !== undefined) publishHints = attachBus({ bus, sync, locks, metrics, logger })
   const pipeline: PipelineContext = {
     clock,
     limits: { maxFrameBytes: config.limits.maxFrameBytes, maxElements: DEFAULT_CODEC_LIMITS.maxElements },
@@ -176,7 +184,31 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const heartbeat = new Heartbeat({ intervalMs: config.limits.heartbeatMs, targets: () => sessions, onTick: () => subjectBuckets.sweep() })
   heartbeat.start()
 
-  const ready = (): boolean => state === 'ready' && sync.storeHealthy
+  /**
+   * `/readyz`: 200 when the relay serves and its store answers; the body says how the store
+   * and the bus are. A bus that is down leaves the relay ready (other relays' changes then
+   * arrive by polling, topics stay local), reported as `degraded`.
+   */
+  const readiness = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
+    let storeOk = sync.storeHealthy
+    let storeError: string | undefined
+    if (storeOk && state === 'ready' && store instanceof PostgresStore) {
+      await store.ping().catch((error: unknown) => {
+        storeOk = false
+        storeError = error instanceof Error ? error.message : String(error)
+      })
+    }
+    const busHealth = bus?.health()
+    const isReady = state === 'ready' && storeOk
+    return {
+      status: isReady ? 200 : 503,
+      body: {
+        status: !isReady ? (state === 'ready' ? 'store unusable' : state) : busHealth !== undefined && !busHealth.connected ? 'degraded' : 'ready',
+        store: { name: store.name, healthy: storeOk, ...(storeError === undefined ? {} : { error: storeError }) },
+        bus: busHealth === undefined ? null : { name: bus?.name, ...busHealth },
+      },
+    }
+  }
 
   const readBody = (req: IncomingMessage, limit: number): Promise<Buffer | undefined> =>
     new Promise((resolve, reject) => {
@@ -341,7 +373,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
           res.writeHead(200, { 'content-type': 'text/plain' }).end('ok')
           return
         case 'GET /readyz':
-          res.writeHead(ready() ? 200 : 503, { 'content-type': 'text/plain' }).end(ready() ? 'ready' : state === 'ready' ? 'store unusable' : state)
+          readiness().then(({ status, body }) => json(res, status, body), fail)
           return
         case 'GET /metrics':
           metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text), fail)
@@ -420,6 +452,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
         locks.close()
         await leadership.close()
         await sync.settle()
+        await bus?.close().catch((error: unknown) => logger.warn({ err: error }, 'closing the bus failed'))
         await store.close()
         logger.info('drained')
       })()

@@ -26,12 +26,12 @@ afterAll(async () => {
   if (missing === undefined) await dropSchemas(schemas)
 })
 
-async function relays(n: number) {
+async function relays(n: number, config: Parameters<typeof startRelay>[0] = { pollMs: 50 }) {
   const schema = freshSchema('so')
   schemas.push(schema)
   const out = []
   for (let i = 0; i < n; i++) {
-    const started = await startRelay({ store: POSTGRES_URL, storeSchema: schema, pollMs: 50, replicaId: `relay-${i}` })
+    const started = await startRelay({ store: POSTGRES_URL, storeSchema: schema, replicaId: `relay-${i}`, ...config })
     cleanups.push(started.stop)
     out.push(started.relay)
   }

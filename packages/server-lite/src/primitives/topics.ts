@@ -8,10 +8,15 @@
  * receiver can tell order and gaps. The publisher's own session is skipped: the browser
  * engine delivers to its own tabs locally.
  *
- * Scale-out: the hub is per relay process; relaying topic messages between relay nodes
- * belongs to the bus and is not part of this file.
+ * Scale-out: with a bus, a published message also goes to the bus (its payload is the
+ * encoded `topic-msg` frame), and the hub listens on the bus for every topic that has a
+ * subscriber here, handing what other relays publish to its sessions as is. The bus keeps
+ * each relay's publish order, so one publisher's order holds on every relay. The ack's
+ * `delivered` counts the sessions of this relay only. A message published while the bus
+ * is down reaches this relay's subscribers only (topics are ephemeral; nothing replays).
  */
-import { FrameTooLargeError, ForbiddenError, RateLimitError, assertValue, encodeMessage, serializeError, type ReplicaId, type TopicPublishMessage } from '@outpost/core'
+import { FrameTooLargeError, ForbiddenError, RateLimitError, assertValue, encodeMessage, serializeError, type Bus, type ReplicaId, type TopicPublishMessage, type Unsubscribe } from '@outpost/core'
+import type { Logger } from 'pino'
 import type { RuleSet } from '../auth/rules'
 import type { RelayMetrics } from '../metrics'
 import type { Caller } from './caller'
@@ -27,6 +32,9 @@ export interface TopicHubOptions {
   readonly maxTopicsPerSession: number
   /** Largest frame a client accepts (the relay's own limit): a message that would not fit is refused. */
   readonly maxFrameBytes: number
+  /** Other relays sharing the store, when there are. */
+  readonly bus?: Bus
+  readonly logger?: Logger
 }
 
 /** The relay's topic subscriptions and fan-out; see the module comment. */
@@ -35,6 +43,8 @@ export class TopicHub {
   readonly #subscribers = new Map<string, Set<Caller>>()
   readonly #bySession = new Map<Caller, Set<string>>()
   readonly #seq = new Map<string, number>()
+  /** Bus subscriptions, one per topic with a subscriber here. */
+  readonly #remote = new Map<string, Unsubscribe>()
 
   constructor(options: TopicHubOptions) {
     this.#options = options
@@ -66,8 +76,27 @@ export class TopicHub {
     if (set === undefined) {
       set = new Set()
       this.#subscribers.set(topic, set)
+      this.#listen(topic)
     }
     set.add(caller)
+  }
+
+  /** Hands what other relays publish on `topic` to this relay's subscribers. */
+  #listen(topic: string): void {
+    const bus = this.#options.bus
+    if (bus === undefined) return
+    try {
+      this.#remote.set(
+        topic,
+        bus.subscribeTopic(topic, (message) => {
+          if (message.payload.length > this.#options.maxFrameBytes) return
+          for (const subscriber of this.#subscribers.get(topic) ?? []) if (subscriber.isOpen) subscriber.sendFrame(message.payload)
+        }),
+      )
+    } catch (error) {
+      // The bus is closed (the relay is stopping): local delivery goes on.
+      this.#options.logger?.warn({ err: error, topic: topic.slice(0, 256) }, 'cannot listen to a topic on the bus')
+    }
   }
 
   /** Handles `topic-unsub` (a topic not subscribed is ignored). */
@@ -77,7 +106,11 @@ export class TopicHub {
     if (mine.size === 0) this.#bySession.delete(caller)
     const set = this.#subscribers.get(topic)
     set?.delete(caller)
-    if (set?.size === 0) this.#subscribers.delete(topic)
+    if (set?.size === 0) {
+      this.#subscribers.delete(topic)
+      this.#remote.get(topic)?.()
+      this.#remote.delete(topic)
+    }
   }
 
   /** Handles `topic-pub`: fans out to every other subscribed session, then acks with the count. */
@@ -107,6 +140,10 @@ export class TopicHub {
       delivered++
     }
     caller.send({ type: 'topic-ack', id: message.id, delivered })
+    // Published in the session's frame order, which the bus keeps on every relay.
+    this.#options.bus?.publishTopic({ topic: message.topic, publisher: caller.replicaId, seq, payload: frame }).catch((error: unknown) => {
+      this.#options.logger?.warn({ err: error, topic: message.topic.slice(0, 256) }, 'a topic message reached this relay only: the bus refused it')
+    })
   }
 
   /** Forgets every subscription of a closed session. */

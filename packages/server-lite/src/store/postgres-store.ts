@@ -152,6 +152,22 @@ export class PostgresStore implements Store, SyncStore {
     return { store: new PostgresStore(pool, schema), applied }
   }
 
+  /** Resolves when Postgres answers a trivial query within `timeoutMs` (readiness); rejects otherwise. */
+  async ping(timeoutMs = 2_000): Promise<void> {
+    this.#check()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    try {
+      await Promise.race([
+        this.#pool.query('select 1'),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new StoreError(`Postgres did not answer within ${timeoutMs} ms`)), timeoutMs)
+        }),
+      ])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   /** Lock grants decided in this database, shared by every relay that uses it. */
   lockBackend(): PostgresLockBackend {
     return new PostgresLockBackend(this.#pool, this.#s)

@@ -15,6 +15,7 @@ import {
   type CollectionKind,
   type CrdtState,
   type LwwRecordState,
+  type MapHint,
   type Store,
   type StoreBatch,
   type StoreEntry,
@@ -83,6 +84,8 @@ export const SCAN_PAGE = 2_000
 export interface SyncServiceOptions {
   /** Log entries kept per map (older cursors fall back to Merkle). */
   readonly changeLogEntries: number
+  /** Called after each commit with the new head of every map it changed (the bus's hints to other relays). */
+  readonly onCommitted?: (hints: readonly MapHint[]) => void
 }
 
 /** Shared state of one relay; see the module comment. */
@@ -219,8 +222,23 @@ export class SyncService {
       map.applied(request.kind, request.key, outcome.previous?.state, outcome.state, outcome.seq)
       applied.push({ map, kind: request.kind, key: request.key, previous: outcome.previous?.state, state: outcome.state, seq: outcome.seq, origin: origins[i] as object, writerUpToDate: request.writerUpToDate(outcome.state) })
     })
-    if (applied.length > 0) this.#enqueueFanOut(applied)
+    if (applied.length > 0) {
+      this.#enqueueFanOut(applied)
+      if (this.#options.onCommitted !== undefined) {
+        const heads = new Map<string, number>()
+        for (const change of applied) heads.set(change.map.map, Math.max(heads.get(change.map.map) ?? 0, change.seq))
+        this.#options.onCommitted([...heads].map(([map, seq]) => ({ map, seq })))
+      }
+    }
     return outcomes
+  }
+
+  /** Other relays committed `hints`: catch up each map this relay holds and has not reached yet. */
+  hinted(hints: readonly MapHint[]): void {
+    for (const hint of hints) {
+      const state = this.catalog.peek(hint.map)
+      if (state !== undefined && hint.seq > state.head) void this.catchUp(hint.map)
+    }
   }
 
   // ───────────────────────────── fan-out ─────────────────────────────
