@@ -1,0 +1,474 @@
+/**
+ * The engine that owns the data: storage (IndexedDB pages, or memory), the outbox, the
+ * in-memory maps live queries run on, shape replicas, and the sync client. It implements
+ * {@link EngineApi}; `expose.ts` puts it behind comlink. This file is the facade: it
+ * checks each call's arguments, opens storage on the first call, and wires the parts.
+ *
+ *   start-up.ts       opens storage, restores what the last run left
+ *   map-cache.ts      each map's records in memory, loaded on first use
+ *   committer.ts      the store's one writer: local writes, jobs, batched remote flushes
+ *   call-ledger.ts    recent write call ids, so a retried call never writes twice
+ *   live-queries.ts   live queries and values, called back once per microtask
+ *   shape-set.ts      the shapes replicated from the relay, persisted
+ *   sync-host.ts      the engine as the sync client sees it: merges, acks, re-stamping
+ *   write-progress.ts watchers of writes on their way to the relay
+ *   status-board.ts   status subscribers
+ *
+ * ## Write path
+ * A local write is applied to memory (live queries in every tab update), then queued to
+ * the committer, which commits record page + outbox entry + clock in ONE store
+ * transaction, resolves the caller, and hands the op to the sync client. Remote changes
+ * merge into memory at once and are flushed to the store in large batches.
+ *
+ * ## Memory
+ * A map is loaded into memory on first use (one bulk read of its pages). Each write costs
+ * O(log n) per live query (core's incremental `QueryView`) plus O(Merkle depth) per shape:
+ * no whole-map snapshot per write or per notification.
+ */
+import {
+  COUNTERS_MAP,
+  StoreError,
+  assertKey as checkKey,
+  assertMapName as checkMapName,
+  assertRecord,
+  assertValue,
+  counterAddState,
+  lwwDeleteState,
+  lwwSetState,
+  lwwUpdateState,
+  lwwView,
+  orAddState,
+  orRemoveState,
+  serializeError,
+  validateQuery,
+  validateShape,
+  type CollectionKind,
+  type CounterState,
+  type Hlc,
+  type LwwRecordState,
+  type OrSetState,
+  type RecordValue,
+  type ReplicaId,
+  type Shape,
+  type Store,
+  type Value,
+} from '@outpost/core'
+import type {
+  EngineStatus,
+  LeaseInfo,
+  LeaseLostReason,
+  LockStatus,
+  PublishReceipt,
+  QuerySpec,
+  Result,
+  Row,
+  TopicEvent,
+  WriteConcern,
+  WriteReceipt,
+  WriteRejection,
+} from '../engine-api'
+import { Coordinator } from '../coordination/coordinator'
+import { Outbox } from '../outbox'
+import { RejectionLog } from '../rejections'
+import { SyncClient } from '../sync/sync-client'
+import { CallLedger } from './call-ledger'
+import { safeCall } from './callbacks'
+import { Committer } from './committer'
+import { LiveQueries } from './live-queries'
+import { MapCache } from './map-cache'
+import type { CreateEngineOptions, Engine } from './options'
+import { ShapeSet } from './shape-set'
+import { OFFLINE_META, initialState, openStore, restore } from './start-up'
+import { StatusBoard } from './status-board'
+import { EngineSyncHost } from './sync-host'
+import { WriteProgress } from './write-progress'
+
+export { REMOTE_FLUSH_RECORDS, REMOTE_FLUSH_DELAY_MS, REMOTE_FLUSH_MAX_WAIT_MS } from './committer'
+export type { CreateEngineOptions, Engine } from './options'
+
+/** The parts that exist once storage is open. */
+interface Parts {
+  readonly replicaId: ReplicaId
+  readonly hlc: Hlc
+  readonly maps: MapCache
+  readonly shapes: ShapeSet
+  readonly committer: Committer
+  readonly progress: WriteProgress
+  readonly host: EngineSyncHost
+  readonly sync: SyncClient
+  readonly coordinator: Coordinator
+}
+
+const ok = <T>(value: T): Result<T> => ({ ok: true, value })
+const fail = (error: unknown): Result<never> => ({ ok: false, error: serializeError(error) })
+
+/** Creates an engine; storage opens on the first call (or `ready()`). */
+export function createEngine(options: CreateEngineOptions): Engine {
+  return new EngineImpl(options)
+}
+
+class EngineImpl implements Engine {
+  readonly #options: CreateEngineOptions
+  readonly #now: () => number
+  readonly #state = initialState()
+  readonly #outbox = new Outbox()
+  readonly #rejections = new RejectionLog()
+  readonly #calls = new CallLedger()
+  #nextSubId = 1
+  readonly #live: LiveQueries
+  readonly #status: StatusBoard
+  #store: Store | undefined
+  #parts: Parts | undefined
+  #opening: Promise<void> | undefined
+  #closed = false
+
+  constructor(options: CreateEngineOptions) {
+    this.#options = options
+    this.#now = options.now ?? Date.now
+    this.#live = new LiveQueries(
+      (kind, map, key) => this.#parts?.maps.get(kind, map)?.states.get(key),
+      () => this.#nextSubId++,
+    )
+    this.#status = new StatusBoard(() => this.#readStatus())
+  }
+
+  get replicaId(): ReplicaId | undefined {
+    return this.#parts?.replicaId
+  }
+
+  get store(): Store | undefined {
+    return this.#store
+  }
+
+  get receivedRecords(): number {
+    return this.#parts?.host.receivedRecords ?? 0
+  }
+
+  get syncStats(): { readonly framesSent: number; readonly opsChangesSent: number } {
+    return { framesSent: this.#parts?.sync.framesSent ?? 0, opsChangesSent: this.#parts?.sync.opsChangesSent ?? 0 }
+  }
+
+  // ───────────────────────────── start-up: wiring the parts ─────────────────────────────
+
+  #open(): Promise<void> {
+    this.#opening ??= this.#doOpen()
+    return this.#opening
+  }
+
+  /** The parts; only after `await this.#open()`. */
+  get #p(): Parts {
+    return this.#parts as Parts
+  }
+
+  async #doOpen(): Promise<void> {
+    const options = this.#options
+    const now = this.#now
+    const state = this.#state
+    const outbox = this.#outbox
+    const store = await openStore(options, state)
+    this.#store = store
+    const restored = await restore(store, now, { state, outbox, rejections: this.#rejections, calls: this.#calls })
+    const { replicaId, hlc } = restored
+    let sync: SyncClient | undefined
+    let coordinator: Coordinator | undefined
+    const maps = new MapCache(store, {
+      loaded: (loaded) => shapes.mapLoaded(loaded),
+      keyChanged: (loaded, key, value) => {
+        shapes.keyChanged(loaded.kind, loaded.map, key, value)
+        this.#live.keyChanged(loaded, key, value)
+      },
+    })
+    const shapes = new ShapeSet(store, maps, () => sync, options.url !== undefined)
+    const committer = new Committer(
+      { store, hlc, now, state, maps, shapes, outbox, calls: this.#calls, nextOpId: restored.nextOpId },
+      {
+        notify: () => this.#live.scheduleNotify(),
+        outboxChanged: () => sync?.outboxChanged(),
+        statusChanged: () => this.#status.schedule(),
+      },
+    )
+    for (const shape of restored.shapes) await shapes.add(shape)
+    const progress = new WriteProgress(outbox, this.#rejections, () => committer.nextOpId)
+    const host = new EngineSyncHost({
+      store,
+      hlc,
+      replicaId,
+      now,
+      state,
+      maps,
+      shapes,
+      committer,
+      outbox,
+      rejections: this.#rejections,
+      progress,
+      live: this.#live,
+      status: this.#status,
+      sync: () => sync,
+      coordinator: () => coordinator,
+    })
+    sync = new SyncClient(host, {
+      url: options.url,
+      WebSocket: options.WebSocket,
+      now,
+      random: options.random ?? Math.random,
+      token: options.token,
+      retryMs: options.retryMs,
+      pingMs: options.pingMs,
+      deadMs: options.deadMs,
+      replyTimeoutMs: options.replyTimeoutMs,
+      authRequired: options.authRequired,
+      backoff: options.backoff,
+      networkEvents: options.networkEvents,
+    })
+    coordinator = new Coordinator(
+      { sync, replicaId, serverNow: () => now() + hlc.offset, call: safeCall },
+      options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs },
+    )
+    this.#parts = { replicaId, hlc, maps, shapes, committer, progress, host, sync, coordinator }
+    // Older databases kept refused writes in the outbox: refuse them properly now (log, take back).
+    if (restored.legacyRejected.length > 0) await host.acked([], restored.legacyRejected)
+    // "Work offline" is remembered per database: a reload, a new tab or a restarted worker stays offline.
+    if (options.startOffline === true || restored.offline) sync.setOffline(true)
+    sync.start()
+  }
+
+  #readStatus(): EngineStatus {
+    const connection = this.#parts?.sync.state ?? 'offline'
+    return {
+      mode: this.#options.mode,
+      connection,
+      online: connection === 'live',
+      pendingWrites: this.#outbox.pendingCount,
+      oldestPendingMs: this.#outbox.oldestPendingMs(this.#now()),
+      lastSyncAt: this.#state.lastSyncAt,
+      durable: this.#state.durable,
+      lastError: this.#state.lastError,
+      rejected: this.#rejections.status(),
+    }
+  }
+
+  // ───────────────────────────── EngineApi ─────────────────────────────
+
+  async #guard<T>(fn: (parts: Parts) => Promise<T>): Promise<Result<T>> {
+    try {
+      if (this.#closed) throw new StoreError('the engine is closed')
+      await this.#open()
+      return ok(await fn(this.#p))
+    } catch (error) {
+      return fail(error)
+    }
+  }
+
+  ready(): Promise<Result<EngineStatus>> {
+    return this.#guard(async () => this.#readStatus())
+  }
+
+  set(map: string, key: string, record: RecordValue, callId?: string): Promise<Result<WriteReceipt>> {
+    return this.#guard(async ({ maps, hlc, committer }) => {
+      checkMapName(map)
+      checkKey(key)
+      assertRecord(record, `${map}/${key}`)
+      await maps.ensure('lww', map)
+      return committer.write({ kind: 'lww', map, key, makeDelta: () => lwwSetState(record, hlc.tick(), hlc.tick()) }, callId)
+    })
+  }
+
+  update(map: string, key: string, patch: RecordValue, callId?: string): Promise<Result<WriteReceipt>> {
+    return this.#guard(async ({ maps, hlc, committer }) => {
+      checkMapName(map)
+      checkKey(key)
+      assertRecord(patch, `${map}/${key}`)
+      await maps.ensure('lww', map)
+      return committer.write({ kind: 'lww', map, key, makeDelta: () => lwwUpdateState(patch, hlc.tick()) }, callId)
+    })
+  }
+
+  delete(map: string, key: string, callId?: string): Promise<Result<WriteReceipt>> {
+    return this.#guard(async ({ maps, hlc, committer }) => {
+      checkMapName(map)
+      checkKey(key)
+      await maps.ensure('lww', map)
+      return committer.write({ kind: 'lww', map, key, makeDelta: () => lwwDeleteState(hlc.tick()) }, callId)
+    })
+  }
+
+  get(map: string, key: string): Promise<Result<RecordValue | undefined>> {
+    return this.#guard(async ({ maps }) => {
+      checkMapName(map)
+      checkKey(key)
+      const loaded = await maps.ensure('lww', map)
+      const state = loaded.states.get(key)
+      return state === undefined ? undefined : lwwView(state as LwwRecordState)
+    })
+  }
+
+  orAdd(map: string, key: string, value: Value, callId?: string): Promise<Result<WriteReceipt>> {
+    return this.#guard(async ({ maps, hlc, committer }) => {
+      checkMapName(map)
+      checkKey(key)
+      assertValue(value, `${map}/${key}`)
+      await maps.ensure('or', map)
+      return committer.write({ kind: 'or', map, key, makeDelta: () => orAddState(value, hlc.tick()) }, callId)
+    })
+  }
+
+  orRemove(map: string, key: string, value: Value, callId?: string): Promise<Result<WriteReceipt>> {
+    return this.#guard(async ({ maps, committer }) => {
+      checkMapName(map)
+      checkKey(key)
+      assertValue(value, `${map}/${key}`)
+      await maps.ensure('or', map)
+      return committer.write({ kind: 'or', map, key, makeDelta: (current) => orRemoveState((current as OrSetState | undefined) ?? { adds: [], removes: [] }, value) }, callId)
+    })
+  }
+
+  counterAdd(name: string, delta: number, callId?: string): Promise<Result<WriteReceipt>> {
+    return this.#guard(async ({ maps, shapes, committer, replicaId }) => {
+      checkKey(name)
+      await maps.ensure('counter', COUNTERS_MAP)
+      // Validate now so a bad delta is a typed error before anything is queued.
+      counterAddState([], replicaId, delta)
+      await shapes.replicateCounters()
+      return committer.write({ kind: 'counter', map: COUNTERS_MAP, key: name, makeDelta: (current) => counterAddState((current as CounterState | undefined) ?? [], replicaId, delta) }, callId)
+    })
+  }
+
+  subscribeQuery(spec: QuerySpec, onRows: (rows: readonly Row[]) => void): Promise<Result<number>> {
+    return this.#guard(async ({ maps }) => {
+      checkMapName(spec.map)
+      const query = validateQuery({ where: spec.where, orderBy: spec.orderBy, limit: spec.limit })
+      const loaded = await maps.ensure('lww', spec.map)
+      return this.#live.subscribeQuery(loaded, query, onRows)
+    })
+  }
+
+  async unsubscribeQuery(id: number): Promise<void> {
+    // Query and value subscriptions share one id space; either kind ends here.
+    this.#live.unsubscribe(id)
+  }
+
+  subscribeRecord(map: string, key: string, onValue: (value: RecordValue | undefined) => void): Promise<Result<number>> {
+    return this.#subscribeValue('lww', map, key, onValue as (value: never) => void)
+  }
+
+  subscribeValue(kind: Exclude<CollectionKind, 'lww'>, map: string, key: string, onValue: (value: Value) => void): Promise<Result<number>> {
+    return this.#subscribeValue(kind, map, key, onValue as (value: never) => void)
+  }
+
+  #subscribeValue(kind: CollectionKind, mapOrCounter: string, orKey: string, onValue: (value: never) => void): Promise<Result<number>> {
+    return this.#guard(async ({ maps, shapes }) => {
+      checkMapName(mapOrCounter)
+      // Every counter is a key of the one counters collection (see COUNTERS_MAP).
+      const [map, key] = kind === 'counter' ? [COUNTERS_MAP, mapOrCounter] : [mapOrCounter, orKey]
+      checkKey(key)
+      const loaded = await maps.ensure(kind, map)
+      if (kind === 'counter') await shapes.replicateCounters()
+      return this.#live.subscribeValue(loaded, key, onValue)
+    })
+  }
+
+  subscribeShape(shape: Shape): Promise<Result<string>> {
+    return this.#guard(async ({ shapes }) => {
+      const replica = await shapes.subscribe(validateShape(shape))
+      return replica.id
+    })
+  }
+
+  async unsubscribeShape(id: string): Promise<void> {
+    await this.#parts?.shapes.unsubscribe(id)
+  }
+
+  async watchWrite(opId: number, onProgress: (event: WriteConcern | WriteRejection) => void): Promise<void> {
+    await this.#open()
+    const { progress } = this.#p
+    progress.watch(opId, onProgress)
+  }
+
+  async status(): Promise<EngineStatus> {
+    return this.#readStatus()
+  }
+
+  async subscribeStatus(onStatus: (status: EngineStatus) => void): Promise<number> {
+    const id = this.#nextSubId++
+    this.#status.subscribe(id, onStatus)
+    return id
+  }
+
+  async unsubscribeStatus(id: number): Promise<void> {
+    this.#status.unsubscribe(id)
+  }
+
+  subscribeTopic(topic: string, client: string, onEvent: (event: TopicEvent) => void): Promise<Result<number>> {
+    return this.#guard(async ({ coordinator }) => coordinator.subscribeTopic(topic, client, onEvent))
+  }
+
+  async unsubscribeTopic(id: number): Promise<void> {
+    this.#parts?.coordinator.unsubscribeTopic(id)
+  }
+
+  publishTopic(topic: string, client: string, data: Value): Promise<Result<PublishReceipt>> {
+    return this.#guard(({ coordinator }) => coordinator.publish(topic, client, data))
+  }
+
+  acquireLock(name: string, ttl: number, wait: number, onLost: (reason: LeaseLostReason) => void): Promise<Result<LeaseInfo>> {
+    return this.#guard(({ coordinator }) => coordinator.acquire(name, ttl, wait, onLost))
+  }
+
+  extendLock(id: number, ttl: number): Promise<Result<LeaseInfo>> {
+    return this.#guard(({ coordinator }) => coordinator.extend(id, ttl))
+  }
+
+  releaseLock(id: number): Promise<Result<void>> {
+    return this.#guard(({ coordinator }) => coordinator.release(id))
+  }
+
+  checkLock(name: string, token: number): Promise<Result<LockStatus>> {
+    return this.#guard(({ coordinator }) => coordinator.check(name, token))
+  }
+
+  invoke(map: string, key: string, processor: string, args: Value): Promise<Result<Value>> {
+    return this.#guard(({ coordinator }) => coordinator.invoke(map, key, processor, args))
+  }
+
+  async setToken(token: string | undefined): Promise<void> {
+    await this.#open()
+    const { sync } = this.#p
+    sync.setToken(token)
+  }
+
+  async setAuthProvider(provider: () => Promise<string | undefined>): Promise<void> {
+    await this.#open()
+    const { sync } = this.#p
+    sync.setAuthProvider(provider)
+  }
+
+  async setOffline(offline: boolean): Promise<void> {
+    await this.#open()
+    const { sync } = this.#p
+    // Stored before it takes effect, so a tab that reloads right after still finds it.
+    await (this.#store as Store).commit({ meta: [{ key: OFFLINE_META, value: offline ? true : null }] })
+    sync.setOffline(offline)
+  }
+
+  /** Resolves when every write and buffered remote change is stored. @internal */
+  async flush(): Promise<void> {
+    await this.#open()
+    const { committer } = this.#p
+    await committer.flush()
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    if (this.#opening !== undefined) {
+      await this.#opening.catch(() => undefined)
+      this.#parts?.sync.stop()
+      await this.flush()
+    }
+    this.#closed = true
+    this.#parts?.coordinator.close()
+    this.#parts?.committer.close()
+    this.#live.clear()
+    this.#status.clear()
+    await this.#store?.close()
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Live queries and live values: subscriptions that run in the engine over the maps in
+ * memory and call every subscribed tab back when their answer changes — at once on a
+ * local write (optimistic) and on a remote merge. A query keeps an incremental
+ * {@link QueryView}, so a write costs O(log n) per query, not a re-run. Changes are
+ * collected and delivered once per microtask, so a burst of merges is one callback.
+ */
+import { QueryView, counterValue, lwwView, orValues, type CollectionKind, type CounterState, type LwwRecordState, type OrSetState, type Query } from '@outpost/core'
+import type { Row } from '../engine-api'
+import type { AnyState } from '../sync/shape-replica'
+import { safeCall } from './callbacks'
+import type { LoadedMap } from './map-cache'
+
+interface QuerySub {
+  readonly map: string
+  readonly view: QueryView
+  readonly onRows: (rows: readonly Row[]) => void
+}
+
+interface ValueSub {
+  readonly kind: CollectionKind
+  readonly map: string
+  readonly key: string
+  readonly onValue: (value: never) => void
+}
+
+/** What a value subscription of `kind` reports for `state`. */
+function valueOf(kind: CollectionKind, state: AnyState | undefined): unknown {
+  switch (kind) {
+    case 'lww':
+      return state === undefined ? undefined : lwwView(state as LwwRecordState)
+    case 'or':
+      return state === undefined ? [] : orValues(state as OrSetState)
+    case 'counter':
+      return state === undefined ? 0 : counterValue(state as CounterState)
+  }
+}
+
+/** The live query and value subscriptions of every tab. */
+export class LiveQueries {
+  /** Reads a key's current state in memory when a value subscription is due. */
+  readonly #stateOf: (kind: CollectionKind, map: string, key: string) => AnyState | undefined
+  /** Hands out subscription ids (one id space with status subscriptions). */
+  readonly #nextId: () => number
+  readonly #querySubs = new Map<number, QuerySub>()
+  readonly #valueSubs = new Map<number, ValueSub>()
+  /** Subscriptions owed a callback: a query's id, or minus a value subscription's id. */
+  readonly #dirtyQueries = new Set<number>()
+  #notifyScheduled = false
+
+  constructor(stateOf: (kind: CollectionKind, map: string, key: string) => AnyState | undefined, nextId: () => number) {
+    this.#stateOf = stateOf
+    this.#nextId = nextId
+  }
+
+  /** Starts a live query over a loaded map: `onRows` gets the current rows at once. Returns its id. */
+  subscribeQuery(loaded: LoadedMap, query: Query, onRows: (rows: readonly Row[]) => void): number {
+    const view = new QueryView(query)
+    const rows: Row[] = []
+    for (const [key, state] of loaded.states) {
+      const value = lwwView(state as LwwRecordState)
+      if (value !== undefined) rows.push({ key, value })
+    }
+    view.load(rows)
+    const id = this.#nextId()
+    this.#querySubs.set(id, { map: loaded.map, view, onRows })
+    safeCall(onRows, view.rows())
+    return id
+  }
+
+  /** Starts a live value of one key of a loaded map: `onValue` gets the current value at once. Returns its id. */
+  subscribeValue(loaded: LoadedMap, key: string, onValue: (value: never) => void): number {
+    const id = this.#nextId()
+    this.#valueSubs.set(id, { kind: loaded.kind, map: loaded.map, key, onValue })
+    safeCall(onValue as (v: unknown) => void, valueOf(loaded.kind, loaded.states.get(key)))
+    return id
+  }
+
+  /** Ends a query or value subscription (they share one id space). */
+  unsubscribe(id: number): void {
+    this.#querySubs.delete(id)
+    this.#valueSubs.delete(id)
+    this.#dirtyQueries.delete(id)
+    this.#dirtyQueries.delete(-id)
+  }
+
+  /** A key changed in memory: the queries and values it touches are owed a callback. */
+  keyChanged(loaded: LoadedMap, key: string, state: AnyState | undefined): void {
+    if (loaded.kind === 'lww') {
+      const view = state === undefined ? undefined : lwwView(state as LwwRecordState)
+      for (const [id, sub] of this.#querySubs) {
+        if (sub.map === loaded.map && sub.view.apply(key, view)) this.#dirtyQueries.add(id)
+      }
+    }
+    for (const [id, sub] of this.#valueSubs) {
+      if (sub.kind === loaded.kind && sub.map === loaded.map && sub.key === key) this.#dirtyQueries.add(-id)
+    }
+  }
+
+  /** Delivers the owed callbacks in a microtask (one per subscription, however many changes). */
+  scheduleNotify(): void {
+    if (this.#notifyScheduled || this.#dirtyQueries.size === 0) return
+    this.#notifyScheduled = true
+    queueMicrotask(() => this.#notify())
+  }
+
+  #notify(): void {
+    this.#notifyScheduled = false
+    const ids = [...this.#dirtyQueries]
+    this.#dirtyQueries.clear()
+    for (const id of ids) {
+      if (id > 0) {
+        const sub = this.#querySubs.get(id)
+        if (sub !== undefined) safeCall(sub.onRows, sub.view.rows())
+      } else {
+        const sub = this.#valueSubs.get(-id)
+        if (sub === undefined) continue
+        safeCall(sub.onValue as (v: unknown) => void, valueOf(sub.kind, this.#stateOf(sub.kind, sub.map, sub.key)))
+      }
+    }
+  }
+
+  /** Drops every subscription (the engine is closing). */
+  clear(): void {
+    this.#querySubs.clear()
+    this.#valueSubs.clear()
+  }
+}

@@ -1,0 +1,328 @@
+/**
+ * The sync host: the engine as the sync client sees it ({@link SyncHost}). Remote changes
+ * merge into memory at once (live queries update) and wait in the committer for the next
+ * batched flush; move-outs and resyncs drop records from memory without deleting them for
+ * anyone; the relay's acks and refusals settle the outbox; a clock correction re-stamps
+ * pending writes. Store work that must not interleave with local commits runs as a
+ * committer job.
+ */
+import {
+  isOutpostError,
+  lwwMaxStamp,
+  maxStamp as laterStamp,
+  mergeState,
+  ownPart,
+  restampState,
+  stampsOf,
+  withoutWrite,
+  type Change,
+  type CollectionKind,
+  type Hlc,
+  type LockLostMessage,
+  type ReplicaId,
+  type SerializedError,
+  type Stamp,
+  type Store,
+  type StoreEntry,
+  type TopicMessage,
+  type Value,
+  type WireLimits,
+} from '@outpost/core'
+import type { Coordinator } from '../coordination/coordinator'
+import { OUTBOX_COLLECTION, outboxKey, type Outbox, type OutboxEntry } from '../outbox'
+import { REJECTED_META_KEY, type RejectionLog } from '../rejections'
+import { clockFloor, restampEntries } from '../restamp'
+import type { AnyState, ShapeReplica } from '../sync/shape-replica'
+import type { SyncClient, SyncHost } from '../sync/sync-client'
+import type { Committer } from './committer'
+import type { LiveQueries } from './live-queries'
+import { COLLECTION_KINDS, collectionOf, mapKey, type LoadedMap, type MapCache } from './map-cache'
+import type { ShapeSet } from './shape-set'
+import type { EngineState } from './start-up'
+import type { StatusBoard } from './status-board'
+import type { WriteProgress } from './write-progress'
+
+/** What the sync host reads and drives. */
+export interface SyncHostParts {
+  readonly store: Store
+  readonly hlc: Hlc
+  readonly replicaId: ReplicaId
+  readonly now: () => number
+  readonly state: EngineState
+  readonly maps: MapCache
+  readonly shapes: ShapeSet
+  readonly committer: Committer
+  readonly outbox: Outbox
+  readonly rejections: RejectionLog
+  readonly progress: WriteProgress
+  readonly live: LiveQueries
+  readonly status: StatusBoard
+  /** The sync client driving this host (it exists once the host is handed to it). */
+  readonly sync: () => SyncClient | undefined
+  /** The coordination primitives (created after the sync client). */
+  readonly coordinator: () => Coordinator | undefined
+}
+
+/** The relay limits could not be remembered: offline writes after a restart use the defaults until the next welcome. */
+function onMetaWriteError(error: unknown): void {
+  if (typeof console !== 'undefined') console.warn('[outpost] could not store the relay limits; the defaults apply offline until the next connection', error)
+}
+
+/** The engine's side of the sync client. */
+export class EngineSyncHost implements SyncHost {
+  readonly #p: SyncHostParts
+  #receivedRecords = 0
+
+  constructor(parts: SyncHostParts) {
+    this.#p = parts
+  }
+
+  get hlc(): Hlc {
+    return this.#p.hlc
+  }
+
+  get replicaId(): ReplicaId {
+    return this.#p.replicaId
+  }
+
+  get lastSyncAt(): number | null {
+    return this.#p.state.lastSyncAt
+  }
+
+  /** Records merged from the relay since start. */
+  get receivedRecords(): number {
+    return this.#receivedRecords
+  }
+
+  shapeReplicas(): ShapeReplica[] {
+    return this.#p.shapes.all()
+  }
+
+  pendingOps(): Outbox {
+    return this.#p.outbox
+  }
+
+  async applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[]): Promise<void> {
+    const { maps: cache, committer } = this.#p
+    const maps = new Map<string, LoadedMap>()
+    for (const change of changes) {
+      const collection = collectionOf(change.kind, change.map)
+      if (!maps.has(collection)) maps.set(collection, await cache.ensure(change.kind, change.map))
+    }
+    let maxStamp: Stamp | null = null
+    for (const change of changes) {
+      const loaded = maps.get(collectionOf(change.kind, change.map)) as LoadedMap
+      if (replica !== undefined) committer.setMember(replica, change.key, true)
+      if (cache.merge(loaded, change.key, change.state)) committer.markDirty(loaded.collection, change.key)
+      if (change.kind === 'lww') {
+        const s = lwwMaxStamp(change.state)
+        if (s !== null && (maxStamp === null || s > maxStamp)) maxStamp = s
+      }
+      this.#receivedRecords++
+    }
+    if (maxStamp !== null) {
+      try {
+        this.hlc.receive(maxStamp)
+        this.#p.state.floor = laterStamp(this.#p.state.floor, maxStamp)
+      } catch (error) {
+        // A remote clock far ahead: keep the data, do not drag our clock with it.
+        if (!isOutpostError(error)) throw error
+      }
+    }
+    if (replica !== undefined && moveOut.length > 0) {
+      const map = replica.shape.map
+      for (const key of moveOut) {
+        committer.setMember(replica, key, false)
+        replica.track('lww', map, key, undefined)
+        if (this.#p.shapes.coveredElsewhere(replica, map, key)) continue
+        this.#dropUnlessPending(map, key)
+      }
+    }
+    committer.scheduleFlush()
+    this.#p.live.scheduleNotify()
+  }
+
+  /** Drops `map/key` of every kind from memory (move-out / resync), except where a local write of it is pending. */
+  #dropUnlessPending(map: string, key: string): void {
+    for (const kind of COLLECTION_KINDS) {
+      const loaded = this.#p.maps.get(kind, map)
+      if (loaded !== undefined && !this.#hasPending(kind, map, key) && this.#p.maps.drop(loaded, key)) this.#p.committer.markDirty(loaded.collection, key)
+    }
+  }
+
+  #hasPending(kind: CollectionKind, map: string, key: string): boolean {
+    return this.#p.outbox.pending().some((e) => e.change.kind === kind && e.change.map === map && e.change.key === key)
+  }
+
+  /** Drops a shape's local data (past the tombstone horizon) so it re-syncs from empty. */
+  async resetShape(replica: ShapeReplica): Promise<void> {
+    const map = replica.shape.map
+    const keys = [...replica.tree.keys()]
+    for (const key of keys) {
+      this.#p.committer.setMember(replica, key, false)
+      if (this.#p.shapes.coveredElsewhere(replica, map, key)) continue
+      this.#dropUnlessPending(map, key)
+    }
+    replica.clear()
+    // Keys kept for pending writes stay in the tree: the relay will be told about them.
+    for (const kind of COLLECTION_KINDS) {
+      const loaded = this.#p.maps.get(kind, map)
+      if (loaded !== undefined) for (const [key, state] of loaded.states) replica.track(kind, map, key, state)
+    }
+    this.#p.committer.scheduleFlush()
+    this.#p.live.scheduleNotify()
+  }
+
+  ownPart(change: Change): Change | undefined {
+    return ownPart(change, this.#p.replicaId)
+  }
+
+  recordsFor(replica: ShapeReplica, keys: readonly string[]): Change[] {
+    const out: Change[] = []
+    const map = replica.shape.map
+    for (const kind of COLLECTION_KINDS) {
+      const loaded = this.#p.maps.get(kind, map)
+      if (loaded === undefined) continue
+      for (const key of keys) {
+        const state = loaded.states.get(key)
+        if (state !== undefined) out.push({ kind, map, key, state } as Change)
+      }
+    }
+    return out
+  }
+
+  /**
+   * The relay acknowledged `ok` and refused `rejected` for good. A refused write leaves the
+   * outbox, goes to the rejection log, and its registers are taken out of the local record
+   * (the key becomes what the relay and this device's other pending writes say) in the same
+   * transaction, so nothing only this device believes survives a crash either. Shapes that
+   * cover a refused key reconcile again, which brings back what the refused write had
+   * overwritten. Runs in the committer, so it never interleaves with a local commit.
+   */
+  acked(ok: readonly number[], rejected: readonly (readonly [number, SerializedError])[]): Promise<void> {
+    const { outbox, rejections, maps, state, progress } = this.#p
+    return this.#p.committer.job(async () => {
+      const store = this.#p.store
+      const refused = rejected.flatMap(([opId, error]) => {
+        const entry = outbox.get(opId)
+        return entry === undefined ? [] : [{ entry, error }]
+      })
+      const refusedIds = new Set(refused.map(({ entry }) => entry.opId))
+      const puts: StoreEntry[] = []
+      const deletes: { collection: string; key: string }[] = [...ok, ...refusedIds].map((opId) => ({ collection: OUTBOX_COLLECTION, key: outboxKey(opId) }))
+      const touched = new Map<string, { loaded: LoadedMap; key: string }>()
+      const now = this.#p.now()
+      for (const { entry, error } of refused) {
+        const { kind, map, key } = entry.change
+        rejections.record(entry, error, now)
+        const loaded = await maps.ensure(kind, map)
+        const current = loaded.states.get(key)
+        if (current === undefined) continue
+        let next = withoutWrite(kind, current, entry.change.state, this.#p.replicaId) as AnyState
+        // Writes to the key still pending (not refused) stay: a counter's own entry totals them all.
+        for (const other of outbox.pendingFor(kind, map, key)) {
+          if (!refusedIds.has(other.opId)) next = mergeState(kind, next as never, other.change.state as never)
+        }
+        maps.replace(loaded, key, next)
+        touched.set(`${loaded.collection}\u0000${key}`, { loaded, key })
+      }
+      for (const { loaded, key } of touched.values()) {
+        const current = loaded.states.get(key)
+        if (current === undefined) deletes.push({ collection: loaded.collection, key })
+        else puts.push({ collection: loaded.collection, key, value: current as unknown as Value })
+      }
+      for (const opId of ok) for (const stamp of stampsOf((outbox.get(opId) as OutboxEntry | undefined)?.change ?? ({ kind: 'counter' } as Change))) state.floor = laterStamp(state.floor, stamp)
+      const meta = [{ key: 'clockFloor', value: state.floor }, ...(refused.length > 0 ? [{ key: REJECTED_META_KEY, value: rejections.toValue() }] : [])]
+      await store.commit({ puts, deletes, meta })
+      for (const opId of ok) {
+        outbox.remove(opId)
+        progress.persisted(opId)
+      }
+      for (const { entry, error } of refused) {
+        outbox.remove(entry.opId)
+        state.lastError = error
+        progress.refused(entry.opId, error)
+      }
+      if (touched.size > 0) {
+        this.#p.live.scheduleNotify()
+        const touchedMaps = new Set([...touched.values()].map(({ loaded }) => loaded.map))
+        this.#p.sync()?.repair(this.#p.shapes.all().filter((shape) => touchedMaps.has(shape.shape.map)))
+      }
+      this.#p.status.schedule()
+    })
+  }
+
+  sent(opIds: readonly number[]): void {
+    this.#p.progress.sent(opIds)
+  }
+
+  /**
+   * The relay measured this device's clock offset (at `welcome`): pending writes stamped
+   * under a different offset are re-stamped (see `restamp.ts`), in memory and in the store,
+   * before the sync client reconciles or sends them; the clock rebases at once, so a write
+   * made meanwhile already follows corrected time.
+   */
+  clockCorrected(): Promise<void> {
+    const { hlc, outbox, maps, committer } = this.#p
+    const offset = hlc.offset
+    const pending = [...outbox.pending(), ...committer.pendingLocal()]
+    const stale = pending.some((entry) => Math.abs(offset - (entry.offset ?? 0)) > 1_000)
+    const ahead = hlc.last !== null && hlc.last.localeCompare(hlc.physicalNow().toString(36).padStart(10, '0')) > 0
+    if (stale || ahead) hlc.rebase(laterStamp(clockFloor(this.#p.state.floor, pending, offset), null))
+    return committer.job(async () => {
+      const store = this.#p.store
+      const plan = restampEntries(outbox.pending(), offset, (change, mapping) => ({ ...change, state: restampState(change.kind, change.state, mapping) }) as Change)
+      const puts: StoreEntry[] = plan.entries.map((entry) => ({ collection: OUTBOX_COLLECTION, key: outboxKey(entry.opId), value: entry as unknown as Value }))
+      const touched: { loaded: LoadedMap; key: string; state: AnyState }[] = []
+      const seen = new Set<string>()
+      for (const entry of plan.entries) {
+        const { kind, map, key } = entry.change
+        const id = mapKey(kind, map, key)
+        if (seen.has(id)) continue
+        seen.add(id)
+        const loaded = await maps.ensure(kind, map)
+        const current = loaded.states.get(key)
+        if (current === undefined) continue
+        const state = restampState(kind, current, plan.mapping) as AnyState
+        touched.push({ loaded, key, state })
+        puts.push({ collection: loaded.collection, key, value: state as unknown as Value })
+      }
+      await store.commit({ puts, meta: [{ key: 'clockOffset', value: offset }, { key: 'hlc', value: hlc.last }] })
+      for (const entry of plan.entries) outbox.add(entry)
+      for (const { loaded, key, state } of touched) maps.replace(loaded, key, state)
+      if (touched.length > 0) this.#p.live.scheduleNotify()
+    })
+  }
+
+  limitsChanged(limits: WireLimits): void {
+    const state = this.#p.state
+    if (state.limits.maxFrameBytes === limits.maxFrameBytes && state.limits.maxElements === limits.maxElements) return
+    state.limits = limits
+    // Remembered for offline writes after a restart; a failure only means the defaults next time.
+    void this.#p.store.commit({ meta: [{ key: 'wireLimits', value: { ...limits } }] }).catch(onMetaWriteError)
+  }
+
+  synced(serverTime: number): void {
+    this.#p.state.lastSyncAt = serverTime
+    this.#p.committer.syncedAtChanged()
+    this.#p.status.schedule()
+  }
+
+  connectionChanged(error?: SerializedError): void {
+    if (error !== undefined) this.#p.state.lastError = error
+    // Every state is reported, even one that lasts a microtask (e.g. auth-expired).
+    this.#p.status.broadcast()
+  }
+
+  coordinationMessage(message: TopicMessage | LockLostMessage): void {
+    this.#p.coordinator()?.onMessage(message)
+  }
+
+  sessionChanged(up: boolean): void {
+    this.#p.coordinator()?.sessionChanged(up)
+  }
+
+  topicRefused(topic: string, error: SerializedError): boolean {
+    return this.#p.coordinator()?.topicRefused(topic, error) ?? false
+  }
+}
