@@ -92,7 +92,7 @@ import { REJECTED_META_KEY, RejectionLog } from './rejections'
 import { clockFloor, restampEntries } from './restamp'
 import { IdbStore } from './store/idb-store'
 import { ShapeReplica, type AnyState } from './sync/shape-replica'
-import { SyncClient, type NetworkEvents, type SyncHost, type WebSocketConstructor } from './sync/sync-client'
+import { SyncClient, type NetworkEvents, type SyncHost, type SyncStats, type WebSocketConstructor } from './sync/sync-client'
 import type { BackoffOptions } from './sync/connection-state'
 
 /** Remote changes buffered in memory before they are flushed to the store in one transaction. */
@@ -145,8 +145,8 @@ export interface Engine extends EngineApi {
   readonly store: Store | undefined
   /** Records merged from the relay since start. @internal */
   readonly receivedRecords: number
-  /** Frames and op changes sent to the relay since start (all connections). @internal */
-  readonly syncStats: { readonly framesSent: number; readonly opsChangesSent: number }
+  /** What crossed the wire since start (all connections): frames, op changes, bytes, resume modes. @internal */
+  readonly syncStats: SyncStats
   /** Resolves when every queued write and buffered remote change is in the store. @internal */
   flush(): Promise<void>
 }
@@ -330,8 +330,8 @@ class EngineImpl implements Engine, SyncHost {
     return this.#receivedRecords
   }
 
-  get syncStats(): { readonly framesSent: number; readonly opsChangesSent: number } {
-    return { framesSent: this.#sync?.framesSent ?? 0, opsChangesSent: this.#sync?.opsChangesSent ?? 0 }
+  get syncStats(): SyncStats {
+    return this.#sync?.stats ?? { framesSent: 0, opsChangesSent: 0, framesReceived: 0, bytesReceived: 0, resumes: { cursor: 0, slice: 0, merkle: 0, current: 0 } }
   }
 
   // ───────────────────────────── start-up ─────────────────────────────
@@ -459,6 +459,8 @@ class EngineImpl implements Engine, SyncHost {
     if (replica.filtered) {
       for (const { key } of await store.scan(replica.membersCollection)) replica.members.add(key)
     }
+    const cursor = await store.getMeta(replica.cursorKey)
+    if (typeof cursor === 'string') replica.cursor = cursor
     this.#shapes.set(replica.id, replica)
     for (const kind of ['lww', 'or', 'counter'] as const) {
       const loaded = this.#maps.get(collectionOf(kind, shape.map))
@@ -1163,6 +1165,8 @@ class EngineImpl implements Engine, SyncHost {
 
   /** Drops a shape's local data (past the tombstone horizon) so it re-syncs from empty. */
   async resetShape(replica: ShapeReplica): Promise<void> {
+    // The cursor goes first, durably: a cursor must never outlive the data it vouches for.
+    await this.saveCursor(replica, undefined)
     const map = replica.shape.map
     const keys = [...replica.tree.keys()]
     for (const key of keys) {
@@ -1181,6 +1185,15 @@ class EngineImpl implements Engine, SyncHost {
     }
     this.#scheduleFlush()
     this.#scheduleNotify()
+  }
+
+  /** Keeps a shape's resume cursor, written only once the data it covers is in the store; undefined drops it. */
+  async saveCursor(replica: ShapeReplica, cursor: string | undefined): Promise<void> {
+    const generation = cursor === undefined ? ++replica.cursorGeneration : replica.cursorGeneration
+    if (cursor !== undefined) await this.#settle()
+    if (replica.cursorGeneration !== generation || this.#closed) return
+    replica.cursor = cursor
+    await (this.#store as Store).commit({ meta: [{ key: replica.cursorKey, value: cursor ?? null }] })
   }
 
   ownPart(change: Change): Change | undefined {

@@ -4,13 +4,27 @@
  * `connection-state.ts`.
  *
  * Per connection: `hello` → `welcome` (apply the relay's clock offset; on `resync`, drop
- * every shape's data) → for each shape `subscribe {root}` → descend differing Merkle nodes
+ * every shape's data) → for each shape `subscribe {root, cursor}` → act on the relay's
+ * `subscribed.resume` (below) → descend differing Merkle nodes
  * (`reconcile` for big nodes, `entries` for small or leaf ones), apply `changes` and
  * `moveOut`, answer `push` with `ops`; every `reconcile` is answered by one `nodes` and
  * every `entries` by one
  * `synced`, so a shape is synced when none is outstanding. The outbox goes once per
  * connection, right after the subscriptions, new writes as they commit, and unacknowledged
  * ops again on a retry timer.
+ *
+ * Resume by cursor: the relay ends each sync path with `synced {cursor}`. Once a shape has
+ * no reconciliation answer outstanding, its newest cursor is kept durably (the engine
+ * flushes the shape data first, so a stored cursor never covers data the store lacks) and
+ * sent with the next `subscribe`. The relay answers `cursor` (it replays changes and
+ * move-outs since, then `synced`: no descent), `current` (nothing changed), `slice` (the
+ * whole shape streams) or `merkle` (descend as above). A cursor is dropped, durably and
+ * before the data, whenever the shape's data is (`resync`, FORBIDDEN, unsubscribe), and
+ * before a repair, which must descend. A sync in which the relay asked for records
+ * (`push`) keeps no cursor: those uploads are not in the outbox, so the next connection
+ * descends again rather than trust a cursor that may not cover them. Writes made offline
+ * go up through the outbox on every path. Cursors belong to the relay's store: a relay
+ * over another (or a wiped) store refuses them and falls back on its own.
  *
  * Relay URL lists: each connection goes to one URL of the list; when it fails to open or
  * is lost, the next attempt goes to the next URL at once, and backoff applies only once a
@@ -89,6 +103,12 @@ export interface SyncHost {
   resetShape(replica: ShapeReplica): Promise<void>
   recordsFor(replica: ShapeReplica, keys: readonly string[]): Change[]
   acked(ok: readonly number[], rejected: readonly (readonly [number, SerializedError])[]): Promise<void>
+  /**
+   * Keeps `cursor` as the shape's resume cursor, durably and only once the data it covers
+   * is in the store; `undefined` drops it (durably, before resolving). Without it the
+   * client never sends a cursor.
+   */
+  saveCursor?(replica: ShapeReplica, cursor: string | undefined): Promise<void>
   /** Writes of this replica in `change` only: what a `push` reply may carry (each replica uploads its own writes). */
   ownPart?(change: Change): Change | undefined
   sent(opIds: readonly number[]): void
@@ -198,8 +218,31 @@ interface ShapeSession {
   synced: boolean
   /** The root sent with `subscribe` (none when the shape was empty locally). */
   readonly sentRoot: MerkleNodeInfo | undefined
+  /** How the relay said it brings this subscription up to date (absent from older relays). */
+  resume: ResumeMode | undefined
+  /** The newest cursor a `synced` of this subscription carried. */
+  cursor: string | undefined
+  /** The relay asked for records of this shape (`push`): this sync keeps no cursor. */
+  pushed: boolean
   /** When a reply for this shape last arrived (or was first owed): the watchdog restarts a session stuck longer than the reply timeout. */
   progressAt: number
+}
+
+/** How the relay brings a subscription up to date (`subscribed.resume`). */
+export type ResumeMode = 'cursor' | 'slice' | 'merkle' | 'current'
+
+/** What crossed the wire, for tests and benchmarks. @internal */
+export interface SyncStats {
+  /** Frames sent on all connections. */
+  readonly framesSent: number
+  /** Changes sent in `ops` frames. */
+  readonly opsChangesSent: number
+  /** Frames received on all connections. */
+  readonly framesReceived: number
+  /** Bytes of the frames received. */
+  readonly bytesReceived: number
+  /** Subscriptions answered per resume mode. */
+  readonly resumes: Readonly<Record<ResumeMode, number>>
 }
 
 /** Closing a socket that never opened may throw; it is gone either way, so there is nothing to do. */
@@ -256,6 +299,16 @@ export class SyncClient {
   opsChangesSent = 0
   /** Message types received, for tests. @internal */
   readonly received = new Map<string, number>()
+  /** Frames and bytes received on all connections (for tests and benchmarks). @internal */
+  framesReceived = 0
+  bytesReceived = 0
+  /** Subscriptions answered per resume mode. @internal */
+  readonly resumes: Record<ResumeMode, number> = { cursor: 0, slice: 0, merkle: 0, current: 0 }
+
+  /** What crossed the wire so far. @internal */
+  get stats(): SyncStats {
+    return { framesSent: this.framesSent, opsChangesSent: this.opsChangesSent, framesReceived: this.framesReceived, bytesReceived: this.bytesReceived, resumes: { ...this.resumes } }
+  }
 
   constructor(host: SyncHost, options: SyncClientOptions) {
     this.#host = host
@@ -353,11 +406,15 @@ export class SyncClient {
     for (const [sub, s] of stale) {
       this.#sessions.delete(sub)
       this.#send({ type: 'unsubscribe', sub })
+      // A repair must descend: a replay from the cursor would not bring back what only this device lost.
+      this.#dropCursor(s.replica)
       this.#subscribe(s.replica)
     }
   }
 
   shapeRemoved(replica: ShapeReplica): void {
+    // Nothing keeps this shape's data current from now on: its cursor would vouch for stale data.
+    this.#dropCursor(replica)
     for (const [sub, s] of this.#sessions) {
       if (s.replica !== replica) continue
       this.#sessions.delete(sub)
@@ -695,6 +752,8 @@ export class SyncClient {
     try {
       const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : (data as Uint8Array)
       length = bytes.length
+      this.framesReceived++
+      this.bytesReceived += length
       message = decodeServerMessage(bytes, this.#limits, this.#version)
       // Set on arrival, not when the handler chain reaches it: the frames behind it are in this version.
       if (message.type === 'welcome') this.#version = message.version
@@ -721,7 +780,7 @@ export class SyncClient {
       case 'welcome':
         return this.#onWelcome(message.serverTime, message.resync, message.limits)
       case 'subscribed':
-        return this.#onSubscribed(message.sub, message.root)
+        return this.#onSubscribed(message.sub, message.root, message.resume)
       case 'nodes':
         return this.#onNodes(message.sub, message.nodes, message.more === true)
       case 'changes': {
@@ -735,6 +794,7 @@ export class SyncClient {
       case 'push': {
         const session = this.#sessions.get(message.sub)
         if (session === undefined) return
+        session.pushed = true
         // Each replica uploads its own writes: the relay accepts no other replica's registers from us.
         const records = this.#host.recordsFor(session.replica, message.keys).flatMap((change) => {
           const own = this.#host.ownPart === undefined ? change : this.#host.ownPart(change)
@@ -753,10 +813,13 @@ export class SyncClient {
         if (session === undefined) return
         session.progressAt = this.#options.now()
         session.outstanding = Math.max(0, session.outstanding - 1)
+        if (message.cursor !== undefined) session.cursor = message.cursor
         this.#pumpRequests(session)
         if (session.outstanding === 0) {
           session.synced = true
           this.#host.synced(message.serverTime)
+          // Handled in arrival order: every change this cursor covers has been applied; the host writes it after that data.
+          if (session.cursor !== undefined && !session.pushed && this.#host.saveCursor !== undefined) await this.#host.saveCursor(session.replica, session.cursor)
         }
         this.#checkSynced()
         return
@@ -820,6 +883,13 @@ export class SyncClient {
     this.#checkSynced()
   }
 
+  /** Forgets the shape's cursor at once (the next subscribe sends none) and durably soon after. */
+  #dropCursor(replica: ShapeReplica): void {
+    if (replica.cursor === undefined || this.#host.saveCursor === undefined) return
+    replica.cursor = undefined
+    this.#host.saveCursor(replica, undefined).catch((error: unknown) => this.#host.connectionChanged(serializeError(error)))
+  }
+
   #subscribe(replica: ShapeReplica): void {
     const sub = this.#nextSub++
     const root = replica.tree.root()
@@ -834,11 +904,15 @@ export class SyncClient {
       queued: [],
       synced: false,
       sentRoot: root.count === 0 ? undefined : root,
+      resume: undefined,
+      cursor: undefined,
+      pushed: false,
       progressAt: this.#options.now(),
     }
     this.#sessions.set(sub, session)
+    const cursor = replica.cursor
     try {
-      this.#send({ type: 'subscribe', sub, shape: replica.shape, ...(root.count === 0 ? {} : { root }) })
+      this.#send({ type: 'subscribe', sub, shape: replica.shape, ...(root.count === 0 ? {} : { root }), ...(cursor === undefined ? {} : { cursor }) })
     } catch (error) {
       // A shape too large to send can never be subscribed: report it, keep the connection.
       this.#sessions.delete(sub)
@@ -846,14 +920,19 @@ export class SyncClient {
     }
   }
 
-  #onSubscribed(sub: number, remoteRoot: MerkleNodeInfo): void {
+  #onSubscribed(sub: number, remoteRoot: MerkleNodeInfo, resume: ResumeMode | undefined): void {
     const session = this.#sessions.get(sub)
     if (session === undefined) return
     session.subscribed = true
     session.outstanding = Math.max(0, session.outstanding - 1)
     session.progressAt = this.#options.now()
+    session.resume = resume
+    if (resume !== undefined) this.resumes[resume]++
+    // A cursor the relay did not take (too old, another store, other claims) is no use again.
+    if (resume !== 'cursor' && session.replica.cursor !== undefined) this.#dropCursor(session.replica)
     const sent = session.sentRoot
-    if (sent === undefined || sent.hash === remoteRoot.hash) {
+    // `cursor`, `current` and `slice` the relay settles itself (its root is not compared then).
+    if (resume === 'cursor' || resume === 'current' || resume === 'slice' || sent === undefined || (resume === undefined && sent.hash === remoteRoot.hash)) {
       // The relay settles these itself: the whole slice (empty client) or nothing, then `synced`.
       session.outstanding++
       return
