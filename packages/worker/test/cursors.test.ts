@@ -30,9 +30,9 @@ const DOCS_CURSOR = new ShapeReplica({ map: 'docs' }).cursorKey
 /** The IndexedDB database name of `engineOn` engines. */
 const DB_NAME = 'outpost:test'
 
-async function startRelay(): Promise<{ relay: Relay; wipe: () => void }> {
+async function startRelay(config: Parameters<typeof createRelay>[0] = {}): Promise<{ relay: Relay; wipe: () => void }> {
   const dir = tempDir()
-  const relay = await createRelay({ port: 0, host: '127.0.0.1', dataDir: dir.path, logLevel: 'silent' })
+  const relay = await createRelay({ port: 0, host: '127.0.0.1', dataDir: dir.path, logLevel: 'silent', ...config })
   let closed = false
   cleanups.push(async () => {
     if (!closed) await relay.close()
@@ -157,6 +157,28 @@ describe('resume by cursor', () => {
       const now = await a.store?.getMeta(DOCS_CURSOR)
       return typeof now === 'string' && now !== firstCursor
     })
+  })
+
+  it('drops the cursor with the data when the relay says resync (away past the tombstone horizon)', async () => {
+    const { relay } = await startRelay({ tombstoneHorizonMs: 400 })
+    const writer = start(relay.url, freshIdb())
+    for (let i = 0; i < 20; i++) unwrap(await writer.set('docs', `d${i}`, { n: i }))
+    await waitFor('writer acked', async () => (await writer.status()).pendingWrites === 0 && (await writer.status()).connection === 'live')
+    const idb = freshIdb()
+    let reader = start(relay.url, idb)
+    unwrap(await reader.subscribeShape({ map: 'docs' }))
+    await live(reader)
+    await waitFor('cursor stored', async () => typeof (await reader.store?.getMeta(DOCS_CURSOR)) === 'string')
+    await stop(reader)
+    await new Promise((resolve) => setTimeout(resolve, 600))
+    unwrap(await writer.delete('docs', 'd0'))
+    await waitFor('writer acked', async () => (await writer.status()).pendingWrites === 0)
+    reader = start(relay.url, idb)
+    await live(reader)
+    // The shape was dropped, and its cursor with it: a fresh slice, not a replay.
+    expect(reader.syncStats.resumes).toMatchObject({ slice: 1, cursor: 0 })
+    await waitFor('converged', async () => same(reader, writer, 'docs'), 30_000)
+    expect((await snapshot(reader, 'docs')).has('d0')).toBe(false)
   })
 
   it('falls back to Merkle when the relay store was wiped, re-uploads, and keeps a cursor only from a clean sync', async () => {
