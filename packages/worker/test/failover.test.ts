@@ -36,11 +36,11 @@ function start(options: Parameters<typeof engineOn>[1]): Engine {
 describe('relay URL list', () => {
   it('tries every URL once without waiting, then backs off before the next round', async () => {
     const relays = [await dropper(), await dropper(), await dropper()]
-    // A first backoff of 2-4 s: a round that waited between URLs could not finish in 1.5 s.
-    const engine = start({ url: relays.map((r) => r.url), backoff: { baseMs: 4_000, capMs: 4_000 } })
+    // A first backoff of 10-20 s: a round that waited between URLs could not finish in 5 s.
+    const engine = start({ url: relays.map((r) => r.url), backoff: { baseMs: 20_000, capMs: 20_000 } })
     unwrap(await engine.ready())
     const started = Date.now()
-    await waitFor('one attempt per URL', async () => relays.every((r) => r.attempts() >= 1), 1_500)
+    await waitFor('one attempt per URL', async () => relays.every((r) => r.attempts() >= 1), 5_000)
     const roundMs = Date.now() - started
     await new Promise((resolve) => setTimeout(resolve, 700))
     expect(relays.map((r) => r.attempts())).toEqual([1, 1, 1])
