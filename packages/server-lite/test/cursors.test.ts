@@ -84,6 +84,22 @@ describe('resume by cursor', () => {
     expect(idle.keys).toEqual([])
   })
 
+  it('ends a Merkle descent with a cursor too: every entries answer carries the cursor of the join', async () => {
+    const r = await relay()
+    const writer = await connect(r.url)
+    await writer.ops([update(writer.clock, 'docs', 'a', { v: 1 })])
+    const reader = await connect(r.url)
+    const descent = await subscribe(reader, { map: 'docs' }, { root: { path: '', hash: 'ffffffffffffffff', count: 1 } })
+    expect(descent.resume).toBe('merkle')
+    reader.send({ type: 'entries', sub: descent.sub, path: '', entries: [] })
+    const synced = (await reader.waitAny((m) => m.type === 'synced' && m.sub === descent.sub, 30_000)) as SyncedMessage
+    expect(synced.cursor).toMatch(/^[0-9a-z]+\.[0-9a-f]{16}\.\d+$/)
+    await writer.ops([update(writer.clock, 'docs', 'b', { v: 2 })])
+    const resumed = await subscribe(reader, { map: 'docs' }, { cursor: synced.cursor as string })
+    expect(resumed.resume).toBe('cursor')
+    expect(resumed.keys).toEqual(['b'])
+  })
+
   it('falls back to Merkle when the log no longer reaches the cursor, or the cursor is foreign', async () => {
     const r = await relay({ changeLogEntries: 1_000 })
     const writer = await connect(r.url)

@@ -91,6 +91,8 @@ export interface SubscriptionHost {
 interface Subscription extends Subscriber {
   readonly access: MapAccess
   readonly state: MapState
+  /** The map's head sequence number when the subscription joined its view: what its cursors cover. */
+  readonly head: number
   closed: boolean
 }
 
@@ -204,6 +206,7 @@ export class Subscriptions {
       map: shape.map,
       access,
       state,
+      head: state.head,
       closed: false,
       owner,
       deliver: (changes, moveOut, seq) => {
@@ -214,7 +217,7 @@ export class Subscriptions {
     // Joined before anything is read: every change committed from now on reaches it live.
     view.subscribers.add(subscription)
     this.#subs.set(message.sub, subscription)
-    const head = state.head
+    const head = subscription.head
     const source = context.sync.scanAll(shape.map)
     if (view.windowed) await view.build(source, false)
     if (subscription.closed || !host.isOpen) return
@@ -455,7 +458,12 @@ export class Subscriptions {
     this.#sendChanges(sub, send, moveOut)
     for (const keys of packBySize(push, keySize, itemBudget(this.#limits), MESSAGE_LIMITS.maxKeysPerFrame)) this.#host.send({ type: 'push', sub: message.sub, keys })
     const root = (await this.#tree(sub)).node('')
-    this.#host.send({ type: 'synced', sub: sub.sub, root, serverTime: this.#host.context.now() })
+    // Each answer carries the subscription's cursor: once the client's descent has no answer
+    // outstanding it holds every change up to the join (later ones arrive live), so the
+    // Merkle path ends with a cursor like the others.
+    const cursor = this.#cursor(sub, sub.head, await this.#storeId())
+    if (sub.closed) return
+    this.#host.send({ type: 'synced', sub: sub.sub, root, serverTime: this.#host.context.now(), cursor })
   }
 
   /** The view's members under a Merkle path, with their stored records. */

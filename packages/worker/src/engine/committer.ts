@@ -178,6 +178,11 @@ export class Committer {
     })
   }
 
+  /** True once the engine is closing: nothing more is committed. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
   /** Stops committing (the engine is closing; call after {@link flush}). */
   close(): void {
     this.#closed = true

@@ -26,6 +26,7 @@
  * no whole-map snapshot per write or per notification.
  */
 import {
+  relayUrlList,
   COUNTERS_MAP,
   StoreError,
   assertKey as checkKey,
@@ -70,7 +71,7 @@ import type {
 import { Coordinator } from '../coordination/coordinator'
 import { Outbox } from '../outbox'
 import { RejectionLog } from '../rejections'
-import { SyncClient } from '../sync/sync-client'
+import { SyncClient, type SyncStats } from '../sync/sync-client'
 import { CallLedger } from './call-ledger'
 import { safeCall } from './callbacks'
 import { Committer } from './committer'
@@ -104,6 +105,8 @@ const fail = (error: unknown): Result<never> => ({ ok: false, error: serializeEr
 
 /** Creates an engine; storage opens on the first call (or `ready()`). */
 export function createEngine(options: CreateEngineOptions): Engine {
+  // A bad relay URL list fails here (ConfigError), not later as a connection loop.
+  relayUrlList(options.url)
   return new EngineImpl(options)
 }
 
@@ -144,8 +147,8 @@ class EngineImpl implements Engine {
     return this.#parts?.host.receivedRecords ?? 0
   }
 
-  get syncStats(): { readonly framesSent: number; readonly opsChangesSent: number } {
-    return { framesSent: this.#parts?.sync.framesSent ?? 0, opsChangesSent: this.#parts?.sync.opsChangesSent ?? 0 }
+  get syncStats(): SyncStats {
+    return this.#parts?.sync.stats ?? { framesSent: 0, opsChangesSent: 0, framesReceived: 0, bytesReceived: 0, resumes: { cursor: 0, slice: 0, merkle: 0, current: 0 } }
   }
 
   // ───────────────────────────── start-up: wiring the parts ─────────────────────────────
@@ -237,6 +240,7 @@ class EngineImpl implements Engine {
     return {
       mode: this.#options.mode,
       connection,
+      relayUrl: this.#parts?.sync.url ?? null,
       online: connection === 'live',
       pendingWrites: this.#outbox.pendingCount,
       oldestPendingMs: this.#outbox.oldestPendingMs(this.#now()),

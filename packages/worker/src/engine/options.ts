@@ -1,7 +1,7 @@
 /** The engine's public face: the options `createEngine` takes and the {@link Engine} it returns. */
 import type { ReplicaId, Store } from '@outpost/core'
 import type { EngineApi, EngineOptions } from '../engine-api'
-import type { NetworkEvents, WebSocketConstructor } from '../sync/sync-client'
+import type { NetworkEvents, SyncStats, WebSocketConstructor } from '../sync/sync-client'
 import type { BackoffOptions } from '../sync/connection-state'
 
 /** Options of `createEngine`. */
@@ -45,7 +45,7 @@ export interface Engine extends EngineApi {
   /** Records merged from the relay since start. @internal */
   readonly receivedRecords: number
   /** Frames and op changes sent to the relay since start (all connections). @internal */
-  readonly syncStats: { readonly framesSent: number; readonly opsChangesSent: number }
+  readonly syncStats: SyncStats
   /** Resolves when every queued write and buffered remote change is in the store. @internal */
   flush(): Promise<void>
 }

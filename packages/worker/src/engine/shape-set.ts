@@ -49,6 +49,8 @@ export class ShapeSet {
     if (replica.filtered) {
       for (const { key } of await this.#store.scan(replica.membersCollection)) replica.members.add(key)
     }
+    const cursor = await this.#store.getMeta(replica.cursorKey)
+    if (typeof cursor === 'string') replica.cursor = cursor
     this.#shapes.set(replica.id, replica)
     for (const kind of COLLECTION_KINDS) {
       const loaded = this.#maps.get(kind, shape.map)

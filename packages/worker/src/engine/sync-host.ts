@@ -156,6 +156,8 @@ export class EngineSyncHost implements SyncHost {
 
   /** Drops a shape's local data (past the tombstone horizon) so it re-syncs from empty. */
   async resetShape(replica: ShapeReplica): Promise<void> {
+    // The cursor goes first, durably: a cursor must never outlive the data it vouches for.
+    await this.saveCursor(replica, undefined)
     const map = replica.shape.map
     const keys = [...replica.tree.keys()]
     for (const key of keys) {
@@ -171,6 +173,15 @@ export class EngineSyncHost implements SyncHost {
     }
     this.#p.committer.scheduleFlush()
     this.#p.live.scheduleNotify()
+  }
+
+  /** Keeps a shape's resume cursor, written only once the data it covers is in the store; undefined drops it. */
+  async saveCursor(replica: ShapeReplica, cursor: string | undefined): Promise<void> {
+    const generation = cursor === undefined ? ++replica.cursorGeneration : replica.cursorGeneration
+    if (cursor !== undefined) await this.#p.committer.flush()
+    if (replica.cursorGeneration !== generation || this.#p.committer.closed) return
+    replica.cursor = cursor
+    await this.#p.store.commit({ meta: [{ key: replica.cursorKey, value: cursor ?? null }] })
   }
 
   ownPart(change: Change): Change | undefined {

@@ -7,6 +7,9 @@
  * its move-outs) plus local writes that match `where`: with a `fields` projection the
  * device may not hold the fields `where` reads, so membership is recorded (and persisted
  * by the engine), not recomputed.
+ *
+ * A replica also keeps the relay's resume cursor for it (see `sync-client.ts`): stored
+ * durably only after the data it covers, and dropped before that data is.
  */
 import { MerkleTree, changeDigest, compilePredicate, lwwDigest, lwwView, shapeKey, type CompiledPredicate, type Change, type CollectionKind, type LwwRecordState, type Shape } from '@outpost/core'
 
@@ -23,6 +26,13 @@ export class ShapeReplica {
   /** Keys in the shape (filtered shapes only). */
   readonly members = new Set<string>()
   readonly tree = new MerkleTree()
+  /**
+   * The relay's cursor from the last complete sync of this shape (opaque), loaded from and
+   * kept in the store under {@link cursorKey}; undefined when there is none.
+   */
+  cursor: string | undefined
+  /** Bumped whenever the cursor is dropped, so a cursor save that started before the drop does not bring it back. */
+  cursorGeneration = 0
   readonly #test: CompiledPredicate
 
   constructor(shape: Shape) {
@@ -35,6 +45,11 @@ export class ShapeReplica {
   /** The store collection that persists a filtered shape's membership. */
   get membersCollection(): string {
     return `m/${this.id}`
+  }
+
+  /** The store metadata key holding this shape's resume cursor. */
+  get cursorKey(): string {
+    return `cursor/${this.id}`
   }
 
   /** Digest of one key's state as this shape sees it (projected fields for LWW records). */
