@@ -6,7 +6,8 @@
  * with `Comlink.proxy`, and errors are returned as `SerializedError` (see
  * `@outpost/core` `serializeError`) so they keep their class and `code` in the tab.
  */
-import type { CollectionKind, OrderBy, Predicate, RecordValue, SerializedError, Shape, Value } from '@outpost/core'
+import type { OrderBy, Predicate, RecordValue, SerializedError, Value } from '@outpost/core'
+import type { ENGINE_METHODS, MethodsOf } from './engine-methods'
 import type { RejectedStatus } from './rejections'
 
 export type { RejectedStatus }
@@ -135,98 +136,11 @@ export interface LockStatus {
 }
 
 /**
- * The engine's API, exposed through comlink. Every method is safe to call from many tabs at once.
- *
- * Writes take an optional `callId`: an id the caller chose for this call. A second call
- * with the same id (a retry after the answer was lost, e.g. re-sent to a new leader tab)
- * returns the first call's receipt and writes nothing, also after an engine restart.
+ * The engine's API, exposed through comlink: one method per row of
+ * {@link ENGINE_METHODS}, whose rows give each method's signature, documentation and
+ * how it crosses the boundary. Every method is safe to call from many tabs at once.
  */
-export interface EngineApi {
-  /** Resolves when the engine has opened its storage. Idempotent. */
-  ready(): Promise<Result<EngineStatus>>
-
-  /** Replaces a record (all fields stamped now; fields not given are removed). Resolves when durable locally. */
-  set(map: string, key: string, record: RecordValue, callId?: string): Promise<Result<WriteReceipt>>
-  /** Writes only the given fields (field-level LWW). Resolves when durable locally. */
-  update(map: string, key: string, patch: RecordValue, callId?: string): Promise<Result<WriteReceipt>>
-  /** Deletes a record (a tombstone). Resolves when durable locally. */
-  delete(map: string, key: string, callId?: string): Promise<Result<WriteReceipt>>
-  /** Reads one record's visible fields. */
-  get(map: string, key: string): Promise<Result<RecordValue | undefined>>
-
-  /** Adds/removes a value of an OR-map key. */
-  orAdd(map: string, key: string, value: Value, callId?: string): Promise<Result<WriteReceipt>>
-  orRemove(map: string, key: string, value: Value, callId?: string): Promise<Result<WriteReceipt>>
-  /** Adds `delta` (may be negative) to the PN counter `name` (a key of the `COUNTERS_MAP` collection). */
-  counterAdd(name: string, delta: number, callId?: string): Promise<Result<WriteReceipt>>
-
-  /**
-   * Runs a live query: `onRows` is called at once with the current rows and again after
-   * every local write or remote merge that changes them. Returns an id for `unsubscribeQuery`.
-   */
-  subscribeQuery(spec: QuerySpec, onRows: (rows: readonly Row[]) => void): Promise<Result<number>>
-  /** Ends a live query, record or value subscription (they share one id space). */
-  unsubscribeQuery(id: number): Promise<void>
-  /** Live value of a record (undefined when absent or deleted). */
-  subscribeRecord(map: string, key: string, onValue: (value: RecordValue | undefined) => void): Promise<Result<number>>
-  /**
-   * Live value of an OR-map key (`map`, `key`) or of a counter (`map` is the counter's
-   * name and `key` is ignored: all counters are keys of the one `COUNTERS_MAP` collection).
-   */
-  subscribeValue(kind: Exclude<CollectionKind, 'lww'>, map: string, key: string, onValue: (value: Value) => void): Promise<Result<number>>
-
-  /** Replicates a shape from the relay (persisted: survives restarts until `unsubscribeShape`). Returns its id. */
-  subscribeShape(shape: Shape): Promise<Result<string>>
-  unsubscribeShape(id: string): Promise<void>
-
-  /**
-   * Calls `onProgress` as write `opId` reaches 'relay' and 'persisted' (at once for states
-   * already reached), or once with a {@link WriteRejection} when the relay refused it for good.
-   */
-  watchWrite(opId: number, onProgress: (event: WriteConcern | WriteRejection) => void): Promise<void>
-  /** Current status, and live updates of it. */
-  status(): Promise<EngineStatus>
-  subscribeStatus(onStatus: (status: EngineStatus) => void): Promise<number>
-  unsubscribeStatus(id: number): Promise<void>
-
-  /**
-   * Subscribes to a topic (ephemeral pub/sub): messages published by other clients of
-   * this engine (other tabs) and, through the relay, by other browsers. `client` names the
-   * subscribing client so its own publications are not echoed back. Re-subscribed on the
-   * relay after every reconnect. Returns an id for `unsubscribeTopic`.
-   */
-  subscribeTopic(topic: string, client: string, onEvent: (event: TopicEvent) => void): Promise<Result<number>>
-  /** Ends a topic subscription. */
-  unsubscribeTopic(id: number): Promise<void>
-  /**
-   * Publishes to a topic: delivered at once to this engine's other clients' subscriptions
-   * (also offline), and through the relay when connected. Never queued.
-   */
-  publishTopic(topic: string, client: string, data: Value): Promise<Result<PublishReceipt>>
-
-  /**
-   * Acquires a lock lease on the relay (waiting up to `wait` ms behind earlier holders).
-   * Offline: fails at once with `OfflineError`. `onLost` is called once if the lease ends
-   * without `releaseLock` (TTL expiry, revocation, or the connection dropping).
-   */
-  acquireLock(name: string, ttl: number, wait: number, onLost: (reason: LeaseLostReason) => void): Promise<Result<LeaseInfo>>
-  /** Extends a held lease by `ttl` ms from now. */
-  extendLock(id: number, ttl: number): Promise<Result<LeaseInfo>>
-  /** Releases a held lease (no-op for one already lost or released). */
-  releaseLock(id: number): Promise<Result<void>>
-  /** Asks the relay whether `token` is the current lease of lock `name`. */
-  checkLock(name: string, token: number): Promise<Result<LockStatus>>
-
-  /** Runs the relay's entry processor `processor` atomically on `map/key`; resolves with its result. */
-  invoke(map: string, key: string, processor: string, args: Value): Promise<Result<Value>>
-
-  /** Hands the engine a fresh token (the tab's `auth` callback result), e.g. after `auth-expired`. */
-  setToken(token: string | undefined): Promise<void>
-  /** Registers a tab's token provider; the engine calls it when it needs a token. */
-  setAuthProvider(provider: () => Promise<string | undefined>): Promise<void>
-  /** Forces offline (true) or lets the engine connect (false); remembered for this database (across reloads and worker restarts) until changed. */
-  setOffline(offline: boolean): Promise<void>
-}
+export interface EngineApi extends MethodsOf<typeof ENGINE_METHODS> {}
 
 /**
  * Options a tab sends to a worker host's `init` (added by @outpost/worker): the engine's

@@ -5,22 +5,9 @@
  * cannot break other subscribers, and proxies are released on unsubscribe.
  */
 import * as Comlink from 'comlink'
-import { TimeoutError, WorkerUnavailableError, serializeError, type RecordValue, type Shape, type Value, type CollectionKind } from '@outpost/core'
-import type {
-  EngineApi,
-  EngineHostApi,
-  EngineInitOptions,
-  EngineStatus,
-  LeaseInfo,
-  LeaseLostReason,
-  QuerySpec,
-  Result,
-  Row,
-  TopicEvent,
-  WriteConcern,
-  WriteRejection,
-  WriteReceipt,
-} from './engine-api'
+import { TimeoutError, WorkerUnavailableError, serializeError } from '@outpost/core'
+import type { EngineApi, EngineHostApi, EngineInitOptions, EngineStatus, Result } from './engine-api'
+import { ENDING_METHODS, ENGINE_METHOD_NAMES, ENGINE_METHODS, answerHandle, methodSpec, type EngineMethodName } from './engine-methods'
 
 /** How long (ms) the engine waits for a tab's auth callback before trying another tab's. */
 export const AUTH_PROVIDER_TIMEOUT_MS = 10_000
@@ -107,133 +94,99 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   })
 }
 
-/**
- * Builds the API object served to one tab (or to the page in in-page mode). `getEngine`
- * resolves the engine, or undefined when none exists yet.
- */
-export function createTabApi(getEngine: () => Promise<EngineApi | undefined>, init?: (options: EngineInitOptions) => Promise<Result<EngineStatus>>): EngineHostApi {
-  const callbacks = new Map<string, unknown>()
+/** Proxies of callbacks one tab handed over, by `endMethod:handle`: released when what they serve ends. */
+type TabCallbacks = Map<string, unknown>
 
-  async function engineOr<T>(fn: (engine: EngineApi) => Promise<Result<T>>): Promise<Result<T>> {
-    try {
-      const engine = await getEngine()
-      if (engine === undefined) throw new WorkerUnavailableError('the engine is not started: call init(options) first')
-      return await fn(engine)
-    } catch (error) {
-      return { ok: false, error: serializeError(error) }
+/**
+ * Runs `method` on `engine` for one tab, making its callback (if any) safe to call and
+ * releasing the callback's proxy when what it serves ends (see `MethodKind`).
+ */
+async function serveCall(engine: EngineApi, method: EngineMethodName, args: unknown[], callbacks: TabCallbacks): Promise<unknown> {
+  const spec = methodSpec(method)
+  const fn = engine[method] as (...a: unknown[]) => Promise<unknown>
+  const at = spec.callback ?? -1
+  const callback = args[at]
+  const drop = (key: string): void => {
+    release(callbacks.get(key))
+    callbacks.delete(key)
+  }
+  switch (spec.kind) {
+    case 'call': {
+      const answer = await fn.apply(engine, args)
+      if (ENDING_METHODS.has(method)) drop(`${method}:${String(args[0])}`)
+      return answer
+    }
+    case 'subscription': {
+      const answer = await fn.apply(engine, withArg(args, at, guarded(callback as Callback<unknown>)))
+      const handle = answerHandle(method, answer)
+      if (handle !== undefined) callbacks.set(`${spec.end}:${String(handle)}`, callback)
+      else release(callback)
+      return answer
+    }
+    case 'stream': {
+      // The handle is known only after the answer; an event before it cannot happen for a lease.
+      let key: string | undefined
+      const last = spec.last as (event: unknown) => boolean
+      const answer = await fn.apply(
+        engine,
+        withArg(args, at, (event: unknown) => {
+          guarded(callback as Callback<unknown>)(event)
+          if (!last(event)) return
+          if (key !== undefined) drop(key)
+          else release(callback)
+        }),
+      )
+      if (spec.end !== undefined) {
+        const handle = answerHandle(method, answer)
+        if (handle !== undefined) callbacks.set((key = `${spec.end}:${String(handle)}`), callback)
+        else release(callback)
+      }
+      return answer
+    }
+    case 'provider': {
+      // One provider list per engine, shared by every tab's port.
+      let auth = authByEngine.get(engine)
+      const first = auth === undefined
+      auth ??= new AuthProviders()
+      authByEngine.set(engine, auth)
+      auth.add(callback as () => Promise<string | undefined>)
+      if (first) await fn.apply(engine, withArg(args, at, auth.next))
+      return undefined
     }
   }
+}
 
-  async function engineVoid(fn: (engine: EngineApi) => Promise<void>): Promise<void> {
+/** `args` with the one at `index` replaced. */
+function withArg(args: readonly unknown[], index: number, value: unknown): unknown[] {
+  const out = [...args]
+  out[index] = value
+  return out
+}
+
+/**
+ * Builds the API object served to one tab (or to the page in in-page mode): every method
+ * of {@link ENGINE_METHODS}, plus `init`. `getEngine` resolves the engine, or undefined
+ * when none exists yet: a fallible method then answers `WORKER_UNAVAILABLE`, another throws it.
+ */
+export function createTabApi(getEngine: () => Promise<EngineApi | undefined>, init?: (options: EngineInitOptions) => Promise<Result<EngineStatus>>): EngineHostApi {
+  const callbacks: TabCallbacks = new Map()
+
+  async function run(method: EngineMethodName, args: unknown[]): Promise<unknown> {
     const engine = await getEngine()
     if (engine === undefined) throw new WorkerUnavailableError('the engine is not started: call init(options) first')
-    await fn(engine)
+    return serveCall(engine, method, args, callbacks)
   }
 
-  async function subscribe<T>(prefix: string, cb: unknown, start: (fn: (v: T) => void) => Promise<Result<number>>): Promise<Result<number>> {
-    const result = await start(guarded(cb as Callback<T>))
-    if (result.ok) callbacks.set(`${prefix}${result.value}`, cb)
-    else release(cb)
-    return result
+  const api: Record<string, (...args: unknown[]) => Promise<unknown>> = {}
+  for (const method of ENGINE_METHOD_NAMES) {
+    api[method] =
+      methodSpec(method).answer === 'result'
+        ? (...args) => run(method, args).catch((error: unknown): Result<never> => ({ ok: false, error: serializeError(error) }))
+        : (...args) => run(method, args)
   }
-
-  function drop(id: string): void {
-    release(callbacks.get(id))
-    callbacks.delete(id)
-  }
-
-  return {
-    init: async (options) => {
-      if (init === undefined) return engineOr((e) => e.ready())
-      return init(options)
-    },
-    ready: () => engineOr((e) => e.ready()),
-    set: (map: string, key: string, record: RecordValue, callId?: string): Promise<Result<WriteReceipt>> => engineOr((e) => e.set(map, key, record, callId)),
-    update: (map, key, patch, callId) => engineOr((e) => e.update(map, key, patch, callId)),
-    delete: (map, key, callId) => engineOr((e) => e.delete(map, key, callId)),
-    get: (map, key) => engineOr((e) => e.get(map, key)),
-    orAdd: (map: string, key: string, value: Value, callId?: string) => engineOr((e) => e.orAdd(map, key, value, callId)),
-    orRemove: (map: string, key: string, value: Value, callId?: string) => engineOr((e) => e.orRemove(map, key, value, callId)),
-    counterAdd: (name, delta, callId) => engineOr((e) => e.counterAdd(name, delta, callId)),
-    subscribeQuery: (spec: QuerySpec, onRows) => engineOr((e) => subscribe<readonly Row[]>('q', onRows, (fn) => e.subscribeQuery(spec, fn))),
-    unsubscribeQuery: (id) =>
-      engineVoid(async (e) => {
-        await e.unsubscribeQuery(id)
-        drop(`q${id}`)
-        drop(`v${id}`)
-      }),
-    subscribeRecord: (map, key, onValue) => engineOr((e) => subscribe<RecordValue | undefined>('v', onValue, (fn) => e.subscribeRecord(map, key, fn))),
-    subscribeValue: (kind: Exclude<CollectionKind, 'lww'>, map, key, onValue) => engineOr((e) => subscribe<Value>('v', onValue, (fn) => e.subscribeValue(kind, map, key, fn))),
-    subscribeShape: (shape: Shape) => engineOr((e) => e.subscribeShape(shape)),
-    unsubscribeShape: (id) => engineVoid((e) => e.unsubscribeShape(id)),
-    watchWrite: (opId, onProgress) =>
-      engineVoid((e) =>
-        e.watchWrite(opId, (event: WriteConcern | WriteRejection) => {
-          guarded(onProgress as Callback<WriteConcern | WriteRejection>)(event)
-          if (event === 'persisted' || typeof event === 'object') release(onProgress)
-        }),
-      ),
-    status: async () => {
-      const engine = await getEngine()
-      if (engine === undefined) throw new WorkerUnavailableError('the engine is not started: call init(options) first')
-      return engine.status()
-    },
-    subscribeStatus: async (onStatus) => {
-      const engine = await getEngine()
-      if (engine === undefined) throw new WorkerUnavailableError('the engine is not started: call init(options) first')
-      const id = await engine.subscribeStatus(guarded(onStatus as Callback<EngineStatus>))
-      callbacks.set(`s${id}`, onStatus)
-      return id
-    },
-    unsubscribeStatus: (id) =>
-      engineVoid(async (e) => {
-        await e.unsubscribeStatus(id)
-        drop(`s${id}`)
-      }),
-    setToken: (token) => engineVoid((e) => e.setToken(token)),
-    setAuthProvider: (provider) =>
-      engineVoid(async (e) => {
-        // One provider list per engine, shared by every tab's port.
-        let auth = authByEngine.get(e)
-        const first = auth === undefined
-        auth ??= new AuthProviders()
-        authByEngine.set(e, auth)
-        auth.add(provider)
-        if (first) await e.setAuthProvider(auth.next)
-      }),
-    setOffline: (offline) => engineVoid((e) => e.setOffline(offline)),
-    subscribeTopic: (topic, client, onEvent) => engineOr((e) => subscribe<TopicEvent>('t', onEvent, (fn) => e.subscribeTopic(topic, client, fn))),
-    unsubscribeTopic: (id) =>
-      engineVoid(async (e) => {
-        await e.unsubscribeTopic(id)
-        drop(`t${id}`)
-      }),
-    publishTopic: (topic, client, data) => engineOr((e) => e.publishTopic(topic, client, data)),
-    acquireLock: (name, ttl, wait, onLost) =>
-      engineOr(async (e) => {
-        // The lease id is known only after the grant; a loss before that cannot happen.
-        let leaseId: number | undefined
-        const result: Result<LeaseInfo> = await e.acquireLock(name, ttl, wait, (reason: LeaseLostReason) => {
-          guarded(onLost as Callback<LeaseLostReason>)(reason)
-          if (leaseId !== undefined) drop(`l${leaseId}`)
-          else release(onLost)
-        })
-        if (result.ok) {
-          leaseId = result.value.id
-          callbacks.set(`l${leaseId}`, onLost)
-        } else release(onLost)
-        return result
-      }),
-    extendLock: (id, ttl) => engineOr((e) => e.extendLock(id, ttl)),
-    releaseLock: (id) =>
-      engineOr(async (e) => {
-        const result = await e.releaseLock(id)
-        drop(`l${id}`)
-        return result
-      }),
-    checkLock: (name, token) => engineOr((e) => e.checkLock(name, token)),
-    invoke: (map, key, processor, args) => engineOr((e) => e.invoke(map, key, processor, args)),
-  }
+  const ready = api['ready'] as () => Promise<unknown>
+  api['init'] = (options) => (init === undefined ? ready() : init(options as EngineInitOptions))
+  return api as unknown as EngineHostApi
 }
 
 /** Serves `engine` to one tab over `port` (a MessagePort, or anything comlink accepts as an endpoint). */

@@ -6,6 +6,8 @@
 export { createEngine, REMOTE_FLUSH_RECORDS, REMOTE_FLUSH_DELAY_MS, REMOTE_FLUSH_MAX_WAIT_MS } from './engine'
 export type { CreateEngineOptions, Engine } from './engine'
 export { exposeEngine, createTabApi, AUTH_PROVIDER_TIMEOUT_MS } from './expose'
+export { ENGINE_METHODS, ENGINE_METHOD_NAMES, ENDING_METHODS, answerHandle, methodSpec } from './engine-methods'
+export type { AnswerOf, EngineMethodName, MethodAnswer, MethodKind, MethodSignature, MethodSpec, MethodsOf } from './engine-methods'
 export { startSharedWorker, startDedicatedWorker } from './shared-worker-host'
 export type { SharedWorkerScopeLike, DedicatedWorkerScopeLike, HostEngineOptions } from './shared-worker-host'
 export { IdbStore, PAGE_MAX_RECORDS } from './store/idb-store'

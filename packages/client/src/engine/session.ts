@@ -5,31 +5,8 @@
  * remembered so they can be made again when the engine is replaced.
  */
 import { OutpostError, TimeoutError, WorkerUnavailableError, deserializeError, isErrorCode } from '@outpost/core'
-import type { EngineApi, Result } from '@outpost/worker'
+import { methodSpec, type EngineApi, type Result } from '@outpost/worker'
 import { reportListenerError, type EngineMethod, type EngineTransport } from './transport'
-
-/** Methods whose answer is a `Result<T>` (everything else answers plainly). */
-const RESULT_METHODS: ReadonlySet<EngineMethod> = new Set<EngineMethod>([
-  'ready',
-  'set',
-  'update',
-  'delete',
-  'get',
-  'orAdd',
-  'orRemove',
-  'counterAdd',
-  'subscribeQuery',
-  'subscribeRecord',
-  'subscribeValue',
-  'subscribeShape',
-  'subscribeTopic',
-  'publishTopic',
-  'acquireLock',
-  'extendLock',
-  'releaseLock',
-  'checkLock',
-  'invoke',
-])
 
 /** What a call to `method` resolves with once its `Result` (if any) is unwrapped. */
 export type Answer<K extends EngineMethod> = Unwrap<Awaited<ReturnType<EngineApi[K]>>>
@@ -143,7 +120,8 @@ export class EngineSession {
     } catch (error) {
       throw toOutpostError(error, method)
     }
-    if (!RESULT_METHODS.has(method)) return raw as Answer<K>
+    // The engine's method table says which methods answer a `Result`.
+    if (methodSpec(method).answer !== 'result') return raw as Answer<K>
     const result = raw as Result<unknown>
     if (result.ok) return result.value as Answer<K>
     throw deserializeError(result.error)

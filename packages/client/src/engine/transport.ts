@@ -3,10 +3,10 @@
  * leader tab's dedicated worker reached over BroadcastChannel, or the page itself), the
  * SDK sees one `EngineTransport` that calls engine methods by name.
  */
-import type { EngineApi, RuntimeMode } from '@outpost/worker'
+import type { EngineApi, EngineMethodName, RuntimeMode } from '@outpost/worker'
 
-/** The name of one engine method. */
-export type EngineMethod = keyof EngineApi
+/** The name of one engine method: a row of the worker's `ENGINE_METHODS` table. */
+export type EngineMethod = EngineMethodName
 
 /** One way of reaching an engine. */
 export interface EngineTransport {

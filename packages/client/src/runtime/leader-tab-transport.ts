@@ -10,7 +10,7 @@
  *            ◀─answer/event──────────────◀─            ◀─callbacks──
  */
 import { WorkerUnavailableError, deserializeError, serializeError } from '@outpost/core'
-import type { EngineOptions, Result } from '@outpost/worker'
+import { answerHandle, methodSpec, type EngineOptions } from '@outpost/worker'
 import { ComlinkTransport, type EngineEndpoint } from '../engine/comlink-transport'
 import { ResetSignal, reportListenerError, type EngineMethod, type EngineTransport } from '../engine/transport'
 import { leaderLockName, tabChannelName } from './names'
@@ -216,7 +216,7 @@ export class LeaderTabTransport implements EngineTransport {
       return
     }
     const unsubscribe = UNSUBSCRIBE_OF[pending.method]
-    const id = subscriptionId(message.value)
+    const id = answerHandle(pending.method, message.value)
     if (unsubscribe && id !== undefined) this.#callbacksBySubscription.set(`${unsubscribe}:${String(id)}`, pending.callbacks)
     pending.resolve(message.value)
   }
@@ -236,8 +236,8 @@ export class LeaderTabTransport implements EngineTransport {
     const local = this.#local
     if (!local) return
     const follower = message.from
-    if (message.method === 'setAuthProvider') {
-      // Functions cannot answer across BroadcastChannel; the leader tab's own `auth` callback serves every tab.
+    if (methodSpec(message.method).kind === 'provider') {
+      // Functions cannot answer across BroadcastChannel; the leader tab's own providers (its `auth` callback) serve every tab.
       this.#post({ type: 'answer', to: follower, req: message.req, ok: true, value: undefined })
       return
     }
@@ -252,7 +252,7 @@ export class LeaderTabTransport implements EngineTransport {
     }
     local.call(message.method, args).then(
       (value) => {
-        const id = subscriptionId(value)
+        const id = answerHandle(message.method, value)
         if (unsubscribe && id !== undefined) {
           let subs = this.#followerSubscriptions.get(follower)
           if (!subs) this.#followerSubscriptions.set(follower, (subs = new Map()))
@@ -282,16 +282,6 @@ export class LeaderTabTransport implements EngineTransport {
       } else reportListenerError(error)
     }
   }
-}
-
-/** The id a subscribe method answered with (a `Result<number>` or a plain number), if any. */
-function subscriptionId(value: unknown): unknown {
-  if (typeof value === 'number') return value
-  if (typeof value === 'object' && value !== null && 'ok' in value) {
-    const result = value as Result<unknown>
-    return result.ok ? result.value : undefined
-  }
-  return undefined
 }
 
 function randomTabId(): string {

@@ -13,6 +13,7 @@
  *                                   ◀───   abdicate {leader}        the leader is leaving
  */
 import type { SerializedError } from '@outpost/core'
+import { ENGINE_METHOD_NAMES, methodSpec } from '@outpost/worker'
 import type { EngineMethod } from '../engine/transport'
 
 /** A callback argument, replaced by a number the follower can map back to its function. */
@@ -51,28 +52,30 @@ export function isCallbackRef(value: unknown): value is CallbackRef {
   return typeof value === 'object' && value !== null && '__outpostCallback' in value && value.__outpostCallback === true
 }
 
-/** Which method ends the subscription a subscribe method made (ids of records and values share the query id space). */
-export const UNSUBSCRIBE_OF: Partial<Record<EngineMethod, EngineMethod>> = {
-  subscribeQuery: 'unsubscribeQuery',
-  subscribeRecord: 'unsubscribeQuery',
-  subscribeValue: 'unsubscribeQuery',
-  subscribeStatus: 'unsubscribeStatus',
-  subscribeTopic: 'unsubscribeTopic',
-}
+/**
+ * Which method ends the subscription a subscribe method made (ids of records and values
+ * share the query id space), from the engine's method table. Streams (write progress,
+ * lock leases) end on their own and are not tracked across tabs.
+ */
+export const UNSUBSCRIBE_OF: Partial<Record<EngineMethod, EngineMethod>> = Object.fromEntries(
+  ENGINE_METHOD_NAMES.flatMap((method) => {
+    const spec = methodSpec(method)
+    return spec.kind === 'subscription' ? [[method, spec.end as EngineMethod]] : []
+  }),
+)
 
 /** Methods that end a subscription (their callbacks can be forgotten). */
 export const UNSUBSCRIBE_METHODS: ReadonlySet<EngineMethod> = new Set(Object.values(UNSUBSCRIBE_OF))
 
 /**
- * Write methods and the number of arguments they take before their optional `callId`.
- * A follower tags each write with a call id, so a call re-sent to a new leader (the old
- * one closed before answering) is answered from the engine's record instead of repeated.
+ * Write methods and the number of arguments they take before their optional `callId`
+ * (from the engine's method table). A follower tags each write with a call id, so a call
+ * re-sent to a new leader (the old one closed before answering) is answered from the
+ * engine's record instead of repeated.
  */
-export const WRITE_ARITY: Partial<Record<EngineMethod, number>> = {
-  set: 3,
-  update: 3,
-  delete: 2,
-  orAdd: 3,
-  orRemove: 3,
-  counterAdd: 2,
-}
+export const WRITE_ARITY: Partial<Record<EngineMethod, number>> = Object.fromEntries(
+  ENGINE_METHOD_NAMES.flatMap((method) => {
+    const callId = methodSpec(method).callId
+    return callId === undefined ? [] : [[method, callId]]
+  }),
+)

@@ -2,7 +2,8 @@
  * The engine that owns the data: storage (IndexedDB pages, or memory), the outbox, the
  * in-memory maps live queries run on, shape replicas, and the sync client. It implements
  * {@link EngineApi}; `expose.ts` puts it behind comlink. This file is the facade: it
- * checks each call's arguments, opens storage on the first call, and wires the parts.
+ * opens storage on the first call, checks each call's arguments with the method's row of
+ * `ENGINE_METHODS` (`engine-methods.ts`), and wires the parts.
  *
  *   start-up.ts       opens storage, restores what the last run left
  *   map-cache.ts      each map's records in memory, loaded on first use
@@ -29,10 +30,6 @@ import {
   relayUrlList,
   COUNTERS_MAP,
   StoreError,
-  assertKey as checkKey,
-  assertMapName as checkMapName,
-  assertRecord,
-  assertValue,
   counterAddState,
   lwwDeleteState,
   lwwSetState,
@@ -41,8 +38,6 @@ import {
   orAddState,
   orRemoveState,
   serializeError,
-  validateQuery,
-  validateShape,
   type CollectionKind,
   type CounterState,
   type Hlc,
@@ -50,24 +45,11 @@ import {
   type OrSetState,
   type RecordValue,
   type ReplicaId,
-  type Shape,
   type Store,
   type Value,
 } from '@outpost/core'
-import type {
-  EngineStatus,
-  LeaseInfo,
-  LeaseLostReason,
-  LockStatus,
-  PublishReceipt,
-  QuerySpec,
-  Result,
-  Row,
-  TopicEvent,
-  WriteConcern,
-  WriteReceipt,
-  WriteRejection,
-} from '../engine-api'
+import type { EngineApi, EngineStatus, LeaseInfo, LockStatus, PublishReceipt, Result, WriteConcern, WriteReceipt, WriteRejection } from '../engine-api'
+import { ENGINE_METHODS, parseArgs, type EngineMethodName } from '../engine-methods'
 import { Coordinator } from '../coordination/coordinator'
 import { Outbox } from '../outbox'
 import { RejectionLog } from '../rejections'
@@ -99,6 +81,9 @@ interface Parts {
   readonly sync: SyncClient
   readonly coordinator: Coordinator
 }
+
+/** The arguments of engine method `K`. */
+type Args<K extends EngineMethodName> = Parameters<EngineApi[K]>
 
 const ok = <T>(value: T): Result<T> => ({ ok: true, value })
 const fail = (error: unknown): Result<never> => ({ ok: false, error: serializeError(error) })
@@ -253,96 +238,82 @@ class EngineImpl implements Engine {
 
   // ───────────────────────────── EngineApi ─────────────────────────────
 
-  async #guard<T>(fn: (parts: Parts) => Promise<T>): Promise<Result<T>> {
+  /**
+   * Runs a fallible method: refuses on a closed engine, opens storage on the first call,
+   * checks the arguments with the method's row of {@link ENGINE_METHODS} (the one check at
+   * the boundary), and answers a `Result` whose error keeps its class and code.
+   */
+  async #guard<K extends EngineMethodName, T>(method: K, args: Args<K>, fn: (parts: Parts, args: Args<K>) => Promise<T>): Promise<Result<T>> {
     try {
       if (this.#closed) throw new StoreError('the engine is closed')
       await this.#open()
-      return ok(await fn(this.#p))
+      return ok(await fn(this.#p, parseArgs(method, args)))
     } catch (error) {
       return fail(error)
     }
   }
 
   ready(): Promise<Result<EngineStatus>> {
-    return this.#guard(async () => this.#readStatus())
+    return this.#guard('ready', [], async () => this.#readStatus())
   }
 
-  set(map: string, key: string, record: RecordValue, callId?: string): Promise<Result<WriteReceipt>> {
-    return this.#guard(async ({ maps, hlc, committer }) => {
-      checkMapName(map)
-      checkKey(key)
-      assertRecord(record, `${map}/${key}`)
+  set(...args: Args<'set'>): Promise<Result<WriteReceipt>> {
+    return this.#guard('set', args, async ({ maps, hlc, committer }, [map, key, record, callId]) => {
       await maps.ensure('lww', map)
       return committer.write({ kind: 'lww', map, key, makeDelta: () => lwwSetState(record, hlc.tick(), hlc.tick()) }, callId)
     })
   }
 
-  update(map: string, key: string, patch: RecordValue, callId?: string): Promise<Result<WriteReceipt>> {
-    return this.#guard(async ({ maps, hlc, committer }) => {
-      checkMapName(map)
-      checkKey(key)
-      assertRecord(patch, `${map}/${key}`)
+  update(...args: Args<'update'>): Promise<Result<WriteReceipt>> {
+    return this.#guard('update', args, async ({ maps, hlc, committer }, [map, key, patch, callId]) => {
       await maps.ensure('lww', map)
       return committer.write({ kind: 'lww', map, key, makeDelta: () => lwwUpdateState(patch, hlc.tick()) }, callId)
     })
   }
 
-  delete(map: string, key: string, callId?: string): Promise<Result<WriteReceipt>> {
-    return this.#guard(async ({ maps, hlc, committer }) => {
-      checkMapName(map)
-      checkKey(key)
+  delete(...args: Args<'delete'>): Promise<Result<WriteReceipt>> {
+    return this.#guard('delete', args, async ({ maps, hlc, committer }, [map, key, callId]) => {
       await maps.ensure('lww', map)
       return committer.write({ kind: 'lww', map, key, makeDelta: () => lwwDeleteState(hlc.tick()) }, callId)
     })
   }
 
-  get(map: string, key: string): Promise<Result<RecordValue | undefined>> {
-    return this.#guard(async ({ maps }) => {
-      checkMapName(map)
-      checkKey(key)
+  get(...args: Args<'get'>): Promise<Result<RecordValue | undefined>> {
+    return this.#guard('get', args, async ({ maps }, [map, key]) => {
       const loaded = await maps.ensure('lww', map)
       const state = loaded.states.get(key)
       return state === undefined ? undefined : lwwView(state as LwwRecordState)
     })
   }
 
-  orAdd(map: string, key: string, value: Value, callId?: string): Promise<Result<WriteReceipt>> {
-    return this.#guard(async ({ maps, hlc, committer }) => {
-      checkMapName(map)
-      checkKey(key)
-      assertValue(value, `${map}/${key}`)
+  orAdd(...args: Args<'orAdd'>): Promise<Result<WriteReceipt>> {
+    return this.#guard('orAdd', args, async ({ maps, hlc, committer }, [map, key, value, callId]) => {
       await maps.ensure('or', map)
       return committer.write({ kind: 'or', map, key, makeDelta: () => orAddState(value, hlc.tick()) }, callId)
     })
   }
 
-  orRemove(map: string, key: string, value: Value, callId?: string): Promise<Result<WriteReceipt>> {
-    return this.#guard(async ({ maps, committer }) => {
-      checkMapName(map)
-      checkKey(key)
-      assertValue(value, `${map}/${key}`)
+  orRemove(...args: Args<'orRemove'>): Promise<Result<WriteReceipt>> {
+    return this.#guard('orRemove', args, async ({ maps, committer }, [map, key, value, callId]) => {
       await maps.ensure('or', map)
       return committer.write({ kind: 'or', map, key, makeDelta: (current) => orRemoveState((current as OrSetState | undefined) ?? { adds: [], removes: [] }, value) }, callId)
     })
   }
 
-  counterAdd(name: string, delta: number, callId?: string): Promise<Result<WriteReceipt>> {
-    return this.#guard(async ({ maps, shapes, committer, replicaId }) => {
-      checkKey(name)
+  counterAdd(...args: Args<'counterAdd'>): Promise<Result<WriteReceipt>> {
+    return this.#guard('counterAdd', args, async ({ maps, shapes, committer, replicaId }, [name, delta, callId]) => {
       await maps.ensure('counter', COUNTERS_MAP)
-      // Validate now so a bad delta is a typed error before anything is queued.
+      // The counter's own check of `delta`, now, so a bad delta is a typed error before anything is queued.
       counterAddState([], replicaId, delta)
       await shapes.replicateCounters()
       return committer.write({ kind: 'counter', map: COUNTERS_MAP, key: name, makeDelta: (current) => counterAddState((current as CounterState | undefined) ?? [], replicaId, delta) }, callId)
     })
   }
 
-  subscribeQuery(spec: QuerySpec, onRows: (rows: readonly Row[]) => void): Promise<Result<number>> {
-    return this.#guard(async ({ maps }) => {
-      checkMapName(spec.map)
-      const query = validateQuery({ where: spec.where, orderBy: spec.orderBy, limit: spec.limit })
+  subscribeQuery(...args: Args<'subscribeQuery'>): Promise<Result<number>> {
+    return this.#guard('subscribeQuery', args, async ({ maps }, [spec, onRows]) => {
       const loaded = await maps.ensure('lww', spec.map)
-      return this.#live.subscribeQuery(loaded, query, onRows)
+      return this.#live.subscribeQuery(loaded, spec, onRows)
     })
   }
 
@@ -351,29 +322,25 @@ class EngineImpl implements Engine {
     this.#live.unsubscribe(id)
   }
 
-  subscribeRecord(map: string, key: string, onValue: (value: RecordValue | undefined) => void): Promise<Result<number>> {
-    return this.#subscribeValue('lww', map, key, onValue as (value: never) => void)
+  subscribeRecord(...args: Args<'subscribeRecord'>): Promise<Result<number>> {
+    return this.#guard('subscribeRecord', args, (parts, [map, key, onValue]) => this.#subscribeValue(parts, 'lww', map, key, onValue as (value: never) => void))
   }
 
-  subscribeValue(kind: Exclude<CollectionKind, 'lww'>, map: string, key: string, onValue: (value: Value) => void): Promise<Result<number>> {
-    return this.#subscribeValue(kind, map, key, onValue as (value: never) => void)
+  subscribeValue(...args: Args<'subscribeValue'>): Promise<Result<number>> {
+    return this.#guard('subscribeValue', args, (parts, [kind, map, key, onValue]) => this.#subscribeValue(parts, kind, map, key, onValue as (value: never) => void))
   }
 
-  #subscribeValue(kind: CollectionKind, mapOrCounter: string, orKey: string, onValue: (value: never) => void): Promise<Result<number>> {
-    return this.#guard(async ({ maps, shapes }) => {
-      checkMapName(mapOrCounter)
-      // Every counter is a key of the one counters collection (see COUNTERS_MAP).
-      const [map, key] = kind === 'counter' ? [COUNTERS_MAP, mapOrCounter] : [mapOrCounter, orKey]
-      checkKey(key)
-      const loaded = await maps.ensure(kind, map)
-      if (kind === 'counter') await shapes.replicateCounters()
-      return this.#live.subscribeValue(loaded, key, onValue)
-    })
+  async #subscribeValue({ maps, shapes }: Parts, kind: CollectionKind, mapOrCounter: string, orKey: string, onValue: (value: never) => void): Promise<number> {
+    // Every counter is a key of the one counters collection (see COUNTERS_MAP).
+    const [map, key] = kind === 'counter' ? [COUNTERS_MAP, mapOrCounter] : [mapOrCounter, orKey]
+    const loaded = await maps.ensure(kind, map)
+    if (kind === 'counter') await shapes.replicateCounters()
+    return this.#live.subscribeValue(loaded, key, onValue)
   }
 
-  subscribeShape(shape: Shape): Promise<Result<string>> {
-    return this.#guard(async ({ shapes }) => {
-      const replica = await shapes.subscribe(validateShape(shape))
+  subscribeShape(...args: Args<'subscribeShape'>): Promise<Result<string>> {
+    return this.#guard('subscribeShape', args, async ({ shapes }, [shape]) => {
+      const replica = await shapes.subscribe(shape)
       return replica.id
     })
   }
@@ -402,36 +369,36 @@ class EngineImpl implements Engine {
     this.#status.unsubscribe(id)
   }
 
-  subscribeTopic(topic: string, client: string, onEvent: (event: TopicEvent) => void): Promise<Result<number>> {
-    return this.#guard(async ({ coordinator }) => coordinator.subscribeTopic(topic, client, onEvent))
+  subscribeTopic(...args: Args<'subscribeTopic'>): Promise<Result<number>> {
+    return this.#guard('subscribeTopic', args, async ({ coordinator }, [topic, client, onEvent]) => coordinator.subscribeTopic(topic, client, onEvent))
   }
 
   async unsubscribeTopic(id: number): Promise<void> {
     this.#parts?.coordinator.unsubscribeTopic(id)
   }
 
-  publishTopic(topic: string, client: string, data: Value): Promise<Result<PublishReceipt>> {
-    return this.#guard(({ coordinator }) => coordinator.publish(topic, client, data))
+  publishTopic(...args: Args<'publishTopic'>): Promise<Result<PublishReceipt>> {
+    return this.#guard('publishTopic', args, ({ coordinator }, [topic, client, data]) => coordinator.publish(topic, client, data))
   }
 
-  acquireLock(name: string, ttl: number, wait: number, onLost: (reason: LeaseLostReason) => void): Promise<Result<LeaseInfo>> {
-    return this.#guard(({ coordinator }) => coordinator.acquire(name, ttl, wait, onLost))
+  acquireLock(...args: Args<'acquireLock'>): Promise<Result<LeaseInfo>> {
+    return this.#guard('acquireLock', args, ({ coordinator }, [name, ttl, wait, onLost]) => coordinator.acquire(name, ttl, wait, onLost))
   }
 
-  extendLock(id: number, ttl: number): Promise<Result<LeaseInfo>> {
-    return this.#guard(({ coordinator }) => coordinator.extend(id, ttl))
+  extendLock(...args: Args<'extendLock'>): Promise<Result<LeaseInfo>> {
+    return this.#guard('extendLock', args, ({ coordinator }, [id, ttl]) => coordinator.extend(id, ttl))
   }
 
-  releaseLock(id: number): Promise<Result<void>> {
-    return this.#guard(({ coordinator }) => coordinator.release(id))
+  releaseLock(...args: Args<'releaseLock'>): Promise<Result<void>> {
+    return this.#guard('releaseLock', args, ({ coordinator }, [id]) => coordinator.release(id))
   }
 
-  checkLock(name: string, token: number): Promise<Result<LockStatus>> {
-    return this.#guard(({ coordinator }) => coordinator.check(name, token))
+  checkLock(...args: Args<'checkLock'>): Promise<Result<LockStatus>> {
+    return this.#guard('checkLock', args, ({ coordinator }, [name, token]) => coordinator.check(name, token))
   }
 
-  invoke(map: string, key: string, processor: string, args: Value): Promise<Result<Value>> {
-    return this.#guard(({ coordinator }) => coordinator.invoke(map, key, processor, args))
+  invoke(...args: Args<'invoke'>): Promise<Result<Value>> {
+    return this.#guard('invoke', args, ({ coordinator }, [map, key, processor, data]) => coordinator.invoke(map, key, processor, data))
   }
 
   async setToken(token: string | undefined): Promise<void> {
