@@ -55,6 +55,10 @@ const harness = {
     for (const key of keys) if ((await records.get(key)) !== undefined) found.push(key)
     return found
   },
+  /** The record at `key`, or null. */
+  async read(map: string, key: string): Promise<unknown> {
+    return (await client.map(map).get(key)) ?? null
+  },
   /** Writes one record and waits for its local commit; resolves with the failure instead of throwing. */
   async write(map: string, key: string, record: Record<string, unknown>): Promise<WriteFailure | undefined> {
     try {
