@@ -37,7 +37,7 @@ async function openHarness(page: Page, url: string): Promise<void> {
 test('B1: a full quota gives a typed error, loses nothing committed, and writes resume once space returns', async ({ page }) => {
   const seed = testSeed('B1')
   const random = prng(seed)
-  buildHarnessIfNeeded()
+  await buildHarnessIfNeeded()
   const work = mkdtempSync(join(tmpdir(), 'outpost-b1-'))
   const server = await startHarnessServer(join(work, 'harness.log'))
   const origin = `http://127.0.0.1:${server.port}`

@@ -40,7 +40,7 @@ async function openHarness(page: Page, url: string): Promise<{ mode: string; dur
 test('D2: every write that resolved survives a SIGKILL of the browser', async () => {
   const seed = testSeed('D2')
   const random = prng(seed)
-  buildHarnessIfNeeded()
+  await buildHarnessIfNeeded()
   const work = mkdtempSync(join(tmpdir(), 'outpost-d2-'))
   const server = await startHarnessServer(join(work, 'harness.log'))
   const profile = join(work, 'profile')

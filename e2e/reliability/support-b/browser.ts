@@ -4,11 +4,13 @@
  * server), and Debian's Chromium started as our own child process on a persistent profile,
  * reached over CDP, so a spec can SIGKILL it like a power cut and reopen the same profile.
  */
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { chromium, type Browser, type BrowserContext } from '@playwright/test'
+import { build } from 'vite'
+import { sourceResolution } from '../../../scripts/source-conditions'
 import { CHROMIUM_PATH } from '../../support/chromium'
 import { startServer, type StartedServer } from '../../support/processes'
 import { E2E_DIR, REPO_ROOT } from '../../support/stack'
@@ -31,7 +33,7 @@ function newestMtime(path: string): number {
 }
 
 /** Builds the harness unless a build newer than it and the SDK's sources exists. */
-export function buildHarnessIfNeeded(): void {
+export async function buildHarnessIfNeeded(): Promise<void> {
   const sources = [HARNESS_DIR, ...['core', 'worker', 'client'].map((pkg) => join(REPO_ROOT, 'packages', pkg, 'src'))]
   const newest = Math.max(...sources.map(newestMtime))
   if (existsSync(STAMP) && existsSync(join(HARNESS_DIST, 'index.html'))) {
@@ -39,9 +41,16 @@ export function buildHarnessIfNeeded(): void {
     if (typeof stamp.builtAt === 'number' && stamp.builtAt >= newest) return
   }
   const started = Date.now()
-  const vite = join(REPO_ROOT, 'node_modules', 'vite', 'bin', 'vite.js')
-  const result = spawnSync(process.execPath, [vite, 'build', '--outDir', HARNESS_DIST, '--emptyOutDir'], { cwd: HARNESS_DIR, stdio: 'inherit' })
-  if (result.status !== 0) throw new Error(`building the reliability harness failed (vite build in ${HARNESS_DIR}, exit ${String(result.status)})`)
+  // Bundled like the demo (the SDK from source, ES workers, relative URLs), without React or a service worker.
+  await build({
+    ...sourceResolution,
+    root: HARNESS_DIR,
+    base: './',
+    configFile: false,
+    logLevel: 'warn',
+    worker: { format: 'es' },
+    build: { outDir: HARNESS_DIST, emptyOutDir: true, target: 'es2022', rolldownOptions: { checks: { bundlerTimings: false } } },
+  })
   writeFileSync(STAMP, JSON.stringify({ builtAt: started }))
 }
 

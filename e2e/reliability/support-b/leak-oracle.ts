@@ -53,7 +53,7 @@ export function randomRule(random: () => number): MapRuleSpec {
   ]
   const filter = pick(random, filters)
   const keyed = random() < 0.5 || filter === undefined
-  const read = random() < 0.8 ? 'authenticated' : { eq: ['team', 'red'] }
+  const read: MapRuleSpec['read'] = random() < 0.8 ? 'authenticated' : { eq: ['team', 'red'] }
   return { read, write: 'authenticated', ...(filter === undefined ? {} : { filter }), ...(keyed ? { keys: '$sub/*' } : {}) }
 }
 
