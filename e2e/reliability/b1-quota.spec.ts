@@ -63,7 +63,7 @@ test('B1: a full quota gives a typed error, loses nothing committed, and writes 
       let hit: (typeof refused)[number] | undefined
       for (let tries = 0; tries < MAX_TRIES && hit === undefined; tries++) {
         const key = `c${cycle}-${n++}`
-        const failure = await write(key, between(random, 20_000, 200_000))
+        const failure = await write(key, between(random, 100_000, 400_000))
         if (failure === undefined) committed.push(key)
         else hit = failure
       }
@@ -112,7 +112,7 @@ test('B1: a full quota gives a typed error, loses nothing committed, and writes 
     id: 'B1',
     what: 'storage quota exceeded (CDP Storage.overrideQuotaForOrigin just above usage), then lifted',
     target: 'typed error with a stable code; nothing committed lost; writes work again once quota returns',
-    conditions: `${reliabilityMode()} mode, seed ${seed}, ${CYCLES} cycles, records of 20–200 kB, local-only client, Debian Chromium headless`,
+    conditions: `${reliabilityMode()} mode, seed ${seed}, ${CYCLES} cycles, records of 100–400 kB, local-only client, Debian Chromium headless`,
     figures: { cycles: String(CYCLES), committed: String(committed.length), 'refused with': [...new Set(refused.map((r) => `${r.name}/${String(r.code)}`))].join(', '), findings: String(findings.length) },
     passed: findings.length === 0,
     ...(findings.length === 0 ? {} : { failedSeeds: [seed] }),

@@ -30,6 +30,7 @@ import { between, prng, testSeed } from '../../packages/server-lite/test/helpers
 import { AUDIENCE, ISSUER, SECRET, token } from '../../packages/server-lite/test/helpers/tokens'
 import type { FloodPlan, FloodTally } from './support-b/flooder'
 import { mib, processMemory } from './support-b/memory'
+import { exclusive } from './support-b/exclusive'
 import { recordResult, reliabilityMode, scaled } from './support/results'
 
 const BASELINE_MS = scaled(20_000, 3_000)
@@ -72,109 +73,122 @@ function runFlooders(plan: FloodPlan): Promise<FloodTally> {
 }
 
 describe('S6: flooding clients vs honest clients', () => {
-  it('keeps acknowledging honest writes while flooders are refused or held back', async () => {
-    const seed = testSeed('S6')
-    const random = prng(seed)
-    const dir = tempDir('outpost-s6-')
-    const relay = await spawnRelay(dir.path, { args: ['--jwt-secret', SECRET, '--jwt-issuer', ISSUER, '--jwt-audience', AUDIENCE] })
-    const pid = relay.child.pid as number
-    stops.push(async () => {
-      if (relay.child.exitCode === null && relay.child.signalCode === null) relay.child.kill('SIGKILL')
-      await relay.exited
-      dir.remove()
-    })
+  it('keeps acknowledging honest writes while flooders are refused or held back', () =>
+    exclusive('S6', async () => {
+      const seed = testSeed('S6')
+      const random = prng(seed)
+      const dir = tempDir('outpost-s6-')
+      const relay = await spawnRelay(dir.path, { args: ['--jwt-secret', SECRET, '--jwt-issuer', ISSUER, '--jwt-audience', AUDIENCE] })
+      const pid = relay.child.pid as number
+      stops.push(async () => {
+        if (relay.child.exitCode === null && relay.child.signalCode === null) relay.child.kill('SIGKILL')
+        await relay.exited
+        dir.remove()
+      })
 
-    const honest: TestClient[] = []
-    for (let i = 0; i < HONEST; i++) {
-      const { client } = await TestClient.connect(relay.url, { token: await token(`honest-${i}`), replicaId: `honest-${seed}-${i}` })
-      stops.push(() => client.close())
-      honest.push(client)
-    }
-    const refused: string[] = []
-    let writes = 0
-    /** Each honest client writes every WRITE_EVERY_MS for `ms`; returns every ack latency. */
-    const honestPhase = async (ms: number): Promise<number[]> => {
-      const latencies: number[] = []
-      const until = Date.now() + ms
-      await Promise.all(
-        honest.map(async (client) => {
-          while (Date.now() < until) {
-            const began = performance.now()
-            writes++
-            const ack = await client.ops([update(client.clock, 'honest', `${client.replicaId}-${between(random, 0, 99)}`, { n: writes })])
-            latencies.push(performance.now() - began)
-            if (ack.results[0] !== null) refused.push(JSON.stringify(ack.results[0]))
-            // Each ack was checked: keep the log short.
-            client.messages.length = 0
-            client.skipAll()
-            await new Promise((resolve) => setTimeout(resolve, WRITE_EVERY_MS))
-          }
-        }),
-      )
-      return latencies
-    }
-
-    await honestPhase(500) // warm-up: JIT, store pages
-    const baseline = await honestPhase(BASELINE_MS)
-    const before = processMemory(pid)
-    let sampledPeak = before.rss
-    let flooding = true
-    const sampler = (async () => {
-      while (flooding) {
-        sampledPeak = Math.max(sampledPeak, processMemory(pid).rss)
-        await new Promise((resolve) => setTimeout(resolve, 200))
+      const honest: TestClient[] = []
+      for (let i = 0; i < HONEST; i++) {
+        const { client } = await TestClient.connect(relay.url, { token: await token(`honest-${i}`), replicaId: `honest-${seed}-${i}` })
+        stops.push(() => client.close())
+        honest.push(client)
       }
-    })()
-    const tokens = await Promise.all(Array.from({ length: FLOODERS }, (_, i) => token(`flooder-${i}`)))
-    const floodDone = runFlooders({ url: relay.url, tokens, durationMs: FLOOD_MS, seed })
-    // Let the flooders connect and fill their sockets before timing honest writes.
-    await new Promise((resolve) => setTimeout(resolve, 500))
-    const flooded = await honestPhase(FLOOD_MS - 1_000)
-    const tally = await floodDone
-    flooding = false
-    await sampler
-    await new Promise((resolve) => setTimeout(resolve, 2_000))
-    const after = processMemory(pid)
-    const ready = (await fetch(`${relay.httpUrl}/readyz`)).status
+      const refused: string[] = []
+      let writes = 0
+      /** Each honest client writes every WRITE_EVERY_MS for `ms`; returns every ack latency. */
+      const honestPhase = async (ms: number): Promise<number[]> => {
+        const latencies: number[] = []
+        const until = Date.now() + ms
+        await Promise.all(
+          honest.map(async (client) => {
+            while (Date.now() < until) {
+              const began = performance.now()
+              writes++
+              const id = 1_000_000 + writes
+            client.send({ type: 'ops', id, changes: [update(client.clock, 'honest', `${client.replicaId}-${between(random, 0, 99)}`, { n: writes })] })
+            // A long wait: a slow ack is a figure, only a missing one is a failure.
+            const ack = await client.waitAny((m) => (m.type === 'ack' && m.id === id) || (m.type === 'error' && m.ref === id), 120_000)
+            if (ack.type !== 'ack') throw new Error(`honest write ${id} failed: ${JSON.stringify(ack)}`)
+              latencies.push(performance.now() - began)
+              if (ack.results[0] !== null) refused.push(JSON.stringify(ack.results[0]))
+              // Each ack was checked: keep the log short.
+              client.messages.length = 0
+              client.skipAll()
+              await new Promise((resolve) => setTimeout(resolve, WRITE_EVERY_MS))
+            }
+          }),
+        )
+        return latencies
+      }
 
-    const baseP50 = percentile(baseline, 50)
-    const baseP99 = percentile(baseline, 99)
-    const floodP50 = percentile(flooded, 50)
-    const floodP99 = percentile(flooded, 99)
-    const ratio = floodP99 / baseP99
-    const growth = Math.max(after.peakRss, sampledPeak) - before.rss
-    const passed = ratio <= 2 && growth <= RSS_BOUND
-    const figures = {
-      'baseline p50/p99': `${baseP50.toFixed(1)} / ${baseP99.toFixed(1)} ms (${baseline.length} writes)`,
-      'flood p50/p99': `${floodP50.toFixed(1)} / ${floodP99.toFixed(1)} ms (${flooded.length} writes)`,
-      'p99 ratio': `${ratio.toFixed(2)}×`,
-      'relay RSS before/peak/after': `${mib(before.rss)} / ${mib(Math.max(after.peakRss, sampledPeak))} / ${mib(after.rss)}`,
-      'flood sent': `${tally.frames} frames, ${mib(tally.bytes)}, ${tally.frames * tally.changesPerFrame} changes`,
-      'flood committed': `${tally.acked} changes`,
-      'flood refused': `${tally.rateLimited} RATE_LIMITED, ${tally.frames - tally.answered} batches unanswered at the end, paused ${(tally.pausedMs / 1000).toFixed(1)} s (summed over ${FLOODERS} sockets), closes ${JSON.stringify(tally.closes)}`,
-    }
-    console.log(`S6: seed ${seed}: ${Object.entries(figures).map(([k, v]) => `${k} ${v}`).join('; ')}`)
-    recordResult({
-      id: 'S6',
-      what: `${FLOODERS} flooding subjects (2,000-change frames, as fast as the socket takes them) vs ${HONEST} honest writers (one change / ${WRITE_EVERY_MS} ms each); relay child process, default limits`,
-      target: 'honest p99 ≤ 2× baseline; relay RSS growth ≤ 320 MiB; every honest write acked',
-      conditions: `${reliabilityMode()} mode, seed ${seed}, baseline ${BASELINE_MS / 1000} s, flood ${FLOOD_MS / 1000} s; flooders in their own process; RSS from /proc/<pid>/status`,
-      figures,
-      passed: passed && refused.length === 0,
-      ...(passed && refused.length === 0 ? {} : { failedSeeds: [seed] }),
-    })
+      await honestPhase(500) // warm-up: JIT, store pages
+      const baseline = await honestPhase(BASELINE_MS)
+      const before = processMemory(pid)
+      let sampledPeak = before.rss
+      let flooding = true
+      const sampler = (async () => {
+        while (flooding && relay.child.exitCode === null && relay.child.signalCode === null) {
+          try {
+            sampledPeak = Math.max(sampledPeak, processMemory(pid).rss)
+          } catch {
+            // The relay exited between the check and the read: reported after the flood.
+          }
+          await new Promise((resolve) => setTimeout(resolve, 200))
+        }
+      })()
+      const tokens = await Promise.all(Array.from({ length: FLOODERS }, (_, i) => token(`flooder-${i}`)))
+      const floodDone = runFlooders({ url: relay.url, tokens, durationMs: FLOOD_MS, seed })
+      // Let the flooders connect and fill their sockets before timing honest writes.
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      const flooded = await honestPhase(FLOOD_MS - 1_000)
+      const tally = await floodDone
+      flooding = false
+      await sampler
+      await new Promise((resolve) => setTimeout(resolve, 2_000))
+      if (relay.child.exitCode !== null || relay.child.signalCode !== null) {
+        throw new Error(`S6: the relay died under the flood (exit ${String(relay.child.exitCode)}, signal ${String(relay.child.signalCode)}); seed ${seed}; stderr: ${relay.stderr().slice(-3000)}; last logs: ${JSON.stringify(relay.logs().slice(-5))}`)
+      }
+      const after = processMemory(pid)
+      const ready = (await fetch(`${relay.httpUrl}/readyz`)).status
 
-    expect(refused, 'every honest write committed').toEqual([])
-    expect(flooded.length).toBeGreaterThan(0)
-    expect(tally.frames, 'the flooders did flood').toBeGreaterThan(50)
-    // Held back: batches the relay had neither acked nor refused when the flood stopped waited
-    // in the flooders' sockets (the relay stops reading a connection past its queue budget).
-    const heldBack = tally.frames - tally.answered
-    expect(tally.rateLimited + heldBack, 'the flooders were refused or held back').toBeGreaterThan(0)
-    if (tally.rateLimited > 0) expect(tally.retryAfterSeen, 'RATE_LIMITED says when to retry').toBe(true)
-    expect(relay.child.exitCode).toBeNull()
-    expect(ready).toBe(200)
-    expect(relay.problems()).toEqual([])
-    for (const client of honest) expect(client.ws.readyState).toBe(WebSocket.OPEN)
-  })
+      const baseP50 = percentile(baseline, 50)
+      const baseP99 = percentile(baseline, 99)
+      const floodP50 = percentile(flooded, 50)
+      const floodP99 = percentile(flooded, 99)
+      const ratio = floodP99 / baseP99
+      const growth = Math.max(after.peakRss, sampledPeak) - before.rss
+      const passed = ratio <= 2 && growth <= RSS_BOUND
+      const figures = {
+        'baseline p50/p99': `${baseP50.toFixed(1)} / ${baseP99.toFixed(1)} ms (${baseline.length} writes)`,
+        'flood p50/p99': `${floodP50.toFixed(1)} / ${floodP99.toFixed(1)} ms (${flooded.length} writes)`,
+        'p99 ratio': `${ratio.toFixed(2)}×`,
+        'relay RSS before/peak/after': `${mib(before.rss)} / ${mib(Math.max(after.peakRss, sampledPeak))} / ${mib(after.rss)}`,
+        'flood sent': `${tally.frames} frames, ${mib(tally.bytes)}, ${tally.frames * tally.changesPerFrame} changes`,
+        'flood committed': `${tally.acked} changes`,
+        'flood refused': `${tally.rateLimited} RATE_LIMITED, ${tally.frames - tally.answered} batches unanswered at the end, paused ${(tally.pausedMs / 1000).toFixed(1)} s (summed over ${FLOODERS} sockets), closes ${JSON.stringify(tally.closes)}`,
+      }
+      console.log(`S6: seed ${seed}: ${Object.entries(figures).map(([k, v]) => `${k} ${v}`).join('; ')}`)
+      recordResult({
+        id: 'S6',
+        what: `${FLOODERS} flooding subjects (2,000-change frames, as fast as the socket takes them) vs ${HONEST} honest writers (one change / ${WRITE_EVERY_MS} ms each); relay child process, default limits`,
+        target: 'honest p99 ≤ 2× baseline; relay RSS growth ≤ 320 MiB; every honest write acked',
+        conditions: `${reliabilityMode()} mode, seed ${seed}, baseline ${BASELINE_MS / 1000} s, flood ${FLOOD_MS / 1000} s; flooders in their own process; RSS from /proc/<pid>/status`,
+        figures,
+        passed: passed && refused.length === 0,
+        ...(passed && refused.length === 0 ? {} : { failedSeeds: [seed] }),
+      })
+
+      expect(refused, 'every honest write committed').toEqual([])
+      expect(flooded.length).toBeGreaterThan(0)
+      expect(tally.frames, 'the flooders did flood').toBeGreaterThan(50)
+      // Held back: batches the relay had neither acked nor refused when the flood stopped waited
+      // in the flooders' sockets (the relay stops reading a connection past its queue budget).
+      const heldBack = tally.frames - tally.answered
+      expect(tally.rateLimited + heldBack, 'the flooders were refused or held back').toBeGreaterThan(0)
+      if (tally.rateLimited > 0) expect(tally.retryAfterSeen, 'RATE_LIMITED says when to retry').toBe(true)
+      expect(relay.child.exitCode).toBeNull()
+      expect(ready).toBe(200)
+      expect(relay.problems()).toEqual([])
+      for (const client of honest) expect(client.ws.readyState).toBe(WebSocket.OPEN)
+    }),
+  )
 })
