@@ -59,7 +59,7 @@ test('B1: a full quota gives a typed error, loses nothing committed, and writes 
     for (let cycle = 0; cycle < CYCLES; cycle++) {
       const usage = await page.evaluate(async () => (await navigator.storage.estimate()).usage ?? 0)
       // Room for a little more than what is there: the next large writes must hit the wall.
-      await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: usage + 64 * 1024 })
+      await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: usage + 16 * 1024 })
       let hit: (typeof refused)[number] | undefined
       for (let tries = 0; tries < MAX_TRIES && hit === undefined; tries++) {
         const key = `c${cycle}-${n++}`
