@@ -25,7 +25,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { NODE_SOURCE_FLAGS } from '../../scripts/source-conditions'
 import { update } from '../../packages/server-lite/test/helpers/changes'
 import { TestClient, tempDir } from '../../packages/server-lite/test/helpers/client'
-import { spawnRelay } from '../../packages/server-lite/test/helpers/relay-process'
+import { readMetrics, spawnRelay } from '../../packages/server-lite/test/helpers/relay-process'
 import { between, prng, testSeed } from '../../packages/server-lite/test/helpers/seed'
 import { AUDIENCE, ISSUER, SECRET, token } from '../../packages/server-lite/test/helpers/tokens'
 import type { FloodPlan, FloodTally } from './support-b/flooder'
@@ -40,6 +40,8 @@ const HONEST = 2
 const WRITE_EVERY_MS = 25
 /** The "RSS bounded" target: growth from before the flood to its peak. */
 const RSS_BOUND = 320 * 2 ** 20
+/** How long S6 may wait for another exclusive scenario (S1) to finish. */
+const EXCLUSIVE_WAIT_MS = scaled(2 * 3_600_000, 600_000)
 const FLOODER_SCRIPT = fileURLToPath(new URL('./support-b/flooder.ts', import.meta.url))
 
 const stops: (() => Promise<void>)[] = []
@@ -73,7 +75,8 @@ function runFlooders(plan: FloodPlan): Promise<FloodTally> {
 }
 
 describe('S6: flooding clients vs honest clients', () => {
-  it('keeps acknowledging honest writes while flooders are refused or held back', () =>
+  // In a full run S6 may wait for S1's hour of fuzzing (see support-b/exclusive.ts) before its own few minutes.
+  it('keeps acknowledging honest writes while flooders are refused or held back', { timeout: EXCLUSIVE_WAIT_MS + 600_000 }, () =>
     exclusive('S6', async () => {
       const seed = testSeed('S6')
       const random = prng(seed)
@@ -123,6 +126,8 @@ describe('S6: flooding clients vs honest clients', () => {
       await honestPhase(500) // warm-up: JIT, store pages
       const baseline = await honestPhase(BASELINE_MS)
       const before = processMemory(pid)
+      const heapName = 'nodejs_heap_size_used_bytes'
+      const heapBefore = (await readMetrics(relay.httpUrl, [heapName]))[heapName] ?? 0
       let sampledPeak = before.rss
       let flooding = true
       const sampler = (async () => {
@@ -148,6 +153,8 @@ describe('S6: flooding clients vs honest clients', () => {
         throw new Error(`S6: the relay died under the flood (exit ${String(relay.child.exitCode)}, signal ${String(relay.child.signalCode)}); seed ${seed}; stderr: ${relay.stderr().slice(-3000)}; last logs: ${JSON.stringify(relay.logs().slice(-5))}`)
       }
       const after = processMemory(pid)
+      // V8 keeps freed pages resident: the heap in use says whether the flood left anything behind.
+      const heapAfter = (await readMetrics(relay.httpUrl, [heapName]))[heapName] ?? 0
       const ready = (await fetch(`${relay.httpUrl}/readyz`)).status
 
       const baseP50 = percentile(baseline, 50)
@@ -162,6 +169,7 @@ describe('S6: flooding clients vs honest clients', () => {
         'flood p50/p99': `${floodP50.toFixed(1)} / ${floodP99.toFixed(1)} ms (${flooded.length} writes)`,
         'p99 ratio': `${ratio.toFixed(2)}×`,
         'relay RSS before/peak/after': `${mib(before.rss)} / ${mib(Math.max(after.peakRss, sampledPeak))} / ${mib(after.rss)}`,
+        'relay heap used before/after': `${mib(heapBefore)} / ${mib(heapAfter)}`,
         'flood sent': `${tally.frames} frames, ${mib(tally.bytes)}, ${tally.frames * tally.changesPerFrame} changes`,
         'flood committed': `${tally.acked} changes`,
         'flood refused': `${tally.rateLimited} RATE_LIMITED, ${tally.frames - tally.answered} batches unanswered at the end, paused ${(tally.pausedMs / 1000).toFixed(1)} s (summed over ${FLOODERS} sockets), closes ${JSON.stringify(tally.closes)}`,
@@ -189,6 +197,6 @@ describe('S6: flooding clients vs honest clients', () => {
       expect(ready).toBe(200)
       expect(relay.problems()).toEqual([])
       for (const client of honest) expect(client.ws.readyState).toBe(WebSocket.OPEN)
-    }),
+    }, EXCLUSIVE_WAIT_MS),
   )
 })
