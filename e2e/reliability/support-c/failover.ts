@@ -35,6 +35,8 @@ export interface Failover {
   readonly relayUrl: string | undefined
   /** It was live again on the killed relay (restarted), not on another: where reported, no failover happened. */
   readonly sameRelay: boolean | undefined
+  /** Milliseconds from the killed relay listening again to this client live again (negative: it was live before the restart). */
+  readonly afterRestartMs: number | undefined
 }
 
 /** The recoveries of every client that was live on the killed relay at each kill. */
@@ -49,7 +51,14 @@ export function failovers(kills: readonly KillEvent[], clients: readonly Timelin
       const after = client.statuses.find((s) => s.at > kill.at && s.connection === 'live')
       const until = after?.at ?? Number.POSITIVE_INFINITY
       if (client.offlineIntervals.some(([from, to]) => from < until && to > kill.at)) continue
-      out.push({ client: client.name, killAt: kill.at, ms: after === undefined ? undefined : after.at - kill.at, relayUrl: after?.relayUrl, sameRelay: after?.relayUrl === undefined ? undefined : after.relayUrl === kill.url })
+      out.push({
+        client: client.name,
+        killAt: kill.at,
+        ms: after === undefined ? undefined : after.at - kill.at,
+        relayUrl: after?.relayUrl,
+        sameRelay: after?.relayUrl === undefined ? undefined : after.relayUrl === kill.url,
+        afterRestartMs: after === undefined || kill.restartedAt === undefined ? undefined : after.at - kill.restartedAt,
+      })
     }
   }
   return out
