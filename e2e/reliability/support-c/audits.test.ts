@@ -44,8 +44,8 @@ describe('C1 audits', () => {
 
   it('tell which keys differ between the store and a client', () => {
     const store = new Map<string, RecordValue>([['k1', { a: 1, b: 2 }], ['k2', { a: 1 }]])
-    expect(recordDifferences(store, new Map([['k1', { b: 2, a: 1 }], ['k2', { a: 1 }]]))).toEqual([])
-    expect(recordDifferences(store, new Map([['k1', { a: 1, b: 3 }], ['k3', { a: 1 }]]))).toHaveLength(3)
+    expect(recordDifferences(store, new Map<string, RecordValue>([['k1', { b: 2, a: 1 }], ['k2', { a: 1 }]]))).toEqual([])
+    expect(recordDifferences(store, new Map<string, RecordValue>([['k1', { a: 1, b: 3 }], ['k3', { a: 1 }]]))).toHaveLength(3)
   })
 
   it('time a recovery from the kill, skip clients elsewhere or offline on purpose, and report one that never came back', () => {
