@@ -54,6 +54,9 @@ interface Figures {
   relayCpuPer1k: number[]
   pgCpuPer1k: number[]
   relayCpuShare: number[]
+  perProcessShare: number[]
+  generatorShare: number[]
+  pgShare: number[]
   fan50: number[]
   fan99: number[]
   one50: number[]
@@ -129,7 +132,7 @@ export async function scaleOut(context: BenchContext): Promise<ResultRow[]> {
       setups.push({ id: spec.id, label: spec.label, relays, schema })
       context.log(`  scale-out: ${spec.label} up (pids ${relays.map((r) => r.pid).join(', ')})`)
     }
-    const figures = new Map<SetupId, Figures>(setups.map((s) => [s.id, { ingest: [], relayCpuPer1k: [], pgCpuPer1k: [], relayCpuShare: [], fan50: [], fan99: [], one50: [], one99: [] }]))
+    const figures = new Map<SetupId, Figures>(setups.map((s) => [s.id, { ingest: [], relayCpuPer1k: [], pgCpuPer1k: [], relayCpuShare: [], perProcessShare: [], generatorShare: [], pgShare: [], fan50: [], fan99: [], one50: [], one99: [] }]))
     let runId = 0
 
     const measure = async (setup: Setup, round: number): Promise<number> => {
@@ -150,10 +153,13 @@ export async function scaleOut(context: BenchContext): Promise<ResultRow[]> {
       const pgCpu = new CpuMeter()
       relayCpu.start(pids)
       pgCpu.start(backendsBefore)
+      const generator = process.cpuUsage()
       const t0 = performance.now()
       await withTimeout(Promise.all(conns.map((c, k) => pump(c, frames[k] as Change[][]))), 300_000, `${setup.label} ingest`)
       const seconds = (performance.now() - t0) / 1000
-      const relayMs = relayCpu.stop(pids).reduce((a, b) => a + b, 0)
+      const generatorUsage = process.cpuUsage(generator)
+      const perRelay = relayCpu.stop(pids)
+      const relayMs = perRelay.reduce((a, b) => a + b, 0)
       const backendsAfter = setup.schema === undefined ? [] : await postgresBackendsOf(POSTGRES_URL, pids)
       const pgMs = pgCpu.stop([...new Set([...backendsBefore, ...backendsAfter])]).reduce((a, b) => a + b, 0)
       await Promise.all(conns.map((c) => c.close()))
@@ -163,7 +169,12 @@ export async function scaleOut(context: BenchContext): Promise<ResultRow[]> {
         f.ingest.push(rate)
         f.relayCpuPer1k.push(relayMs / (changes / 1000))
         if (setup.schema !== undefined) f.pgCpuPer1k.push(pgMs / (changes / 1000))
-        f.relayCpuShare.push(relayMs / 10 / seconds)
+        // CPU ms over wall seconds, as a percentage of one core.
+        const share = (ms: number): number => ms / 10 / seconds
+        f.relayCpuShare.push(share(relayMs))
+        f.perProcessShare.push(share(Math.max(...perRelay)))
+        f.generatorShare.push(share((generatorUsage.user + generatorUsage.system) / 1000))
+        if (setup.schema !== undefined) f.pgShare.push(share(pgMs))
       }
 
       // ── fan-out: writer on relay 0, subscribers round-robin over the relays ──
@@ -206,7 +217,7 @@ export async function scaleOut(context: BenchContext): Promise<ResultRow[]> {
         f.one99.push(quantile(one, 0.99))
       }
       context.log(
-        `  scale-out ${setup.label} round ${round}: ingest ${Math.round(rate)} changes/s (relay CPU ${Math.round(relayMs)} ms, Postgres backends ${Math.round(pgMs)} ms), fan-out p50 ${quantile(fan, 0.5).toFixed(1)} / p99 ${quantile(fan, 0.99).toFixed(1)} ms, one subscriber p50 ${quantile(one, 0.5).toFixed(1)} ms`,
+        `  scale-out ${setup.label} round ${round}: ingest ${Math.round(rate)} changes/s (relay CPU ${perRelay.map((ms) => Math.round(ms)).join(' + ')} ms, Postgres backends ${Math.round(pgMs)} ms), fan-out p50 ${quantile(fan, 0.5).toFixed(1)} / p99 ${quantile(fan, 0.99).toFixed(1)} ms, one subscriber p50 ${quantile(one, 0.5).toFixed(1)} ms`,
       )
       return rate
     }
@@ -275,7 +286,10 @@ function scaleTable(
     { name: `ingest, ${sizes.writers} writers, ${sizes.total.toLocaleString('en-US')} changes`, unit: 'changes/s ↑', pick: (f) => f.ingest },
     { name: 'relay CPU per 1,000 changes ingested (all relay processes)', unit: 'ms ↓', pick: (f) => f.relayCpuPer1k },
     { name: 'Postgres backend CPU per 1,000 changes (backends serving these relays)', unit: 'ms ↓', pick: (f) => f.pgCpuPer1k },
-    { name: 'relay CPU during ingest, all relay processes (100% = one core)', unit: '% ↓', pick: (f) => f.relayCpuShare },
+    { name: 'CPU during ingest: all relay processes (100% = one core)', unit: '%', pick: (f) => f.relayCpuShare },
+    { name: 'CPU during ingest: the busiest relay process', unit: '%', pick: (f) => f.perProcessShare },
+    { name: 'CPU during ingest: Postgres backends serving the relays', unit: '%', pick: (f) => f.pgShare },
+    { name: 'CPU during ingest: the load generator (this process: clients, codec)', unit: '%', pick: (f) => f.generatorShare },
     { name: `fan-out p50, relay 0 → ${sizes.subscribers} subscribers round-robin over the relays (${sizes.fanRounds} writes)`, unit: 'ms ↓', pick: (f) => f.fan50 },
     { name: 'fan-out p99', unit: 'ms ↓', pick: (f) => f.fan99 },
     { name: `write → 1 subscriber p50 (${sizes.singles} writes one at a time; another relay when there are 2 or 3)`, unit: 'ms ↓', pick: (f) => f.one50 },
