@@ -3,7 +3,7 @@
  * leader tab, or in-page), hands out maps, counters, OR maps and shapes, reports status,
  * and re-makes every subscription when the engine behind it is replaced.
  */
-import type { OutpostError, Shape, Value, RecordValue } from '@outpost/core'
+import { relayUrlList, type OutpostError, type Shape, type Value, type RecordValue } from '@outpost/core'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import type { Endpoint } from 'comlink'
 import type { CreateEngineOptions, EngineOptions, RuntimeMode } from '@outpost/worker'
@@ -33,8 +33,18 @@ export const DEFAULT_HEARTBEAT_MS = 5_000
 
 /** Options of {@link createClient}. */
 export interface ClientOptions {
-  /** Relay URL (`ws://` or `wss://`). Omitted: the client works locally only. */
-  readonly url?: string
+  /**
+   * Relay URL (`ws://` or `wss://`; one relay or a load balancer), or a list of relays
+   * sharing one store to fail over through: when a connection fails or drops, the next
+   * URL is tried at once, backoff starts only after every URL failed in a row, and
+   * unacknowledged writes are re-sent to whichever relay answers (merges are idempotent,
+   * so a write the dead relay had committed is not applied twice). Entry-processor calls
+   * (`invoke`) are not re-sent: one in flight when the relay dies fails with
+   * `OfflineError` and may or may not have run. At most 16 URLs.
+   * Omitted: the client works locally only. `status.get().relayUrl` says which is in use.
+   * An empty list or a non-ws URL throws `ConfigError` (`CONFIG_INVALID`).
+   */
+  readonly url?: string | readonly string[]
   /** Database name: tabs of one origin with the same name share one engine and one IndexedDB database. */
   readonly name: string
   /** Returns a token for the relay; called again when the token expires. */
@@ -119,12 +129,14 @@ export interface OutpostClient {
 
 /** Creates a client; see the README for the modes and options. */
 export function createClient(options: ClientOptions): OutpostClient {
+  // Checked here so a bad address fails the call that gave it, not the worker later.
+  const urls = options.url === undefined ? undefined : relayUrlList(options.url)
   const mode =
     options.mode === undefined || options.mode === 'auto' ? (options.worker || options.connect ? 'shared-worker' : detectMode()) : options.mode
   const engineOptions: EngineOptions = {
     name: options.name,
     mode,
-    ...(options.url === undefined ? {} : { url: options.url }),
+    ...(urls === undefined ? {} : { url: urls.length === 1 ? (urls[0] as string) : urls }),
     ...(options.auth === undefined ? {} : { authRequired: true }),
   }
   const transport = createTransport(mode, engineOptions, options)
@@ -144,7 +156,7 @@ export function createClient(options: ClientOptions): OutpostClient {
   const leases = new Set<Lease>()
   const presences = new Set<Presence<object>>()
   let nextMember = 1
-  const status: StatusFeed = createStatusFeed(session, mode)
+  const status: StatusFeed = createStatusFeed(session, mode, urls?.[0] ?? null)
 
   const held: TrackedHandle[] = []
   const auth = options.auth

@@ -24,10 +24,11 @@ export interface StatusFeed extends StatusStore {
 }
 
 /** Starts following the engine's status. */
-export function createStatusFeed(session: EngineSession, mode: RuntimeMode): StatusFeed {
+export function createStatusFeed(session: EngineSession, mode: RuntimeMode, relayUrl: string | null): StatusFeed {
   let current: ClientStatus = {
     mode,
     connection: 'connecting',
+    relayUrl,
     online: false,
     pendingWrites: 0,
     oldestPendingMs: null,

@@ -231,9 +231,13 @@ export {
   topicSubscribeSchema,
   topicUnsubscribeSchema,
   unsubscribeSchema,
-  welcomeSchema
+  welcomeSchema,
+  relayUrlList,
+  MAX_RELAY_URLS,
+  MAX_RELAY_URL_LENGTH
 } from './protocol'
 export type {
+  RelayUrlInput,
   AckMessage,
   ChangesMessage,
   ClientMessage,

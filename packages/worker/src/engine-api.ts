@@ -35,6 +35,8 @@ export type RuntimeMode = 'shared-worker' | 'leader-tab' | 'in-page'
 export interface EngineStatus {
   readonly mode: RuntimeMode
   readonly connection: ConnectionState
+  /** The relay URL the current (or next) connection uses, from the configured list; null without a relay. */
+  readonly relayUrl: string | null
   /** True when connected and live. */
   readonly online: boolean
   /** Writes not yet acknowledged by the relay. */
@@ -53,8 +55,12 @@ export interface EngineStatus {
 
 /** Options the engine is started with (sent by the first tab). */
 export interface EngineOptions {
-  /** Relay URL (`ws://` or `wss://`); omitted → local only. */
-  readonly url?: string
+  /**
+   * Relay URL (`ws://` or `wss://`), or a list to fail over through in order (each tried
+   * at once when the previous one fails; backoff only after all failed); omitted → local
+   * only. At most 16 URLs; anything else is refused with `ConfigError` (`CONFIG_INVALID`).
+   */
+  readonly url?: string | readonly string[]
   /** Database name: one engine (and one IndexedDB database) per origin + name. */
   readonly name: string
   /** Which runtime this engine runs in (reported by status). */

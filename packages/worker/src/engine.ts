@@ -44,6 +44,7 @@ import {
   orRemoveState,
   orValues,
   ownPart,
+  relayUrlList,
   withoutWrite,
   restampState,
   maxStamp as laterStamp,
@@ -251,6 +252,8 @@ function safeCall<T>(fn: (value: T) => unknown, value: T): void {
 
 /** Creates an engine; storage opens on the first call (or `ready()`). */
 export function createEngine(options: CreateEngineOptions): Engine {
+  // A bad relay URL list fails here (ConfigError), not later as a connection loop.
+  relayUrlList(options.url)
   return new EngineImpl(options)
 }
 
@@ -785,6 +788,7 @@ class EngineImpl implements Engine, SyncHost {
     return {
       mode: this.#options.mode,
       connection,
+      relayUrl: this.#sync?.url ?? null,
       online: connection === 'live',
       pendingWrites: this.#outbox.pendingCount,
       oldestPendingMs: this.#outbox.oldestPendingMs(this.#now()),

@@ -136,3 +136,5 @@ export {
   isLockLost,
   isInvokeResult,
 } from './guards'
+export { relayUrlList, MAX_RELAY_URLS, MAX_RELAY_URL_LENGTH } from './relay-urls'
+export type { RelayUrlInput } from './relay-urls'

@@ -12,6 +12,12 @@
  * connection, right after the subscriptions, new writes as they commit, and unacknowledged
  * ops again on a retry timer.
  *
+ * Relay URL lists: each connection goes to one URL of the list; when it fails to open or
+ * is lost, the next attempt goes to the next URL at once, and backoff applies only once a
+ * whole round of URLs failed in a row (reset when a session goes live). Nothing else is
+ * per relay: the outbox is re-sent to whichever relay welcomes the client (merges are
+ * idempotent), and requests in flight fail with `OfflineError` as on any lost connection.
+ *
  * Coordination primitives (topics, locks, entry processors) use {@link SyncClient.request}:
  * a request goes out with an id from the same sequence as `ops`, and its answer (or an
  * `error` whose `ref` names it) settles it. Requests need a welcomed session (`syncing` or
@@ -38,6 +44,8 @@ import {
   OfflineError,
   TimeoutError,
   deserializeError,
+  relayUrlList,
+  type RelayUrlInput,
   type Change,
   type ClientMessage,
   type Hlc,
@@ -123,7 +131,12 @@ interface WaitingRequest {
 
 /** Options of a {@link SyncClient}. */
 export interface SyncClientOptions {
-  readonly url: string | undefined
+  /**
+   * The relay (one URL, possibly a load balancer) or a failover list tried in order: a
+   * failed connect or a lost connection moves to the next URL at once, and backoff starts
+   * only after a whole round of them failed. Validated by {@link relayUrlList}.
+   */
+  readonly url: RelayUrlInput | undefined
   readonly WebSocket: WebSocketConstructor | undefined
   readonly now: () => number
   readonly random: () => number
@@ -203,7 +216,14 @@ export class SyncClient {
   #token: string | undefined
   #authProvider: (() => Promise<string | undefined>) | undefined
   #forcedOffline = false
+  /** Backoff rounds so far (reset once live): the exponent of the next backoff delay. */
   #attempt = 0
+  /** The relay URLs, in failover order (empty: local only). */
+  readonly #urls: readonly string[]
+  /** Index in {@link #urls} of the relay this (or the next) connection goes to. */
+  #urlIndex = 0
+  /** Connections failed or lost in a row in the current round of URLs; a full round means backoff. */
+  #roundFailures = 0
   #timer: ReturnType<typeof setTimeout> | undefined
   #retryTimer: ReturnType<typeof setInterval> | undefined
   #pingTimer: ReturnType<typeof setInterval> | undefined
@@ -241,6 +261,12 @@ export class SyncClient {
     this.#host = host
     this.#options = options
     this.#token = options.token
+    this.#urls = relayUrlList(options.url)
+  }
+
+  /** The relay URL the current (or next) connection uses; undefined without a relay. */
+  get url(): string | undefined {
+    return this.#urls[this.#urlIndex]
   }
 
   /** The connection state. */
@@ -250,7 +276,7 @@ export class SyncClient {
 
   /** Begins connecting (no-op without a URL; waits for `setOffline(false)` when forced offline). */
   start(): void {
-    if (this.#options.url === undefined) return
+    if (this.#urls.length === 0) return
     this.#networkEvents()?.addEventListener('online', this.#onNetworkOnline)
     if (!this.#forcedOffline) this.#dispatch('start')
   }
@@ -272,6 +298,7 @@ export class SyncClient {
   readonly #onNetworkOnline = (): void => {
     if (this.#state !== 'backing-off') return
     this.#attempt = 0
+    this.#roundFailures = 0
     this.#dispatch('backoff-elapsed')
   }
 
@@ -291,7 +318,7 @@ export class SyncClient {
 
   setOffline(offline: boolean): void {
     this.#forcedOffline = offline
-    if (this.#options.url === undefined) return
+    if (this.#urls.length === 0) return
     this.#dispatch(offline ? 'go-offline' : 'go-online')
   }
 
@@ -383,7 +410,7 @@ export class SyncClient {
         go()
         return
       }
-      if (this.#options.url !== undefined && (this.#state === 'connecting' || this.#state === 'handshaking')) {
+      if (this.#urls.length > 0 && (this.#state === 'connecting' || this.#state === 'handshaking')) {
         // Starting up: wait for the session rather than failing a call made a moment too early.
         const timer = setTimeout(() => {
           const at = this.#waiting.indexOf(waiting)
@@ -403,7 +430,7 @@ export class SyncClient {
         this.#waiting.push(waiting)
         return
       }
-      reject(new OfflineError(this.#options.url === undefined ? 'this client has no relay URL; topics to other devices, locks and entry processors need one' : `the client is offline (${this.#state}); locks and entry processors need a connection to the relay`, { state: this.#state }))
+      reject(new OfflineError(this.#urls.length === 0 ? 'this client has no relay URL; topics to other devices, locks and entry processors need one' : `the client is offline (${this.#state}); locks and entry processors need a connection to the relay`, { state: this.#state }))
     })
   }
 
@@ -450,7 +477,8 @@ export class SyncClient {
         return
       case 'backing-off': {
         this.#teardown()
-        const delay = backoffDelay(this.#attempt++, this.#options.random, this.#options.backoff)
+        // Another relay of the list is tried at once; only a round in which all failed waits.
+        const delay = this.#failover() ? 0 : backoffDelay(this.#attempt++, this.#options.random, this.#options.backoff)
         this.#timer = setTimeout(() => {
           this.#timer = undefined
           this.#dispatch('backoff-elapsed')
@@ -466,10 +494,25 @@ export class SyncClient {
         return
       case 'live':
         this.#attempt = 0
+        this.#roundFailures = 0
         return
       default:
         return
     }
+  }
+
+  /**
+   * The connection to the current URL failed or was lost: moves to the next URL of the
+   * list. True when that URL has not failed yet in this round (connect to it now); false
+   * when the round is complete (or there is one URL), so the caller backs off first.
+   */
+  #failover(): boolean {
+    if (this.#urls.length <= 1) return false
+    this.#urlIndex = (this.#urlIndex + 1) % this.#urls.length
+    this.#roundFailures++
+    if (this.#roundFailures < this.#urls.length) return true
+    this.#roundFailures = 0
+    return false
   }
 
   async #refreshToken(): Promise<void> {
@@ -508,13 +551,14 @@ export class SyncClient {
 
   #openSocket(): void {
     const Ctor = this.#options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
-    if (Ctor === undefined || this.#options.url === undefined) {
+    const url = this.url
+    if (Ctor === undefined || url === undefined) {
       this.#dispatch('error', serializeError(new InternalError('no WebSocket implementation available')))
       return
     }
     let socket: WebSocketLike
     try {
-      socket = new Ctor(this.#options.url)
+      socket = new Ctor(url)
     } catch (error) {
       queueMicrotask(() => this.#dispatch('error', serializeError(error)))
       return
