@@ -8,8 +8,9 @@
  * - no acknowledged write is lost: each write whose `persisted` resolved is in the store
  *   (read from Postgres's tables, not through a relay) and in every client;
  * - no divergence: every client holds exactly what the store holds;
- * - failover: clients live on the killed relay are live again (on another relay, with the
- *   multi-relay SDK) — measured and recorded; gated only by a generous bound;
+ * - failover: clients live on the killed relay are live again on another relay (each client
+ *   has every relay's URL, its own first) — measured and recorded; gated only by a generous
+ *   bound;
  * - locks: no double grant (from grant and release times), tokens strictly increase in grant
  *   order, the fenced resource refuses every stale token and no valid one, and the relays'
  *   own fence (`POST /locks/<name>/check`) calls every token paused past its TTL invalid.
@@ -47,8 +48,8 @@ const P = {
   downMs: [800, 2_500] as const,
   upMs: [3_000, 6_000] as const,
   lockTtlMs: 1_500,
-  /** Failover bound that fails the test: generous, the figure is the point. */
-  failoverBoundMs: 15_000,
+  /** Failover bound that fails the test: generous (the target is 2 s, recorded as a figure). */
+  failoverBoundMs: 10_000,
 }
 
 const cleanup: (() => Promise<void>)[] = []
@@ -196,12 +197,8 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one 
     const recoveries = failovers(kills, [...clients, ...lockClients], urls)
     const times = recoveries.flatMap((f) => (f.ms === undefined ? [] : [f.ms]))
     const neverBack = recoveries.filter((f) => f.ms === undefined)
-    const reportsRelay = recoveries.some((f) => f.sameRelay !== undefined)
     const movedOver = recoveries.filter((f) => f.sameRelay === false)
     const within2s = times.filter((ms) => ms <= 2_000).length
-    // What the bound applies to: with failover, the time from the kill; a client that can only
-    // wait for its relay (single-URL SDK) is held to the time from the restart instead.
-    const gated = recoveries.flatMap((f) => (reportsRelay ? (f.ms === undefined ? [] : [f.ms]) : f.afterRestartMs === undefined ? [] : [f.afterRestartMs]))
 
     const writes = clients.reduce((n, c) => n + c.writes, 0)
     const acked = clients.reduce((n, c) => n + c.ackedWrites, 0)
@@ -221,8 +218,7 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one 
       'client recoveries measured': String(recoveries.length),
       'recovery p50 / p99 / max': times.length === 0 ? 'n/a' : `${Math.round(quantile(times, 0.5))} / ${Math.round(quantile(times, 0.99))} / ${Math.max(...times)} ms`,
       'recovered within 2 s': `${within2s}/${recoveries.length}`,
-      'recovered on another relay': reportsRelay ? `${movedOver.length}/${recoveries.length}` : 'not reported (single-URL SDK: clients wait for the killed relay to restart)',
-      'recovery after the restart p50 / max (single-URL clients)': reportsRelay ? 'n/a' : gated.length === 0 ? 'n/a' : `${Math.round(quantile(gated, 0.5))} / ${Math.max(...gated)} ms`,
+      'recovered on another relay': `${movedOver.length}/${recoveries.length}`,
       'never recovered': String(neverBack.length),
       'lock grants': String(grantAudit.grants),
       'double grants': String(grantAudit.doubleGrants.length),
@@ -239,8 +235,8 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one 
       diverged.length === 0 &&
       settled.every(Boolean) &&
       neverBack.length === 0 &&
-      gated.every((ms) => ms <= P.failoverBoundMs) &&
-      (!reportsRelay || movedOver.length === recoveries.length) &&
+      times.every((ms) => ms <= P.failoverBoundMs) &&
+      movedOver.length === recoveries.length &&
       grantAudit.doubleGrants.length === 0 &&
       grantAudit.nonIncreasing.length === 0 &&
       fenceAudit.staleAccepted === 0 &&
@@ -267,8 +263,8 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one 
     expect(kills.length, 'the relay was killed at least once').toBeGreaterThan(0)
     expect(recoveries.length, 'some clients were live on the killed relay').toBeGreaterThan(0)
     expect(neverBack.map((f) => f.client), 'clients never live again after a kill').toEqual([])
-    expect(Math.max(...gated), `slowest recovery (${reportsRelay ? 'from the kill' : 'from the restart'}; bound ${P.failoverBoundMs} ms)`).toBeLessThanOrEqual(P.failoverBoundMs)
-    if (reportsRelay) expect(movedOver.length, 'recoveries on another relay').toBe(recoveries.length)
+    expect(Math.max(...times), `slowest recovery from a kill (bound ${P.failoverBoundMs} ms; the target, 2 s, is a figure)`).toBeLessThanOrEqual(P.failoverBoundMs)
+    expect(movedOver.length, 'recoveries on another relay than the killed one').toBe(recoveries.length)
     expect(grantAudit.doubleGrants, `double grants (seed ${seed})`).toEqual([])
     expect(grantAudit.nonIncreasing, 'tokens strictly increase in grant order').toEqual([])
     expect(grantAudit.grants, 'the lock changed hands').toBeGreaterThan(P.lockClients)

@@ -25,14 +25,8 @@ export const SCENARIO_MAP = 'c1'
 export interface StatusSample {
   readonly at: number
   readonly connection: ClientStatus['connection']
-  /** The relay the client is connected to, where the SDK reports it (`status.relayUrl`). */
+  /** The relay the client uses (`status.relayUrl`), undefined when it names none. */
   readonly relayUrl: string | undefined
-}
-
-/** The relay URL a status names, when this SDK build reports one (the multi-relay client does). */
-export function statusRelayUrl(status: ClientStatus): string | undefined {
-  const url = (status as ClientStatus & { relayUrl?: unknown }).relayUrl
-  return typeof url === 'string' ? url : undefined
 }
 
 /** A scenario client and its ledger. */
@@ -63,13 +57,14 @@ export class ClusterClient {
     this.home = home
     this.client = createClient({
       name: `${name}-${process.pid}`,
-      url: relayUrlOption(urls),
+      // In order of preference: the SDK moves to the next at once when one fails.
+      url: [...urls],
       mode: 'in-page',
       engine: { indexedDB: new IDBFactory(), WebSocket: WebSocket as never },
     })
     this.#stopStatus = this.client.status.subscribe((status) => {
       const last = this.statuses.at(-1)
-      const relayUrl = statusRelayUrl(status)
+      const relayUrl = status.relayUrl ?? undefined
       if (last?.connection === status.connection && last.relayUrl === relayUrl) return
       this.statuses.push({ at: Date.now(), connection: status.connection, relayUrl })
     })
@@ -155,15 +150,6 @@ export class ClusterClient {
     this.#stopStatus()
     await this.client.close()
   }
-}
-
-/**
- * The `url` option for a client given relays in order of preference. The SDK that takes a
- * list (`url: string[]`, failover between relays) gets all of them; one that takes a single
- * URL gets the first, and the client then waits for that relay to come back.
- */
-function relayUrlOption(urls: readonly string[]): string {
-  return urls[0] as string
 }
 
 /** The keys where two maps of records differ, each as a short line. */

@@ -1,8 +1,7 @@
 /**
  * Failover times from the clients' status timelines: for each relay kill, the clients that
- * were live on that relay at that moment, and how long until each was live again, and where
- * when the SDK reports it (`status.relayUrl`; without it, a client given one URL can only
- * come back to the killed relay, restarted). Clients that went offline on purpose in that
+ * were live on that relay at that moment (`status.relayUrl`), how long until each was live
+ * again, and on which relay. Clients that went offline on purpose in that
  * interval are left out: their time says nothing about failover.
  */
 import type { StatusSample } from './cluster-clients'
@@ -35,8 +34,6 @@ export interface Failover {
   readonly relayUrl: string | undefined
   /** It was live again on the killed relay (restarted), not on another: where reported, no failover happened. */
   readonly sameRelay: boolean | undefined
-  /** Milliseconds from the killed relay listening again to this client live again (negative: it was live before the restart). */
-  readonly afterRestartMs: number | undefined
 }
 
 /** The recoveries of every client that was live on the killed relay at each kill. */
@@ -57,7 +54,6 @@ export function failovers(kills: readonly KillEvent[], clients: readonly Timelin
         ms: after === undefined ? undefined : after.at - kill.at,
         relayUrl: after?.relayUrl,
         sameRelay: after?.relayUrl === undefined ? undefined : after.relayUrl === kill.url,
-        afterRestartMs: after === undefined || kill.restartedAt === undefined ? undefined : after.at - kill.restartedAt,
       })
     }
   }
