@@ -1,8 +1,8 @@
 /**
  * C1 — scale-out under failure: three relay processes (the CLI from source) over one
  * Postgres schema of the run's own, Postgres bus. SDK clients spread over the relays write
- * at random and go offline now and then, while one relay is SIGKILLed again and again and
- * restarted; SDK lock clients on every relay compete for one lock and write to a fenced
+ * at random and go offline now and then, while relays are SIGKILLed one at a time, again
+ * and again — each time the one serving the most clients — and restarted; SDK lock clients on every relay compete for one lock and write to a fenced
  * resource. After healing (every relay up, every client online, every write settled):
  *
  * - no acknowledged write is lost: each write whose `persisted` resolved is in the store
@@ -46,7 +46,7 @@ const P = {
   offlineMs: [500, 3_000] as const,
   /** The killed relay stays down, then up, for (ms, uniform). */
   downMs: [800, 2_500] as const,
-  upMs: [3_000, 6_000] as const,
+  upMs: [2_000, 4_000] as const,
   lockTtlMs: 1_500,
   /** Failover bound that fails the test: generous (the target is 2 s, recorded as a figure). */
   failoverBoundMs: 10_000,
@@ -63,7 +63,7 @@ const quantile = (values: readonly number[], q: number): number => {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN
 }
 
-describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one SIGKILLed again and again', () => {
+describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, the busiest SIGKILLed again and again', () => {
   it('loses no acknowledged write, converges, fails clients over and never grants a lock twice', async () => {
     const seed = testSeed('C1')
     const random = prng(seed)
@@ -107,8 +107,22 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one 
     const grants: GrantRecord[] = []
     const lockFailures = new Map<string, number>()
     const pausedChecks: Promise<{ token: number; valid: boolean | undefined }>[] = []
-    // Relay 0 is the one killed; its siblings answer the fencing check.
-    const checker = cluster.relay(1)
+    // The relays' own fencing check, asked of whichever relay is up (retried across a kill).
+    const relayFenceSays = async (token: number): Promise<{ token: number; valid: boolean | undefined }> => {
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const relay = cluster.relays.find((candidate) => candidate.pid !== undefined)
+        if (relay !== undefined) {
+          try {
+            const res = await fetch(`${relay.httpUrl}/locks/c1-lock/check`, { method: 'POST', body: JSON.stringify({ token }), headers: { 'content-type': 'application/json' } })
+            if (res.ok) return { token, valid: ((await res.json()) as { valid?: boolean }).valid }
+          } catch {
+            // That relay was killed meanwhile: ask another.
+          }
+        }
+        await sleep(250)
+      }
+      return { token, valid: undefined }
+    }
     const workers = lockClients.map((c) =>
       runLockWorker({
         name: c.name,
@@ -122,13 +136,7 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one 
         grants,
         failures: lockFailures,
         stopped,
-        onPausedWrite: (token) => {
-          pausedChecks.push(
-            fetch(`${checker.httpUrl}/locks/c1-lock/check`, { method: 'POST', body: JSON.stringify({ token }), headers: { 'content-type': 'application/json' } })
-              .then((res) => res.json() as Promise<{ valid?: boolean }>)
-              .then((body) => ({ token, valid: body.valid }), () => ({ token, valid: undefined })),
-          )
-        },
+        onPausedWrite: (token) => void pausedChecks.push(relayFenceSays(token)),
       }),
     )
     const kills: KillEvent[] = []
@@ -138,13 +146,17 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one 
       for (;;) {
         await sleep(between(r, P.upMs))
         if (stopped()) break
-        const relay = cluster.relay(0)
-        const kill: KillEvent = { at: Date.now(), relay: 0, url: relay.url }
-        await cluster.kill(0)
+        // The relay serving the most clients now (clients that failed over pile up elsewhere).
+        const load = cluster.relays.map((relay) => [...clients, ...lockClients].filter((c) => c.client.status.get().relayUrl === relay.url).length)
+        const busiest = Math.max(...load)
+        const candidates = cluster.relays.filter((_, k) => load[k] === busiest)
+        const victim = candidates[Math.floor(r() * candidates.length)] ?? cluster.relay(0)
+        const kill: KillEvent = { at: Date.now(), relay: victim.index, url: victim.url }
+        await cluster.kill(victim.index)
         kills.push(kill)
         await sleep(between(r, P.downMs))
         const t0 = Date.now()
-        await cluster.restart(0)
+        await cluster.restart(victim.index)
         kill.restartedAt = Date.now()
         restartMs.push(kill.restartedAt - t0)
       }
@@ -212,7 +224,7 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one 
       'writes refused': String(refused),
       'clients unsettled after 60 s': String(settled.filter((ok) => !ok).length),
       'diverged clients': String(diverged.length),
-      'relay kills': String(kills.length),
+      'relay kills': `${kills.length} (relays ${kills.map((k) => k.relay).join(', ')})`,
       'relay restart (CLI start → listening) p50': `${Math.round(quantile(restartMs, 0.5))} ms`,
       'offline windows': String(clients.reduce((n, c) => n + c.offlineIntervals.length, 0)),
       'client recoveries measured': String(recoveries.length),
@@ -246,7 +258,7 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, one 
       pausedCalledValid.length === 0
     recordResult({
       id: 'C1',
-      what: `${P.relays} relay processes over one Postgres (bus: postgres), relay 0 SIGKILLed and restarted repeatedly; ${P.clients} SDK writers with offline windows, ${P.lockClients} SDK lock clients on one fenced lock`,
+      what: `${P.relays} relay processes over one Postgres (bus: postgres), the busiest relay SIGKILLed and restarted, one at a time, repeatedly; ${P.clients} SDK writers with offline windows, ${P.lockClients} SDK lock clients on one fenced lock`,
       target: '0 acknowledged writes lost, 0 divergence, clients live on another relay within 2 s (figure), 0 double grants, tokens strictly increasing, every stale token refused',
       conditions: `${reliabilityMode()} mode, ${Math.round(P.chaosMs / 1000)} s of chaos, seed ${seed}, down ${P.downMs.join('–')} ms / up ${P.upMs.join('–')} ms per kill, lock TTL ${P.lockTtlMs} ms, ${cpus().length} cores shared with other work`,
       figures,
