@@ -5,8 +5,9 @@
  * Postgres schema with the Postgres bus, every configuration up at once and measured in
  * turn within every round.
  * - ingest: changes/s acknowledged (an ack follows the durable commit) from W writers spread
- *   over the relays, frames of 100 changes, 4 in flight each; with the CPU the relay
- *   processes and the Postgres backends serving them spent per 1,000 changes;
+ *   over the relays, frames of 100 changes, 4 in flight each, all into one map (whose
+ *   writers a row lock serializes, across relays too) and then each into a map of its own;
+ *   with the CPU the relay processes and the Postgres backends serving them spent;
  * - fan-out: one write through relay 0 → S subscribers spread over the relays, p50/p99 over
  *   subscribers and writes;
  * - write → one subscriber, one write at a time: on another relay than the writer's when
@@ -48,9 +49,23 @@ const SETUPS: readonly { readonly id: SetupId; readonly label: string; readonly 
   { id: 'pg-3', label: '3 relays, Postgres', relays: 3, postgres: true },
 ]
 
+/** One ingest run. */
+interface IngestRun {
+  readonly changes: number
+  readonly seconds: number
+  readonly rate: number
+  /** CPU ms of each relay process. */
+  readonly perRelay: readonly number[]
+  readonly relayMs: number
+  readonly pgMs: number
+  /** CPU ms of this process (the clients). */
+  readonly generatorMs: number
+}
+
 /** The figures of one configuration, one entry per recorded run. */
 interface Figures {
   ingest: number[]
+  ingestOwn: number[]
   relayCpuPer1k: number[]
   pgCpuPer1k: number[]
   relayCpuShare: number[]
@@ -132,22 +147,17 @@ export async function scaleOut(context: BenchContext): Promise<ResultRow[]> {
       setups.push({ id: spec.id, label: spec.label, relays, schema })
       context.log(`  scale-out: ${spec.label} up (pids ${relays.map((r) => r.pid).join(', ')})`)
     }
-    const figures = new Map<SetupId, Figures>(setups.map((s) => [s.id, { ingest: [], relayCpuPer1k: [], pgCpuPer1k: [], relayCpuShare: [], perProcessShare: [], generatorShare: [], pgShare: [], fan50: [], fan99: [], one50: [], one99: [] }]))
+    const figures = new Map<SetupId, Figures>(setups.map((s) => [s.id, { ingest: [], ingestOwn: [], relayCpuPer1k: [], pgCpuPer1k: [], relayCpuShare: [], perProcessShare: [], generatorShare: [], pgShare: [], fan50: [], fan99: [], one50: [], one99: [] }]))
     let runId = 0
 
-    const measure = async (setup: Setup, round: number): Promise<number> => {
-      const f = figures.get(setup.id) as Figures
-      const recorded = round >= context.repeats.warmup
+    /** W writers round-robin over the setup's relays send `total` changes to `mapOf(writer)`; CPU is metered over the send. */
+    const ingest = async (setup: Setup, run: number, mapOf: (writer: number) => string): Promise<IngestRun> => {
       const at = (k: number): RelayProcess => setup.relays[k % setup.relays.length] as RelayProcess
       const pids = setup.relays.map((r) => r.pid)
-      const run = runId++
-
-      // ── ingest ──
       const perWriter = Math.floor(total / writers / BATCH) * BATCH
-      const map = `ingest${run}`
-      const conns = await connectMany(writers, (k) => WireClient.connect(at(k).url, `ingest-${run}-${k}`))
+      const conns = await connectMany(writers, (k) => WireClient.connect(at(k).url, `ingest-${run}-${mapOf(k)}-${k}`))
       // Changes are built before the clock starts: the figure is the relays', not the client's.
-      const frames = conns.map((c, k) => Array.from({ length: perWriter / BATCH }, (_, f) => Array.from({ length: BATCH }, (_, j) => c.change(map, makeRecord(k * perWriter + f * BATCH + j)))))
+      const frames = conns.map((c, k) => Array.from({ length: perWriter / BATCH }, (_, f) => Array.from({ length: BATCH }, (_, j) => c.change(mapOf(k), makeRecord(k * perWriter + f * BATCH + j)))))
       const backendsBefore = setup.schema === undefined ? [] : await postgresBackendsOf(POSTGRES_URL, pids)
       const relayCpu = new CpuMeter()
       const pgCpu = new CpuMeter()
@@ -159,22 +169,33 @@ export async function scaleOut(context: BenchContext): Promise<ResultRow[]> {
       const seconds = (performance.now() - t0) / 1000
       const generatorUsage = process.cpuUsage(generator)
       const perRelay = relayCpu.stop(pids)
-      const relayMs = perRelay.reduce((a, b) => a + b, 0)
       const backendsAfter = setup.schema === undefined ? [] : await postgresBackendsOf(POSTGRES_URL, pids)
       const pgMs = pgCpu.stop([...new Set([...backendsBefore, ...backendsAfter])]).reduce((a, b) => a + b, 0)
       await Promise.all(conns.map((c) => c.close()))
       const changes = perWriter * writers
-      const rate = changes / seconds
+      return { changes, seconds, rate: changes / seconds, perRelay, relayMs: perRelay.reduce((a, b) => a + b, 0), pgMs, generatorMs: (generatorUsage.user + generatorUsage.system) / 1000 }
+    }
+
+    const measure = async (setup: Setup, round: number): Promise<number> => {
+      const f = figures.get(setup.id) as Figures
+      const recorded = round >= context.repeats.warmup
+      const at = (k: number): RelayProcess => setup.relays[k % setup.relays.length] as RelayProcess
+      const run = runId++
+
+      // ── ingest: into one map (one row lock per map serializes its writers), then a map per writer ──
+      const oneMap = await ingest(setup, run, () => `ingest${run}`)
+      const ownMaps = await ingest(setup, run, (k) => `ingest${run}-w${k}`)
       if (recorded) {
-        f.ingest.push(rate)
-        f.relayCpuPer1k.push(relayMs / (changes / 1000))
-        if (setup.schema !== undefined) f.pgCpuPer1k.push(pgMs / (changes / 1000))
+        f.ingest.push(oneMap.rate)
+        f.ingestOwn.push(ownMaps.rate)
+        f.relayCpuPer1k.push(oneMap.relayMs / (oneMap.changes / 1000))
+        if (setup.schema !== undefined) f.pgCpuPer1k.push(oneMap.pgMs / (oneMap.changes / 1000))
         // CPU ms over wall seconds, as a percentage of one core.
-        const share = (ms: number): number => ms / 10 / seconds
-        f.relayCpuShare.push(share(relayMs))
-        f.perProcessShare.push(share(Math.max(...perRelay)))
-        f.generatorShare.push(share((generatorUsage.user + generatorUsage.system) / 1000))
-        if (setup.schema !== undefined) f.pgShare.push(share(pgMs))
+        const share = (ms: number): number => ms / 10 / oneMap.seconds
+        f.relayCpuShare.push(share(oneMap.relayMs))
+        f.perProcessShare.push(share(Math.max(...oneMap.perRelay)))
+        f.generatorShare.push(share(oneMap.generatorMs))
+        if (setup.schema !== undefined) f.pgShare.push(share(oneMap.pgMs))
       }
 
       // ── fan-out: writer on relay 0, subscribers round-robin over the relays ──
@@ -197,15 +218,15 @@ export async function scaleOut(context: BenchContext): Promise<ResultRow[]> {
       await Promise.all(subs.map((s) => s.close()))
 
       // ── one subscriber, on another relay than the writer's where there is one ──
-      const oneMap = `one${run}`
+      const singleMap = `one${run}`
       const reader = await WireClient.connect(at(1).url, `reader-${run}`)
-      await reader.subscribe(1, { map: oneMap })
+      await reader.subscribe(1, { map: singleMap })
       const one: number[] = []
       for (let r = 0; r < singles; r++) {
         const record = makeRecord(r, run)
         const seen = arrival(reader, record.id)
         const start = performance.now()
-        void writer.ops([writer.change(oneMap, record)])
+        void writer.ops([writer.change(singleMap, record)])
         one.push((await withTimeout(seen, 30_000, `${setup.label} write → subscriber`)) - start)
       }
       await reader.close()
@@ -217,9 +238,9 @@ export async function scaleOut(context: BenchContext): Promise<ResultRow[]> {
         f.one99.push(quantile(one, 0.99))
       }
       context.log(
-        `  scale-out ${setup.label} round ${round}: ingest ${Math.round(rate)} changes/s (relay CPU ${perRelay.map((ms) => Math.round(ms)).join(' + ')} ms, Postgres backends ${Math.round(pgMs)} ms), fan-out p50 ${quantile(fan, 0.5).toFixed(1)} / p99 ${quantile(fan, 0.99).toFixed(1)} ms, one subscriber p50 ${quantile(one, 0.5).toFixed(1)} ms`,
+        `  scale-out ${setup.label} round ${round}: ingest ${Math.round(oneMap.rate)} changes/s into one map (relay CPU ${oneMap.perRelay.map((ms) => Math.round(ms)).join(' + ')} ms, Postgres backends ${Math.round(oneMap.pgMs)} ms), ${Math.round(ownMaps.rate)} changes/s into a map per writer, fan-out p50 ${quantile(fan, 0.5).toFixed(1)} / p99 ${quantile(fan, 0.99).toFixed(1)} ms, one subscriber p50 ${quantile(one, 0.5).toFixed(1)} ms`,
       )
-      return rate
+      return oneMap.rate
     }
 
     const outcome = await alternate(
@@ -244,7 +265,8 @@ export async function scaleOut(context: BenchContext): Promise<ResultRow[]> {
       const cell = (values: number[]) => (error !== undefined ? { unavailable: error } : summarize(values))
       const w = `${workload}: ${setup.label}`
       rows.push(
-        { workload: w, metric: `ingest, ${writers} writers over the relays (frames of ${BATCH}, ${IN_FLIGHT} in flight)`, unit: 'changes/s', lowerIsBetter: false, cells: { outpost: cell(f.ingest) } },
+        { workload: w, metric: `ingest into one map, ${writers} writers over the relays (frames of ${BATCH}, ${IN_FLIGHT} in flight)`, unit: 'changes/s', lowerIsBetter: false, cells: { outpost: cell(f.ingest) } },
+        { workload: w, metric: `ingest, each of ${writers} writers into its own map`, unit: 'changes/s', lowerIsBetter: false, cells: { outpost: cell(f.ingestOwn) } },
         { workload: w, metric: `fan-out p50, write → ${subscribers} subscribers over the relays`, unit: 'ms', lowerIsBetter: true, cells: { outpost: cell(f.fan50) } },
         { workload: w, metric: `fan-out p99`, unit: 'ms', lowerIsBetter: true, cells: { outpost: cell(f.fan99) } },
         { workload: w, metric: `write → 1 subscriber p50 (${setup.relays.length > 1 ? 'another relay' : 'same relay'})`, unit: 'ms', lowerIsBetter: true, cells: { outpost: cell(f.one50) } },
@@ -283,13 +305,14 @@ function scaleTable(
   sizes: { total: number; writers: number; subscribers: number; fanRounds: number; singles: number },
 ): string {
   const metrics: { name: string; unit: string; pick: (f: Figures) => number[] }[] = [
-    { name: `ingest, ${sizes.writers} writers, ${sizes.total.toLocaleString('en-US')} changes`, unit: 'changes/s ↑', pick: (f) => f.ingest },
-    { name: 'relay CPU per 1,000 changes ingested (all relay processes)', unit: 'ms ↓', pick: (f) => f.relayCpuPer1k },
-    { name: 'Postgres backend CPU per 1,000 changes (backends serving these relays)', unit: 'ms ↓', pick: (f) => f.pgCpuPer1k },
-    { name: 'CPU during ingest: all relay processes (100% = one core)', unit: '%', pick: (f) => f.relayCpuShare },
-    { name: 'CPU during ingest: the busiest relay process', unit: '%', pick: (f) => f.perProcessShare },
-    { name: 'CPU during ingest: Postgres backends serving the relays', unit: '%', pick: (f) => f.pgShare },
-    { name: 'CPU during ingest: the load generator (this process: clients, codec)', unit: '%', pick: (f) => f.generatorShare },
+    { name: `ingest into one map, ${sizes.writers} writers, ${sizes.total.toLocaleString('en-US')} changes`, unit: 'changes/s ↑', pick: (f) => f.ingest },
+    { name: `ingest, each writer into its own map (${sizes.writers} maps)`, unit: 'changes/s ↑', pick: (f) => f.ingestOwn },
+    { name: 'one map: relay CPU per 1,000 changes ingested (all relay processes)', unit: 'ms ↓', pick: (f) => f.relayCpuPer1k },
+    { name: 'one map: Postgres backend CPU per 1,000 changes (backends serving these relays)', unit: 'ms ↓', pick: (f) => f.pgCpuPer1k },
+    { name: 'one map, CPU during ingest: all relay processes (100% = one core)', unit: '%', pick: (f) => f.relayCpuShare },
+    { name: 'one map, CPU during ingest: the busiest relay process', unit: '%', pick: (f) => f.perProcessShare },
+    { name: 'one map, CPU during ingest: Postgres backends serving the relays', unit: '%', pick: (f) => f.pgShare },
+    { name: 'one map, CPU during ingest: the load generator (this process: clients, codec)', unit: '%', pick: (f) => f.generatorShare },
     { name: `fan-out p50, relay 0 → ${sizes.subscribers} subscribers round-robin over the relays (${sizes.fanRounds} writes)`, unit: 'ms ↓', pick: (f) => f.fan50 },
     { name: 'fan-out p99', unit: 'ms ↓', pick: (f) => f.fan99 },
     { name: `write → 1 subscriber p50 (${sizes.singles} writes one at a time; another relay when there are 2 or 3)`, unit: 'ms ↓', pick: (f) => f.one50 },
