@@ -56,16 +56,16 @@ describe('C1 audits', () => {
     const recoveries = failovers(
       [kill],
       [
-        { name: 'moved', home: 0, statuses: [live(0, 'ws://r0'), down(1_010), live(1_400, 'ws://r1')], offlineIntervals: [] },
+        { name: 'moved', home: 0, statuses: [live(0, 'ws://r0'), down(1_010), { at: 1_250, connection: 'syncing', relayUrl: 'ws://r1' }, live(1_400, 'ws://r1')], offlineIntervals: [] },
         { name: 'elsewhere', home: 1, statuses: [live(0, 'ws://r1')], offlineIntervals: [] },
         { name: 'offline', home: 0, statuses: [live(0), down(1_010), live(5_000)], offlineIntervals: [[1_200, 4_900]] },
         { name: 'stuck', home: 0, statuses: [live(0), down(1_010)], offlineIntervals: [] },
       ],
       urls,
     )
-    expect(recoveries.map((r) => [r.client, r.ms, r.sameRelay])).toEqual([
-      ['moved', 400, false],
-      ['stuck', undefined, undefined],
+    expect(recoveries.map((r) => [r.client, r.connectedMs, r.ms, r.sameRelay])).toEqual([
+      ['moved', 250, 400, false],
+      ['stuck', undefined, undefined, undefined],
     ])
   })
 })

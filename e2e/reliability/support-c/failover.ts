@@ -28,8 +28,10 @@ export interface TimelineSource {
 export interface Failover {
   readonly client: string
   readonly killAt: number
-  /** Milliseconds from the kill to live again, or undefined when it never was. */
+  /** Milliseconds from the kill to live again (subscriptions re-synced), or undefined when it never was. */
   readonly ms: number | undefined
+  /** Milliseconds from the kill to a relay's welcome (state `syncing` or `live`), or undefined. */
+  readonly connectedMs: number | undefined
   /** The relay it was live on afterwards, where reported. */
   readonly relayUrl: string | undefined
   /** It was live again on the killed relay (restarted), not on another: where reported, no failover happened. */
@@ -46,12 +48,14 @@ export function failovers(kills: readonly KillEvent[], clients: readonly Timelin
       const onKilled = before.relayUrl !== undefined ? before.relayUrl === kill.url : relayUrls[client.home] === kill.url
       if (!onKilled) continue
       const after = client.statuses.find((s) => s.at > kill.at && s.connection === 'live')
+      const welcomed = client.statuses.find((s) => s.at > kill.at && (s.connection === 'syncing' || s.connection === 'live'))
       const until = after?.at ?? Number.POSITIVE_INFINITY
       if (client.offlineIntervals.some(([from, to]) => from < until && to > kill.at)) continue
       out.push({
         client: client.name,
         killAt: kill.at,
         ms: after === undefined ? undefined : after.at - kill.at,
+        connectedMs: welcomed === undefined ? undefined : welcomed.at - kill.at,
         relayUrl: after?.relayUrl,
         sameRelay: after?.relayUrl === undefined ? undefined : after.relayUrl === kill.url,
       })
