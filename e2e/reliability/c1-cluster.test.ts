@@ -72,7 +72,12 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, the 
     const schema = runSchema('c1')
     const cluster = await RelayCluster.start({ relays: P.relays, store: POSTGRES_URL, schema, bus: 'postgres' })
     cleanup.push(() => dropSchema(schema))
-    cleanup.push(() => cluster.stop())
+    let keepLogs = true
+    cleanup.push(async () => {
+      await cluster.stop()
+      if (!keepLogs) cluster.removeLogs()
+    })
+    console.log(`[C1] schema ${schema}; relay logs in ${cluster.logDir} (deleted when the test passes)`)
     const urls = cluster.relays.map((r) => r.url)
     const preference = (home: number): string[] => urls.map((_, k) => urls[(home + k) % urls.length] as string)
 
@@ -286,5 +291,6 @@ describe.skipIf(missing !== undefined)('C1: three relays over one Postgres, the 
     expect(fenceAudit.stale, 'stale tokens reached the fence (else the refusal is untested)').toBeGreaterThan(0)
     expect(fence.resourceAccepted).toBe(fenceAudit.accepted)
     expect(pausedCalledValid, 'tokens paused past their TTL that a relay still called valid').toEqual([])
+    keepLogs = false
   })
 })

@@ -6,7 +6,7 @@
  * port, so clients that know its URL find it again. Processes are stopped by PID only.
  */
 import { execFile } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -172,6 +172,11 @@ export class RelayCluster {
   /** The last lines of every relay's log, for a failure message. */
   logTails(lines = 20): string {
     return this.relays.map((r) => `--- relay ${r.index} (${r.logFile})\n${logTail(r.logFile, lines)}`).join('\n')
+  }
+
+  /** Deletes the relays' logs (after a passing run; a failing one keeps them for a post-mortem). */
+  removeLogs(): void {
+    rmSync(this.logDir, { recursive: true, force: true })
   }
 
   /** Stops every running relay (SIGTERM, then SIGKILL after the grace period). */
