@@ -20,6 +20,7 @@ import { crossDevice } from './workloads/cross-device'
 import { liveWrite } from './workloads/live-write'
 import { million } from './workloads/million'
 import { relayLoad } from './workloads/relay'
+import { scaleOut } from './workloads/scale-out'
 
 const WORKLOADS: Record<string, { needsBrowser: boolean; run: Workload }> = {
   sync: { needsBrowser: true, run: browserSync },
@@ -28,6 +29,7 @@ const WORKLOADS: Record<string, { needsBrowser: boolean; run: Workload }> = {
   relay: { needsBrowser: false, run: relayLoad },
   million: { needsBrowser: false, run: million },
   bus: { needsBrowser: false, run: busLoad },
+  'scale-out': { needsBrowser: false, run: scaleOut },
 }
 
 function parseArgs(argv: readonly string[]): { quick: boolean; only: string[]; runs: number } {
@@ -79,7 +81,8 @@ async function main(): Promise<void> {
       }
     }
   }
-  const context: BenchContext = { quick, repeats, origin: site.origin, servers, root, log }
+  const sections: string[] = []
+  const context: BenchContext = { quick, repeats, origin: site.origin, servers, root, log, addSection: (markdown) => void sections.push(markdown) }
   const rows: ResultRow[] = []
   const timings: Record<string, number> = {}
   for (const [name, workload] of selected) {
@@ -122,6 +125,7 @@ async function main(): Promise<void> {
     `Cells: median (min–max) of ${repeats.runs} runs after ${repeats.warmup} warm-up; ratios are of medians measured in the same run. ↓ lower is better, ↑ higher is better.`,
     '',
     table,
+    ...sections.flatMap((section) => ['', section]),
     '',
     `Total ${((Date.now() - started) / 1000).toFixed(0)} s; per workload: ${Object.entries(timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(0)} s`).join(', ')}`,
   ].join('\n')

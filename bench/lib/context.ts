@@ -25,6 +25,11 @@ export interface BenchContext {
   readonly root: string
   /** Progress output (stderr). */
   log(message: string): void
+  /**
+   * Adds a markdown section to the report after the main table, for a workload whose
+   * figures compare configurations of Outpost rather than systems (e.g. scale-out).
+   */
+  addSection?(markdown: string): void
 }
 
 /** A workload: runs and returns its rows. */
