@@ -5,7 +5,9 @@
  * remembered so they can be made again when the engine is replaced.
  */
 import { OutpostError, TimeoutError, WorkerUnavailableError, deserializeError, isErrorCode } from '@outpost/core'
-import { methodSpec, type EngineApi, type Result } from '@outpost/worker'
+import type { EngineApi, Result } from '@outpost/worker'
+// The method table only: the engine itself loads lazily (in-page mode) or in a worker.
+import { methodSpec } from '@outpost/worker/methods'
 import { reportListenerError, type EngineMethod, type EngineTransport } from './transport'
 
 /** What a call to `method` resolves with once its `Result` (if any) is unwrapped. */

@@ -10,7 +10,9 @@
  *            ◀─answer/event──────────────◀─            ◀─callbacks──
  */
 import { WorkerUnavailableError, deserializeError, serializeError } from '@outpost/core'
-import { answerHandle, methodSpec, type EngineOptions } from '@outpost/worker'
+import type { EngineOptions } from '@outpost/worker'
+// The method table only: the engine itself loads lazily (in-page mode) or in a worker.
+import { answerHandle, methodSpec } from '@outpost/worker/methods'
 import { ComlinkTransport, type EngineEndpoint } from '../engine/comlink-transport'
 import { ResetSignal, reportListenerError, type EngineMethod, type EngineTransport } from '../engine/transport'
 import { leaderLockName, tabChannelName } from './names'

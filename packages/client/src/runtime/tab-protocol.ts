@@ -13,7 +13,8 @@
  *                                   ◀───   abdicate {leader}        the leader is leaving
  */
 import type { SerializedError } from '@outpost/core'
-import { ENGINE_METHOD_NAMES, methodSpec } from '@outpost/worker'
+// The method table only: the engine itself loads lazily (in-page mode) or in a worker.
+import { ENGINE_METHOD_NAMES, methodSpec } from '@outpost/worker/methods'
 import type { EngineMethod } from '../engine/transport'
 
 /** A callback argument, replaced by a number the follower can map back to its function. */
