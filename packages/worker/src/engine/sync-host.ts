@@ -132,6 +132,10 @@ export class EngineSyncHost implements SyncHost {
     if (replica !== undefined && moveOut.length > 0) {
       const map = replica.shape.map
       for (const key of moveOut) {
+        // A key with a write of ours still pending stays in the shape (members and tree): the
+        // write may yet bring it back, and if it does not, the next reconciliation sees the key
+        // and moves it out. Dropping membership but keeping the data hid it from reconciliation for good.
+        if (COLLECTION_KINDS.some((kind) => this.#hasPending(kind, map, key))) continue
         committer.setMember(replica, key, false)
         replica.track('lww', map, key, undefined)
         if (this.#p.shapes.coveredElsewhere(replica, map, key)) continue
