@@ -578,7 +578,7 @@ class EngineImpl implements Engine, SyncHost {
     const touched = new Map<string, { op: LocalOp; loaded: LoadedMap }>()
     const results: { op: LocalOp; entry: OutboxEntry }[] = []
     const puts: StoreEntry[] = []
-    const memberPuts: { shape: ShapeReplica; key: string }[] = []
+    const memberPuts: { shape: ShapeReplica; op: LocalOp; loaded: LoadedMap }[] = []
     let opId = this.#nextOpId
     const at = this.#now()
     for (const op of ops) {
@@ -598,7 +598,7 @@ class EngineImpl implements Engine, SyncHost {
       for (const shape of this.#shapes.values()) {
         if (shape.shape.map !== op.map || !shape.filtered || shape.members.has(op.key)) continue
         if (shape.matchesLocal(op.kind, state)) {
-          memberPuts.push({ shape, key: op.key })
+          memberPuts.push({ shape, op, loaded })
           puts.push({ collection: shape.membersCollection, key: op.key, value: true })
         }
       }
@@ -618,7 +618,13 @@ class EngineImpl implements Engine, SyncHost {
       return
     }
     this.#nextOpId = opId
-    for (const { shape, key } of memberPuts) shape.members.add(key)
+    for (const { shape, op, loaded } of memberPuts) {
+      shape.members.add(op.key)
+      // Into the shape's Merkle tree too (with the key's state now, remote merges included):
+      // memory took the write before the key was a member, and a key missing from the tree
+      // is invisible to reconciliation, so the relay could never move it out.
+      shape.track(op.kind, op.map, op.key, loaded.states.get(op.key))
+    }
     for (const { entry } of results) this.#outbox.add(entry)
     for (const { op, entry } of results) op.resolve({ opId: entry.opId })
     this.#sync?.outboxChanged()
