@@ -1141,12 +1141,16 @@ class EngineImpl implements Engine, SyncHost {
     if (replica !== undefined && moveOut.length > 0) {
       const map = replica.shape.map
       for (const key of moveOut) {
+        // A key with a write of ours still pending stays in the shape (members and tree): the
+        // write may yet bring it back, and if it does not, the next reconciliation sees the key
+        // and moves it out. Dropping membership but keeping the data hid it from reconciliation for good.
+        if ((['lww', 'or', 'counter'] as const).some((kind) => this.#hasPending(kind, map, key))) continue
         this.#setMember(replica, key, false)
         replica.track('lww', map, key, undefined)
         if (this.#coveredElsewhere(replica, map, key)) continue
         for (const kind of ['lww', 'or', 'counter'] as const) {
           const loaded = this.#maps.get(collectionOf(kind, map))
-          if (loaded !== undefined && !this.#hasPending(kind, map, key)) this.#dropFromMemory(loaded, key)
+          if (loaded !== undefined) this.#dropFromMemory(loaded, key)
         }
       }
     }
