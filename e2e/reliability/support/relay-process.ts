@@ -114,6 +114,12 @@ export async function startRelayProcess(options: RelayProcessOptions = {}): Prom
     }
   }
 
+  // The relay runs detached (its own process group, so a kill reaches it alone); if this
+  // process exits without disposing of it (a timeout, an interrupted run), it must not linger.
+  const orphanGuard = (): void => {
+    if (running) stopProcess(pid, 'SIGKILL')
+  }
+  process.once('exit', orphanGuard)
   await launch()
   return {
     port,
@@ -130,6 +136,7 @@ export async function startRelayProcess(options: RelayProcessOptions = {}): Prom
     stop: (graceMs = 10_000) => kill('SIGTERM', graceMs),
     dispose: async () => {
       await kill('SIGTERM', 5_000)
+      process.off('exit', orphanGuard)
       if (ownDir) {
         rmSync(dataDir, { recursive: true, force: true })
         rmSync(logFile, { force: true })
