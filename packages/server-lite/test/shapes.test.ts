@@ -58,6 +58,21 @@ describe('shapes', () => {
     expect(next.moveOut ?? []).toEqual([])
   })
 
+  it('tells a writer whose write lost that the record is not in its shape (found by reliability N1)', async () => {
+    const { writer, reader } = await setup()
+    const local = new LocalShape({ map: 'todos', where: { eq: ['status', 'open'] } })
+    await local.sync(reader)
+    reader.skipAll()
+    // The reader's write is stamped first but arrives after a newer one that took the record elsewhere.
+    const losing = update(reader.clock, 'todos', 'a', { status: 'open' })
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    await writer.ops([update(writer.clock, 'todos', 'a', { status: 'done' })])
+    await reader.ops([losing])
+    const out = await nextChanges(reader, local)
+    expect(out.moveOut).toEqual(['a'])
+    expect(out.changes).toEqual([])
+  })
+
   it('sends only projected fields, and their digests ignore the rest', async () => {
     const { writer, reader } = await setup()
     await writer.ops([update(writer.clock, 'users', 'u1', { name: 'Ada', email: 'ada@example.com', salary: 1 })])

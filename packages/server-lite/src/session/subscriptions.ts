@@ -211,7 +211,8 @@ export class Subscriptions {
       owner,
       deliver: (changes, moveOut, seq) => {
         if (subscription.closed) return
-        this.#sendChanges(subscription, changes, moveOut, { seq })
+        // seq 0: only echoes to a writer whose write lost, which move no cursor.
+        this.#sendChanges(subscription, changes, moveOut, seq > 0 ? { seq } : {})
       },
     }
     // Joined before anything is read: every change committed from now on reaches it live.

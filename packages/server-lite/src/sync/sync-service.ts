@@ -57,6 +57,8 @@ interface Applied {
   readonly writerUpToDate: boolean
   /** For a change caught up from the log (previous unknown): what the log kept of the record before it. */
   readonly before?: Value
+  /** The write taught the store nothing (a newer one had won): only its writer is told the stored record. */
+  readonly unchanged?: true
 }
 
 /** Fan-out origin of changes other relays made: no local session wrote them. */
@@ -216,17 +218,26 @@ export class SyncService {
     }
     const applied: Applied[] = []
     outcomes.forEach((outcome, i) => {
-      if (outcome.status !== 'applied') return
       const request = requests[i] as PipelineRequest
+      if (outcome.status === 'unchanged') {
+        // The writer holds a state the store does not (its write lost): echo the stored record to it.
+        const current = outcome.current
+        if (current !== undefined && !request.writerUpToDate(current.state)) {
+          const map = maps.get(request.map) as MapState
+          applied.push({ map, kind: request.kind, key: request.key, previous: current.state, state: current.state, seq: current.seq, origin: origins[i] as object, writerUpToDate: false, unchanged: true })
+        }
+        return
+      }
+      if (outcome.status !== 'applied') return
       const map = maps.get(request.map) as MapState
       map.applied(request.kind, request.key, outcome.previous?.state, outcome.state, outcome.seq)
       applied.push({ map, kind: request.kind, key: request.key, previous: outcome.previous?.state, state: outcome.state, seq: outcome.seq, origin: origins[i] as object, writerUpToDate: request.writerUpToDate(outcome.state) })
     })
     if (applied.length > 0) {
       this.#enqueueFanOut(applied)
-      if (this.#options.onCommitted !== undefined) {
+      if (this.#options.onCommitted !== undefined && applied.some((change) => change.unchanged !== true)) {
         const heads = new Map<string, number>()
-        for (const change of applied) heads.set(change.map.map, Math.max(heads.get(change.map.map) ?? 0, change.seq))
+        for (const change of applied) if (change.unchanged !== true) heads.set(change.map.map, Math.max(heads.get(change.map.map) ?? 0, change.seq))
         this.#options.onCommitted([...heads].map(([map, seq]) => ({ map, seq })))
       }
     }
@@ -253,7 +264,27 @@ export class SyncService {
     for (const change of applied) {
       for (const view of change.map.views.values()) {
         if (view.subscribers.size === 0) continue
-        const effect = change.previous === undefined && change.origin === REMOTE_ORIGIN ? view.updateUnknown(change.key, change.state, change.before) : view.update(change.key, change.previous, change.state)
+        const effect =
+          change.unchanged === true
+            ? { send: [], moveOut: [] }
+            : change.previous === undefined && change.origin === REMOTE_ORIGIN
+              ? view.updateUnknown(change.key, change.state, change.before)
+              : view.update(change.key, change.previous, change.state)
+        if (!change.writerUpToDate && !effect.send.includes(change.key) && !effect.moveOut.includes(change.key)) {
+          // The view saw no change of membership, but the writer's own copy differs from the
+          // stored record (its write lost, or merged into something else): its subscriptions
+          // get the record when it is a member and a move-out when it is not.
+          for (const subscriber of view.subscribers as Set<Subscriber>) {
+            if (subscriber.owner !== change.origin) continue
+            let entry = out.get(subscriber)
+            if (entry === undefined) {
+              entry = { changes: [], moveOut: [], seq: 0 }
+              out.set(subscriber, entry)
+            }
+            if (view.isMember(change.key, change.state)) entry.changes.push({ key: change.key, state: view.project(change.state) })
+            else if (!view.plain) entry.moveOut.push(change.key)
+          }
+        }
         if (effect.send.length === 0 && effect.moveOut.length === 0) continue
         // A window may pull in another record: read it (the changed one is at hand).
         const others = effect.send.filter((k) => k !== change.key)
