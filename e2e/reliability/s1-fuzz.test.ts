@@ -33,7 +33,6 @@ import { readMap } from '../../packages/server-lite/test/helpers/snapshot'
 import { AUDIENCE, ISSUER, SECRET, token } from '../../packages/server-lite/test/helpers/tokens'
 import { mixFrame, type MixKind } from './support-b/fuzz-mix'
 import { mib, processMemory } from './support-b/memory'
-import { exclusive } from './support-b/exclusive'
 import { recordResult, reliabilityMode, scaled } from './support/results'
 
 const FRAMES = Number(process.env['OUTPOST_FUZZ_FRAMES'] ?? scaled(1_000_000, 100_000))
@@ -81,8 +80,7 @@ afterAll(async () => {
 
 describe('S1: fuzzed frames before and after auth', () => {
   // The project's 10-minute test timeout fits CI; the full run may take most of its hour.
-  it(`the relay survives ${FRAMES} seeded fuzz frames and keeps serving`, { timeout: BUDGET_MS + 600_000 }, () =>
-    exclusive('S1', async () => {
+  it(`the relay survives ${FRAMES} seeded fuzz frames and keeps serving`, { timeout: BUDGET_MS + 600_000 }, async () => {
       const seed = testSeed('S1')
       const began = Date.now()
       let deadline = Number.POSITIVE_INFINITY
@@ -293,6 +291,5 @@ describe('S1: fuzzed frames before and after auth', () => {
       expect(alice.ws.readyState).toBe(WebSocket.OPEN)
       expect(bob.ws.readyState).toBe(WebSocket.OPEN)
       expect(growth, `RSS growth ${mib(growth)} for ${mib(tally.bytes)} sent`).toBeLessThanOrEqual(MEMORY_FACTOR * tally.bytes)
-    }),
-  )
+  })
 })
