@@ -46,12 +46,14 @@ export class ShapeSet {
     const replica = new ShapeReplica(shape)
     const existing = this.#shapes.get(replica.id)
     if (existing !== undefined) return existing
+    // Registered before any await: a local write committed meanwhile must see the shape, or
+    // its key joins neither the members nor the tree and reconciliation never sees it.
+    this.#shapes.set(replica.id, replica)
     if (replica.filtered) {
       for (const { key } of await this.#store.scan(replica.membersCollection)) replica.members.add(key)
     }
     const cursor = await this.#store.getMeta(replica.cursorKey)
     if (typeof cursor === 'string') replica.cursor = cursor
-    this.#shapes.set(replica.id, replica)
     for (const kind of COLLECTION_KINDS) {
       const loaded = this.#maps.get(kind, shape.map)
       if (loaded !== undefined) for (const [key, state] of loaded.states) replica.track(kind, shape.map, key, state)

@@ -7,6 +7,7 @@
  * committer job.
  */
 import {
+  serializeError,
   isOutpostError,
   lwwMaxStamp,
   maxStamp as laterStamp,
@@ -135,7 +136,13 @@ export class EngineSyncHost implements SyncHost {
         // A key with a write of ours still pending stays in the shape (members and tree): the
         // write may yet bring it back, and if it does not, the next reconciliation sees the key
         // and moves it out. Dropping membership but keeping the data hid it from reconciliation for good.
-        if (COLLECTION_KINDS.some((kind) => this.#hasPending(kind, map, key))) continue
+        if (COLLECTION_KINDS.some((kind) => this.#hasPending(kind, map, key))) {
+          // The cursor (saved already, or arriving with this sync) would resume past this
+          // move-out: drop it, so the next sync reconciles by Merkle and moves the key out then.
+          replica.moveOutDeferred = true
+          if (replica.cursor !== undefined) void this.saveCursor(replica, undefined).catch((error: unknown) => this.connectionChanged(serializeError(error)))
+          continue
+        }
         committer.setMember(replica, key, false)
         replica.track('lww', map, key, undefined)
         if (this.#p.shapes.coveredElsewhere(replica, map, key)) continue
@@ -181,6 +188,11 @@ export class EngineSyncHost implements SyncHost {
 
   /** Keeps a shape's resume cursor, written only once the data it covers is in the store; undefined drops it. */
   async saveCursor(replica: ShapeReplica, cursor: string | undefined): Promise<void> {
+    if (cursor !== undefined && replica.moveOutDeferred) {
+      // This sync left a key the relay moved out (see ShapeReplica.moveOutDeferred): no cursor.
+      replica.moveOutDeferred = false
+      cursor = undefined
+    }
     const generation = cursor === undefined ? ++replica.cursorGeneration : replica.cursorGeneration
     if (cursor !== undefined) await this.#p.committer.flush()
     if (replica.cursorGeneration !== generation || this.#p.committer.closed) return

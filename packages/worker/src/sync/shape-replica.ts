@@ -33,6 +33,12 @@ export class ShapeReplica {
   cursor: string | undefined
   /** Bumped whenever the cursor is dropped, so a cursor save that started before the drop does not bring it back. */
   cursorGeneration = 0
+  /**
+   * A move-out was set aside because a write of ours to that key was pending: this sync did not
+   * leave the shape equal to the relay's, so it must not end in a cursor (a resume would never
+   * revisit the key); the next sync reconciles by Merkle and moves it out then.
+   */
+  moveOutDeferred = false
   readonly #test: CompiledPredicate
 
   constructor(shape: Shape) {
