@@ -40,6 +40,7 @@ import pg from 'pg'
 import { BusBase, BusError, decodeBusPacket, encodeBusPacket, type BusBaseOptions, type BusItem, type MapHint } from '@outpost/core'
 import { redact } from '../store/postgres-store'
 import { NOTIFY_PAYLOAD_BYTES, UNDEFINED_TABLE, channelFor, ensureBusTable, insertAndNotify, nameBytes, nameFromBytes, pruneMessages, quoteIdent, quoteSchema, selectHeads, selectMessage } from './postgres-bus-sql'
+import { ReconnectBackoff } from './reconnect-backoff'
 
 /** Options of {@link PostgresBus.open}. */
 export interface PostgresBusOptions extends BusBaseOptions {
@@ -92,11 +93,9 @@ export class PostgresBus extends BusBase {
   readonly #options: PostgresBusOptions
   readonly #pool: pg.Pool
   readonly #maxPacketBytes: number
-  readonly #random: () => number
+  readonly #backoff: ReconnectBackoff
   #listener: pg.Client | undefined
   readonly #dead = new WeakSet<pg.Client>()
-  #attempt = 0
-  #reconnectTimer: NodeJS.Timeout | undefined
   #pollTimer: NodeJS.Timeout | undefined
   #heartbeatTimer: NodeJS.Timeout | undefined
   readonly #queue: Pending[] = []
@@ -114,7 +113,7 @@ export class PostgresBus extends BusBase {
     this.schema = schema
     this.channel = channelFor(schema)
     this.applicationName = `outpost-bus ${this.node}`
-    this.#random = options.random ?? Math.random
+    this.#backoff = new ReconnectBackoff({ minMs: options.reconnectMinMs, maxMs: options.reconnectMaxMs, random: options.random })
     this.#maxPacketBytes = Math.max(this.limits.maxMessageBytes, PACKET_TARGET_BYTES) + 1024
     this.#pool = new pg.Pool({ connectionString: options.connectionString, max: 2, application_name: this.applicationName, connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000 })
     // An idle pool connection that breaks must not crash the relay: the next query reconnects.
@@ -334,16 +333,7 @@ export class PostgresBus extends BusBase {
   }
 
   #scheduleReconnect(): void {
-    if (this.state === 'closed' || this.#reconnectTimer !== undefined) return
-    const cap = Math.min(this.#options.reconnectMaxMs ?? 5_000, (this.#options.reconnectMinMs ?? 100) * 2 ** this.#attempt)
-    this.#attempt = Math.min(this.#attempt + 1, 30)
-    // Jitter spreads the retries of many relays that lost Postgres at the same moment.
-    const delay = cap / 2 + (cap / 2) * this.#random()
-    this.#reconnectTimer = setTimeout(() => {
-      this.#reconnectTimer = undefined
-      void this.#reconnect()
-    }, delay)
-    this.#reconnectTimer.unref()
+    if (this.state !== 'closed') this.#backoff.schedule(() => void this.#reconnect())
   }
 
   async #reconnect(): Promise<void> {
@@ -365,15 +355,15 @@ export class PostgresBus extends BusBase {
       return
     }
     this.#listener = client
-    this.#attempt = 0
+    this.#backoff.succeeded()
     this.connectionEvent('connected')
     // NOTIFYs sent while LISTEN was down are gone: look at the heads now rather than at the next tick.
     void this.#poll(true)
   }
 
   protected async release(): Promise<void> {
-    for (const timer of [this.#pollTimer, this.#heartbeatTimer, this.#reconnectTimer]) if (timer !== undefined) clearTimeout(timer)
-    this.#reconnectTimer = undefined
+    for (const timer of [this.#pollTimer, this.#heartbeatTimer]) if (timer !== undefined) clearTimeout(timer)
+    this.#backoff.cancel()
     // What was accepted is sent before the pool goes.
     await this.#flushing
     const listener = this.#listener

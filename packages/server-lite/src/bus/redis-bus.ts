@@ -30,6 +30,7 @@
 import { randomBytes } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import { BusBase, BusError, decodeBusPacket, encodeBusPacket, type BusBaseOptions, type BusItem } from '@outpost/core'
+import { ReconnectBackoff } from './reconnect-backoff'
 
 /** Options of {@link RedisBus.open}. */
 export interface RedisBusOptions extends BusBaseOptions {
@@ -93,7 +94,7 @@ export class RedisBus extends BusBase {
   /** The client name of this instance's connections (find them in `CLIENT LIST`). */
   readonly clientName: string
   readonly #options: RedisBusOptions
-  readonly #random: () => number
+  readonly #backoff: ReconnectBackoff
   readonly #maxPacketBytes: number
   #connections: Connections | undefined
   #lastId = '0-0'
@@ -101,15 +102,13 @@ export class RedisBus extends BusBase {
   #ordinal = 0
   /** The next read must be a checked one (MULTI with XINFO): after a reconnect, or while catching up. */
   #check = false
-  #attempt = 0
-  #reconnectTimer: NodeJS.Timeout | undefined
 
   private constructor(options: RedisBusOptions) {
     super(randomBytes(8).toString('hex'), options)
     this.#options = options
     this.key = `${options.keyPrefix ?? 'outpost:'}bus`
     this.clientName = `outpost-bus-${this.node}`
-    this.#random = options.random ?? Math.random
+    this.#backoff = new ReconnectBackoff({ minMs: options.reconnectMinMs, maxMs: options.reconnectMaxMs, random: options.random })
     this.#maxPacketBytes = this.limits.maxMessageBytes + 1024
   }
 
@@ -278,16 +277,7 @@ export class RedisBus extends BusBase {
   }
 
   #scheduleReconnect(): void {
-    if (this.state === 'closed' || this.#reconnectTimer !== undefined) return
-    const cap = Math.min(this.#options.reconnectMaxMs ?? 5_000, (this.#options.reconnectMinMs ?? 100) * 2 ** this.#attempt)
-    this.#attempt = Math.min(this.#attempt + 1, 30)
-    // Jitter spreads the retries of many relays that lost Redis at the same moment.
-    const delay = cap / 2 + (cap / 2) * this.#random()
-    this.#reconnectTimer = setTimeout(() => {
-      this.#reconnectTimer = undefined
-      void this.#reconnect()
-    }, delay)
-    this.#reconnectTimer.unref()
+    if (this.state !== 'closed') this.#backoff.schedule(() => void this.#reconnect())
   }
 
   async #reconnect(): Promise<void> {
@@ -306,15 +296,14 @@ export class RedisBus extends BusBase {
       return
     }
     this.#connections = connections
-    this.#attempt = 0
+    this.#backoff.succeeded()
     this.#check = true
     this.connectionEvent('connected')
     void this.#readLoop(connections)
   }
 
   protected async release(): Promise<void> {
-    if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer)
-    this.#reconnectTimer = undefined
+    this.#backoff.cancel()
     const connections = this.#connections
     this.#connections = undefined
     if (connections === undefined) return
