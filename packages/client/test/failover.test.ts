@@ -10,9 +10,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { POSTGRES_URL, dropSchemas, freshSchema, postgresMissing } from '../../server-lite/test/helpers/postgres'
 import WebSocket from 'ws'
 import { ConfigError, MAX_RELAY_URLS } from '@outpost/core'
 import { createRelay } from '@outpost/server-lite'
@@ -20,7 +19,6 @@ import { createClient, type ClientStatus, type OutpostClient } from '../src/inde
 import { freshDb, until, waitFor } from './helpers'
 import { spawnRelay, type RelayChild } from './relay-process'
 
-const POSTGRES_URL = process.env['OUTPOST_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
 const cleanups: (() => Promise<void>)[] = []
 const schemas: string[] = []
 
@@ -28,35 +26,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-afterAll(async () => {
-  if (schemas.length === 0) return
-  const client = new pg.Client({ connectionString: POSTGRES_URL })
-  await client.connect()
-  try {
-    for (const schema of schemas) await client.query(`drop schema if exists "${schema}" cascade`)
-  } finally {
-    await client.end()
-  }
-})
-
-/** Undefined when Postgres answers; otherwise why not (throws under OUTPOST_REQUIRE_SERVICES=1). */
-async function postgresMissing(): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 3_000 })
-  let reason: string | undefined
-  try {
-    await client.connect()
-    await client.query('select 1')
-  } catch (error) {
-    reason = `PostgreSQL at ${POSTGRES_URL} is not reachable (${error instanceof Error ? error.message : String(error)})`
-  } finally {
-    await client.end().catch(() => undefined)
-  }
-  if (reason !== undefined) {
-    if (process.env['OUTPOST_REQUIRE_SERVICES'] === '1') throw new Error(`OUTPOST_REQUIRE_SERVICES=1 but ${reason}`)
-    console.log(`[postgres] skipping: ${reason}`)
-  }
-  return reason
-}
+afterAll(() => dropSchemas(schemas))
 
 const postgres = await postgresMissing()
 
@@ -129,7 +99,7 @@ describe('relay URL list', () => {
 
 describe.skipIf(postgres !== undefined)('failover between relays over one Postgres (Postgres bus)', () => {
   async function relays(n: number): Promise<RelayChild[]> {
-    const schema = `fo_${randomBytes(6).toString('hex')}`
+    const schema = freshSchema('fo')
     schemas.push(schema)
     const out: RelayChild[] = []
     for (let i = 0; i < n; i++) {

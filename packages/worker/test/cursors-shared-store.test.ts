@@ -3,36 +3,16 @@
  * relay B over the same Postgres store resumes by the cursor A gave it (issues 11 + 12).
  * Skips with a printed reason without Postgres (fails under OUTPOST_REQUIRE_SERVICES=1).
  */
-import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { POSTGRES_URL, dropSchemas, freshSchema, postgresMissing } from '../../server-lite/test/helpers/postgres'
 import { createRelay, type Relay } from '@outpost/server-lite'
 import type { Engine } from '../src/engine'
 import { ShapeReplica } from '../src/sync/shape-replica'
 import { engineOn, freshIdb, unwrap, waitFor } from './helpers'
 
-const POSTGRES_URL = process.env['OUTPOST_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
 const DOCS_CURSOR = new ShapeReplica({ map: 'docs' }).cursorKey
 const cleanups: (() => Promise<void>)[] = []
 const schemas: string[] = []
-
-async function postgresMissing(): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 3_000 })
-  let reason: string | undefined
-  try {
-    await client.connect()
-    await client.query('select 1')
-  } catch (error) {
-    reason = `PostgreSQL at ${POSTGRES_URL} is not reachable (${error instanceof Error ? error.message : String(error)})`
-  } finally {
-    await client.end().catch(() => undefined)
-  }
-  if (reason !== undefined) {
-    if (process.env['OUTPOST_REQUIRE_SERVICES'] === '1') throw new Error(`OUTPOST_REQUIRE_SERVICES=1 but ${reason}`)
-    console.log(`[postgres] skipping: ${reason}`)
-  }
-  return reason
-}
 
 const postgres = await postgresMissing()
 
@@ -40,16 +20,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-afterAll(async () => {
-  if (schemas.length === 0) return
-  const client = new pg.Client({ connectionString: POSTGRES_URL })
-  await client.connect()
-  try {
-    for (const schema of schemas) await client.query(`drop schema if exists "${schema}" cascade`)
-  } finally {
-    await client.end()
-  }
-})
+afterAll(() => dropSchemas(schemas))
 
 function start(url: string | string[]): Engine {
   const engine = engineOn(freshIdb(), { url })
@@ -59,7 +30,7 @@ function start(url: string | string[]): Engine {
 
 describe.skipIf(postgres !== undefined)('cursors over a shared Postgres store', () => {
   it('a client that fails over from relay A to relay B resumes by the cursor A issued', async () => {
-    const schema = `cur_${randomBytes(6).toString('hex')}`
+    const schema = freshSchema('cur')
     schemas.push(schema)
     const relays: Relay[] = []
     for (const name of ['a', 'b']) {
