@@ -24,24 +24,14 @@
  */
 import pg from 'pg'
 import {
-  InternalError,
   InvalidKeyError,
-  InvalidValueError,
   SYNC_TREE_DEPTH,
   StoreClosedError,
   StoreError,
-  addToSum,
   assertStoredValue,
-  decode,
   encode,
-  entryHash,
   isOutpostError,
-  leafPathOf,
-  stateDigest,
-  type CollectionKind,
-  type CrdtState,
   type HashSum,
-  type OutpostError,
   type RecordScan,
   type ScanOptions,
   type Store,
@@ -55,31 +45,10 @@ import {
   type WriteOutcome,
   type WriteRequest,
 } from '@outpost/core'
+import { decodeValue, fromUtf16, leafHex, leafOf, recordOf, selectMapRow, selectRecords, utf16, type MapRow, type RawRecord } from './postgres-rows'
 import { migrate, quoteSchema } from './postgres-schema'
+import { applyWritesIn, patchLeaves } from './postgres-writes'
 import { PostgresLockBackend } from './postgres-locks'
-
-/** Stored values are decoded without the wire's size limits: they were checked when written. */
-const STORED_LIMITS = { maxFrameBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1024, maxElements: Number.MAX_SAFE_INTEGER }
-
-function utf16(value: string): Buffer {
-  return Buffer.from(value, 'utf16le').swap16()
-}
-
-function fromUtf16(bytes: Buffer): string {
-  return Buffer.from(bytes).swap16().toString('utf16le')
-}
-
-function leafOf(key: string): number {
-  return Number.parseInt(leafPathOf(key, SYNC_TREE_DEPTH), 16)
-}
-
-function leafHex(leaf: number): string {
-  return leaf.toString(16).padStart(SYNC_TREE_DEPTH, '0')
-}
-
-function decodeValue(bytes: Buffer): Value {
-  return decode(bytes, STORED_LIMITS) as Value
-}
 
 function checkName(name: unknown, what: string): asserts name is string {
   if (typeof name !== 'string') throw new InvalidKeyError(`${what} must be a string, got ${typeof name}`, { what })
@@ -93,14 +62,6 @@ export interface PostgresStoreOptions {
   readonly schema?: string
   /** Connections in the pool. */
   readonly poolSize?: number
-}
-
-interface MapRow {
-  id: number
-  kind: CollectionKind
-  head: number
-  floor: number
-  count: number
 }
 
 /** core's Store and SyncStore on PostgreSQL; see the module comment. */
@@ -181,6 +142,16 @@ export class PostgresStore implements Store, SyncStore {
     this.#check()
     try {
       return await this.#pool.query<R>(text, values)
+    } catch (error) {
+      throw this.#wrap(error)
+    }
+  }
+
+  /** `work` on the pool, with the store's closed check and error wrapping. */
+  async #read<T>(work: (db: pg.Pool) => Promise<T>): Promise<T> {
+    this.#check()
+    try {
+      return await work(this.#pool)
     } catch (error) {
       throw this.#wrap(error)
     }
@@ -329,10 +300,8 @@ export class PostgresStore implements Store, SyncStore {
   // ───────────────────────────── SyncStore (records) ─────────────────────────────
 
   async #mapRow(map: string, client?: pg.PoolClient, lock = false): Promise<MapRow | undefined> {
-    const text = `select id, kind, head, floor, count from ${this.#s}.maps where name = $1${lock ? ' for update' : ''}`
-    const { rows } = client === undefined ? await this.#query<RawMap>(text, [utf16(map)]) : await client.query<RawMap>(text, [utf16(map)])
-    const row = rows[0]
-    return row === undefined ? undefined : { id: row.id, kind: row.kind as CollectionKind, head: Number(row.head), floor: Number(row.floor), count: Number(row.count) }
+    if (client !== undefined) return selectMapRow(client, this.#s, map, lock)
+    return this.#read((db) => selectMapRow(db, this.#s, map))
   }
 
   async mapInfo(map: string): Promise<SyncMapInfo | undefined> {
@@ -348,15 +317,8 @@ export class PostgresStore implements Store, SyncStore {
   async getRecords(map: string, keys: readonly string[]): Promise<(SyncRecord | undefined)[]> {
     const row = await this.#mapRow(map)
     if (row === undefined || keys.length === 0) return keys.map(() => undefined)
-    const { rows } = await this.#query<RawRecord>(
-      `select r.key, r.seq, r.state from ${this.#s}.records r join unnest($2::int[], $3::bytea[]) as k(leaf, key) on r.leaf = k.leaf and r.key = k.key where r.map_id = $1`,
-      [row.id, keys.map(leafOf), keys.map(utf16)],
-    )
-    const found = new Map(rows.map((r) => [fromUtf16(r.key), r]))
-    return keys.map((key) => {
-      const r = found.get(key)
-      return r === undefined ? undefined : { key, seq: Number(r.seq), state: decodeValue(r.state) as unknown as CrdtState }
-    })
+    const found = new Map((await this.#read((db) => selectRecords(db, this.#s, row.id, keys))).map((r) => [r.key, r]))
+    return keys.map((key) => found.get(key))
   }
 
   async scanRecords(map: string, scan: RecordScan): Promise<SyncRecord[]> {
@@ -377,7 +339,7 @@ export class PostgresStore implements Store, SyncStore {
     }
     values.push(scan.limit)
     const { rows } = await this.#query<RawRecord>(`select key, seq, state from ${this.#s}.records where ${where} order by leaf, key limit $${values.length}`, values)
-    return rows.map((r) => ({ key: fromUtf16(r.key), seq: Number(r.seq), state: decodeValue(r.state) as unknown as CrdtState }))
+    return rows.map(recordOf)
   }
 
   async readLog(map: string, afterSeq: number, limit: number): Promise<SyncLogEntry[]> {
@@ -400,121 +362,7 @@ export class PostgresStore implements Store, SyncStore {
 
   async applyWrites(requests: readonly WriteRequest[]): Promise<WriteOutcome[]> {
     if (requests.length === 0) return []
-    return this.#transaction(async (client) => {
-      // 1. Lock every map written, in name order (no deadlock between two transactions).
-      const names = [...new Set(requests.map((r) => r.map))].sort((a, b) => Buffer.compare(utf16(a), utf16(b)))
-      const rows = new Map<string, MapRow>()
-      const created = new Set<string>()
-      for (const name of names) {
-        let row = await this.#mapRow(name, client, true)
-        if (row === undefined) {
-          // The first write of a new map: create its row now (locked: we hold the insert), drop it at the end if nothing landed.
-          const kind = (requests.find((r) => r.map === name) as WriteRequest).kind
-          const inserted = await client.query<{ id: number }>(`insert into ${this.#s}.maps (name, kind) values ($1, $2) on conflict (name) do nothing returning id`, [utf16(name), kind])
-          if (inserted.rows[0] !== undefined) created.add(name)
-          row = (await this.#mapRow(name, client, true)) as MapRow
-        }
-        rows.set(name, row)
-      }
-      // 2. Read the current records (the maps' row locks keep other writers of these maps out).
-      const current = new Map<string, SyncRecord>()
-      for (const name of names) {
-        const row = rows.get(name) as MapRow
-        const keys = [...new Set(requests.filter((r) => r.map === name).map((r) => r.key))]
-        const { rows: found } = await client.query<RawRecord>(
-          `select r.key, r.seq, r.state from ${this.#s}.records r join unnest($2::int[], $3::bytea[]) as k(leaf, key) on r.leaf = k.leaf and r.key = k.key where r.map_id = $1`,
-          [row.id, keys.map(leafOf), keys.map(utf16)],
-        )
-        for (const r of found) {
-          const key = fromUtf16(r.key)
-          current.set(`${name}\u0000${key}`, { key, seq: Number(r.seq), state: decodeValue(r.state) as unknown as CrdtState })
-        }
-      }
-      // 3. Decide, in request order, against the records as this transaction changes them.
-      const outcomes: WriteOutcome[] = []
-      const writes: { map: string; record: SyncRecord; previous: SyncRecord | undefined; before: Value | undefined }[] = []
-      for (const request of requests) {
-        const row = rows.get(request.map) as MapRow
-        const stageKey = `${request.map}\u0000${request.key}`
-        const record = current.get(stageKey)
-        let decision
-        try {
-          if (row.kind !== request.kind) throw new InvalidValueError(`Map ${request.map} holds ${row.kind} data; this change is ${request.kind}. Use a different map name`, { map: request.map, kind: row.kind })
-          decision = request.decide(record)
-          if (decision !== undefined) assertStoredValue(decision.state as unknown as Value, `${request.map}/${request.key.slice(0, 64)}`)
-        } catch (error) {
-          if (!isOutpostError(error)) throw new InternalError(`a write decision failed unexpectedly: ${error instanceof Error ? error.message : String(error)}`)
-          outcomes.push({ status: 'refused', error: error as OutpostError })
-          continue
-        }
-        if (decision === undefined) {
-          outcomes.push({ status: 'unchanged', current: record })
-          continue
-        }
-        row.head += 1
-        if (record === undefined) row.count += 1
-        const next: SyncRecord = { key: request.key, seq: row.head, state: decision.state }
-        current.set(stageKey, next)
-        writes.push({ map: request.map, record: next, previous: record, before: decision.before })
-        outcomes.push({ status: 'applied', seq: row.head, state: decision.state, previous: record })
-      }
-      // 4. Write records, log entries, leaf sums and bookkeeping.
-      const latest = new Map<string, { map: string; record: SyncRecord }>()
-      for (const w of writes) latest.set(`${w.map}\u0000${w.record.key}`, w)
-      if (latest.size > 0) {
-        const list = [...latest.values()]
-        await client.query(
-          `insert into ${this.#s}.records (map_id, leaf, key, seq, state) select * from unnest($1::int[], $2::int[], $3::bytea[], $4::bigint[], $5::bytea[]) on conflict (map_id, leaf, key) do update set seq = excluded.seq, state = excluded.state`,
-          [list.map((w) => (rows.get(w.map) as MapRow).id), list.map((w) => leafOf(w.record.key)), list.map((w) => utf16(w.record.key)), list.map((w) => w.record.seq), list.map((w) => Buffer.from(encode(w.record.state as unknown as Value)))],
-        )
-        await client.query(
-          `insert into ${this.#s}.log (map_id, seq, key, before) select * from unnest($1::int[], $2::bigint[], $3::bytea[], $4::bytea[])`,
-          [writes.map((w) => (rows.get(w.map) as MapRow).id), writes.map((w) => w.record.seq), writes.map((w) => utf16(w.record.key)), writes.map((w) => (w.before === undefined ? null : Buffer.from(encode(w.before))))],
-        )
-        await this.#patchLeaves(client, rows, writes.map((w) => ({ map: w.map, key: w.record.key, remove: w.previous?.state, add: w.record.state })))
-      }
-      for (const name of names) {
-        const row = rows.get(name) as MapRow
-        if (created.has(name) && !writes.some((w) => w.map === name)) await client.query(`delete from ${this.#s}.maps where id = $1`, [row.id])
-        else await client.query(`update ${this.#s}.maps set head = $2, count = $3 where id = $1`, [row.id, row.head, row.count])
-      }
-      return outcomes
-    })
-  }
-
-  /** Applies entry-hash changes to the touched leaves (read for update, rewritten once each). */
-  async #patchLeaves(client: pg.PoolClient, rows: ReadonlyMap<string, MapRow>, changes: readonly { map: string; key: string; remove: CrdtState | undefined; add: CrdtState | undefined }[]): Promise<void> {
-    const sums = new Map<string, { mapId: number; leaf: number; sum: HashSum }>()
-    const touched = new Map<string, { mapId: number; leaf: number }>()
-    for (const change of changes) {
-      const row = rows.get(change.map) as MapRow
-      const leaf = leafOf(change.key)
-      touched.set(`${row.id}:${leaf}`, { mapId: row.id, leaf })
-    }
-    const list = [...touched.values()].sort((a, b) => a.mapId - b.mapId || a.leaf - b.leaf)
-    const { rows: found } = await client.query<{ map_id: number; leaf: number; hi: string; lo: string; count: string }>(
-      `select l.map_id, l.leaf, l.hi, l.lo, l.count from ${this.#s}.leaves l join unnest($1::int[], $2::int[]) as t(map_id, leaf) on l.map_id = t.map_id and l.leaf = t.leaf order by l.map_id, l.leaf for update of l`,
-      [list.map((t) => t.mapId), list.map((t) => t.leaf)],
-    )
-    for (const t of list) sums.set(`${t.mapId}:${t.leaf}`, { mapId: t.mapId, leaf: t.leaf, sum: { hi: 0, lo: 0, count: 0 } })
-    for (const r of found) (sums.get(`${r.map_id}:${r.leaf}`) as { sum: HashSum }).sum = { hi: Number(r.hi), lo: Number(r.lo), count: Number(r.count) }
-    for (const change of changes) {
-      const row = rows.get(change.map) as MapRow
-      const entry = sums.get(`${row.id}:${leafOf(change.key)}`) as { sum: HashSum }
-      if (change.remove !== undefined) addToSum(entry.sum, entryHash(change.key, stateDigest(row.kind, change.remove as never)), -1)
-      if (change.add !== undefined) addToSum(entry.sum, entryHash(change.key, stateDigest(row.kind, change.add as never)), 1)
-    }
-    const keep = [...sums.values()].filter((s) => s.sum.count > 0)
-    const drop = [...sums.values()].filter((s) => s.sum.count <= 0)
-    if (keep.length > 0) {
-      await client.query(
-        `insert into ${this.#s}.leaves (map_id, leaf, hi, lo, count) select * from unnest($1::int[], $2::int[], $3::bigint[], $4::bigint[], $5::bigint[]) on conflict (map_id, leaf) do update set hi = excluded.hi, lo = excluded.lo, count = excluded.count`,
-        [keep.map((s) => s.mapId), keep.map((s) => s.leaf), keep.map((s) => s.sum.hi), keep.map((s) => s.sum.lo), keep.map((s) => s.sum.count)],
-      )
-    }
-    if (drop.length > 0) {
-      await client.query(`delete from ${this.#s}.leaves l using unnest($1::int[], $2::int[]) as t(map_id, leaf) where l.map_id = t.map_id and l.leaf = t.leaf`, [drop.map((s) => s.mapId), drop.map((s) => s.leaf)])
-    }
+    return this.#transaction((client) => applyWritesIn(client, this.#s, requests))
   }
 
   async trimLog(map: string, throughSeq: number): Promise<number> {
@@ -533,32 +381,14 @@ export class PostgresStore implements Store, SyncStore {
     return this.#transaction(async (client) => {
       const row = await this.#mapRow(map, client, true)
       if (row === undefined) return []
-      const { rows: found } = await client.query<RawRecord>(
-        `select r.key, r.seq, r.state from ${this.#s}.records r join unnest($2::int[], $3::bytea[]) as k(leaf, key) on r.leaf = k.leaf and r.key = k.key where r.map_id = $1`,
-        [row.id, keys.map(leafOf), keys.map(utf16)],
-      )
-      const doomed = found.map((r) => ({ key: fromUtf16(r.key), seq: Number(r.seq), state: decodeValue(r.state) as unknown as CrdtState })).filter(still)
+      const doomed = (await selectRecords(client, this.#s, row.id, keys)).filter(still)
       if (doomed.length === 0) return []
       await client.query(`delete from ${this.#s}.records r using unnest($2::int[], $3::bytea[]) as k(leaf, key) where r.map_id = $1 and r.leaf = k.leaf and r.key = k.key`, [row.id, doomed.map((r) => leafOf(r.key)), doomed.map((r) => utf16(r.key))])
-      await this.#patchLeaves(client, new Map([[map, row]]), doomed.map((r) => ({ map, key: r.key, remove: r.state, add: undefined })))
+      await patchLeaves(client, this.#s, new Map([[map, row]]), doomed.map((r) => ({ map, key: r.key, remove: r.state, add: undefined })))
       await client.query(`update ${this.#s}.maps set count = count - $2 where id = $1`, [row.id, doomed.length])
       return doomed.map((r) => r.key)
     })
   }
-}
-
-interface RawMap {
-  id: number
-  kind: string
-  head: string
-  floor: string
-  count: string
-}
-
-interface RawRecord {
-  key: Buffer
-  seq: string
-  state: Buffer
 }
 
 /** A connection string without its password, for messages. */
