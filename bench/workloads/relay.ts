@@ -130,6 +130,11 @@ async function connectAll<T>(count: number, connect: (k: number) => Promise<T>):
   return out
 }
 
+/** Extra Node flags for the relay process, e.g. `OUTPOST_BENCH_RELAY_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof'` to profile it. */
+function profileFlags(): string[] {
+  return (process.env['OUTPOST_BENCH_RELAY_FLAGS'] ?? '').split(' ').filter((flag) => flag !== '')
+}
+
 /** Runs workload 6. */
 export async function relayLoad(context: BenchContext): Promise<ResultRow[]> {
   const quick = context.quick
@@ -139,7 +144,7 @@ export async function relayLoad(context: BenchContext): Promise<ResultRow[]> {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-relay6-'))
   const config = join(dir, 'relay.json')
   await writeFile(config, JSON.stringify({ limits: BENCH_LIMITS, logLevel: 'error' }))
-  const relay = await spawnServer(process.execPath, [...NODE_SOURCE_FLAGS, 'packages/server-lite/src/cli.ts', '--port', '0', '--data-dir', join(dir, 'data'), '--config', config], context.root, (line) => parseJsonPort(line, 'listening'))
+  const relay = await spawnServer(process.execPath, [...NODE_SOURCE_FLAGS, ...profileFlags(), 'packages/server-lite/src/cli.ts', '--port', '0', '--data-dir', join(dir, 'data'), '--config', config], context.root, (line) => parseJsonPort(line, 'listening'))
   const raw = await spawnServer(process.execPath, ['--import', 'tsx', 'bench/servers/ws-baseline.ts'], context.root, (line) => parseJsonPort(line))
   const relayUrl = `ws://127.0.0.1:${relay.port}`
   try {
