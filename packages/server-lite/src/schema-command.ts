@@ -19,7 +19,7 @@ import { SyncService, type RelayStore } from './sync/sync-service'
 import type { PipelineContext } from './sync/write-pipeline'
 
 /** Runs `check` or `migrate` for `config`; resolves with the lines to print and the exit code. */
-export async function runSchemaCommand(command: 'check' | 'migrate', config: RelayConfig, options: { maxPages?: number } = {}): Promise<{ lines: string[]; exitCode: number; report: SchemaDrift[] | SchemaMigration[] }> {
+export async function runSchemaCommand(command: 'check' | 'migrate', config: RelayConfig, options: { maxPages?: number; pageSize?: number } = {}): Promise<{ lines: string[]; exitCode: number; report: SchemaDrift[] | SchemaMigration[] }> {
   if (config.schema === undefined) return { lines: ['outpost-server schema: pass --schema <module> (the module exporting your map schemas)'], exitCode: 1, report: [] }
   const gate = new SchemaGate(await loadSchemas(config.schema), config.schemaMode)
   const store: RelayStore = config.store === 'lmdb' ? LmdbStore.open({ path: config.dataDir }) : await PostgresStore.open({ connectionString: config.store, schema: config.storeSchema })
@@ -54,6 +54,7 @@ export async function runSchemaCommand(command: 'check' | 'migrate', config: Rel
       write: (requests) => sync.write(requests, sync),
       savePosition: (key, value) => sync.commit({ meta: [{ key, value }] }),
       ...(options.maxPages === undefined ? {} : { maxPages: options.maxPages }),
+      ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
     })
     await sync.settle()
     const lines = report.map(

@@ -26,6 +26,7 @@ import {
   SchemaValidationError,
   assertSchemaSet,
   checkRecord,
+  lwwMaxStamp,
   lwwView,
   mergeLww,
   upgradeDelta,
@@ -92,9 +93,19 @@ export class SchemaGate {
     const view = lwwView(after)
     const { upgraded } = checkRecord(schema, view, where)
     if (upgraded === undefined || view === undefined) return after
-    const delta = upgradeDelta(view, upgraded, () => clock.tick())
+    const delta = upgradeDelta(view, upgraded, ticksAfter(clock, after))
     return delta === undefined ? after : mergeLww(after, delta)
   }
+}
+
+/**
+ * A tick function whose stamps sort after every stamp in `state`, so the relay's upgrade
+ * (a tombstone when a field is dropped, new registers) wins over the writes it upgrades.
+ */
+export function ticksAfter(clock: Hlc, state: LwwRecordState): () => ReturnType<Hlc['tick']> {
+  const newest = lwwMaxStamp(state)
+  if (newest !== null) clock.receive(newest)
+  return () => clock.tick()
 }
 
 /** Loads the schema module at `path`: its `schemas` export, or its default export. Throws `ConfigError` saying what is wrong. */

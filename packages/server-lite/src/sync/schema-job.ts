@@ -19,13 +19,12 @@ import {
   recordVersion,
   checkRecord,
   upgradeDelta,
-  type Hlc,
   type LwwRecordState,
   type SyncStore,
   type Value,
 } from '@outpost/core'
 import type { MapAccess } from '../auth/rules'
-import type { SchemaGate } from './schema-gate'
+import { ticksAfter, type SchemaGate } from './schema-gate'
 import { writeRequest, type PipelineContext, type PipelineRequest } from './write-pipeline'
 
 /** Sample keys kept per category in a report. */
@@ -149,7 +148,6 @@ export async function migrateSchemas(options: MigrateOptions): Promise<SchemaMig
   const { store, gate, pipeline } = options
   const pageSize = options.pageSize ?? 200
   const writer = { replicaId: options.replicaId, access: () => FULL_ACCESS }
-  const tick = (clock: Hlc) => () => clock.tick()
   let pages = 0
   const results: SchemaMigration[] = []
   for (const [map, schema] of Object.entries(gate.schemas)) {
@@ -183,7 +181,7 @@ export async function migrateSchemas(options: MigrateOptions): Promise<SchemaMig
         try {
           const migrated = migrateRecord(schema, view, where)
           if (!migrated.changed) continue
-          const delta = upgradeDelta(view, migrated.record, tick(pipeline.clock))
+          const delta = upgradeDelta(view, migrated.record, ticksAfter(pipeline.clock, record.state as LwwRecordState))
           if (delta === undefined) continue
           requests.push(writeRequest({ kind: 'lww', map, key: record.key, state: delta }, writer, 'lww', pipeline))
           keys.push(record.key)
