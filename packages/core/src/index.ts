@@ -349,6 +349,7 @@ export {
   recordVersion,
   schemaVersionsOf,
   stampVersion,
+  stampsAfter,
   upgradeDelta,
   validateSync,
   validateWithSchema,

@@ -18,6 +18,7 @@ import {
   lwwView,
   mergeLww,
   migrateRecord,
+  stampsAfter,
   upgradeDelta,
   type RecordValue,
   type ReplicaId,
@@ -125,5 +126,20 @@ describe('upgradeDelta', () => {
     const to = { title: 'a', priority: 3, _v: 2 }
     const delta = upgradeDelta(lwwView(base) as RecordValue, to, () => clock.tick())
     expect(lwwView(mergeLww(base, delta!))).toEqual(to)
+  })
+})
+
+describe('stampsAfter', () => {
+  it('stamps an upgrade above the writes it upgrades and below any later edit', () => {
+    let wall = 5_000
+    const device = new Hlc({ replicaId: 'device' as ReplicaId, now: () => wall })
+    const v1 = lwwUpdateState({ title: 'old', urgent: true }, device.tick())
+    wall += 10
+    const laterEdit = lwwUpdateState({ title: 'new' }, device.tick())
+    const upgrade = upgradeDelta(lwwView(v1) as RecordValue, { title: 'old', priority: 3, _v: 2 }, stampsAfter(v1, 'relay' as ReplicaId))!
+    // The upgrade replaces the v1 record; the later edit of the title survives it in any merge order.
+    expect(lwwView(mergeLww(v1, upgrade))).toEqual({ title: 'old', priority: 3, _v: 2 })
+    expect(lwwView(mergeLww(mergeLww(v1, laterEdit), upgrade))).toEqual({ title: 'new', priority: 3, _v: 2 })
+    expect(lwwView(mergeLww(mergeLww(v1, upgrade), laterEdit))).toEqual({ title: 'new', priority: 3, _v: 2 })
   })
 })

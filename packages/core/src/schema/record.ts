@@ -4,8 +4,9 @@
  * local write would produce (SDK). A deleted record needs nothing; a live one is upgraded
  * to the schema's version if it is older, and the result must validate.
  */
-import { lwwSetState, lwwUpdateState } from '../crdt/lww-record'
-import type { LwwRecordState, RecordValue, Stamp } from '../types'
+import { MAX_COUNTER, decodeStamp, encodeStamp } from '../clock/hlc'
+import { lwwMaxStamp, lwwSetState, lwwUpdateState } from '../crdt/lww-record'
+import type { LwwRecordState, RecordValue, ReplicaId, Stamp } from '../types'
 import { valuesEqual } from '../value'
 import { migrateRecord } from './migrate'
 import type { MapSchema } from './types'
@@ -48,4 +49,25 @@ export function upgradeDelta(from: RecordValue, to: RecordValue, tick: () => Sta
     any = true
   }
   return any ? lwwUpdateState(patch as RecordValue, tick()) : undefined
+}
+
+/**
+ * Stamps for the upgrade of `state` by `replica`: each just above the previous one,
+ * starting just above the newest stamp in `state` (same wall time, next counters). An
+ * upgrade so stamped wins over the writes it upgrades and over nothing later: a write
+ * made after them (a later wall time) still wins over the upgrade, so upgrading never
+ * takes an edit away.
+ */
+export function stampsAfter(state: LwwRecordState, replica: ReplicaId): () => Stamp {
+  const newest = lwwMaxStamp(state)
+  let { wall, counter } = newest === null ? { wall: 0, counter: 0 } : decodeStamp(newest)
+  return () => {
+    if (counter >= MAX_COUNTER) {
+      wall++
+      counter = 0
+    } else {
+      counter++
+    }
+    return encodeStamp({ wall, counter, replica })
+  }
 }

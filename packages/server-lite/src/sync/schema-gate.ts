@@ -14,7 +14,8 @@
  *
  * Versions: a record older than the map's schema (its `_v` field, absent = 1) is upgraded
  * by the migration chain when it is written; the upgrade is stored as the relay's own write
- * merged into the same commit. `schema migrate` upgrades the records nobody writes.
+ * merged into the same commit, stamped just above the record's newest write, so an edit
+ * made later still wins over it. `schema migrate` upgrades the records nobody writes.
  *
  * Modes: `optional` checks maps that have a schema; `strict` also refuses writes to LWW
  * maps without one. Schemas describe LWW records: an OR-map or counter write to a map with
@@ -26,12 +27,12 @@ import {
   SchemaValidationError,
   assertSchemaSet,
   checkRecord,
-  lwwMaxStamp,
   lwwView,
   mergeLww,
+  stampsAfter,
   upgradeDelta,
   type Change,
-  type Hlc,
+  type ReplicaId,
   type LwwRecordState,
   type MapSchema,
   type SchemaSet,
@@ -87,25 +88,16 @@ export class SchemaGate {
    * when it validates, `after` plus the relay's upgrade when it was older than the schema.
    * Throws `SchemaValidationError` naming the failing path.
    */
-  check(map: string, after: LwwRecordState, where: string, clock: Hlc): LwwRecordState {
+  check(map: string, after: LwwRecordState, where: string, replica: ReplicaId): LwwRecordState {
     const schema = this.schemaOf(map)
     if (schema === undefined) return after
     const view = lwwView(after)
     const { upgraded } = checkRecord(schema, view, where)
     if (upgraded === undefined || view === undefined) return after
-    const delta = upgradeDelta(view, upgraded, ticksAfter(clock, after))
+    // Stamped just above the record's newest write (see `stampsAfter`): a later edit still wins over the upgrade.
+    const delta = upgradeDelta(view, upgraded, stampsAfter(after, replica))
     return delta === undefined ? after : mergeLww(after, delta)
   }
-}
-
-/**
- * A tick function whose stamps sort after every stamp in `state`, so the relay's upgrade
- * (a tombstone when a field is dropped, new registers) wins over the writes it upgrades.
- */
-export function ticksAfter(clock: Hlc, state: LwwRecordState): () => ReturnType<Hlc['tick']> {
-  const newest = lwwMaxStamp(state)
-  if (newest !== null) clock.receive(newest)
-  return () => clock.tick()
 }
 
 /** Loads the schema module at `path`: its `schemas` export, or its default export. Throws `ConfigError` saying what is wrong. */

@@ -18,13 +18,14 @@ import {
   migrateRecord,
   recordVersion,
   checkRecord,
+  stampsAfter,
   upgradeDelta,
   type LwwRecordState,
   type SyncStore,
   type Value,
 } from '@outpost/core'
 import type { MapAccess } from '../auth/rules'
-import { ticksAfter, type SchemaGate } from './schema-gate'
+import type { SchemaGate } from './schema-gate'
 import { writeRequest, type PipelineContext, type PipelineRequest } from './write-pipeline'
 
 /** Sample keys kept per category in a report. */
@@ -181,7 +182,7 @@ export async function migrateSchemas(options: MigrateOptions): Promise<SchemaMig
         try {
           const migrated = migrateRecord(schema, view, where)
           if (!migrated.changed) continue
-          const delta = upgradeDelta(view, migrated.record, ticksAfter(pipeline.clock, record.state as LwwRecordState))
+          const delta = upgradeDelta(view, migrated.record, stampsAfter(record.state as LwwRecordState, pipeline.clock.replicaId))
           if (delta === undefined) continue
           requests.push(writeRequest({ kind: 'lww', map, key: record.key, state: delta }, writer, 'lww', pipeline))
           keys.push(record.key)

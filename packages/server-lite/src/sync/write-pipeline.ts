@@ -105,7 +105,7 @@ export function writeRequest(change: Change, writer: Writer, kind: CollectionKin
         if (resolved !== undefined) after = mergeState('lww', after as LwwRecordState, resolved)
       }
       if (current !== undefined && stateEquals(change.kind, current as never, after as never)) return undefined
-      if (change.kind === 'lww' && context.schemas !== undefined) after = context.schemas.check(change.map, after as LwwRecordState, where, context.clock)
+      if (change.kind === 'lww' && context.schemas !== undefined) after = context.schemas.check(change.map, after as LwwRecordState, where, context.clock.replicaId)
       // Exact only when a cheap upper bound says it might not fit (most records are far below the limit).
       const bound = encodedSizeBound(after, budget.bytes - change.key.length * 3 - change.map.length * 3 - 64, budget.elements - 16)
       if (bound.bytes > budget.bytes - change.key.length * 3 - change.map.length * 3 - 64 || bound.elements > budget.elements - 16) {
