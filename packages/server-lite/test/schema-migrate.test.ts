@@ -4,8 +4,10 @@
  * outdated ones through the migration chain and resumes where it stopped; a relay on v2
  * serves old records as v2 (upgraded at start), upgrades a v1 record a raw client writes,
  * refuses a v1 client with SCHEMA_OUTDATED and a client newer than itself with a message
- * naming the relay as the side to upgrade.
+ * naming the relay as the side to upgrade. The commands run as `outpost-server schema …`
+ * with the exit codes an operator's script relies on.
  */
+import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { ErrorMessage, RecordValue } from '@outpost/core'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -13,6 +15,7 @@ import { createRelay, parseConfig, runSchemaCommand, type Relay, type SchemaDrif
 import { TestClient, tempDir } from './helpers/client'
 import { set } from './helpers/changes'
 import { LocalShape } from './helpers/replica'
+import { RELAY_NODE_ARGS } from './helpers/relay-command'
 
 const SCHEMA_V2 = fileURLToPath(new URL('./fixtures/tasks-schema-v2.ts', import.meta.url))
 const cleanups: (() => Promise<void> | void)[] = []
@@ -114,4 +117,26 @@ describe('schema v1 → v2', () => {
     expect(ahead.error.message).toContain('Deploy the relay')
     await newer.closed
   })
+})
+
+describe('outpost-server schema (the CLI)', () => {
+  it('check exits 1 naming the planted keys, migrate upgrades, check without --schema says what to pass', async () => {
+    const dir = tempDir()
+    cleanups.push(dir.remove)
+    await plantV1(dir.path, 3)
+    const cli = (...args: string[]) => spawnSync(process.execPath, [...RELAY_NODE_ARGS, 'schema', ...args], { encoding: 'utf8', timeout: 60_000 })
+    const check = cli('check', '--data-dir', dir.path, '--schema', SCHEMA_V2)
+    expect(check.status).toBe(1)
+    expect(check.stdout).toContain('tasks (schema version 2): 5 records, 0 valid, 3 outdated (schema migrate upgrades them), 2 invalid, 0 deleted')
+    expect(check.stdout).toContain('invalid "bad-empty" at title')
+    const migrate = cli('migrate', '--data-dir', dir.path, '--schema', SCHEMA_V2)
+    expect(migrate.stdout).toContain('tasks (schema version 2): done; 5 scanned, 3 upgraded, 2 failed')
+    expect(migrate.status).toBe(1)
+    const missing = cli('check', '--data-dir', dir.path)
+    expect(missing.status).toBe(1)
+    expect(missing.stdout).toContain('pass --schema <module>')
+    const unknown = cli('frobnicate')
+    expect(unknown.status).toBe(1)
+    expect(unknown.stderr).toContain('schema check')
+  }, 120_000)
 })
