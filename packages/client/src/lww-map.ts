@@ -123,9 +123,8 @@ export function createLwwMap<T extends object, TInput>(
     if (definition === undefined || version <= 1 || value === undefined || value === null) return value
     try {
       return migrateRecord(definition, value as RecordValue, `${name} record`).record as V
-    } catch {
-      // Newer than this app, or a migration that refuses it: shown as stored; a write to it is validated.
-      return value
+    } catch (error) {
+      return shownAsStored(value, error)
     }
   }
   const upgradeRows = (rows: readonly EngineRow[]): readonly EngineRow[] =>
@@ -234,4 +233,12 @@ function isValidName(map: string, key?: string): boolean {
 /** The engine refuses the same key with the same typed error, which the caller receives. */
 function refusedByEngine(_error: unknown): false {
   return false
+}
+
+/**
+ * A record newer than this app's schema, or one its migration refuses, is shown as stored:
+ * reading must not fail, and a write to it is validated (and refused) like any other.
+ */
+function shownAsStored<V>(value: V, _error: unknown): V {
+  return value
 }

@@ -14,7 +14,7 @@ import WebSocket from 'ws'
 import { z } from 'zod'
 import { defineSchemas, SchemaValidationError, type RecordValue } from '@outpost/core'
 import { createRelay, type Relay } from '@outpost/server-lite'
-import { createClient, type OutpostClient } from '../src/index'
+import { createClient, sharedWorkerName, type OutpostClient } from '../src/index'
 import { freshDb, until } from './helpers'
 
 const v1 = defineSchemas({ tasks: { version: 1, schema: z.object({ title: z.string().min(1), urgent: z.boolean() }) } })
@@ -120,5 +120,14 @@ describe('schemas shared by the app and the relay', () => {
     expect(status.connection).not.toBe('live')
     expect(status.pendingWrites).toBe(1)
     expect(await tasks.get('mine')).toEqual({ title: 'written offline', urgent: false })
+  })
+})
+
+describe('the SharedWorker name', () => {
+  it('changes with the app\'s schema versions, so tabs of two deploys never share a worker', () => {
+    expect(sharedWorkerName('app')).toBe(sharedWorkerName('app', {}))
+    expect(sharedWorkerName('app', { tasks: 1 })).not.toBe(sharedWorkerName('app'))
+    expect(sharedWorkerName('app', { tasks: 1 })).not.toBe(sharedWorkerName('app', { tasks: 2 }))
+    expect(sharedWorkerName('app', { a: 1, b: 2 })).toBe(sharedWorkerName('app', { b: 2, a: 1 }))
   })
 })

@@ -32,7 +32,7 @@ import { PostgresStore, redact } from './store/postgres-store'
 import { SyncService, assertRelayStore, type RelayStore } from './sync/sync-service'
 import type { PipelineContext } from './sync/write-pipeline'
 import { SchemaGate, loadSchemas } from './sync/schema-gate'
-import { migrateSchemas } from './sync/schema-job'
+import { upgradeAtRest } from './sync/schema-job'
 import { FunctionService, checkFunctions, loadFunctions, type RelayFunctions } from './primitives/functions'
 import { KvLockBackend } from './primitives/lock-backend'
 import { ALONE, PostgresLeadership } from './store/postgres-leader'
@@ -447,23 +447,18 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   gcTimer.unref()
 
   // Records older than their map's schema are upgraded in the background (resumable; see sync/schema-job.ts).
-  const upgrading = schemas === undefined ? undefined : upgradeAtRest().catch((error: unknown) => logger.error({ err: error }, 'schema upgrade at rest failed'))
-  async function upgradeAtRest(): Promise<void> {
-    await new Promise((resolve) => setImmediate(resolve))
-    if (schemas === undefined || !(await leadership.lead().catch(() => false))) return
-    const results = await migrateSchemas({
-      store,
-      gate: schemas,
-      pipeline,
-      replicaId: config.replicaId,
-      write: (requests) => sync.write(requests, sync),
-      savePosition: (key, value) => sync.commit({ meta: [{ key, value }] }),
-      stopped: () => state !== 'ready' && state !== 'starting',
-    })
-    for (const result of results) {
-      if (result.upgraded > 0 || result.failedCount > 0) logger.info({ map: result.map, version: result.version, upgraded: result.upgraded, failed: result.failedCount, done: result.done }, 'schema upgrade at rest')
-    }
-  }
+  const upgrading =
+    schemas === undefined
+      ? undefined
+      : upgradeAtRest(logger, () => leadership.lead(), {
+          store,
+          gate: schemas,
+          pipeline,
+          replicaId: config.replicaId,
+          write: (requests) => sync.write(requests, sync),
+          savePosition: (key, value) => sync.commit({ meta: [{ key, value }] }),
+          stopped: () => state !== 'ready',
+        })
 
   let draining: Promise<void> | undefined
   const drain = (): Promise<void> => {

@@ -24,6 +24,7 @@ import {
   type SyncStore,
   type Value,
 } from '@outpost/core'
+import type { Logger } from 'pino'
 import type { MapAccess } from '../auth/rules'
 import type { SchemaGate } from './schema-gate'
 import { writeRequest, type PipelineContext, type PipelineRequest } from './write-pipeline'
@@ -213,4 +214,21 @@ export async function migrateSchemas(options: MigrateOptions): Promise<SchemaMig
 function fail(result: { failed: { key: string; message: string }[]; failedCount: number }, key: string, error: unknown): void {
   result.failedCount++
   if (result.failed.length < SAMPLES) result.failed.push({ key, message: error instanceof SchemaValidationError || error instanceof Error ? error.message.slice(0, 300) : String(error) })
+}
+
+/**
+ * The relay's own run of {@link migrateSchemas} at start (on Postgres, only by the relay
+ * holding the jobs lock): after the current event turn, logged per map; never rejects
+ * (a failure is logged and the next start resumes).
+ */
+export async function upgradeAtRest(logger: Logger, lead: () => Promise<boolean>, options: MigrateOptions): Promise<void> {
+  try {
+    await new Promise((resolve) => setImmediate(resolve))
+    if (!(await lead())) return
+    for (const result of await migrateSchemas(options)) {
+      if (result.upgraded > 0 || result.failedCount > 0) logger.info({ map: result.map, version: result.version, upgraded: result.upgraded, failed: result.failedCount, done: result.done }, 'schema upgrade at rest')
+    }
+  } catch (error) {
+    logger.error({ err: error }, 'schema upgrade at rest failed; the next start resumes it')
+  }
 }
