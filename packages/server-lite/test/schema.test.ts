@@ -3,10 +3,11 @@
  * protocol client (no SDK) cannot store an invalid record, a partial update is validated
  * against the merged record, two concurrent edits that are each valid but break a
  * cross-field refinement together end with the later one refused (the documented rule),
- * entry processors go through the same check (the HTTP fallback feeds the same session code), strict mode refuses
+ * entry processors and the HTTP fallback go through the same check, strict mode refuses
  * maps without a schema, and refusals are per-op errors on a connection that stays open.
  */
-import type { AckMessage, ErrorMessage, RecordValue, SchemaSet } from '@outpost/core'
+import { request } from 'node:http'
+import { Hlc, decodeServerMessage, encodeMessage, type AckMessage, type ErrorMessage, type RecordValue, type ReplicaId, type SchemaSet, type ServerMessage } from '@outpost/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { TestClient, startRelay } from './helpers/client'
@@ -114,6 +115,46 @@ describe('schema enforcement', () => {
     const refused = expectType(await invoke(raw, 'tasks', 't', 'blank', null), 'error') as ErrorMessage
     expect(refused.error.code).toBe('SCHEMA_VALIDATION')
     expect((await stored(r.url, 'tasks')).get('t')).toEqual({ title: 'a', done: false })
+  })
+
+  it('the HTTP fallback (POST /sync, acks on GET /events) is checked like any write', async () => {
+    const r = await relay()
+    const post = async (message: unknown, session?: string) => {
+      const response = await fetch(`${r.httpUrl}/sync`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/msgpack', ...(session === undefined ? {} : { 'x-outpost-session': session }) },
+        body: encodeMessage(message as never, 1),
+      })
+      await response.arrayBuffer()
+      return response.headers.get('x-outpost-session') ?? undefined
+    }
+    const session = (await post({ type: 'hello', versions: [1], replicaId: 'http-schema', clientTime: Date.now() })) as string
+    // The acks arrive on the event stream (base64 msgpack frames in `data:` lines).
+    const acks: ServerMessage[] = []
+    const stream = request(`${r.httpUrl}/events?session=${session}`, (res) => {
+      let buffer = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        buffer += chunk
+        for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
+          const event = buffer.slice(0, end)
+          const data = event.split('\n').find((line) => line.startsWith('data: '))
+          buffer = buffer.slice(end + 2)
+          // Named events (`event: …`) are the transport's own; frames are unnamed.
+          if (data !== undefined && !event.startsWith('event:')) acks.push(decodeServerMessage(Buffer.from(data.slice(6), 'base64')))
+        }
+      })
+    })
+    stream.on('error', () => undefined)
+    stream.end()
+    cleanups.push(async () => void stream.destroy())
+    const clock = new Hlc({ replicaId: 'http-schema' as ReplicaId })
+    await post({ type: 'ops', id: 7, changes: [set(clock, 'tasks', 'h1', { title: '', done: false }), set(clock, 'tasks', 'h2', { title: 'ok', done: true })] }, session)
+    await expect.poll(() => acks.find((m) => m.type === 'ack' && m.id === 7), { timeout: 10_000 }).toBeDefined()
+    const ack = acks.find((m) => m.type === 'ack' && m.id === 7) as AckMessage
+    expect(codes(ack)).toEqual(['SCHEMA_VALIDATION', null])
+    expect(ack.results[0]?.details?.['path']).toBe('title')
+    expect([...(await stored(r.url, 'tasks')).keys()]).toEqual(['h2'])
   })
 
   it('strict mode refuses LWW writes to maps without a schema; optional mode lets them through', async () => {
