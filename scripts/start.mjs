@@ -25,6 +25,8 @@ const distDir = process.env.OUTPOST_DEMO_DIST ? resolve(process.env.OUTPOST_DEMO
 const buildInfoFile = join(distDir, '.build-info.json')
 const vite = join(root, 'node_modules', 'vite', 'bin', 'vite.js')
 const relayCli = join(root, 'packages', 'server-lite', 'src', 'cli.ts')
+// The demo's map schemas, which the app uses too: the relay refuses writes that do not fit them.
+const demoSchema = join(root, 'demo-app', 'src', 'schema.ts')
 // Node runs the relay's TypeScript source with the workspace's source condition (see
 // scripts/source-conditions.ts) and tsx, so `npm start` needs no package build.
 const relayNodeFlags = ['--conditions=@outpost/source', '--import', 'tsx']
@@ -202,7 +204,7 @@ function superviseRelay() {
     startedAt = Date.now()
     return startChild(
       'relay',
-      [...relayNodeFlags, relayCli, '--host', host, '--port', String(port), '--data-dir', dataDir],
+      [...relayNodeFlags, relayCli, '--host', host, '--port', String(port), '--data-dir', dataDir, '--schema', demoSchema],
       { cwd: root, env: process.env },
       relayListening,
       onRelayExit,

@@ -34,6 +34,8 @@ const RELAY_CLI = join(REPO_ROOT, 'packages', 'server-lite', 'src', 'cli.ts')
 const STATIC_SERVER = join(E2E_DIR, 'support', 'static-server.ts')
 // The relay's rules (see relay-config.ts): open, except one refusal a spec can provoke.
 const RELAY_CONFIG = join(E2E_DIR, 'support', 'relay-config.ts')
+// The demo's map schemas (the app's own module): the suite's relay enforces them like `npm start`'s.
+export const DEMO_SCHEMA = join(DEMO_DIR, 'src', 'schema.ts')
 const BUILD_STAMP = join(DEMO_DIST, '.e2e-build.json')
 
 /** What the global setup started. */
@@ -105,7 +107,7 @@ export function buildDemoIfNeeded(): number {
 export function startRelay(options: { port: number; dataDir: string; logFile: string }): Promise<StartedServer> {
   return startServer({
     name: 'relay',
-    args: [...NODE_SOURCE_FLAGS, RELAY_CLI, '--host', '127.0.0.1', '--port', String(options.port), '--data-dir', options.dataDir, '--config', RELAY_CONFIG, '--log-level', 'info'],
+    args: [...NODE_SOURCE_FLAGS, RELAY_CLI, '--host', '127.0.0.1', '--port', String(options.port), '--data-dir', options.dataDir, '--config', RELAY_CONFIG, '--schema', DEMO_SCHEMA, '--log-level', 'info'],
     cwd: REPO_ROOT,
     logFile: options.logFile,
   })

@@ -3,7 +3,7 @@
  * leader tab, or in-page), hands out maps, counters, OR maps and shapes, reports status,
  * and re-makes every subscription when the engine behind it is replaced.
  */
-import { relayUrlList, type OutpostError, type Shape, type Value, type RecordValue } from '@outpost/core'
+import { relayUrlList, schemaVersionsOf, type MapSchema, type OutpostError, type SchemaInput, type SchemaOutput, type SchemaSet, type Shape, type Value, type RecordValue } from '@outpost/core'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import type { Endpoint } from 'comlink'
 import type { CreateEngineOptions, EngineOptions, RuntimeMode } from '@outpost/worker'
@@ -32,7 +32,7 @@ export const DEFAULT_TIMEOUT_MS = 10_000
 export const DEFAULT_HEARTBEAT_MS = 5_000
 
 /** Options of {@link createClient}. */
-export interface ClientOptions {
+export interface ClientOptions<S extends SchemaSet = SchemaSet> {
   /**
    * Relay URL (`ws://` or `wss://`; one relay or a load balancer), or a list of relays
    * sharing one store to fail over through: when a connection fails or drops, the next
@@ -78,6 +78,14 @@ export interface ClientOptions {
    * Either way such an error never becomes an uncaught exception.
    */
   readonly onError?: (error: OutpostError) => void
+  /**
+   * The app's schemas (the module the relay loads with `--schema`): per map a Standard
+   * Schema, a version and migrations. `client.map(name)` of such a map is typed and
+   * validated by its schema, writes carry its version, older records are upgraded as they
+   * are read and written, and `hello` announces the versions (a relay enforcing others
+   * refuses the session with SCHEMA_OUTDATED; local data and pending writes are kept).
+   */
+  readonly schemas?: S
 }
 
 /** Options of {@link OutpostClient.map} with a validator. */
@@ -86,14 +94,16 @@ export interface MapOptions<S extends RecordSchema> {
   readonly schema: S
 }
 
-/** The SDK's entry object. */
-export interface OutpostClient {
+/** The SDK's entry object; `S` is the app's schema set (`createClient({ schemas })`). */
+export interface OutpostClient<S extends SchemaSet = {}> {
   /** Which runtime owns the data in this tab. */
   readonly mode: RuntimeMode
   /** The engine's status: `get()` now, `subscribe()` for changes. */
   readonly status: StatusStore
   /** Resolves once the engine opened its storage (calls made earlier wait for it anyway). */
   ready(): Promise<void>
+  /** A map of the app's schema set: typed and validated by its schema (see `ClientOptions.schemas`). */
+  map<K extends keyof S & string>(name: K): LwwMap<SchemaOutput<S[K]>, SchemaInput<S[K]>>
   /** A map of records; its record type comes from the schema when one is given. */
   map<S extends RecordSchema>(name: string, options: MapOptions<S>): LwwMap<StandardSchemaV1.InferOutput<S>, StandardSchemaV1.InferInput<S>>
   /** A map of records of type `T`. */
@@ -128,7 +138,7 @@ export interface OutpostClient {
 }
 
 /** Creates a client; see the README for the modes and options. */
-export function createClient(options: ClientOptions): OutpostClient {
+export function createClient<S extends SchemaSet = {}>(options: ClientOptions<S>): OutpostClient<S> {
   // Checked here so a bad address fails the call that gave it, not the worker later.
   const urls = options.url === undefined ? undefined : relayUrlList(options.url)
   const mode =
@@ -138,6 +148,7 @@ export function createClient(options: ClientOptions): OutpostClient {
     mode,
     ...(urls === undefined ? {} : { url: urls.length === 1 ? (urls[0] as string) : urls }),
     ...(options.auth === undefined ? {} : { authRequired: true }),
+    ...(options.schemas === undefined ? {} : { schemaVersions: schemaVersionsOf(options.schemas) }),
   }
   const transport = createTransport(mode, engineOptions, options)
   const session = new EngineSession(transport, {
@@ -201,7 +212,7 @@ export function createClient(options: ClientOptions): OutpostClient {
   }
   if (options.offline) offlineApplied = applyOffline(true)
 
-  const client: OutpostClient = {
+  const client: OutpostClient<S> = {
     mode,
     status,
     async ready() {
@@ -209,11 +220,12 @@ export function createClient(options: ClientOptions): OutpostClient {
       await session.call('ready')
     },
     map(name: string, mapOptions?: MapOptions<RecordSchema>) {
+      const defined: MapSchema | undefined = options.schemas !== undefined && Object.hasOwn(options.schemas, name) ? options.schemas[name] : undefined
       return createLwwMap(
         { session, cache, pending },
         name,
-        mapOptions?.schema,
-      ) as LwwMap<StandardSchemaV1.InferOutput<RecordSchema>, StandardSchemaV1.InferInput<RecordSchema>> & LwwMap<RecordValue>
+        mapOptions?.schema !== undefined ? { schema: mapOptions.schema, version: 1 } : defined,
+      ) as never
     },
     orMap: <V extends Value>(name: string) => createOrMap<V>(session, name, cache),
     counter(name) {
@@ -266,7 +278,7 @@ export function createClient(options: ClientOptions): OutpostClient {
   return client
 }
 
-function createTransport(mode: RuntimeMode, engineOptions: EngineOptions, options: ClientOptions): EngineTransport {
+function createTransport(mode: RuntimeMode, engineOptions: EngineOptions, options: ClientOptions<SchemaSet>): EngineTransport {
   const connect = options.connect
   if (connect) {
     return new ComlinkTransport({
@@ -280,7 +292,7 @@ function createTransport(mode: RuntimeMode, engineOptions: EngineOptions, option
   }
   switch (mode) {
     case 'shared-worker':
-      return new ComlinkTransport({ mode, engineOptions, open: () => openSharedWorker(options.name, options.worker) })
+      return new ComlinkTransport({ mode, engineOptions, open: () => openSharedWorker(options.name, options.worker, engineOptions.schemaVersions) })
     case 'leader-tab':
       return new LeaderTabTransport({
         name: options.name,

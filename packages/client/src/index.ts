@@ -19,12 +19,15 @@ export type { ClientStatus, StatusStore } from './status'
 export type { Live } from './live-store'
 export type { WriteHandle, WriteProgress } from './write-handle'
 export type { RecordSchema, SchemaIssue } from './schema'
+export { defineSchemas, SCHEMA_VERSION_FIELD } from '@outpost/core'
+export type { MapSchema, Migration, SchemaInput, SchemaOutput, SchemaSet } from '@outpost/core'
 export { detectMode } from './runtime/detect-mode'
 export { sharedWorkerName, leaderLockName, WORKER_VERSION } from './runtime/names'
 export type { ConnectionState, EngineStatus, RuntimeMode, WriteConcern } from '@outpost/worker'
 export {
   OutpostError,
   SchemaValidationError,
+  SchemaOutdatedError,
   TimeoutError,
   WorkerUnavailableError,
   QuotaExceededError,

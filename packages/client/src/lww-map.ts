@@ -2,8 +2,14 @@
  * `client.map(name)`: a map of records, each top-level field its own last-writer-wins
  * register. Writes resolve when durable locally and return a {@link WriteHandle}; reads
  * and live queries run in the engine over local data, so they work offline.
+ *
+ * With a schema (`createClient({ schemas })` or `map(name, { schema })`) every write is
+ * validated (the whole record a patch would produce), writes carry the schema's version
+ * (`_v`, past version 1), and records of an older version are upgraded through the
+ * migration chain as they are read (what `get`, `record` and `query` return) and written
+ * (a write to an older record writes the upgraded record).
  */
-import { assertKey, assertMapName, assertRecord, type Query, type RecordValue, type Value } from '@outpost/core'
+import { assertKey, assertMapName, assertRecord, migrateRecord, stampVersion, withoutVersionField, type MapSchema, type Query, type RecordValue, type Value } from '@outpost/core'
 import type { QuerySpec, Row as EngineRow, WriteReceipt } from '@outpost/worker'
 import type { EngineSession } from './engine/session'
 import { LiveStore, type Live } from './live-store'
@@ -11,7 +17,7 @@ import type { PendingOp, PendingWrites } from './overlay/pending-writes'
 import { QueryOverlay } from './overlay/query-overlay'
 import { RecordOverlay } from './overlay/record-overlay'
 import { stableKey } from './stable-key'
-import { validateWithSchema, type RecordSchema } from './schema'
+import { validateWithSchema } from './schema'
 import { createWriteHandle, type WriteHandle } from './write-handle'
 
 /** One row of a query result, typed by the map's record type. */
@@ -65,7 +71,7 @@ export interface MapContext {
 export function createLwwMap<T extends object, TInput>(
   context: MapContext,
   name: string,
-  schema: RecordSchema | undefined,
+  definition: MapSchema | undefined,
 ): LwwMap<T, TInput> {
   const { session, cache, pending } = context
 
@@ -101,11 +107,28 @@ export function createLwwMap<T extends object, TInput>(
     return createWriteHandle(session, receipt)
   }
 
+  const schema = definition?.schema
+  const version = definition?.version ?? 1
+  /** Validates a whole record (without its version field) and marks it with the schema's version. */
   const checked = (record: unknown, where: string): RecordValue | Promise<RecordValue> => {
     if (schema === undefined) return asRecord(record, where)
-    const value = validateWithSchema(schema, record, where)
-    return value instanceof Promise ? value.then((v) => asRecord(v, where)) : asRecord(value, where)
+    const bare = typeof record === 'object' && record !== null && !Array.isArray(record) ? withoutVersionField(record as RecordValue) : record
+    const value = validateWithSchema(schema, bare, where)
+    const versioned = (v: object): RecordValue => stampVersion(asRecord(v, where), version)
+    return value instanceof Promise ? value.then(versioned) : versioned(value)
   }
+
+  /** A stored record as this app reads it: upgraded when older than the schema (unchanged when it cannot be). */
+  const upgrade = <V>(value: V): V => {
+    if (definition === undefined || version <= 1 || value === undefined || value === null) return value
+    try {
+      return migrateRecord(definition, value as RecordValue, `${name} record`).record as V
+    } catch (error) {
+      return shownAsStored(value, error)
+    }
+  }
+  const upgradeRows = (rows: readonly EngineRow[]): readonly EngineRow[] =>
+    version <= 1 ? rows : rows.map((row) => ({ key: row.key, value: upgrade(row.value) }))
 
   const cached = <S>(key: string, make: () => S): S => {
     const hit = cache.get(key)
@@ -127,14 +150,28 @@ export function createLwwMap<T extends object, TInput>(
       const send = (fields: RecordValue): Promise<WriteReceipt> =>
         submit(key, { type: 'update', patch: structuredClone(fields) }, () => session.call('update', name, key, fields))
       if (!schema) return write(() => checked(patch, `${name}/${key}`), send)
-      return write(async () => {
-        // A schema describes whole records: validate the record the patch would produce, then write only the patched fields.
-        const current = await session.call('get', name, key)
-        const merged = (await checked({ ...current, ...patch }, `${name}/${key}`)) as Record<string, unknown>
-        const fields: Record<string, unknown> = {}
-        for (const field of Object.keys(patch)) if (Object.hasOwn(merged, field)) fields[field] = merged[field]
-        return checked(fields, `${name}/${key}`)
-      }, send)
+      const where = `${name}/${key}`
+      let replace: RecordValue | undefined
+      return write(
+        async () => {
+          // A schema describes whole records: validate the record the patch would produce, then write only the patched fields.
+          const stored = (await session.call('get', name, key)) as RecordValue | undefined
+          const current = upgrade(stored)
+          const merged = (await checked({ ...current, ...patch }, where)) as Record<string, unknown>
+          // An older record is written upgraded, whole (an upgrade may drop fields, which only a set can).
+          if (stored !== undefined && current !== stored) {
+            replace = merged as RecordValue
+            return replace
+          }
+          const fields: Record<string, unknown> = {}
+          for (const field of [...Object.keys(patch), ...(version > 1 ? ['_v'] : [])]) if (Object.hasOwn(merged, field)) fields[field] = merged[field]
+          return fields as RecordValue
+        },
+        (fields) =>
+          replace !== undefined
+            ? submit(key, { type: 'set', value: structuredClone(fields) }, () => session.call('set', name, key, fields))
+            : send(fields),
+      )
     },
     delete(key) {
       return write(
@@ -143,7 +180,7 @@ export function createLwwMap<T extends object, TInput>(
       )
     },
     async get(key) {
-      return (await session.call('get', name, key)) as T | undefined
+      return upgrade(await session.call('get', name, key)) as T | undefined
     },
     query(query = {}) {
       const spec: QuerySpec = { map: name, ...query }
@@ -151,7 +188,7 @@ export function createLwwMap<T extends object, TInput>(
         new LiveStore<readonly EngineRow[]>(
           session,
           {
-            open: (emit) => session.call('subscribeQuery', spec, (rows: readonly EngineRow[]) => emit(rows)),
+            open: (emit) => session.call('subscribeQuery', spec, (rows: readonly EngineRow[]) => emit(upgradeRows(rows))),
             close: (id) => session.call('unsubscribeQuery', id),
           },
           pending && new QueryOverlay(pending, name, query),
@@ -166,7 +203,7 @@ export function createLwwMap<T extends object, TInput>(
         new LiveStore<RecordValue | undefined>(
           session,
           {
-            open: (emit) => session.call('subscribeRecord', name, key, (value: RecordValue | undefined) => emit(value)),
+            open: (emit) => session.call('subscribeRecord', name, key, (value: RecordValue | undefined) => emit(upgrade(value))),
             close: (id) => session.call('unsubscribeQuery', id),
           },
           pending && isValidName(name, key) ? new RecordOverlay(pending, name, key) : undefined,
@@ -196,4 +233,12 @@ function isValidName(map: string, key?: string): boolean {
 /** The engine refuses the same key with the same typed error, which the caller receives. */
 function refusedByEngine(_error: unknown): false {
   return false
+}
+
+/**
+ * A record newer than this app's schema, or one its migration refuses, is shown as stored:
+ * reading must not fail, and a write to it is validated (and refused) like any other.
+ */
+function shownAsStored<V>(value: V, _error: unknown): V {
+  return value
 }

@@ -4,7 +4,7 @@
  */
 import { expectTypeOf } from 'vitest'
 import { z } from 'zod'
-import { createClient, type ClientStatus, type OutpostError, type Row, type WriteHandle, type WriteProgress } from '../src/index'
+import { createClient, defineSchemas, type ClientStatus, type OutpostError, type Row, type WriteHandle, type WriteProgress } from '../src/index'
 import { useCounter, useLiveResult, useQuery, useQueryResult, useRecord, useStatus } from '../src/react/index'
 
 interface Todo {
@@ -66,3 +66,15 @@ expectTypeOf(useQueryResult(todos).error).toEqualTypeOf<OutpostError | undefined
 expectTypeOf(useLiveResult(client.counter('likes')).value).toEqualTypeOf<number | undefined>()
 expectTypeOf(todos.query().getError()).toEqualTypeOf<OutpostError | undefined>()
 createClient({ name: 'types', onError: (error) => expectTypeOf(error).toEqualTypeOf<OutpostError>() })
+
+// One schema module for app and relay: `client.map(name)` of a map in it is typed by its schema.
+const appSchemas = defineSchemas({
+  tasks: { version: 2, schema: z.object({ title: z.string(), priority: z.number() }), migrations: { 1: (r) => ({ ...r, priority: 1 }) } },
+})
+const typed = createClient({ name: 'typed', schemas: appSchemas })
+expectTypeOf(typed.map('tasks').get('k')).resolves.toEqualTypeOf<{ title: string; priority: number } | undefined>()
+typed.map('tasks').update('k', { priority: 2 })
+// @ts-expect-error priority is a number
+typed.map('tasks').set('k', { title: 'x', priority: 'high' })
+// Maps outside the set keep the untyped overloads.
+expectTypeOf(typed.map<Todo>('todos').get('k')).resolves.toEqualTypeOf<Todo | undefined>()

@@ -152,7 +152,7 @@ describe('same-tab overlay', () => {
     const held = heldEngine()
     const { session, pending } = held.tab<Item>('items')
     const schema = z.object({ title: z.string().min(1) })
-    const map = createLwwMap<Item, Item>({ session, cache: new Map(), pending }, 'items', schema)
+    const map = createLwwMap<Item, Item>({ session, cache: new Map(), pending }, 'items', { schema, version: 1 })
     const seen = record(map.query())
     await until(() => seen.values.length === 1, 5000, 'the first rows')
     held.hold()

@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'INVALID_PREDICATE'
   | 'INVALID_QUERY'
   | 'SCHEMA_VALIDATION'
+  | 'SCHEMA_OUTDATED'
   | 'FRAME_TOO_LARGE'
   | 'DECODE_LIMIT'
   | 'DECODE_FAILED'
@@ -127,6 +128,19 @@ export class SchemaValidationError extends OutpostError {
   override readonly name = 'SchemaValidationError'
   constructor(message: string, details?: ErrorDetails) {
     super('SCHEMA_VALIDATION', message, details)
+  }
+}
+
+/**
+ * The client and the relay run different versions of a map's schema. `details.outdated`
+ * says which side must be upgraded (`'client'`: reload or update the app, its local data is
+ * kept; `'relay'`: deploy the relay with the app's schema module); `details.map`,
+ * `details.client` and `details.relay` give the versions.
+ */
+export class SchemaOutdatedError extends OutpostError {
+  override readonly name = 'SchemaOutdatedError'
+  constructor(message: string, details?: ErrorDetails) {
+    super('SCHEMA_OUTDATED', message, details)
   }
 }
 
@@ -354,6 +368,7 @@ const factories: { readonly [C in ErrorCode]: ErrorFactory } = {
   INVALID_PREDICATE: (m, d) => new PredicateError(m, d),
   INVALID_QUERY: (m, d) => new QueryError(m, d),
   SCHEMA_VALIDATION: (m, d) => new SchemaValidationError(m, d),
+  SCHEMA_OUTDATED: (m, d) => new SchemaOutdatedError(m, d),
   FRAME_TOO_LARGE: (m, d) => new FrameTooLargeError(m, d),
   DECODE_LIMIT: (m, d) => new DecodeLimitError(m, d),
   DECODE_FAILED: (m, d) => new DecodeError(m, d),

@@ -5,7 +5,7 @@
  *
  * @module @outpost/core
  */
-export { AuthError, BusClosedError, BusError, BusMessageTooLargeError, ClockDriftError, ConfigError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, ValueTooLargeError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError } from './errors'
+export { AuthError, BusClosedError, BusError, BusMessageTooLargeError, ClockDriftError, ConfigError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaOutdatedError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, ValueTooLargeError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError } from './errors'
 export type { ErrorCode, ErrorDetails, SerializedError } from './errors'
 export type { Change, CollectionKind, CounterState, FieldEntry, LwwRecordState, OrSetState, RecordValue, ReplicaId, Stamp, Value } from './types'
 export { VALUE_LIMITS, assertFieldName, assertRecord, assertStoredValue, assertValue, compareValues, encodedSizeBound, getField, recordFromEntries, valueRank, valueWeight, valuesEqual } from './value'
@@ -337,3 +337,22 @@ export type {
 } from './bus'
 export { ReconcileInitiator, answerReconcile, compareEntries, differingChildren } from './sync'
 export type { EntriesAnswer, ReconcileEntry, ReconcileStep, ReconcileTree } from './sync'
+export {
+  MAX_ANNOUNCED_SCHEMAS,
+  MAX_SCHEMA_VERSION,
+  SCHEMA_VERSION_FIELD,
+  assertSchemaSet,
+  checkRecord,
+  checkSchemaVersions,
+  defineSchemas,
+  migrateRecord,
+  recordVersion,
+  schemaVersionsOf,
+  stampVersion,
+  stampsAfter,
+  upgradeDelta,
+  validateSync,
+  validateWithSchema,
+  withoutVersionField
+} from './schema'
+export type { MapSchema, Migrated, Migration, RecordSchema, RecordVerdict, SchemaInput, SchemaIssue, SchemaOutput, SchemaSet } from './schema'

@@ -1,6 +1,6 @@
 /**
  * `outpost-server`: reads flags, environment and an optional config file, starts the
- * relay, and drains on SIGTERM/SIGINT (exit 0). Anything that stops it from starting
+ * relay (or runs `migrate`, `schema check`, `schema migrate`), and drains on SIGTERM/SIGINT (exit 0). Anything that stops it from starting
  * (a bad flag or setting, a busy port) is one line on stderr that says what to do, and
  * exit code 1.
  */
@@ -8,6 +8,7 @@ import { ConfigError, isOutpostError } from '@outpost/core'
 import { CLI_HELP, loadConfig, parseFlags } from './config'
 import { createLogger } from './logger'
 import { createRelay } from './relay'
+import { runSchemaCommand } from './schema-command'
 import { SCHEMA_VERSION } from './store/postgres-schema'
 import { PostgresStore } from './store/postgres-store'
 import { relayVersion } from './version'
@@ -56,10 +57,33 @@ async function migrateCommand(argv: readonly string[]): Promise<void> {
   )
 }
 
+/** `outpost-server schema check|migrate [options]`: see `schema-command.ts`. */
+async function schemaCli(argv: readonly string[]): Promise<void> {
+  const command = argv[0]
+  if (command !== 'check' && command !== 'migrate') {
+    fail('schema: use "outpost-server schema check --schema <module>" (drift report) or "outpost-server schema migrate --schema <module>" (upgrade stored records)')
+    return
+  }
+  let config
+  try {
+    config = await loadConfig({ argv: argv.slice(1) })
+  } catch (error) {
+    fail(error instanceof ConfigError ? describeConfigError(error) : error instanceof Error ? error.message : String(error))
+    return
+  }
+  const { lines, exitCode } = await runSchemaCommand(command, config)
+  process.stdout.write(`${lines.join('\n')}\n`)
+  process.exitCode = exitCode
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2)
   if (argv[0] === 'migrate') {
     await migrateCommand(argv.slice(1))
+    return
+  }
+  if (argv[0] === 'schema') {
+    await schemaCli(argv.slice(1))
     return
   }
   let config

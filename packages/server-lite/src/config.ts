@@ -147,6 +147,15 @@ export const relayConfigSchema = z.object({
   rules: rulesSchema.optional(),
   /** A `.js`/`.ts` module exporting `processors` (entry processors) and/or `resolvers` (conflict resolvers per map). */
   functions: z.string().min(1).optional(),
+  /**
+   * An ES module (`.js`, or `.ts` with a TypeScript loader) exporting the app's schemas
+   * (`export const schemas = { tasks: { schema, version, migrations } }`, or as its default
+   * export): the same module the app passes to `createClient({ schemas })`. The relay
+   * validates every write to those maps before it commits (see `sync/schema-gate.ts`).
+   */
+  schema: z.string().min(1).optional(),
+  /** `optional`: validate the maps that have a schema; `strict`: also refuse writes to LWW maps without one. */
+  schemaMode: z.enum(['optional', 'strict'], { message: 'schemaMode must be "optional" or "strict"' }).default('optional'),
   limits: limitsSchema.default(limitsSchema.parse({})),
   /**
    * permessage-deflate on WebSocket frames, which browsers and the `ws` client negotiate on
@@ -266,6 +275,8 @@ export const CLI_OPTIONS: readonly CliOption[] = [
   { flag: 'bus', example: 'redis://127.0.0.1:6379', arg: '<postgres|redis-url|none>', path: ['bus'], env: 'OUTPOST_BUS', help: 'how relays sharing a Postgres tell each other of changes', fallback: 'postgres; none on lmdb' },
   { flag: 'replica-id', example: 'relay-eu-1', arg: '<id>', path: ['replicaId'], env: 'OUTPOST_REPLICA_ID', help: 'this relay\'s replica id (distinct per relay)', fallback: 'relay / relay-<random>' },
   { flag: 'config', example: 'outpost.config.json', arg: '<file>', path: [], env: 'OUTPOST_CONFIG', help: '.json, .js or .ts config (rules live here)' },
+  { flag: 'schema', example: './schemas.js', arg: '<module>', path: ['schema'], env: 'OUTPOST_SCHEMA', help: 'module exporting the app\'s map schemas, validated on every write' },
+  { flag: 'schema-mode', example: 'strict', arg: '<mode>', path: ['schemaMode'], env: 'OUTPOST_SCHEMA_MODE', help: 'optional (maps with a schema) | strict (refuse maps without)', fallback: 'optional' },
   { flag: 'jwt-secret', example: '"$(openssl rand -base64 48)"', arg: '<s>', path: ['auth', 'secret'], env: 'OUTPOST_JWT_SECRET', help: 'HS256 secret (>= 32 characters)' },
   { flag: 'jwks-url', example: 'https://id.example.com/.well-known/jwks.json', arg: '<url>', path: ['auth', 'jwksUrl'], env: 'OUTPOST_JWKS_URL', help: 'JWKS URL of your identity provider' },
   { flag: 'jwt-issuer', example: 'https://id.example.com', arg: '<iss>', path: ['auth', 'issuer'], env: 'OUTPOST_JWT_ISSUER', help: 'required token issuer' },
@@ -286,6 +297,8 @@ function helpTable(rows: readonly (readonly [string, string, string])[]): string
 /** `outpost-server --help`: one aligned row per option (flag, what it does, env var and default). */
 export const CLI_HELP = `Usage: outpost-server [options]
        outpost-server migrate [options]   bring the Postgres schema (--store, --store-schema) up to date and exit
+       outpost-server schema check [options]     report stored records that do not validate against --schema
+       outpost-server schema migrate [options]   upgrade stored records to --schema's versions (resumable)
 
 Options (flags > environment > config file > defaults):
 ${helpTable([
@@ -431,5 +444,10 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<RelayConf
   }
   for (const [flag, raw] of flags) apply(OPTION_BY_FLAG.get(flag) as CliOption, raw, `--${flag}`)
   const parsed = validate(merged, issues)
-  return { ...parsed, dataDir: resolve(cwd, parsed.dataDir), ...(parsed.functions === undefined ? {} : { functions: resolve(cwd, parsed.functions) }) }
+  return {
+    ...parsed,
+    dataDir: resolve(cwd, parsed.dataDir),
+    ...(parsed.functions === undefined ? {} : { functions: resolve(cwd, parsed.functions) }),
+    ...(parsed.schema === undefined ? {} : { schema: resolve(cwd, parsed.schema) }),
+  }
 }

@@ -45,6 +45,8 @@ export const CLOSE = {
   HELLO_TIMEOUT: 4005,
   /** Nothing heard (frame or pong) for two `limits.heartbeatMs`: the peer is gone; the socket is destroyed. */
   HEARTBEAT_TIMEOUT: 4006,
+  /** The client's schema versions differ from the relay's (SCHEMA_OUTDATED says which side is behind). */
+  SCHEMA_OUTDATED: 4010,
   /** Refused before the WebSocket upgrade (the relay is starting or draining). Never sent: HTTP 503. */
   UNAVAILABLE: 4503,
 } as const
@@ -66,6 +68,7 @@ export type CloseLabel =
   | 'slow_consumer'
   | 'hello_timeout'
   | 'heartbeat'
+  | 'schema_outdated'
   | 'unavailable'
   | 'other'
 
@@ -96,6 +99,7 @@ export const CLOSE_LABELS: Readonly<Record<number, CloseClass>> = {
   [CLOSE.SLOW_CONSUMER]: { label: 'slow_consumer', level: 'warn', text: 'consumer too slow' },
   [CLOSE.HELLO_TIMEOUT]: { label: 'hello_timeout', level: 'warn', text: 'no hello in time' },
   [CLOSE.HEARTBEAT_TIMEOUT]: { label: 'heartbeat', level: 'warn', text: 'missed heartbeats' },
+  [CLOSE.SCHEMA_OUTDATED]: { label: 'schema_outdated', level: 'info', text: 'schema versions differ' },
   [CLOSE.UNAVAILABLE]: { label: 'unavailable', level: 'info', text: 'relay not accepting connections' },
 }
 

@@ -35,3 +35,8 @@ export { FunctionService, checkFunctions, loadFunctions } from './primitives/fun
 export type { ConflictResolver, ConflictSide, EntryProcessor, FunctionServiceOptions, ProcessorContext, ProcessorOutcome, RelayFunctions, ResolverContext } from './primitives/functions'
 export type { Caller } from './primitives/caller'
 export type { TopicAccess } from './auth/rules'
+export { SchemaGate, loadSchemas } from './sync/schema-gate'
+export type { SchemaMode } from './sync/schema-gate'
+export { checkSchemas, migrateSchemas, migratePositionKey } from './sync/schema-job'
+export type { MigrateOptions, SchemaDrift, SchemaJobStore, SchemaMigration } from './sync/schema-job'
+export { runSchemaCommand } from './schema-command'

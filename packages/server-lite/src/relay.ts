@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { AuthError, DEFAULT_CODEC_LIMITS, Hlc, ShuttingDownError, TokenExpiredError, serializeError, encodeMessage, type MapHint, type ReplicaId, type Store } from '@outpost/core'
+import { AuthError, DEFAULT_CODEC_LIMITS, Hlc, ShuttingDownError, TokenExpiredError, serializeError, encodeMessage, type MapHint, type ReplicaId, type SchemaSet, type Store } from '@outpost/core'
 import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { createAuthenticator } from './auth/jwt'
@@ -31,6 +31,8 @@ import { LmdbStore } from './store/lmdb-store'
 import { PostgresStore, redact } from './store/postgres-store'
 import { SyncService, assertRelayStore, type RelayStore } from './sync/sync-service'
 import type { PipelineContext } from './sync/write-pipeline'
+import { SchemaGate, loadSchemas } from './sync/schema-gate'
+import { upgradeAtRest } from './sync/schema-job'
 import { FunctionService, checkFunctions, loadFunctions, type RelayFunctions } from './primitives/functions'
 import { KvLockBackend } from './primitives/lock-backend'
 import { ALONE, PostgresLeadership } from './store/postgres-leader'
@@ -54,6 +56,8 @@ export interface RelayOptions {
   readonly store?: Store
   /** Entry processors and conflict resolvers, instead of loading `config.functions`. */
   readonly functions?: RelayFunctions
+  /** Map schemas to enforce, instead of loading `config.schema`. */
+  readonly schemas?: SchemaSet
 }
 
 /** A running relay. */
@@ -91,6 +95,8 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   // Loaded before the store opens, so a broken module fails the start without touching data.
   const functions =
     options.functions !== undefined ? checkFunctions(options.functions) : config.functions !== undefined ? await loadFunctions(config.functions) : {}
+  const schemaSet = options.schemas ?? (config.schema !== undefined ? await loadSchemas(config.schema) : undefined)
+  const schemas = schemaSet !== undefined || config.schemaMode === 'strict' ? new SchemaGate(schemaSet ?? {}, config.schemaMode) : undefined
   if (!auth.enabled) {
     logger.warn('no auth configured: every client connects as "anonymous" with full access unless rules say otherwise; set OUTPOST_JWT_SECRET or OUTPOST_JWKS_URL before exposing this relay')
   }
@@ -127,6 +133,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     limits: { maxFrameBytes: config.limits.maxFrameBytes, maxElements: DEFAULT_CODEC_LIMITS.maxElements },
     filterFields: (map) => rules.filterFields(map),
     resolution: (map, key, current, incoming) => fns.resolution(map, key, current, incoming),
+    schemas,
   }
   const fns: FunctionService = new FunctionService({ functions, sync, metrics, logger, now, replicaId: config.replicaId, timeoutMs: config.limits.processorTimeoutMs, pipeline: () => pipeline })
 
@@ -439,11 +446,26 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   }, config.gcIntervalMs)
   gcTimer.unref()
 
+  // Records older than their map's schema are upgraded in the background (resumable; see sync/schema-job.ts).
+  const upgrading =
+    schemas === undefined
+      ? undefined
+      : upgradeAtRest(logger, () => leadership.lead(), {
+          store,
+          gate: schemas,
+          pipeline,
+          replicaId: config.replicaId,
+          write: (requests) => sync.write(requests, sync),
+          savePosition: (key, value) => sync.commit({ meta: [{ key, value }] }),
+          stopped: () => state !== 'ready',
+        })
+
   let draining: Promise<void> | undefined
   const drain = (): Promise<void> => {
     if (draining === undefined) {
       draining = (async () => {
         state = 'draining'
+        await upgrading
         logger.info({ sessions: sessions.size }, 'draining')
         const bye = { type: 'error', error: serializeError(new ShuttingDownError('The relay is restarting; reconnect (to another node if there is one)')) } as const
         const frame = encodeMessage(bye)

@@ -68,3 +68,24 @@ describe('config', () => {
     await expect(loadConfig({ argv: ['--bogus', '1'], env: {} })).rejects.toThrow(/--bogus: unknown flag/)
   })
 })
+
+describe('schema config', () => {
+  it('takes --schema relative to the working directory and --schema-mode optional|strict', async () => {
+    const dir = tempDir()
+    dirs.push(dir)
+    const config = await loadConfig({ argv: ['--schema', 'schemas.js', '--schema-mode', 'strict'], env: {}, cwd: dir.path })
+    expect(config.schema).toBe(join(dir.path, 'schemas.js'))
+    expect(config.schemaMode).toBe('strict')
+    expect(parseConfig({}).schemaMode).toBe('optional')
+    expect(() => parseConfig({ schemaMode: 'lenient' })).toThrow(/schemaMode must be "optional" or "strict"/)
+  })
+
+  it('refuses to start with a schema module that exports no valid schemas, saying what is wrong', async () => {
+    const dir = tempDir()
+    dirs.push(dir)
+    const path = join(dir.path, 'schemas.mjs')
+    writeFileSync(path, 'export const schemas = { tasks: { version: 2, schema: { "~standard": { validate: () => ({ value: {} }) } } } }\n')
+    const { createRelay } = await import('../src/index')
+    await expect(createRelay({ port: 0, dataDir: dir.path, logLevel: 'silent', schema: path })).rejects.toThrow(/migrations\[1\].*missing/)
+  })
+})

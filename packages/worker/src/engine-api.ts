@@ -71,6 +71,12 @@ export interface EngineOptions {
    * connects, so the first `hello` carries it instead of failing unauthenticated.
    */
   readonly authRequired?: boolean
+  /**
+   * The schema version of each map the app defines a schema for, announced in `hello`: a
+   * relay enforcing other versions refuses the session with SCHEMA_OUTDATED (local data
+   * and pending writes are kept; status reports the error).
+   */
+  readonly schemaVersions?: Readonly<Record<string, number>>
 }
 
 /** A query over a map, run live in the engine. */

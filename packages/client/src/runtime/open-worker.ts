@@ -7,10 +7,10 @@ import type { EngineEndpoint } from '../engine/comlink-transport'
 import { sharedWorkerName } from './names'
 
 /** Connects to (starting if needed) the SharedWorker for `name`, or to the one `create` makes. */
-export function openSharedWorker(name: string, create?: () => SharedWorker): EngineEndpoint {
+export function openSharedWorker(name: string, create?: () => SharedWorker, schemaVersions?: Readonly<Record<string, number>>): EngineEndpoint {
   const worker =
     create?.() ??
-    new SharedWorker(new URL('../worker-entry.js', import.meta.url), { type: 'module', name: sharedWorkerName(name) })
+    new SharedWorker(new URL('../worker-entry.js', import.meta.url), { type: 'module', name: sharedWorkerName(name, schemaVersions) })
   return {
     endpoint: worker.port,
     onDeath: (listener) => worker.addEventListener('error', () => listener('the SharedWorker raised an error')),

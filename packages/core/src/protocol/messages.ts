@@ -7,7 +7,7 @@
  * Session outline (client drives):
  *
  *   client                                   relay
- *   hello {versions, token, replicaId} ───▶
+ *   hello {versions, token, replicaId, schemas?} ───▶
  *                                       ◀─── welcome {version, serverTime, horizonMs}   (or error + close)
  *   subscribe {sub, shape, root}        ───▶
  *                                       ◀─── subscribed {sub, root}
@@ -37,6 +37,8 @@ import type { Predicate, Shape } from '../query/types'
 import { isErrorCode, type ErrorCode, type SerializedError } from '../errors'
 import { KEY_LIMITS } from '../keys'
 import { isWellFormed } from '../unicode'
+import { MAX_SCHEMA_VERSION } from '../schema/migrate'
+import { MAX_ANNOUNCED_SCHEMAS } from '../schema/versions'
 
 /**
  * Protocol versions this build speaks, newest last. `hello` negotiates the highest common
@@ -140,6 +142,15 @@ export const helloSchema = z.object({
    * Without it the relay paces by its socket's send buffer only.
    */
   window: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).optional(),
+  /**
+   * The schema version of each map the app defines a schema for (`createClient({ schemas })`).
+   * The relay refuses a session whose versions differ from the ones it enforces with
+   * SCHEMA_OUTDATED (see `schema/versions.ts`).
+   */
+  schemas: z
+    .record(mapName, z.number().int().min(1).max(MAX_SCHEMA_VERSION))
+    .refine((versions) => Object.keys(versions).length <= MAX_ANNOUNCED_SCHEMAS, { message: `at most ${MAX_ANNOUNCED_SCHEMAS} maps` })
+    .optional(),
 })
 
 /** Subscribes to a shape (a whole map is `{ map }`). `root` is the client's current Merkle root for it, if any. */

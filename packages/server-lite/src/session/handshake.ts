@@ -1,9 +1,9 @@
 /**
- * The hello handshake, before a session is open: protocol version, token, and the replica
+ * The hello handshake, before a session is open: protocol version, schema versions, token, and the replica
  * id the relay keeps for itself. Admission (connections per subject) and binding the replica
  * to the subject follow in the session, which holds the connection slot.
  */
-import { AuthError, ForbiddenError, TokenExpiredError, negotiateVersion, type HelloMessage, type OutpostError, type WelcomeMessage, type WireLimits } from '@outpost/core'
+import { AuthError, ForbiddenError, checkSchemaVersions, TokenExpiredError, negotiateVersion, type HelloMessage, type OutpostError, type WelcomeMessage, type WireLimits } from '@outpost/core'
 import type { Principal } from '../auth/jwt'
 import { CLOSE } from '../connection-log'
 import type { RelayContext } from '../relay-context'
@@ -19,6 +19,9 @@ export async function acceptHello(context: RelayContext, message: HelloMessage):
   } catch (error) {
     return { ok: false, error: error as OutpostError, code: CLOSE.PROTOCOL_VERSION }
   }
+  // Before the token: versions that differ are refused alike for everyone, and say which side to upgrade.
+  const outdated = context.pipeline.schemas === undefined ? undefined : checkSchemaVersions(message.schemas, context.pipeline.schemas.schemas)
+  if (outdated !== undefined) return { ok: false, error: outdated, code: CLOSE.SCHEMA_OUTDATED }
   let principal: Principal
   try {
     principal = await context.auth.authenticate(message.token)

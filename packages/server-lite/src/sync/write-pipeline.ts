@@ -9,7 +9,9 @@
  *   2. the change is well formed and forges no other replica's writes (`validate-change.ts`);
  *   3. merged with the current record (plus the map's conflict resolver, if any), the
  *      record still fits one frame (a record no subscriber could receive is refused);
- *   4. under a row filter, the record is the caller's before and after the change.
+ *   4. under a row filter, the record is the caller's before and after the change;
+ *   5. for a map with a schema, the merged record validates (upgraded first when older;
+ *      `schema-gate.ts`), after the no-op check so replaying a stored write stays a no-op.
  *
  * A refusal is a typed error for that change alone. The log keeps, for maps with a row
  * filter, the filtered fields of the record as it was before (`before`), so a device that
@@ -37,6 +39,7 @@ import {
   type WriteRequest,
 } from '@outpost/core'
 import type { MapAccess } from '../auth/rules'
+import type { SchemaGate } from './schema-gate'
 import { checkChange } from './validate-change'
 
 /** Who writes: a session, or the relay itself (processors, resolvers). */
@@ -57,6 +60,8 @@ export interface PipelineContext {
   filterFields(map: string): readonly string[] | undefined
   /** The map's conflict resolver's change for an incoming LWW write that lost to a concurrent one, if any. */
   resolution(map: string, key: string, current: LwwRecordState | undefined, incoming: LwwRecordState): LwwRecordState | undefined
+  /** The schemas the relay enforces, if it was given any (or runs in strict mode). */
+  readonly schemas?: SchemaGate | undefined
 }
 
 /** A request plus what fan-out needs to know about the writer once it committed. */
@@ -82,6 +87,7 @@ export function writeRequest(change: Change, writer: Writer, kind: CollectionKin
   if (!access.keyAllowed(change.key)) {
     throw new ForbiddenError(`You may not write key ${change.key.slice(0, 64)} of map ${change.map}: it is outside the keys this map's rule gives you`, { map: change.map })
   }
+  context.schemas?.admit(change)
   const where = `${change.map}/${change.key.slice(0, 64)}`
   const budget = itemBudget(context.limits)
   const filterFields = access.filter === undefined ? undefined : context.filterFields(change.map)
@@ -99,6 +105,7 @@ export function writeRequest(change: Change, writer: Writer, kind: CollectionKin
         if (resolved !== undefined) after = mergeState('lww', after as LwwRecordState, resolved)
       }
       if (current !== undefined && stateEquals(change.kind, current as never, after as never)) return undefined
+      if (change.kind === 'lww' && context.schemas !== undefined) after = context.schemas.check(change.map, after as LwwRecordState, where, context.clock.replicaId)
       // Exact only when a cheap upper bound says it might not fit (most records are far below the limit).
       const bound = encodedSizeBound(after, budget.bytes - change.key.length * 3 - change.map.length * 3 - 64, budget.elements - 16)
       if (bound.bytes > budget.bytes - change.key.length * 3 - change.map.length * 3 - 64 || bound.elements > budget.elements - 16) {

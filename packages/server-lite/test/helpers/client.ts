@@ -52,6 +52,8 @@ export interface ConnectOptions {
   readonly window?: number
   /** Offer permessage-deflate, as browsers do (the `ws` default: true). */
   readonly perMessageDeflate?: boolean
+  /** Schema versions announced in hello (`createClient({ schemas })` does this). */
+  readonly schemas?: Record<string, number>
 }
 
 let replicaCounter = 0
@@ -126,6 +128,7 @@ export class TestClient {
       ...(options.token === undefined ? {} : { token: options.token }),
       ...(options.lastSyncAt === undefined ? {} : { lastSyncAt: options.lastSyncAt }),
       ...(options.window === undefined ? {} : { window: options.window }),
+      ...(options.schemas === undefined ? {} : { schemas: options.schemas }),
     })
   }
 

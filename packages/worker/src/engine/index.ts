@@ -207,6 +207,7 @@ class EngineImpl implements Engine {
       authRequired: options.authRequired,
       backoff: options.backoff,
       networkEvents: options.networkEvents,
+      schemaVersions: options.schemaVersions,
     })
     coordinator = new Coordinator(
       { sync, replicaId, serverNow: () => now() + hlc.offset, call: safeCall },

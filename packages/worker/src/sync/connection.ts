@@ -68,7 +68,7 @@ export interface NetworkEvents {
 /** What the connection needs from the session layers above it. */
 export interface ConnectionHost {
   /** This replica's id and when it last completed a sync, for `hello`. */
-  hello(): { readonly replicaId: string | undefined; readonly lastSyncAt: number | null }
+  hello(): { readonly replicaId: string | undefined; readonly lastSyncAt: number | null; readonly schemas?: Readonly<Record<string, number>> | undefined }
   /** A decoded frame; frames are handled one after another (each waits for the previous one's work). */
   message(message: ServerMessage, length: number): Promise<void>
   /** The socket is gone (closed, failed or torn down): per-session state goes with it. */
@@ -440,7 +440,7 @@ export class Connection {
 
   #hello(): void {
     this.#helloAt = this.#options.now()
-    const { replicaId, lastSyncAt } = this.#host.hello()
+    const { replicaId, lastSyncAt, schemas } = this.#host.hello()
     this.send({
       type: 'hello',
       versions: [...PROTOCOL_VERSIONS],
@@ -449,6 +449,7 @@ export class Connection {
       clientTime: this.#helloAt,
       ...(lastSyncAt === null ? {} : { lastSyncAt }),
       window: CLIENT_WINDOW_BYTES,
+      ...(schemas === undefined ? {} : { schemas: { ...schemas } }),
     })
   }
 

@@ -103,6 +103,8 @@ export interface SyncClientOptions {
    * out a delay of up to 30 s.
    */
   readonly networkEvents?: NetworkEvents | undefined
+  /** Schema versions announced in `hello` (see `EngineOptions.schemaVersions`). */
+  readonly schemaVersions?: Readonly<Record<string, number>> | undefined
 }
 
 /** What crossed the wire, for tests and benchmarks. @internal */
@@ -138,7 +140,7 @@ export class SyncClient {
     const client = this
     this.#connection = new Connection(
       {
-        hello: () => ({ replicaId: host.replicaId, lastSyncAt: host.lastSyncAt }),
+        hello: () => ({ replicaId: host.replicaId, lastSyncAt: host.lastSyncAt, schemas: options.schemaVersions }),
         message: (message, length) => this.#handle(message, length),
         sessionEnded: () => this.#sessionEnded(),
         stalled: (now, replyMs) => this.#shapes.stalled(now, replyMs),
