@@ -27,7 +27,7 @@ const WORKLOADS: Record<string, { needsBrowser: boolean; run: Workload }> = {
   live: { needsBrowser: true, run: liveWrite },
   'cross-device': { needsBrowser: true, run: crossDevice },
   relay: { needsBrowser: false, run: relayLoad },
-  million: { needsBrowser: false, run: million },
+  million: { needsBrowser: true, run: million },
   bus: { needsBrowser: false, run: busLoad },
   'scale-out': { needsBrowser: false, run: scaleOut },
 }

@@ -83,6 +83,8 @@ export async function serveStatic(dir: string): Promise<{ origin: string; close(
 /** A browser profile (one simulated device) and its cleanup. */
 export interface Device {
   readonly context: BrowserContext
+  /** The profile directory (Chromium's `--user-data-dir`), which names its processes. */
+  readonly profile: string
   /** The origin its pages are served from. */
   readonly origin: string
   /** Opens `<origin>/<name>.html` in a new tab and waits for its script. */
@@ -96,6 +98,7 @@ export async function launchDevice(origin: string): Promise<Device> {
   const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS })
   return {
     context,
+    profile,
     origin,
     async open(name) {
       const page = await context.newPage()

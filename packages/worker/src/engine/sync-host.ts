@@ -152,7 +152,7 @@ export class EngineSyncHost implements SyncHost {
         this.#dropUnlessPending(map, key)
       }
     }
-    committer.scheduleFlush()
+    committer.scheduleFlush(bulk)
     this.#p.live.scheduleNotify()
   }
 

@@ -48,8 +48,13 @@ import {
 import { decodePage, encodePage, forEachInPage, pageSize, type StoredPage } from './page-codec'
 import { DB_VERSION, upgradeDatabase } from './upgrade'
 
-/** Most entries one page holds before it is split. */
-export const PAGE_MAX_RECORDS = 64
+/**
+ * Most entries one page holds before it is split. Hash prefixes split 16 ways, so with
+ * evenly spread keys pages hold between 1/16 of this and all of it: 512 keeps 100,000
+ * records in 256 pages of ~390 and 1,000,000 in 4,096 of ~244 (64 made 4,096 pages of ~24
+ * at 100,000), while a single write still rewrites at most 512 compact entries.
+ */
+export const PAGE_MAX_RECORDS = 512
 
 interface OutpostDb extends DBSchema {
   pages: { key: [string, string]; value: StoredPage }
