@@ -35,8 +35,8 @@ export const PAGE_NAMES = ['raw', 'outpost', 'tinybase', 'yjs', 'automerge'] as 
 /** One benchmark page. */
 export type PageName = (typeof PAGE_NAMES)[number]
 
-/** Bundles `bench/pages` into `outDir` (production build, as an app would ship it). */
-export async function buildPages(pagesDir: string, outDir: string): Promise<void> {
+/** Bundles `bench/pages` into `outDir` (production build, as an app would ship it; `minify: false` keeps function names for CPU profiles). */
+export async function buildPages(pagesDir: string, outDir: string, options: { minify?: boolean } = {}): Promise<void> {
   const input: Record<string, string> = {}
   for (const name of PAGE_NAMES) input[name] = join(pagesDir, `${name}.html`)
   await build({
@@ -44,7 +44,7 @@ export async function buildPages(pagesDir: string, outDir: string): Promise<void
     logLevel: 'error',
     configFile: false,
     ...sourceResolution,
-    build: { outDir, emptyOutDir: true, target: 'es2022', rollupOptions: { input }, reportCompressedSize: false, chunkSizeWarningLimit: 10_000 },
+    build: { outDir, emptyOutDir: true, target: 'es2022', minify: options.minify ?? true, rollupOptions: { input }, reportCompressedSize: false, chunkSizeWarningLimit: 10_000 },
     worker: { format: 'es' },
   })
 }

@@ -39,7 +39,7 @@ const WINDOW = 4 * 1024 * 1024
 
 
 /** Plants `n` records into the LMDB store at `dir` (as the relay stores them), in large transactions. */
-async function plant(dir: string, n: number): Promise<void> {
+export async function plant(dir: string, n: number): Promise<void> {
   const store = LmdbStore.open({ path: dir })
   const stamp = (i: number): Stamp => `${(1_700_000_000_000 + i).toString(36).padStart(10, '0')}-0000-seed` as Stamp
   for (let i = 0; i < n; i += 20_000) {
@@ -54,7 +54,7 @@ async function plant(dir: string, n: number): Promise<void> {
   await store.close()
 }
 
-async function startRelay(root: string, dir: string): Promise<{ child: ChildProcess; port: number }> {
+export async function startRelay(root: string, dir: string): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, [...NODE_SOURCE_FLAGS, join(root, 'packages/server-lite/src/cli.ts'), '--port', '0', '--data-dir', dir, '--log-level', 'info'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
   const guard = (): void => void child.kill('SIGKILL')
   process.once('exit', guard)
