@@ -116,7 +116,7 @@ describe('M1: a million-record initial sync with bounded memory', () => {
               send({ type: 'credit', bytes: data.length })
             })
           }
-          if (received % 50_000 < message.changes.length) peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)
+          if (received % 5_000 < message.changes.length) peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)
         } else if (message.type === 'synced') resolve()
         else if (message.type === 'error') reject(new Error(JSON.stringify(message.error)))
       })
