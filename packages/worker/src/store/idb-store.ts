@@ -45,7 +45,8 @@ import {
   type StoreEntry,
   type Value,
 } from '@outpost/core'
-import { decodePage, encodePage, forEachInPage, pageSize, type StoredPage } from './page-codec'
+import { decodePage, encodePage, forEachInPage, pageSize, valueInPage, type StoredPage } from './page-codec'
+import { splitPage } from './page-split'
 import { DB_VERSION, upgradeDatabase } from './upgrade'
 
 /**
@@ -359,7 +360,7 @@ export class IdbStore implements Store {
       for (const key of w.deletes) entries.delete(key)
       for (const [key, value] of w.puts) entries.set(key, value)
       const dir = dirs.get(w.collection) as Set<string>
-      for (const [prefix, pageEntries] of splitPage(w.prefix, entries, dir, splitCollections, w.collection)) {
+      for (const [prefix, pageEntries] of splitPage(w.prefix, entries, PAGE_MAX_RECORDS, dir, splitCollections, w.collection)) {
         if (pageEntries.size === 0) {
           writes.push(pages.delete([w.collection, prefix]))
           removed.push([w.collection, prefix])
@@ -386,37 +387,4 @@ export class IdbStore implements Store {
     this.#closed = true
     this.#db.close()
   }
-}
-
-/** The value of `key` in a stored page, decoding that entry only. */
-function valueInPage(page: StoredPage, key: string): Value | undefined {
-  const i = page.k.indexOf(key)
-  if (i < 0) return undefined
-  let found: Value | undefined
-  forEachInPage({ k: [key], s: page.s, n: page.n, e: [page.e[i]] }, (_, value) => (found = value))
-  return found
-}
-
-/**
- * The pages `entries` (the new content of page `prefix`) must be stored as: itself when
- * small enough, else its 16 children (recursively), marking split prefixes in `dir`.
- * Returns `[prefix, entries]` pairs, including the emptied parent (to delete it).
- */
-function splitPage(prefix: string, entries: Map<string, Value>, dir: Set<string>, splitCollections: Set<string>, collection: string): [string, Map<string, Value>][] {
-  if (entries.size <= PAGE_MAX_RECORDS || prefix.length >= 15) return [[prefix, entries]]
-  dir.add(prefix)
-  splitCollections.add(collection)
-  const children = new Map<string, Map<string, Value>>()
-  for (const [key, value] of entries) {
-    const child = hash64(key).slice(0, prefix.length + 1)
-    let page = children.get(child)
-    if (page === undefined) {
-      page = new Map()
-      children.set(child, page)
-    }
-    page.set(key, value)
-  }
-  const out: [string, Map<string, Value>][] = [[prefix, new Map()]]
-  for (const [child, page] of children) out.push(...splitPage(child, page, dir, splitCollections, collection))
-  return out
 }

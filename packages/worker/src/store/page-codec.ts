@@ -115,3 +115,12 @@ export function decodePage(page: StoredPage): Map<string, Value> {
 export function pageSize(page: StoredPage): number {
   return page.k.length
 }
+
+/** The value of `key` in a stored page, decoding that entry only. */
+export function valueInPage(page: StoredPage, key: string): Value | undefined {
+  const i = page.k.indexOf(key)
+  if (i < 0) return undefined
+  let found: Value | undefined
+  forEachInPage({ k: [key], s: page.s, n: page.n, e: [page.e[i]] }, (_, value) => (found = value))
+  return found
+}
