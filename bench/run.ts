@@ -19,6 +19,7 @@ import { busLoad } from './workloads/bus'
 import { crossDevice } from './workloads/cross-device'
 import { liveWrite } from './workloads/live-write'
 import { million } from './workloads/million'
+import { millionPeers } from './workloads/million-peers'
 import { relayLoad } from './workloads/relay'
 import { scaleOut } from './workloads/scale-out'
 
@@ -27,7 +28,8 @@ const WORKLOADS: Record<string, { needsBrowser: boolean; run: Workload }> = {
   live: { needsBrowser: true, run: liveWrite },
   'cross-device': { needsBrowser: true, run: crossDevice },
   relay: { needsBrowser: false, run: relayLoad },
-  million: { needsBrowser: false, run: million },
+  million: { needsBrowser: true, run: million },
+  'million-peers': { needsBrowser: true, run: millionPeers },
   bus: { needsBrowser: false, run: busLoad },
   'scale-out': { needsBrowser: false, run: scaleOut },
 }

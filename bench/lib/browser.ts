@@ -35,8 +35,8 @@ export const PAGE_NAMES = ['raw', 'outpost', 'tinybase', 'yjs', 'automerge'] as 
 /** One benchmark page. */
 export type PageName = (typeof PAGE_NAMES)[number]
 
-/** Bundles `bench/pages` into `outDir` (production build, as an app would ship it). */
-export async function buildPages(pagesDir: string, outDir: string): Promise<void> {
+/** Bundles `bench/pages` into `outDir` (production build, as an app would ship it; `minify: false` keeps function names for CPU profiles). */
+export async function buildPages(pagesDir: string, outDir: string, options: { minify?: boolean } = {}): Promise<void> {
   const input: Record<string, string> = {}
   for (const name of PAGE_NAMES) input[name] = join(pagesDir, `${name}.html`)
   await build({
@@ -44,7 +44,7 @@ export async function buildPages(pagesDir: string, outDir: string): Promise<void
     logLevel: 'error',
     configFile: false,
     ...sourceResolution,
-    build: { outDir, emptyOutDir: true, target: 'es2022', rollupOptions: { input }, reportCompressedSize: false, chunkSizeWarningLimit: 10_000 },
+    build: { outDir, emptyOutDir: true, target: 'es2022', minify: options.minify ?? true, rollupOptions: { input }, reportCompressedSize: false, chunkSizeWarningLimit: 10_000 },
     worker: { format: 'es' },
   })
 }
@@ -83,6 +83,8 @@ export async function serveStatic(dir: string): Promise<{ origin: string; close(
 /** A browser profile (one simulated device) and its cleanup. */
 export interface Device {
   readonly context: BrowserContext
+  /** The profile directory (Chromium's `--user-data-dir`), which names its processes. */
+  readonly profile: string
   /** The origin its pages are served from. */
   readonly origin: string
   /** Opens `<origin>/<name>.html` in a new tab and waits for its script. */
@@ -96,6 +98,7 @@ export async function launchDevice(origin: string): Promise<Device> {
   const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS })
   return {
     context,
+    profile,
     origin,
     async open(name) {
       const page = await context.newPage()

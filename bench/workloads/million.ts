@@ -1,16 +1,24 @@
 /**
  * Workload 7: a map of N = 1,000,000 records (quick: 100,000) held by the relay (its CLI,
- * its own process, on LMDB), on 127.0.0.1:
+ * its own process, on LMDB), on 127.0.0.1, then Outpost itself in Chromium at 10,000,
+ * 100,000 and 1,000,000 records (quick: 10,000 and 100,000), one relay per size:
  * - relay RSS with the N records stored, idle (after start, one hello);
  * - a fresh Node protocol client subscribes to the whole map with flow control (window
  *   4 MiB, credit as it applies frames) and receives every record: time, records/s,
  *   bytes, the relay's peak RSS while streaming (sampled every 100 ms), and the client's
  *   peak heap (it keeps only a count, as a device that writes pages as they come would).
+ * - Outpost in Chromium (the bench page: `@outpost/client`, SharedWorker, IndexedDB on
+ *   disk) through the counting proxy: open → every record durable and queryable (as in
+ *   workload 1), bytes both ways, the relay's peak RSS, and the browser's peak RSS (the sum
+ *   over its processes, and its largest renderer, which hosts the SharedWorker), sampled
+ *   every 200 ms; then a cold start offline on the same profile (workload 5's first query).
+ *   One run per size (a 1,000,000-record round takes minutes); peers are not run here (see
+ *   RESULTS.md for which could and could not).
  * The records are planted straight into the relay's store (the seeding is not measured),
  * the same ~200 B records as every other workload.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -21,18 +29,17 @@ import type { BenchContext } from '../lib/context'
 import { makeRecord } from '../lib/data'
 import type { ResultRow } from '../lib/results'
 import { summarize } from '../lib/stats'
+import { launchDevice } from '../lib/browser'
+import { startCountingProxy } from '../lib/counting-proxy'
+import { rssKiB, sampleChromium } from '../lib/process-memory'
+import type { SystemPage } from '../pages/api'
 import { NODE_SOURCE_FLAGS } from '../../scripts/source-conditions'
 
 const WINDOW = 4 * 1024 * 1024
 
-async function rssKiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const match = /VmRSS:\s+(\d+)/.exec(status)
-  return match === null ? Number.NaN : Number(match[1])
-}
 
 /** Plants `n` records into the LMDB store at `dir` (as the relay stores them), in large transactions. */
-async function plant(dir: string, n: number): Promise<void> {
+export async function plant(dir: string, n: number): Promise<void> {
   const store = LmdbStore.open({ path: dir })
   const stamp = (i: number): Stamp => `${(1_700_000_000_000 + i).toString(36).padStart(10, '0')}-0000-seed` as Stamp
   for (let i = 0; i < n; i += 20_000) {
@@ -47,7 +54,7 @@ async function plant(dir: string, n: number): Promise<void> {
   await store.close()
 }
 
-async function startRelay(root: string, dir: string): Promise<{ child: ChildProcess; port: number }> {
+export async function startRelay(root: string, dir: string): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, [...NODE_SOURCE_FLAGS, join(root, 'packages/server-lite/src/cli.ts'), '--port', '0', '--data-dir', dir, '--log-level', 'info'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
   const guard = (): void => void child.kill('SIGKILL')
   process.once('exit', guard)
@@ -105,8 +112,115 @@ async function stream(port: number): Promise<{ records: number; bytes: number; m
   return { records, bytes, ms, peakHeapMiB: peakHeap / 1024 / 1024 }
 }
 
-/** Runs workload 7. */
+/** Figures of one Outpost round in Chromium. */
+interface BrowserRound {
+  syncMs: number
+  syncMiB: number
+  relayPeakMiB: number
+  browserPeakMiB: number
+  rendererPeakMiB: number
+  coldMs: number
+}
+
+/** Outpost in Chromium against the relay on `port` (pid `relayPid`) holding `n` records of map `items`. */
+async function outpostInChromium(context: BenchContext, port: number, relayPid: number, n: number): Promise<BrowserRound> {
+  const proxy = await startCountingProxy(port)
+  const device = await launchDevice(context.origin)
+  type Bench = { bench: SystemPage }
+  try {
+    const page = await device.open('outpost')
+    let relayPeak = await rssKiB(relayPid)
+    const relaySampler = setInterval(() => void rssKiB(relayPid).then((kib) => (relayPeak = Math.max(relayPeak, kib || 0))), 200)
+    const browser = sampleChromium(device.profile)
+    proxy.reset()
+    const syncMs = await page.evaluate(
+      async ({ url, n }) => {
+        const bench = (globalThis as unknown as Bench).bench
+        const t0 = performance.now()
+        await bench.open({ url, db: 'million', doc: 'items' })
+        await bench.waitSynced(n)
+        return performance.now() - t0
+      },
+      { url: proxy.url(), n },
+    )
+    clearInterval(relaySampler)
+    const memory = browser.stop()
+    const bytes = proxy.bytes()
+    await page.evaluate(async () => (globalThis as unknown as Bench).bench.close())
+    await page.close()
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const cold = await device.context.newPage()
+    await cold.goto(`${device.origin}/outpost.html`)
+    await cold.waitForFunction('globalThis.bench !== undefined')
+    const coldMs = await cold.evaluate(async () => {
+      const bench = (globalThis as unknown as Bench).bench
+      const loaded = (globalThis as unknown as { benchLoadedAt: number }).benchLoadedAt
+      const t0 = performance.now()
+      await bench.open({ url: null, db: 'million', doc: 'items' })
+      const rows = await bench.firstQuery()
+      if (rows === 0) throw new Error('cold start: the first query returned no rows')
+      return loaded + (performance.now() - t0)
+    })
+    await cold.evaluate(async () => (globalThis as unknown as Bench).bench.close())
+    return { syncMs, syncMiB: (bytes.up + bytes.down) / 2 ** 20, relayPeakMiB: relayPeak / 1024, browserPeakMiB: memory.peakSumMiB, rendererPeakMiB: memory.peakRendererMiB, coldMs }
+  } finally {
+    await device.close()
+    await proxy.close()
+  }
+}
+
+/** Plants `n` records, starts a relay over them, runs `body`, stops the relay and removes its data. */
+async function withRelay<T>(context: BenchContext, n: number, body: (relay: { child: ChildProcess; port: number }) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-million-'))
+  try {
+    context.log(`million: planting ${n} records`)
+    const planted = performance.now()
+    await plant(dir, n)
+    context.log(`million: planted in ${((performance.now() - planted) / 1000).toFixed(1)} s; starting the relay`)
+    const relay = await startRelay(context.root, dir)
+    try {
+      return await body(relay)
+    } finally {
+      relay.child.kill('SIGTERM')
+      await new Promise((resolve) => relay.child.once('exit', resolve))
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/** Runs workload 7: the Node protocol client at the largest size, then Outpost in Chromium at each size. */
 export async function million(context: BenchContext): Promise<ResultRow[]> {
+  const rows = await nodeClient(context)
+  const sizes = context.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000]
+  const one = (value: number) => ({ outpost: summarize([value]) })
+  for (const n of sizes) {
+    try {
+      const r = await withRelay(context, n, async (relay) => {
+        await new Promise((resolve) => setTimeout(resolve, 1_000))
+        return outpostInChromium(context, relay.port, relay.child.pid as number, n)
+      })
+      context.log(`million: Outpost in Chromium N=${n}: sync ${r.syncMs.toFixed(0)} ms, ${r.syncMiB.toFixed(1)} MiB, relay peak ${r.relayPeakMiB.toFixed(0)} MiB, browser peak ${r.browserPeakMiB.toFixed(0)} MiB (largest renderer ${r.rendererPeakMiB.toFixed(0)} MiB), cold ${r.coldMs.toFixed(0)} ms`)
+      const workload = `7. Outpost in Chromium, N=${n.toLocaleString('en')}`
+      rows.push(
+        { workload, metric: 'initial sync: server → empty browser, durable + queryable (1 run)', unit: 'ms', lowerIsBetter: true, cells: one(r.syncMs) },
+        { workload, metric: 'bytes, initial sync, both directions at the socket', unit: 'MiB', lowerIsBetter: true, cells: one(r.syncMiB) },
+        { workload, metric: 'relay peak RSS during the sync', unit: 'MiB', lowerIsBetter: true, cells: one(r.relayPeakMiB) },
+        { workload, metric: 'browser peak RSS during the sync, all processes', unit: 'MiB', lowerIsBetter: true, cells: one(r.browserPeakMiB) },
+        { workload, metric: 'browser peak RSS during the sync, largest renderer (page + SharedWorker)', unit: 'MiB', lowerIsBetter: true, cells: one(r.rendererPeakMiB) },
+        { workload, metric: 'cold start: page load → first query result, offline', unit: 'ms', lowerIsBetter: true, cells: one(r.coldMs) },
+      )
+    } catch (error) {
+      const why = error instanceof Error ? error.message.split('\n')[0] ?? error.message : String(error)
+      context.log(`million: Outpost in Chromium N=${n} failed: ${why}`)
+      rows.push({ workload: `7. Outpost in Chromium, N=${n.toLocaleString('en')}`, metric: 'initial sync', unit: 'ms', lowerIsBetter: true, cells: { outpost: { unavailable: why } } })
+    }
+  }
+  return rows
+}
+
+/** The relay's memory with N records stored, and a Node protocol client streaming them all. */
+async function nodeClient(context: BenchContext): Promise<ResultRow[]> {
   const n = context.quick ? 100_000 : 1_000_000
   const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-million-'))
   try {

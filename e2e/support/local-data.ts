@@ -2,10 +2,11 @@
  * Reads what a device holds in IndexedDB, from inside its page, without going through the
  * engine: the proof that a shape keeps data off the device, not just off the screen.
  *
- * The layout is the worker's (packages/worker/src/store/idb-store.ts): database
- * `outpost:<name>`, object store `pages` keyed `[collection, prefix]`, each value
- * `{ entries: Map<key, state> }`; an LWW map's collection is `r/lww/<map>` and a record's
- * state is `{ fields: [name, value, stamp][], deleted: stamp | null }`.
+ * The layout is the worker's (packages/worker/src/store/idb-store.ts, layout version 2):
+ * database `outpost:<name>`, object store `pages` keyed `[collection, prefix]`, each value a
+ * compact page (`page-codec.ts`): `{ k: keys, s: stamps, n: field names, e: entries }`, an
+ * LWW record's entry being `[deleted stamp index | -1, name index, value, stamp index, …]`;
+ * an LWW map's collection is `r/lww/<map>`.
  */
 import type { Page } from '@playwright/test'
 
@@ -30,11 +31,18 @@ export async function storedRecordKeys(page: Page, dbName: string, map: string):
           request.onsuccess = () => {
             const cursor = request.result
             if (cursor === null) return
-            const page = cursor.value as { entries: Map<string, { fields: [string, unknown, string][]; deleted: string | null }> }
-            for (const [key, state] of page.entries) {
-              const deleted = state.deleted
-              if (state.fields.some((field) => deleted === null || field[2] > deleted)) keys.push(key)
-            }
+            const page = cursor.value as { k: string[]; s: string[]; e: unknown[] }
+            page.k.forEach((key, i) => {
+              const entry = page.e[i] as number[]
+              const deleted = entry[0] as number
+              // A record is live when one of its fields was written after its tombstone.
+              for (let j = 3; j < entry.length; j += 3) {
+                if (deleted < 0 || (page.s[entry[j] as number] as string) > (page.s[deleted] as string)) {
+                  keys.push(key)
+                  return
+                }
+              }
+            })
             cursor.continue()
           }
           tx.oncomplete = () => resolve()

@@ -112,6 +112,19 @@ describe('MerkleTree roots', () => {
     )
   })
 
+  it('a tree built in one pass from entries with duplicate keys equals the same sets made one by one', () => {
+    check(
+      fc.property(fc.array(fc.tuple(fc.oneof(keyArb, fc.string({ maxLength: 6 })), digestArb), { maxLength: 60 }), fc.constantFrom(1, 2, 4), (entries, depth) => {
+        const incremental = new MerkleTree({ depth })
+        for (const [key, digest] of entries) incremental.set(key, digest)
+        const built = MerkleTree.from(entries, { depth })
+        expect(allNodes(built)).toEqual(allNodes(incremental))
+        expect(built.entries('')).toEqual(incremental.entries(''))
+        expect(built.size).toBe(incremental.size)
+      }),
+    )
+  })
+
   it('reports an empty node as count 0 with the zero hash, and no children for it', () => {
     const tree = new MerkleTree()
     expect(tree.root()).toEqual({ path: '', hash: '0000000000000000', count: 0 })

@@ -206,8 +206,10 @@ describe('engine, local', () => {
         `map of 50,000 → ${large.msPerWrite.toFixed(3)} ms, ${large.entriesPerWrite.toFixed(1)} entries serialized (fake-indexeddb)`,
     )
     // One record page and one outbox page per write, each bounded, whatever the map size.
+    // (Not compared with the small map's figure: pages split 16 ways, so their occupancy
+    // swings between 1/16 of the bound and all of it as a map grows, whatever its size.)
+    expect(small.entriesPerWrite).toBeLessThanOrEqual(2 * PAGE_MAX_RECORDS)
     expect(large.entriesPerWrite).toBeLessThanOrEqual(2 * PAGE_MAX_RECORDS)
-    expect(large.entriesPerWrite).toBeLessThanOrEqual(small.entriesPerWrite * 1.5)
     // Notifications carry the query's rows (limit 10), never the map.
     expect(large.notifiedRows).toBe(10)
   })

@@ -12,7 +12,7 @@
  */
 import { InvalidValueError } from '../errors'
 import type { FieldEntry, LwwRecordState, RecordValue, Stamp, Value } from '../types'
-import { VALUE_LIMITS, assertRecord, compareValues, getField, recordFromEntries, valueWeight, valuesEqual } from '../value'
+import { VALUE_LIMITS, assertRecord, compareValues, getField, recordFromEntries, setOwnField, valueWeight, valuesEqual } from '../value'
 
 const EMPTY: LwwRecordState = Object.freeze({ fields: Object.freeze([]) as readonly FieldEntry[], deleted: null })
 
@@ -86,9 +86,14 @@ function alive(entry: FieldEntry, deleted: Stamp | null): boolean {
 
 /** The record as the app sees it: alive fields only; `undefined` when no field is alive (deleted or never written). */
 export function lwwView(state: LwwRecordState): RecordValue | undefined {
-  const fields = state.fields.filter((entry) => alive(entry, state.deleted))
-  if (fields.length === 0) return undefined
-  return recordFromEntries(fields.map(([name, value]) => [name, value] as const))
+  // One pass, no intermediate arrays: a cold start's first query builds this for every record.
+  let record: Record<string, Value> | undefined
+  for (const entry of state.fields) {
+    if (!alive(entry, state.deleted)) continue
+    record ??= {}
+    setOwnField(record, entry[0], entry[1])
+  }
+  return record
 }
 
 /**

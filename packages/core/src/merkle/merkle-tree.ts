@@ -37,7 +37,7 @@
 import { ConfigError } from '../errors'
 import type { MerkleNodeInfo } from '../protocol/messages'
 import { EMPTY_DIGEST, type Digest } from './hash'
-import { NodeSums, entryHash, leafPathOf } from './node-sums'
+import { NodeSums, addToSum, entryHash, leafPathOf, type HashSum } from './node-sums'
 
 const HEX = '0123456789abcdef'
 
@@ -75,11 +75,34 @@ export class MerkleTree {
     this.#nodes = new NodeSums(depth)
   }
 
-  /** Builds a tree from `[key, digest]` entries (a later duplicate key wins). */
+  /**
+   * Builds a tree from `[key, digest]` entries (a later duplicate key wins) in one pass:
+   * entry hashes are summed per leaf bucket, then each non-empty leaf is added once along
+   * its path, instead of `depth + 1` node updates per entry. The result equals a tree built
+   * by {@link set} in any order (law 2 of `merkle.property.test.ts`).
+   */
   static from(entries: Iterable<readonly [string, Digest]>, options?: MerkleTreeOptions): MerkleTree {
     const tree = new MerkleTree(options)
-    for (const [key, digest] of entries) tree.set(key, digest)
+    tree.#load(entries)
     return tree
+  }
+
+  /** Fills an empty tree; see {@link from}. */
+  #load(entries: Iterable<readonly [string, Digest]>): void {
+    for (const [key, digest] of entries) this.#entries.set(key, digest)
+    const leaves = new Map<string, HashSum>()
+    for (const [key, digest] of this.#entries) {
+      const leaf = this.leafPath(key)
+      let sum = leaves.get(leaf)
+      if (sum === undefined) {
+        sum = { hi: 0, lo: 0, count: 0 }
+        leaves.set(leaf, sum)
+        this.#buckets.set(leaf, new Set())
+      }
+      addToSum(sum, entryHash(key, digest), 1)
+      ;(this.#buckets.get(leaf) as Set<string>).add(key)
+    }
+    for (const [leaf, sum] of leaves) this.#nodes.addLeaf(leaf, sum)
   }
 
   /** Number of entries. */

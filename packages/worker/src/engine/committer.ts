@@ -213,10 +213,12 @@ export class Committer {
   /**
    * Flushes buffered remote changes when the stream pauses ({@link REMOTE_FLUSH_DELAY_MS}
    * after the last batch), when {@link REMOTE_FLUSH_RECORDS} are buffered, or at most
-   * {@link REMOTE_FLUSH_MAX_WAIT_MS} after the first, so an initial sync rewrites each
-   * page a few times, not once per frame.
+   * {@link REMOTE_FLUSH_MAX_WAIT_MS} after the first, so an initial sync writes few, large
+   * transactions. A `bulk` batch (part of a paced slice or replay) does not flush on a
+   * pause: a slice pauses whenever the relay waits for credit, and its end (`synced`, see
+   * {@link syncedAtChanged}) flushes anyway.
    */
-  scheduleFlush(): void {
+  scheduleFlush(bulk = false): void {
     if (this.#dirty.size === 0 && this.#memberDirty.size === 0) return
     if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer)
     this.#flushTimer = undefined
@@ -230,7 +232,7 @@ export class Committer {
       this.#flushTimer = undefined
       this.#flushRequested = true
       this.#pump()
-    }, Math.min(REMOTE_FLUSH_DELAY_MS, REMOTE_FLUSH_MAX_WAIT_MS - waited))
+    }, bulk ? REMOTE_FLUSH_MAX_WAIT_MS - waited : Math.min(REMOTE_FLUSH_DELAY_MS, REMOTE_FLUSH_MAX_WAIT_MS - waited))
   }
 
   #pump(): void {

@@ -53,6 +53,7 @@ import { ENGINE_METHODS, parseArgs, type EngineMethodName } from '../engine-meth
 import { Coordinator } from '../coordination/coordinator'
 import { Outbox } from '../outbox'
 import { RejectionLog } from '../rejections'
+import type { ShapeReplica } from '../sync/shape-replica'
 import { SyncClient, type SyncStats } from '../sync/sync-client'
 import { CallLedger } from './call-ledger'
 import { safeCall } from './callbacks'
@@ -420,6 +421,10 @@ class EngineImpl implements Engine {
     // Stored before it takes effect, so a tab that reloads right after still finds it.
     await (this.#store as Store).commit({ meta: [{ key: OFFLINE_META, value: offline ? true : null }] })
     sync.setOffline(offline)
+  }
+
+  shapeReplicas(): readonly ShapeReplica[] {
+    return this.#parts?.shapes.all() ?? []
   }
 
   /** Resolves when every write and buffered remote change is stored. @internal */

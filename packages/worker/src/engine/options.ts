@@ -3,6 +3,7 @@ import type { ReplicaId, Store } from '@outpost/core'
 import type { EngineApi, EngineOptions } from '../engine-api'
 import type { NetworkEvents, SyncStats, WebSocketConstructor } from '../sync/sync-client'
 import type { BackoffOptions } from '../sync/connection-state'
+import type { ShapeReplica } from '../sync/shape-replica'
 
 /** Options of `createEngine`. */
 export interface CreateEngineOptions extends EngineOptions {
@@ -48,4 +49,6 @@ export interface Engine extends EngineApi {
   readonly syncStats: SyncStats
   /** Resolves when every queued write and buffered remote change is in the store. @internal */
   flush(): Promise<void>
+  /** The shape replicas (their trees, members, cursors), for tests. @internal */
+  shapeReplicas(): readonly ShapeReplica[]
 }

@@ -3,6 +3,10 @@
  * {@link ShapeReplica} with its own Merkle tree over the matching keys in memory (and, for
  * a filtered shape, its persisted member keys). The set is persisted in the store's meta,
  * so a shape stays subscribed across restarts until it is unsubscribed.
+ *
+ * Restoring a shape at start-up reads its members and cursor only: its map is loaded and
+ * its tree built when a session needs them ({@link ShapeSet.loadMaps} before subscribing),
+ * so a cold start offline answers its first query without either.
  */
 import { COUNTERS_MAP, validateShape, type CollectionKind, type Shape, type Store, type Value } from '@outpost/core'
 import { ShapeReplica, type AnyState } from '../sync/shape-replica'
@@ -43,7 +47,7 @@ export class ShapeSet {
    * its map when needed. Not persisted nor announced: see {@link subscribe}.
    */
   async add(shape: Shape): Promise<ShapeReplica> {
-    const replica = new ShapeReplica(shape)
+    const replica = new ShapeReplica(shape, () => this.#statesOf(shape.map))
     const existing = this.#shapes.get(replica.id)
     if (existing !== undefined) return existing
     // Registered before any await: a local write committed meanwhile must see the shape, or
@@ -54,17 +58,31 @@ export class ShapeSet {
     }
     const cursor = await this.#store.getMeta(replica.cursorKey)
     if (typeof cursor === 'string') replica.cursor = cursor
-    for (const kind of COLLECTION_KINDS) {
-      const loaded = this.#maps.get(kind, shape.map)
-      if (loaded !== undefined) for (const [key, state] of loaded.states) replica.track(kind, shape.map, key, state)
-      else if (kind === 'lww') await this.#maps.ensure(kind, shape.map)
-    }
     return replica
+  }
+
+  /** Every `[kind, key, state]` of `map` in memory: what a replica's tree is built from. */
+  *#statesOf(map: string): Generator<readonly [CollectionKind, string, AnyState]> {
+    for (const kind of COLLECTION_KINDS) {
+      const loaded = this.#maps.get(kind, map)
+      if (loaded !== undefined) for (const [key, state] of loaded.states) yield [kind, key, state]
+    }
+  }
+
+  /**
+   * Loads the maps of every shape (each kind), so their trees are complete when read: the
+   * sync host calls it before a session subscribes. A map already in memory costs nothing.
+   */
+  async loadMaps(shapes: readonly ShapeReplica[] = this.all()): Promise<void> {
+    for (const map of new Set(shapes.map((shape) => shape.shape.map))) {
+      for (const kind of COLLECTION_KINDS) await this.#maps.ensure(kind, map)
+    }
   }
 
   /** Adds a shape, persists the set and tells the sync client; returns its replica. */
   async subscribe(shape: Shape): Promise<ShapeReplica> {
     const replica = await this.add(shape)
+    await this.loadMaps([replica])
     await this.#persist()
     this.#sync()?.shapeAdded(replica)
     return replica
@@ -102,10 +120,10 @@ export class ShapeSet {
     return false
   }
 
-  /** A map was loaded: the shapes over it track its keys. */
+  /** A map was loaded: the shapes over it whose tree is built already track its keys (the others read them when built). */
   mapLoaded(loaded: LoadedMap): void {
     for (const shape of this.#shapes.values()) {
-      if (shape.shape.map !== loaded.map) continue
+      if (shape.shape.map !== loaded.map || !shape.treeBuilt) continue
       for (const [key, state] of loaded.states) shape.track(loaded.kind, loaded.map, key, state)
     }
   }

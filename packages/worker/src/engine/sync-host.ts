@@ -103,13 +103,16 @@ export class EngineSyncHost implements SyncHost {
     return this.#p.outbox
   }
 
-  async applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[]): Promise<void> {
+  async applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[], bulk = false): Promise<void> {
     const { maps: cache, committer } = this.#p
     const maps = new Map<string, LoadedMap>()
     for (const change of changes) {
       const collection = collectionOf(change.kind, change.map)
       if (!maps.has(collection)) maps.set(collection, await cache.ensure(change.kind, change.map))
     }
+    // A slice or a replay streams (paced): the shape's tree is rebuilt once when next read,
+    // not updated per record. Nothing reads it meanwhile (such a sync settles without a descent).
+    if (bulk && replica !== undefined && changes.length > 0) replica.invalidate()
     let maxStamp: Stamp | null = null
     for (const change of changes) {
       const loaded = maps.get(collectionOf(change.kind, change.map)) as LoadedMap
@@ -149,7 +152,7 @@ export class EngineSyncHost implements SyncHost {
         this.#dropUnlessPending(map, key)
       }
     }
-    committer.scheduleFlush()
+    committer.scheduleFlush(bulk)
     this.#p.live.scheduleNotify()
   }
 
@@ -289,7 +292,10 @@ export class EngineSyncHost implements SyncHost {
    * before the sync client reconciles or sends them; the clock rebases at once, so a write
    * made meanwhile already follows corrected time.
    */
-  clockCorrected(): Promise<void> {
+  async clockCorrected(): Promise<void> {
+    // Awaited by the sync client before a session subscribes: the shapes' maps are in memory
+    // then, so the roots they send are complete (start-up leaves them unloaded; see shape-set.ts).
+    await this.#p.shapes.loadMaps()
     const { hlc, outbox, maps, committer } = this.#p
     const offset = hlc.offset
     const pending = [...outbox.pending(), ...committer.pendingLocal()]

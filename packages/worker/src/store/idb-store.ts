@@ -4,11 +4,11 @@
  * ## Why pages
  * IndexedDB costs roughly 0.1 ms per stored value on a small machine, so one value per
  * record caps an initial sync near 10,000 records/s. Records are therefore grouped into
- * *pages*: one IndexedDB value holds a `Map` of key → value for every key of one
- * collection whose `hash64(key)` starts with the page's hex prefix.
+ * *pages*: one IndexedDB value holds every key of one collection whose `hash64(key)` starts
+ * with the page's hex prefix, in the compact layout of `page-codec.ts`.
  *
- * ## Layout (database version 1)
- * - `pages`: key `[collection, prefix]`, value `{ entries: Map<string, Value> }`.
+ * ## Layout (database version 2; `upgrade.ts` migrates version 1 in place)
+ * - `pages`: key `[collection, prefix]`, value a compact page (`page-codec.ts`).
  *   A page holds at most {@link PAGE_MAX_RECORDS} entries: when a commit would overfill
  *   one, it is split (in the same transaction) into up to 16 pages one nibble longer.
  *   So a 100,000-record initial sync writes a few thousand values, and a single write
@@ -18,12 +18,19 @@
  *   `'seq'` → the last commit sequence number.
  * - `meta`: key → value, the {@link Store.getMeta} namespace.
  *
+ * ## Bulk loads write each record once, and read nothing back
+ * The relay streams a slice in Merkle leaf order, which is hash order, so consecutive
+ * flushes of a slice fill consecutive pages. The store knows which pages exist (their keys
+ * are loaded with the directory, keys only), so a commit reads back only pages that exist:
+ * for a fresh map that is at most the one page a previous flush left at the boundary.
+ *
  * Every commit is ONE readwrite transaction over all three stores (read the touched pages,
  * rewrite them, bump `seq`), awaited through `tx.done`, so a crash leaves either the whole
  * batch or none of it. Commits run one at a time (a promise chain), which keeps the
- * in-memory copy of the page directory exact. A `QuotaExceededError` from IndexedDB
- * becomes core's {@link QuotaExceededError}; the transaction aborts, so what was committed
- * before stays intact.
+ * in-memory copy of the page directory and of the existing pages exact: this store is the
+ * database's only writer (a newer version asking to upgrade closes it, see `versionchange`).
+ * A `QuotaExceededError` from IndexedDB becomes core's {@link QuotaExceededError}; the
+ * transaction aborts, so what was committed before stays intact.
  */
 import { wrap, type DBSchema, type IDBPDatabase, type IDBPTransaction } from 'idb'
 import {
@@ -38,19 +45,20 @@ import {
   type StoreEntry,
   type Value,
 } from '@outpost/core'
+import { decodePage, encodePage, forEachInPage, pageSize, valueInPage, type StoredPage } from './page-codec'
+import { splitPage } from './page-split'
+import { DB_VERSION, upgradeDatabase } from './upgrade'
 
-/** Most entries one page holds before it is split. */
-export const PAGE_MAX_RECORDS = 64
-
-const DB_VERSION = 1
-
-/** One stored page. */
-interface Page {
-  entries: Map<string, Value>
-}
+/**
+ * Most entries one page holds before it is split. Hash prefixes split 16 ways, so with
+ * evenly spread keys pages hold between 1/16 of this and all of it: 512 keeps 100,000
+ * records in 256 pages of ~390 and 1,000,000 in 4,096 of ~244 (64 made 4,096 pages of ~24
+ * at 100,000), while a single write still rewrites at most 512 compact entries.
+ */
+export const PAGE_MAX_RECORDS = 512
 
 interface OutpostDb extends DBSchema {
-  pages: { key: [string, string]; value: Page }
+  pages: { key: [string, string]; value: StoredPage }
   sys: { key: string | [string, string]; value: unknown }
   meta: { key: string; value: Value }
 }
@@ -101,6 +109,8 @@ export class IdbStore implements Store {
   readonly #db: IDBPDatabase<OutpostDb>
   /** collection → split prefixes, loaded on first use. */
   readonly #dirs = new Map<string, Set<string>>()
+  /** collection → prefixes of the pages that exist, loaded with the directory (keys only), so a commit never reads a page that is not there. */
+  readonly #present = new Map<string, Set<string>>()
   #queue: Promise<unknown> = Promise.resolve()
   readonly #scanCache = new Map<string, { all: Map<string, Value>; keys: string[] }>()
   #closed = false
@@ -120,12 +130,7 @@ export class IdbStore implements Store {
     try {
       const raw = await new Promise<IDBDatabase>((resolve, reject) => {
         const request = factory.open(name, DB_VERSION)
-        request.onupgradeneeded = () => {
-          const database = request.result
-          for (const store of ['pages', 'sys', 'meta'] as const) {
-            if (!database.objectStoreNames.contains(store)) database.createObjectStore(store)
-          }
-        }
+        request.onupgradeneeded = (event) => upgradeDatabase(request.result, request.transaction as IDBTransaction, event.oldVersion)
         request.onsuccess = () => resolve(request.result)
         request.onerror = () => reject(request.error ?? new Error('IndexedDB open failed'))
       })
@@ -134,7 +139,16 @@ export class IdbStore implements Store {
       if (isQuotaError(error)) throw new QuotaExceededError('IndexedDB refused to open the database: storage quota exceeded', { name }, { cause: error })
       throw new StoreError(`could not open IndexedDB database "${name}": ${String(error)}`, { name }, { cause: error })
     }
-    return new IdbStore(db, name)
+    const store = new IdbStore(db, name)
+    // A newer layout wants to upgrade (a new deploy's worker): step aside, or it would wait
+    // for this connection forever. What this store committed stays; later calls reject.
+    db.addEventListener('versionchange', () => store.#stepAside())
+    return store
+  }
+
+  #stepAside(): void {
+    this.#closed = true
+    this.#db.close()
   }
 
   #check(): void {
@@ -151,9 +165,10 @@ export class IdbStore implements Store {
   async #dir(collection: string): Promise<Set<string>> {
     let dir = this.#dirs.get(collection)
     if (dir === undefined) {
-      const stored = (await this.#db.get('sys', ['dir', collection])) as string[] | undefined
+      const [stored, keys] = await Promise.all([this.#db.get('sys', ['dir', collection]) as Promise<string[] | undefined>, this.#db.getAllKeys('pages', this.#range(collection))])
       dir = new Set(stored ?? [])
       this.#dirs.set(collection, dir)
+      this.#present.set(collection, new Set(keys.map(([, prefix]) => prefix)))
     }
     return dir
   }
@@ -188,9 +203,12 @@ export class IdbStore implements Store {
       const pages = await Promise.all(unique.map((p) => tx.store.get([collection, p])))
       await tx.done
       this.stats.pagesRead += unique.length
-      const byPrefix = new Map<string, Page | undefined>()
+      const byPrefix = new Map<string, StoredPage | undefined>()
       unique.forEach((p, i) => byPrefix.set(p, pages[i]))
-      return keys.map((key, i) => byPrefix.get(prefixes[i] as string)?.entries.get(key))
+      return keys.map((key, i) => {
+        const page = byPrefix.get(prefixes[i] as string)
+        return page === undefined ? undefined : valueInPage(page, key)
+      })
     })
   }
 
@@ -205,7 +223,7 @@ export class IdbStore implements Store {
       const pages = await this.#db.getAll('pages', this.#range(collection))
       this.stats.pagesRead += pages.length
       const out = new Map<string, Value>()
-      for (const page of pages) for (const [key, value] of page.entries) out.set(key, value)
+      for (const page of pages) forEachInPage(page, (key, value) => out.set(key, value))
       return out
     })
   }
@@ -243,7 +261,7 @@ export class IdbStore implements Store {
     return this.#serial(async () => {
       this.#check()
       const pages = await this.#db.getAll('pages', this.#range(collection))
-      return pages.reduce((n, page) => n + page.entries.size, 0)
+      return pages.reduce((n, page) => n + pageSize(page), 0)
     })
   }
 
@@ -303,9 +321,11 @@ export class IdbStore implements Store {
       }
       try {
         const tx = this.#db.transaction(['pages', 'sys', 'meta'], 'readwrite')
-        const seq = await this.#writeInTx(tx, work, dirs, batch)
+        const { seq, written, removed } = await this.#writeInTx(tx, work, dirs, batch)
         await tx.done
         for (const [collection, dir] of dirs) this.#dirs.set(collection, dir)
+        for (const [collection, prefix] of written) this.#present.get(collection)?.add(prefix)
+        for (const [collection, prefix] of removed) this.#present.get(collection)?.delete(prefix)
         for (const w of work.values()) this.#scanCache.delete(w.collection)
         this.stats.transactions++
         return { seq }
@@ -319,26 +339,34 @@ export class IdbStore implements Store {
     })
   }
 
-  async #writeInTx(tx: WriteTx, work: Map<string, PageWork>, dirs: Map<string, Set<string>>, batch: StoreBatch): Promise<number> {
+  async #writeInTx(tx: WriteTx, work: Map<string, PageWork>, dirs: Map<string, Set<string>>, batch: StoreBatch): Promise<{ seq: number; written: [string, string][]; removed: [string, string][] }> {
     const pages = tx.objectStore('pages')
     const sys = tx.objectStore('sys')
     const meta = tx.objectStore('meta')
     const items = [...work.values()]
-    // Issue every read before awaiting any, so the transaction never idles.
-    const [seqValue, ...current] = await Promise.all([sys.get('seq'), ...items.map((w) => pages.get([w.collection, w.prefix]))])
-    this.stats.pagesRead += items.length
+    // Only pages that exist are read back (a bulk load into a fresh map reads none but the
+    // boundary page of the previous flush); every read is issued before any is awaited, so
+    // the transaction never idles.
+    const exists = items.map((w) => this.#present.get(w.collection)?.has(w.prefix) ?? true)
+    const [seqValue, ...current] = await Promise.all([sys.get('seq'), ...items.map((w, i) => (exists[i] === true ? pages.get([w.collection, w.prefix]) : undefined))])
+    this.stats.pagesRead += exists.filter(Boolean).length
     const writes: Promise<unknown>[] = []
+    const written: [string, string][] = []
+    const removed: [string, string][] = []
     const splitCollections = new Set<string>()
     items.forEach((w, i) => {
-      const entries = current[i]?.entries ?? new Map<string, Value>()
+      const stored = current[i]
+      const entries = stored === undefined ? new Map<string, Value>() : decodePage(stored)
       for (const key of w.deletes) entries.delete(key)
       for (const [key, value] of w.puts) entries.set(key, value)
       const dir = dirs.get(w.collection) as Set<string>
-      for (const [prefix, pageEntries] of splitPage(w.prefix, entries, dir, splitCollections, w.collection)) {
+      for (const [prefix, pageEntries] of splitPage(w.prefix, entries, PAGE_MAX_RECORDS, dir, splitCollections, w.collection)) {
         if (pageEntries.size === 0) {
           writes.push(pages.delete([w.collection, prefix]))
+          removed.push([w.collection, prefix])
         } else {
-          writes.push(pages.put({ entries: pageEntries }, [w.collection, prefix]))
+          writes.push(pages.put(encodePage(pageEntries), [w.collection, prefix]))
+          written.push([w.collection, prefix])
           this.stats.pagesWritten++
           this.stats.entriesWritten += pageEntries.size
         }
@@ -349,7 +377,7 @@ export class IdbStore implements Store {
     const seq = (typeof seqValue === 'number' ? seqValue : 0) + 1
     writes.push(sys.put(seq, 'seq'))
     await Promise.all(writes)
-    return seq
+    return { seq, written, removed }
   }
 
   /** Waits for queued work, then closes the database. Later calls reject with {@link StoreClosedError}. */
@@ -359,28 +387,4 @@ export class IdbStore implements Store {
     this.#closed = true
     this.#db.close()
   }
-}
-
-/**
- * The pages `entries` (the new content of page `prefix`) must be stored as: itself when
- * small enough, else its 16 children (recursively), marking split prefixes in `dir`.
- * Returns `[prefix, entries]` pairs, including the emptied parent (to delete it).
- */
-function splitPage(prefix: string, entries: Map<string, Value>, dir: Set<string>, splitCollections: Set<string>, collection: string): [string, Map<string, Value>][] {
-  if (entries.size <= PAGE_MAX_RECORDS || prefix.length >= 15) return [[prefix, entries]]
-  dir.add(prefix)
-  splitCollections.add(collection)
-  const children = new Map<string, Map<string, Value>>()
-  for (const [key, value] of entries) {
-    const child = hash64(key).slice(0, prefix.length + 1)
-    let page = children.get(child)
-    if (page === undefined) {
-      page = new Map()
-      children.set(child, page)
-    }
-    page.set(key, value)
-  }
-  const out: [string, Map<string, Value>][] = [[prefix, new Map()]]
-  for (const [child, page] of children) out.push(...splitPage(child, page, dir, splitCollections, collection))
-  return out
 }

@@ -8,6 +8,12 @@
  * device may not hold the fields `where` reads, so membership is recorded (and persisted
  * by the engine), not recomputed.
  *
+ * The tree is derived from memory, so it is built only when something reads it (a
+ * reconciliation, a subscribe sending its root) from a {@link ReplicaSource}, kept current
+ * by {@link ShapeReplica.track} from then on, and dropped by
+ * {@link ShapeReplica.invalidate} (a bulk load then costs one build at its end, not a
+ * tree update per record). Offline, nothing builds it. Without a source it is kept eagerly.
+ *
  * A replica also keeps the relay's resume cursor for it (see `sync-client.ts`): stored
  * durably only after the data it covers, and dropped before that data is.
  */
@@ -15,6 +21,9 @@ import { MerkleTree, changeDigest, compilePredicate, lwwDigest, lwwView, shapeKe
 
 /** A local state of any kind, as the engine holds it. */
 export type AnyState = Change['state']
+
+/** Every `[kind, key, state]` of a shape's map held in memory: what its tree is built from when first read. */
+export type ReplicaSource = () => Iterable<readonly [CollectionKind, string, AnyState]>
 
 /** One replicated shape; see the module comment. */
 export class ShapeReplica {
@@ -25,7 +34,8 @@ export class ShapeReplica {
   readonly filtered: boolean
   /** Keys in the shape (filtered shapes only). */
   readonly members = new Set<string>()
-  readonly tree = new MerkleTree()
+  readonly #source: ReplicaSource | undefined
+  #tree: MerkleTree | undefined
   /**
    * The relay's cursor from the last complete sync of this shape (opaque), loaded from and
    * kept in the store under {@link cursorKey}; undefined when there is none.
@@ -41,11 +51,39 @@ export class ShapeReplica {
   moveOutDeferred = false
   readonly #test: CompiledPredicate
 
-  constructor(shape: Shape) {
+  constructor(shape: Shape, source?: ReplicaSource) {
     this.shape = shape
+    this.#source = source
+    this.#tree = source === undefined ? new MerkleTree() : undefined
     this.id = shapeKey(shape)
     this.filtered = shape.where !== undefined || shape.limit !== undefined
     this.#test = compilePredicate(shape.where)
+  }
+
+  /** The Merkle tree over the shape's keys, built from the source on first read (see the module comment). */
+  get tree(): MerkleTree {
+    this.#tree ??= this.#build()
+    return this.#tree
+  }
+
+  /** True while the tree exists (built, and kept current by {@link track}). @internal */
+  get treeBuilt(): boolean {
+    return this.#tree !== undefined
+  }
+
+  /** Drops the tree (with a source): the next read rebuilds it in one pass. */
+  invalidate(): void {
+    if (this.#source !== undefined) this.#tree = undefined
+  }
+
+  #build(): MerkleTree {
+    const entries: [string, string][] = []
+    const source = this.#source
+    if (source !== undefined) {
+      const map = this.shape.map
+      for (const [kind, key, state] of source()) if (this.covers(key)) entries.push([key, this.digest(kind, map, key, state)])
+    }
+    return MerkleTree.from(entries)
   }
 
   /** The store collection that persists a filtered shape's membership. */
@@ -79,16 +117,20 @@ export class ShapeReplica {
 
   /** Updates the tree after `key` changed to `state` (undefined: gone locally). */
   track(kind: CollectionKind, map: string, key: string, state: AnyState | undefined): void {
+    const tree = this.#tree
+    // Not built: the build reads memory as it is then.
+    if (tree === undefined) return
     if (state === undefined || !this.covers(key)) {
-      this.tree.delete(key)
+      tree.delete(key)
       return
     }
-    this.tree.set(key, this.digest(kind, map, key, state))
+    tree.set(key, this.digest(kind, map, key, state))
   }
 
   /** Forgets every key (resync from empty). */
   clear(): void {
     this.members.clear()
-    this.tree.clear()
+    if (this.#source === undefined) this.#tree?.clear()
+    else this.#tree = undefined
   }
 }

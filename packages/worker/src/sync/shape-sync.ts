@@ -52,7 +52,8 @@ const ENTRY_PAIR_SIZE: FrameSize = { bytes: 1 + 17, elements: 2 }
 /** What shape sync needs from the engine. */
 export interface ShapeHost {
   shapeReplicas(): ShapeReplica[]
-  applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[]): Promise<void>
+  /** `bulk`: the frame is part of a paced stream (a slice or a replay), which the host may load in bulk. */
+  applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[], bulk?: boolean): Promise<void>
   resetShape(replica: ShapeReplica): Promise<void>
   recordsFor(replica: ShapeReplica, keys: readonly string[]): Change[]
   /** Writes of this replica in `change` only: what a `push` reply may carry (each replica uploads its own writes). */
@@ -263,7 +264,7 @@ export class ShapeSync {
   async changes(message: ChangesMessage): Promise<void> {
     const session = this.#sessions.get(message.sub)
     if (session !== undefined) session.progressAt = this.#link.now()
-    await this.#host.applyChanges(session?.replica, message.changes, message.moveOut ?? [])
+    await this.#host.applyChanges(session?.replica, message.changes, message.moveOut ?? [], message.paced === true)
   }
 
   /** `push`: the relay lacks these keys; each replica uploads its own writes. */

@@ -39,7 +39,7 @@ export interface SyncHost {
   readonly lastSyncAt: number | null
   shapeReplicas(): ShapeReplica[]
   pendingOps(): Outbox
-  applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[]): Promise<void>
+  applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[], bulk?: boolean): Promise<void>
   resetShape(replica: ShapeReplica): Promise<void>
   recordsFor(replica: ShapeReplica, keys: readonly string[]): Change[]
   acked(ok: readonly number[], rejected: readonly (readonly [number, SerializedError])[]): Promise<void>

@@ -1,0 +1,153 @@
+/**
+ * Where Outpost's SharedWorker spends its time in Chromium: a CPU profile of the worker
+ * during an initial sync of N records and during a cold start (offline, first query), with
+ * a summary by function and by source file.
+ *
+ *   node --conditions=@outpost/source --import tsx bench/profile/chromium-worker.ts [--records 100000] [--out /tmp/outpost-profiles]
+ *
+ * It builds the bench pages unminified (so functions keep their names) into
+ * bench/results/profile-build. The relay is its CLI in its own process over N planted records
+ * (as workload 7). The profiler attaches to the SharedWorker over the Chrome DevTools
+ * Protocol as soon as the worker exists (the first few milliseconds of its start are missed).
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium } from 'playwright-core'
+import WebSocket from 'ws'
+import { CHROMIUM_PATH, buildPages, serveStatic } from '../lib/browser'
+import type { SystemPage } from '../pages/api'
+import { plant, startRelay } from '../workloads/million'
+
+const arg = (name: string, fallback: string): string => {
+  const i = process.argv.indexOf(name)
+  return i < 0 ? fallback : (process.argv[i + 1] ?? fallback)
+}
+const n = Number(arg('--records', '100000'))
+const out = arg('--out', join(tmpdir(), 'outpost-profiles'))
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+}
+interface CpuProfile {
+  nodes: ProfileNode[]
+  samples: number[]
+  timeDeltas: number[]
+}
+
+/** A minimal CDP client over the browser's WebSocket endpoint, with flat sessions. */
+class Cdp {
+  #next = 1
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
+  constructor(readonly socket: WebSocket) {
+    socket.on('message', (data: Buffer) => {
+      const message = JSON.parse(data.toString()) as { id?: number; result?: unknown; error?: { message: string } }
+      if (message.id === undefined) return
+      const waiter = this.#pending.get(message.id)
+      this.#pending.delete(message.id)
+      if (message.error !== undefined) waiter?.reject(new Error(message.error.message))
+      else waiter?.resolve(message.result)
+    })
+  }
+  send<T>(method: string, params: object = {}, sessionId?: string): Promise<T> {
+    const id = this.#next++
+    this.socket.send(JSON.stringify({ id, method, params, ...(sessionId === undefined ? {} : { sessionId }) }))
+    return new Promise<T>((resolve, reject) => this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject }))
+  }
+}
+
+/** Attaches to the first SharedWorker target that appears and starts its profiler. */
+async function profileWorker(cdp: Cdp): Promise<{ stop(): Promise<CpuProfile> }> {
+  for (;;) {
+    const { targetInfos } = await cdp.send<{ targetInfos: { targetId: string; type: string }[] }>('Target.getTargets')
+    const worker = targetInfos.find((t) => t.type === 'shared_worker')
+    if (worker !== undefined) {
+      const { sessionId } = await cdp.send<{ sessionId: string }>('Target.attachToTarget', { targetId: worker.targetId, flatten: true })
+      await cdp.send('Profiler.enable', {}, sessionId)
+      await cdp.send('Profiler.setSamplingInterval', { interval: 200 }, sessionId)
+      await cdp.send('Profiler.start', {}, sessionId)
+      return {
+        stop: async () => {
+          const { profile } = await cdp.send<{ profile: CpuProfile }>('Profiler.stop', {}, sessionId)
+          // Detached, so the worker can stop once its last tab closes (a cold start needs a new one).
+          await cdp.send('Target.detachFromTarget', { sessionId })
+          return profile
+        },
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+/** Self time by function and by file, as percentages of the profile. */
+export function summarize(profile: CpuProfile, top = 25): string {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const self = new Map<number, number>()
+  profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)))
+  const total = [...self.values()].reduce((a, b) => a + b, 0)
+  const byFile = new Map<string, number>()
+  const byFn = new Map<string, number>()
+  for (const [id, t] of self) {
+    const { functionName, url, lineNumber } = (byId.get(id) as ProfileNode).callFrame
+    const file = url === '' ? functionName : (url.split('/').pop() ?? url)
+    byFile.set(file, (byFile.get(file) ?? 0) + t)
+    const fn = `${functionName || '(anonymous)'} ${file}:${lineNumber}`
+    byFn.set(fn, (byFn.get(fn) ?? 0) + t)
+  }
+  const list = (m: Map<string, number>): string => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, v]) => `${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`).join('\n')
+  return `total ${(total / 1e6).toFixed(2)} s sampled\n-- self time by file --\n${list(byFile)}\n-- self time by function --\n${list(byFn)}`
+}
+
+type Bench = { bench: SystemPage }
+
+const dir = await mkdtemp(join(tmpdir(), 'outpost-profile-relay-'))
+const profileDir = await mkdtemp(join(tmpdir(), 'outpost-profile-chromium-'))
+await mkdir(out, { recursive: true })
+const build = join(root, 'bench', 'results', 'profile-build')
+await buildPages(join(root, 'bench', 'pages'), build, { minify: false })
+const site = await serveStatic(build)
+try {
+  await plant(dir, n)
+  const relay = await startRelay(root, dir)
+  const context = await chromium.launchPersistentContext(profileDir, { executablePath: CHROMIUM_PATH, headless: true, args: ['--no-sandbox', '--disable-gpu', '--remote-debugging-port=0', '--disable-background-timer-throttling', '--disable-renderer-backgrounding'] })
+  try {
+    const [port, path] = (await readFile(join(profileDir, 'DevToolsActivePort'), 'utf8')).trim().split('\n')
+    const socket = new WebSocket(`ws://127.0.0.1:${port}${path}`)
+    await new Promise((resolve) => socket.once('open', resolve))
+    const cdp = new Cdp(socket)
+    for (const phase of ['sync', 'cold'] as const) {
+      const page = await context.newPage()
+      await page.goto(`${site.origin}/outpost.html`)
+      await page.waitForFunction('globalThis.bench !== undefined')
+      const profiling = profileWorker(cdp)
+      const ms = await page.evaluate(
+        async ({ url, n, phase }) => {
+          const bench = (globalThis as unknown as Bench).bench
+          const t0 = performance.now()
+          await bench.open({ url: phase === 'sync' ? url : null, db: 'profile', doc: 'items' })
+          if (phase === 'sync') await bench.waitSynced(n)
+          else await bench.firstQuery()
+          return performance.now() - t0
+        },
+        { url: `ws://127.0.0.1:${relay.port}`, n, phase },
+      )
+      const profile = await (await profiling).stop()
+      await writeFile(join(out, `worker-${phase}-${n}.cpuprofile`), JSON.stringify(profile))
+      console.log(`\n=== ${phase} N=${n}: ${ms.toFixed(0)} ms (profile: ${join(out, `worker-${phase}-${n}.cpuprofile`)})\n${summarize(profile)}`)
+      await page.evaluate(async () => (globalThis as unknown as Bench).bench.close())
+      await page.close()
+      await new Promise((resolve) => setTimeout(resolve, 3_000))
+    }
+    socket.close()
+  } finally {
+    await context.close()
+    relay.child.kill('SIGTERM')
+  }
+} finally {
+  await site.close()
+  await rm(dir, { recursive: true, force: true })
+  await rm(profileDir, { recursive: true, force: true })
+}
