@@ -335,5 +335,5 @@ export type {
   MapHint,
   Unsubscribe
 } from './bus'
-export { ReconcileInitiator, answerReconcile, compareEntries, differingChildren } from './sync'
-export type { EntriesAnswer, ReconcileEntry, ReconcileStep, ReconcileTree } from './sync'
+export { ReconcileInitiator, answerReconcile, compareEntries } from './sync'
+export type { EntriesAnswer, ReconcileEntry, ReconcileInitiatorOptions, ReconcileStep, ReconcileTree } from './sync'
