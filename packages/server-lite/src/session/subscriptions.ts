@@ -93,6 +93,8 @@ interface Subscription extends Subscriber {
   readonly state: MapState
   /** The map's head sequence number when the subscription joined its view: what its cursors cover. */
   readonly head: number
+  /** `changes` frames sent for this subscription so far: each carries its number (`frame`), each `synced` the count. */
+  frames: number
   closed: boolean
 }
 
@@ -207,6 +209,7 @@ export class Subscriptions {
       access,
       state,
       head: state.head,
+      frames: 0,
       closed: false,
       owner,
       deliver: (changes, moveOut, seq) => {
@@ -270,7 +273,7 @@ export class Subscriptions {
     const cursor = this.#cursor(sub, head, await this.#storeId())
     if (sub.closed) return
     const root = sub.view.plain ? (await sub.state.tree(this.#host.context.sync.store)).node('') : (sub.view.tree?.node('') ?? { path: '', hash: EMPTY_DIGEST, count: 0 })
-    this.#host.send({ type: 'synced', sub: sub.sub, root, serverTime: this.#host.context.now(), cursor })
+    this.#host.send({ type: 'synced', sub: sub.sub, root, serverTime: this.#host.context.now(), cursor, frames: sub.frames })
   }
 
   #failStream(sub: Subscription, error: unknown): void {
@@ -337,7 +340,7 @@ export class Subscriptions {
       await this.#paced()
       if (sub.closed || !this.#host.isOpen) return
       this.#host.context.metrics.opsOut.inc(batch.changes.length)
-      this.#owed += this.#host.sendMeasured({ type: 'changes', sub: sub.sub, changes: batch.changes, ...(batch.moveOut.length > 0 ? { moveOut: batch.moveOut } : {}), paced: true })
+      this.#owed += this.#host.sendMeasured({ type: 'changes', sub: sub.sub, changes: batch.changes, ...(batch.moveOut.length > 0 ? { moveOut: batch.moveOut } : {}), paced: true, frame: ++sub.frames })
     }
   }
 
@@ -372,7 +375,7 @@ export class Subscriptions {
   #sendChanges(sub: Subscription, records: readonly { key: string; state: CrdtState }[], moveOut: readonly string[], extra: { seq?: number } = {}): void {
     for (const batch of this.#frames(sub, records, moveOut)) {
       this.#host.context.metrics.opsOut.inc(batch.changes.length)
-      this.#host.send({ type: 'changes', sub: sub.sub, changes: batch.changes, ...(batch.moveOut.length > 0 ? { moveOut: batch.moveOut } : {}), ...(extra.seq === undefined ? {} : { seq: extra.seq }) })
+      this.#host.send({ type: 'changes', sub: sub.sub, changes: batch.changes, ...(batch.moveOut.length > 0 ? { moveOut: batch.moveOut } : {}), ...(extra.seq === undefined ? {} : { seq: extra.seq }), frame: ++sub.frames })
     }
   }
 
@@ -464,7 +467,7 @@ export class Subscriptions {
     // Merkle path ends with a cursor like the others.
     const cursor = this.#cursor(sub, sub.head, await this.#storeId())
     if (sub.closed) return
-    this.#host.send({ type: 'synced', sub: sub.sub, root, serverTime: this.#host.context.now(), cursor })
+    this.#host.send({ type: 'synced', sub: sub.sub, root, serverTime: this.#host.context.now(), cursor, frames: sub.frames })
   }
 
   /** The view's members under a Merkle path, with their stored records. */
