@@ -151,7 +151,11 @@ export class SyncClient {
         message: (message, length) => this.#handle(message, length),
         sessionEnded: () => this.#sessionEnded(),
         stalled: (now, replyMs) => this.#shapes.stalled(now, replyMs),
-        tick: (now) => this.#shapes.tick(now),
+        tick: (now) => {
+          this.#shapes.tick(now)
+          // A safety net: `syncing` with every shape synced becomes `live` even if no answer says so again.
+          this.#checkSynced()
+        },
         get sessionUp() {
           return client.#sessionUp
         },
@@ -322,6 +326,8 @@ export class SyncClient {
     if (connection.socket !== socket || connection.state !== 'handshaking') return
     connection.dispatch('welcome')
     await this.#shapes.sessionUp(resync)
+    // The socket may have gone while shapes were reset: that session is over.
+    if (connection.socket !== socket) return
     this.#outbox.sessionUp()
     this.#sessionUp = true
     this.#host.sessionChanged?.(true)
