@@ -69,8 +69,8 @@ class LossyLink {
           if (link.#lost(data)) return
           if (link.#held(data, () => this.onmessage?.({ data }))) return
           this.onmessage?.({ data })
-          // A held frame goes right after the next `changes` frame: the two arrive swapped.
-          if (link.#release.length > 0 && decodeServerMessage(new Uint8Array(data), undefined, 2).type === 'changes') for (const deliver of link.#release.splice(0)) deliver()
+          // A held frame goes right after the next `changes` frame (the two arrive swapped), unless the test releases it itself.
+          if (link.#release.length > 0 && !link.manualRelease && decodeServerMessage(new Uint8Array(data), undefined, 2).type === 'changes') link.release()
         }
       }
 
@@ -99,6 +99,13 @@ class LossyLink {
   /** Decides, per decoded inbound message, whether it is held back and delivered after the next frame (a reorder). */
   hold: ((message: ServerMessage) => boolean) | undefined
   readonly #release: (() => void)[] = []
+  /** Held frames wait for {@link release} instead of the next `changes` frame. */
+  manualRelease = false
+
+  /** Delivers the held frames now. */
+  release(): void {
+    for (const deliver of this.#release.splice(0)) deliver()
+  }
 
   #held(data: ArrayBuffer, deliver: () => void): boolean {
     if (this.hold === undefined || !this.hold(decodeServerMessage(new Uint8Array(data), undefined, 2))) return false
@@ -186,6 +193,40 @@ describe('live anti-entropy: a lost changes frame is repaired without a reconnec
     await new Promise((resolve) => setTimeout(resolve, 1_500))
     expect(link.hold).toBeUndefined()
     expect(reader.syncStats.antiEntropy.gaps).toBe(0)
+    expect(link.opened).toBe(1)
+  })
+
+  it('a frame of a subscription the client replaced is ignored: it cannot bring back a record that moved out', async () => {
+    const relay = await startRelay()
+    const link = new LossyLink()
+    const writer = engineOn(freshIdb(), { url: relay.url })
+    const reader = engineOn(freshIdb(), { url: relay.url, WebSocket: link.WebSocket, antiEntropyMs: 300 })
+    cleanups.push(() => writer.close(), () => reader.close())
+    unwrap(await writer.subscribeShape({ map: 'docs' }))
+    unwrap(await reader.subscribeShape({ map: 'docs', where: { gte: ['n', 5] } }))
+    await live(writer)
+    await live(reader)
+    unwrap(await writer.set('docs', 'd1', { n: 9 }))
+    await waitFor('reader has d1', async () => (await snapshot(reader, 'docs')).get('d1') !== undefined)
+    // The fan-out of n: 8 to the current subscription arrives only after a root check replaced it.
+    link.manualRelease = true
+    link.hold = (message) => {
+      if (message.type !== 'changes' || !message.changes.some((change) => change.key === 'd1')) return false
+      link.hold = undefined
+      return true
+    }
+    const checks = reader.syncStats.antiEntropy.checks
+    unwrap(await writer.set('docs', 'd1', { n: 8 }))
+    await waitFor('frame held', () => link.hold === undefined)
+    await waitFor('a root check replaced the subscription', () => reader.syncStats.antiEntropy.checks > checks)
+    // d1 leaves the shape: the reader drops it.
+    unwrap(await writer.set('docs', 'd1', { n: 1 }))
+    await waitFor('d1 moved out', async () => !(await snapshot(reader, 'docs')).has('d1'))
+    link.release()
+    // Several root checks later, d1 is still out.
+    const after = reader.syncStats.antiEntropy.checks
+    await waitFor('three more checks', () => reader.syncStats.antiEntropy.checks >= after + 3)
+    expect((await snapshot(reader, 'docs')).has('d1')).toBe(false)
     expect(link.opened).toBe(1)
   })
 

@@ -329,12 +329,16 @@ export class ShapeSync {
   /** `changes`: records and move-outs for a subscription (slice, replay, reconciliation or live). */
   async changes(message: ChangesMessage): Promise<void> {
     const session = this.#sessions.get(message.sub)
-    if (session !== undefined) {
-      // Live fan-out (it carries the map's sequence number) answers nothing owed: it must not hide a stalled reply from the watchdog.
-      if (message.seq === undefined) session.progressAt = this.#link.now()
-      if (message.frame !== undefined) this.#frameSeen(session, message.frame)
-    }
-    await this.#host.applyChanges(session?.replica, message.changes, message.moveOut ?? [])
+    // A subscription this client ended (replaced by a fresh one, refused, or its shape
+    // removed): its frames still in flight are ignored. Merged, their records would sit in
+    // the map outside every shape's members and tree, where no reconciliation sees them,
+    // and their move-outs would be lost; the subscription that replaced it (it joined the
+    // relay's view before this one left) brings the shape up to date instead.
+    if (session === undefined) return
+    // Live fan-out (it carries the map's sequence number) answers nothing owed: it must not hide a stalled reply from the watchdog.
+    if (message.seq === undefined) session.progressAt = this.#link.now()
+    if (message.frame !== undefined) this.#frameSeen(session, message.frame)
+    await this.#host.applyChanges(session.replica, message.changes, message.moveOut ?? [])
   }
 
   /** Notes `changes` frame `n` of a subscription: a late one fills its gap, a later one opens gaps for those it skipped. */
