@@ -41,9 +41,11 @@ export interface Device {
 /**
  * Engine timings shortened for the scenarios (defaults suit phones, not a test): a dead
  * connection is noticed within 1.5 s, an owed reconciliation answer within 3 s, unacked
- * ops are retried every 600 ms, reconnects back off from 100 ms up to 1 s.
+ * ops are retried every 600 ms, reconnects back off from 100 ms up to 1 s, and each idle
+ * shape's root is checked against the relay's every 1.5 s while live (default 30 s), so a
+ * change lost inside an open connection is repaired well inside N1's `staleMs`.
  */
-export const DEVICE_TIMINGS = Object.freeze({ retryMs: 600, pingMs: 400, deadMs: 1_500, replyTimeoutMs: 3_000, requestTimeoutMs: 5_000, backoff: { baseMs: 100, capMs: 1_000 } })
+export const DEVICE_TIMINGS = Object.freeze({ retryMs: 600, pingMs: 400, deadMs: 1_500, replyTimeoutMs: 3_000, requestTimeoutMs: 5_000, antiEntropyMs: 1_500, backoff: { baseMs: 100, capMs: 1_000 } })
 
 /** Opens a device; see the module comment. */
 export function openDevice(options: DeviceOptions): Device {

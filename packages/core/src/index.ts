@@ -335,8 +335,8 @@ export type {
   MapHint,
   Unsubscribe
 } from './bus'
-export { ReconcileInitiator, answerReconcile, compareEntries, differingChildren } from './sync'
-export type { EntriesAnswer, ReconcileEntry, ReconcileStep, ReconcileTree } from './sync'
+export { ReconcileInitiator, answerReconcile, compareEntries } from './sync'
+export type { EntriesAnswer, ReconcileEntry, ReconcileInitiatorOptions, ReconcileStep, ReconcileTree } from './sync'
 export {
   MAX_ANNOUNCED_SCHEMAS,
   MAX_SCHEMA_VERSION,

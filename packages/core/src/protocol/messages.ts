@@ -20,7 +20,7 @@
  *                                       ◀─── synced {sub, root}        this round is complete
  *   ops {id, changes}                   ───▶
  *                                       ◀─── ack {id, results}         after the store committed
- *                                       ◀─── changes {sub, changes, moveOut}   live fan-out
+ *                                       ◀─── changes {sub, changes, moveOut, frame}  live fan-out (frame: number per subscription)
  *
  * Coordination primitives (need the relay; of them only lock tokens and leases are stored):
  *   topic-sub / topic-unsub {topic}; topic-pub {id, topic, data} ─▶ topic-ack {id, delivered};
@@ -333,6 +333,13 @@ export const changesSchema = z.object({
   paced: z.literal(true).optional(),
   /** The newest map sequence number these changes cover (live fan-out): a synced shape's cursor may move to it. */
   seq: z.number().int().nonnegative().optional(),
+  /**
+   * This frame's number among the `changes` frames of this subscription (1, 2, … from
+   * `subscribe`; slice, replay, reconciliation answers and live fan-out alike). A number
+   * that skips one means a frame was lost on the way: the client catches the shape up
+   * without reconnecting, and keeps no cursor from that sync. Absent from older relays.
+   */
+  frame: z.number().int().positive().optional(),
 })
 
 /** A reconciliation round for `sub` is complete; `root` is the relay's root now. */
@@ -343,6 +350,12 @@ export const syncedSchema = z.object({
   serverTime: z.number(),
   /** The shape is complete as of this cursor: keep it (durably, with the data) and send it in the next `subscribe`. */
   cursor: z.string().min(1).max(128).optional(),
+  /**
+   * How many `changes` frames of this subscription the relay sent before this message (see
+   * `changes.frame`): a client that saw fewer lost one, so it must not keep this cursor.
+   * Absent from older relays.
+   */
+  frames: z.number().int().nonnegative().optional(),
 })
 
 /** The client must drop this shape's local data and subscribe again from empty (e.g. past the tombstone horizon). */

@@ -1,3 +1,3 @@
 /** Reconciliation shared by devices and relays. */
-export { ReconcileInitiator, answerReconcile, compareEntries, differingChildren } from './reconcile'
-export type { EntriesAnswer, ReconcileEntry, ReconcileStep, ReconcileTree } from './reconcile'
+export { ReconcileInitiator, answerReconcile, compareEntries } from './reconcile'
+export type { EntriesAnswer, ReconcileEntry, ReconcileInitiatorOptions, ReconcileStep, ReconcileTree } from './reconcile'

@@ -21,11 +21,10 @@
  * stamp is newer than the responder's): nobody uploads a stale copy.
  */
 import type { Digest } from '../merkle/hash'
-import { ENTRY_EXCHANGE_THRESHOLD, needsEntryExchange } from '../merkle/merkle-tree'
+import { ENTRY_EXCHANGE_THRESHOLD, diffChildren, needsEntryExchange } from '../merkle/merkle-tree'
 import type { MerkleNodeInfo } from '../protocol/messages'
 import type { Stamp } from '../types'
 
-const HEX = '0123456789abcdef'
 const EMPTY: Digest = '0000000000000000'
 
 /** One entry of an `entries` exchange: key, digest, and the newest stamp of the key's state (null when it has none). */
@@ -38,6 +37,14 @@ export interface ReconcileTree {
   children(path: string): MerkleNodeInfo[]
 }
 
+/** Options of a {@link ReconcileInitiator}. */
+export interface ReconcileInitiatorOptions {
+  /** A differing node with at most this many keys (on either side), or a leaf, is settled by an entry exchange. */
+  readonly threshold?: number
+  /** Most nodes in one `reconcile` step: a larger set of differing nodes is cut into several steps (each fits one frame, and its answer too). */
+  readonly maxNodesPerStep?: number
+}
+
 /** What the initiator sends next. */
 export type ReconcileStep = { readonly type: 'reconcile'; readonly nodes: readonly MerkleNodeInfo[] } | { readonly type: 'entries'; readonly path: string }
 
@@ -45,10 +52,12 @@ export type ReconcileStep = { readonly type: 'reconcile'; readonly nodes: readon
 export class ReconcileInitiator {
   readonly #tree: ReconcileTree
   readonly #threshold: number
+  readonly #maxNodes: number
 
-  constructor(tree: ReconcileTree, threshold = ENTRY_EXCHANGE_THRESHOLD) {
+  constructor(tree: ReconcileTree, options: ReconcileInitiatorOptions = {}) {
     this.#tree = tree
-    this.#threshold = threshold
+    this.#threshold = options.threshold ?? ENTRY_EXCHANGE_THRESHOLD
+    this.#maxNodes = Math.max(1, Math.floor(options.maxNodesPerStep ?? Number.POSITIVE_INFINITY))
   }
 
   /** The first steps for two roots (none when they are equal). */
@@ -58,7 +67,10 @@ export class ReconcileInitiator {
     return this.#descend([[local, remoteRoot]])
   }
 
-  /** The next steps once the responder answered a `reconcile` of `asked` paths with `children`. */
+  /**
+   * The next steps once the responder answered one `reconcile` step (its nodes' paths are
+   * `asked`) with `children`. Steps may be answered in any order, each on its own.
+   */
   onNodes(asked: readonly string[], children: readonly MerkleNodeInfo[]): ReconcileStep[] {
     const byParent = new Map<string, MerkleNodeInfo[]>(asked.map((path) => [path, []]))
     for (const node of children) {
@@ -69,7 +81,7 @@ export class ReconcileInitiator {
     for (const [parent, remoteChildren] of byParent) {
       // A parent the responder holds nothing under comes back without children: every local child differs.
       const remote = new Map(remoteChildren.map((c) => [c.path, c]))
-      for (const local of differingChildren(this.#tree, parent, remoteChildren)) {
+      for (const local of diffChildren(this.#tree, parent, remoteChildren)) {
         pairs.push([local, remote.get(local.path) ?? { path: local.path, hash: EMPTY, count: 0 }])
       }
     }
@@ -83,28 +95,9 @@ export class ReconcileInitiator {
       if (needsEntryExchange(local, remote, this.#tree.depth, this.#threshold)) steps.push({ type: 'entries', path: local.path })
       else deeper.push(local)
     }
-    if (deeper.length > 0) steps.push({ type: 'reconcile', nodes: deeper })
+    for (let i = 0; i < deeper.length; i += this.#maxNodes) steps.push({ type: 'reconcile', nodes: deeper.slice(i, i + this.#maxNodes) })
     return steps
   }
-}
-
-/**
- * The local children of `path` whose hash differs from the remote's (a child missing on one
- * side counts as empty, so a local child may come back with count 0). Remote nodes that are
- * not direct children of `path` are ignored.
- */
-export function differingChildren(tree: ReconcileTree, path: string, remoteChildren: readonly MerkleNodeInfo[]): MerkleNodeInfo[] {
-  if (path.length >= tree.depth) return []
-  const remote = new Map<string, string>()
-  for (const child of remoteChildren) {
-    if (child.path.length === path.length + 1 && child.path.startsWith(path) && HEX.includes(child.path.charAt(path.length))) remote.set(child.path, child.hash)
-  }
-  const out: MerkleNodeInfo[] = []
-  for (const nibble of HEX) {
-    const local = tree.node(path + nibble)
-    if (local.hash !== (remote.get(local.path) ?? EMPTY)) out.push(local)
-  }
-  return out
 }
 
 /** The responder's answer to a `reconcile`: the non-empty children of each distinct, well-formed requested path. */

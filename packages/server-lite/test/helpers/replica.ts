@@ -1,20 +1,19 @@
 /**
  * The client side of one subscription, as the worker runs it, reduced for tests: local
  * LWW states of a shape, their Merkle tree (projected digests), and the reconciliation
- * descent of the protocol header in `messages.ts`. Counts what was transferred.
+ * descent (core's `ReconcileInitiator`, as the worker runs it). Counts what was transferred.
  */
 import {
   CrdtMap,
   MerkleTree,
-  diffChildren,
+  ReconcileInitiator,
   lwwDigest,
   lwwView,
-  needsEntryExchange,
   projectLww,
   type ChangesMessage,
   type LwwRecordState,
-  type MerkleNodeInfo,
   type NodesMessage,
+  type ReconcileStep,
   type RecordValue,
   type ServerMessage,
   type Shape,
@@ -121,31 +120,23 @@ export class LocalShape {
       await consume<SyncedMessage>((m) => m.type === 'synced')
       return { received, frames, pushed, pushResults, rounds }
     }
-    // Descent: frontier of [local, remote] node pairs that differ.
-    let frontier: [MerkleNodeInfo, MerkleNodeInfo][] = [[localRoot, subscribed.root]]
-    while (frontier.length > 0) {
-      const descend: MerkleNodeInfo[] = []
-      for (const [local, remote] of frontier) {
-        if (needsEntryExchange(local, remote, this.tree.depth)) {
-          rounds++
-          client.send({ type: 'entries', sub, path: local.path, entries: this.tree.entries(local.path) })
+    // Core's descent, as the worker runs it: each step answered before the next round.
+    const initiator = new ReconcileInitiator(this.tree)
+    let steps: ReconcileStep[] = initiator.start(subscribed.root)
+    while (steps.length > 0) {
+      const next: ReconcileStep[] = []
+      for (const step of steps) {
+        rounds++
+        if (step.type === 'entries') {
+          client.send({ type: 'entries', sub, path: step.path, entries: this.tree.entries(step.path) })
           await consume<SyncedMessage>((m) => m.type === 'synced')
-        } else {
-          descend.push(local)
+          continue
         }
+        client.send({ type: 'reconcile', sub, nodes: [...step.nodes] })
+        const nodes = await consume<NodesMessage>((m) => m.type === 'nodes')
+        next.push(...initiator.onNodes(step.nodes.map((n) => n.path), nodes.nodes))
       }
-      frontier = []
-      if (descend.length === 0) break
-      rounds++
-      client.send({ type: 'reconcile', sub, nodes: descend })
-      const nodes = await consume<NodesMessage>((m) => m.type === 'nodes')
-      for (const parent of descend) {
-        const remoteChildren = nodes.nodes.filter((n) => n.path.length === parent.path.length + 1 && n.path.startsWith(parent.path))
-        for (const local of diffChildren(this.tree, parent.path, remoteChildren)) {
-          const remote = remoteChildren.find((n) => n.path === local.path) ?? { path: local.path, hash: '0000000000000000', count: 0 }
-          frontier.push([local, remote])
-        }
-      }
+      steps = next
     }
     return { received, frames, pushed, pushResults, rounds }
   }

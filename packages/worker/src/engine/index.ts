@@ -134,7 +134,7 @@ class EngineImpl implements Engine {
   }
 
   get syncStats(): SyncStats {
-    return this.#parts?.sync.stats ?? { framesSent: 0, opsChangesSent: 0, framesReceived: 0, bytesReceived: 0, resumes: { cursor: 0, slice: 0, merkle: 0, current: 0 } }
+    return this.#parts?.sync.stats ?? { framesSent: 0, opsChangesSent: 0, framesReceived: 0, bytesReceived: 0, resumes: { cursor: 0, slice: 0, merkle: 0, current: 0 }, antiEntropy: { gaps: 0, checks: 0, checksDiffered: 0 } }
   }
 
   // ───────────────────────────── start-up: wiring the parts ─────────────────────────────
@@ -205,6 +205,7 @@ class EngineImpl implements Engine {
       pingMs: options.pingMs,
       deadMs: options.deadMs,
       replyTimeoutMs: options.replyTimeoutMs,
+      antiEntropyMs: options.antiEntropyMs,
       authRequired: options.authRequired,
       backoff: options.backoff,
       networkEvents: options.networkEvents,

@@ -25,6 +25,8 @@ export interface CreateEngineOptions extends EngineOptions {
   readonly deadMs?: number
   /** How long (ms) an owed reconciliation reply may make no progress before the session restarts (default 30 s). */
   readonly replyTimeoutMs?: number
+  /** While live, how often (ms) each idle shape's Merkle root is checked against the relay's, so a lost live change is repaired without a reconnect (default 30 s). */
+  readonly antiEntropyMs?: number
   /** Reconnect backoff. */
   readonly backoff?: BackoffOptions
   /** Source of `online` events (defaults to the global scope); a backing-off connection retries when the network returns. */

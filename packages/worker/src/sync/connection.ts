@@ -77,6 +77,8 @@ export interface ConnectionHost {
   stalled(now: number, replyMs: number): boolean
   /** True while a welcomed session is up (the watchdog pings only then). */
   readonly sessionUp: boolean
+  /** The watchdog's tick while a session is up (live anti-entropy; see `shape-sync.ts`). */
+  tick(now: number): void
   /** The state changed, or an error is worth reporting. */
   changed(error?: SerializedError): void
   /** The connection entered a state in which requests cannot wait for a session. */
@@ -431,6 +433,7 @@ export class Connection {
         this.dispatch('error', serializeError(new TimeoutError(`the relay's reconciliation answer for a shape made no progress within ${replyMs} ms; restarting the session`, { replyTimeoutMs: replyMs })))
         return
       }
+      if (this.#host.sessionUp) this.#host.tick(now)
       if (this.#host.sessionUp && now - pingedAt >= pingMs) {
         pingedAt = now
         this.send({ type: 'ping', clientTime: now })

@@ -19,12 +19,24 @@
  * no cursor: those uploads are not in the outbox, so the next connection descends again
  * rather than trust a cursor that may not cover them. Cursors belong to the relay's store:
  * a relay over another (or a wiped) store refuses them and falls back on its own.
+ *
+ * Anti-entropy while live (a frame lost inside an open connection, e.g. by a middlebox or a
+ * relay that dropped it, is repaired without a reconnect), driven by the connection's
+ * watchdog tick ({@link ShapeSync.tick}):
+ *   - gap: the relay numbers each subscription's live `changes` frames (`live`); a number
+ *     that skips one and is still missing {@link GAP_GRACE_MS} later (a reordered frame
+ *     fills in before) makes the shape catch up: a fresh subscription with its cursor
+ *     (replay since the last complete sync) and its root (Merkle when the cursor is gone);
+ *   - check: every `antiEntropyMs` (default {@link DEFAULT_ANTI_ENTROPY_MS}) a synced,
+ *     idle shape with no write of ours pending compares roots by a fresh subscription with
+ *     its root and no cursor: `current` costs one small frame each way; a difference is
+ *     settled by the usual descent. This catches a lost last frame, which no gap reveals.
+ * A fresh subscription is sent before the old one ends, so the relay's view stays warm.
  */
 import {
-  diffChildren,
+  ReconcileInitiator,
   itemBudget,
   keySize,
-  needsEntryExchange,
   packBySize,
   serializeError,
   type Change,
@@ -33,10 +45,12 @@ import {
   type FrameSize,
   type MerkleNodeInfo,
   type PushMessage,
+  type ReconcileStep,
   type SerializedError,
   type SyncedMessage,
   type WireLimits,
 } from '@outpost/core'
+import type { Outbox } from '../outbox'
 import type { ShapeReplica } from './shape-replica'
 
 /** How the relay brings a subscription up to date (`subscribed.resume`). */
@@ -46,6 +60,10 @@ export type ResumeMode = 'cursor' | 'slice' | 'merkle' | 'current'
 const RECONCILE_NODES_PER_FRAME = 512
 /** Reconciliation requests (reconcile, entries) in flight per shape; more wait for answers, so a large divergence never floods the relay's send buffer. */
 const MAX_OUTSTANDING_PER_SHAPE = 16
+/** How long (ms) a skipped live frame may stay missing (a reordered frame arrives late) before the shape catches up. */
+export const GAP_GRACE_MS = 500
+/** Default interval (ms) of the live root check of each shape; see the module comment. */
+export const DEFAULT_ANTI_ENTROPY_MS = 30_000
 /** Size of one `[key, digest]` pair in an `entries` list, beyond the key itself. */
 const ENTRY_PAIR_SIZE: FrameSize = { bytes: 1 + 17, elements: 2 }
 
@@ -59,6 +77,8 @@ export interface ShapeHost {
   /** Writes of this replica in `change` only: what a `push` reply may carry (each replica uploads its own writes). */
   ownPart?(change: Change): Change | undefined
   synced(serverTime: number): void
+  /** Writes of ours not yet acknowledged (a root check waits until the shape's map has none). */
+  pendingOps(): Pick<Outbox, 'pending'>
   saveCursor?(replica: ShapeReplica, cursor: string | undefined): Promise<void>
   connectionChanged(error?: SerializedError): void
 }
@@ -79,6 +99,8 @@ export interface ShapeLink {
 interface ShapeSession {
   readonly replica: ShapeReplica
   readonly sub: number
+  /** Core's descent over this shape's tree (see core's `sync/reconcile.ts`). */
+  readonly initiator: ReconcileInitiator
   subscribed: boolean
   /** Replies still expected: one `nodes` per `reconcile`, one `synced` per `entries` (or per subscribe the relay settles itself). */
   outstanding: number
@@ -91,12 +113,24 @@ interface ShapeSession {
   synced: boolean
   /** The root sent with `subscribe` (none when the shape was empty locally). */
   readonly sentRoot: MerkleNodeInfo | undefined
+  /** Whether `subscribe` carried the shape's cursor (a root check sends none). */
+  readonly sentCursor: boolean
+  /** A root check (see the module comment), not a sync the session needs. */
+  readonly check: boolean
   /** The newest cursor a `synced` of this subscription carried. */
   cursor: string | undefined
   /** The relay asked for records of this shape (`push`): this sync keeps no cursor. */
   pushed: boolean
   /** When a reply for this shape last arrived (or was first owed): the watchdog restarts a session stuck longer than the reply timeout. */
   progressAt: number
+  /** The highest `changes` frame number seen (relays that number them; see the module comment). */
+  framesSeen: number
+  /** `changes` frame numbers skipped and not yet arrived. */
+  readonly framesMissing: Set<number>
+  /** When the oldest still-missing frame was first missed. */
+  gapAt: number | undefined
+  /** When this subscription was made: the next root check is due `antiEntropyMs` after. */
+  readonly startedAt: number
 }
 
 /** Every shape's subscription on the current session; see the module comment. */
@@ -108,9 +142,14 @@ export class ShapeSync {
   /** Subscriptions answered per resume mode. @internal */
   readonly resumes: Record<ResumeMode, number> = { cursor: 0, slice: 0, merkle: 0, current: 0 }
 
-  constructor(host: ShapeHost, link: ShapeLink) {
+  /** Shapes caught up after a lost live frame, and root checks that found a difference. @internal */
+  readonly antiEntropy = { gaps: 0, checks: 0, checksDiffered: 0 }
+  readonly #checkMs: number
+
+  constructor(host: ShapeHost, link: ShapeLink, antiEntropyMs = DEFAULT_ANTI_ENTROPY_MS) {
     this.#host = host
     this.#link = link
+    this.#checkMs = antiEntropyMs
   }
 
   /** A session is up: drop every shape's data first when the relay said `resync`, then subscribe them all. */
@@ -149,14 +188,47 @@ export class ShapeSync {
     if (!this.#link.active) return
     const wanted = new Set(replicas)
     // Collected first: subscribing adds sessions to the map being read.
-    const stale = [...this.#sessions].filter(([, s]) => wanted.has(s.replica))
-    for (const [sub, s] of stale) {
-      this.#sessions.delete(sub)
-      this.#link.send({ type: 'unsubscribe', sub })
+    const stale = [...this.#sessions.values()].filter((s) => wanted.has(s.replica))
+    for (const s of stale) {
       // A repair must descend: a replay from the cursor would not bring back what only this device lost.
       this.#dropCursor(s.replica)
-      this.#subscribe(s.replica)
+      this.#resubscribe(s, 'sync')
     }
+  }
+
+  /**
+   * The watchdog's tick while a session is up: catches up shapes that lost a live frame, and
+   * checks the roots of idle shapes every `antiEntropyMs`; see the module comment.
+   */
+  tick(now: number): void {
+    if (!this.#link.active) return
+    let pendingMaps: Set<string> | undefined
+    // Collected first: resubscribing adds sessions to the map being read.
+    for (const session of [...this.#sessions.values()]) {
+      if (session.gapAt !== undefined && now - session.gapAt >= GAP_GRACE_MS) {
+        this.antiEntropy.gaps++
+        this.#resubscribe(session, 'sync')
+        continue
+      }
+      if (!session.subscribed || !session.synced || session.outstanding > 0 || session.queued.length > 0 || now - session.startedAt < this.#checkMs) continue
+      pendingMaps ??= new Set(this.#host.pendingOps().pending().map((entry) => entry.change.map))
+      // Our own unacknowledged writes make the roots differ until they are acked: check after.
+      if (pendingMaps.has(session.replica.shape.map)) continue
+      this.antiEntropy.checks++
+      this.#resubscribe(session, 'check')
+    }
+  }
+
+  /**
+   * Replaces a subscription by a fresh one on this session: `sync` sends the shape's cursor
+   * (when it has one) and root, `check` only the root (the relay answers `current`, or the
+   * descent starts). The new one is subscribed before the old one ends, so the relay's
+   * view of the shape never goes cold in between.
+   */
+  #resubscribe(session: ShapeSession, purpose: 'sync' | 'check'): void {
+    this.#sessions.delete(session.sub)
+    this.#subscribe(session.replica, purpose)
+    this.#link.send({ type: 'unsubscribe', sub: session.sub })
   }
 
   /** A shape was unsubscribed: its subscription ends, and its cursor with it. */
@@ -178,12 +250,14 @@ export class ShapeSync {
     this.#host.saveCursor(replica, undefined).catch((error: unknown) => this.#host.connectionChanged(serializeError(error)))
   }
 
-  #subscribe(replica: ShapeReplica): void {
+  #subscribe(replica: ShapeReplica, purpose: 'sync' | 'check' = 'sync'): void {
     const sub = this.#nextSub++
     const root = replica.tree.root()
+    const now = this.#link.now()
     const session: ShapeSession = {
       replica,
       sub,
+      initiator: new ReconcileInitiator(replica.tree, { maxNodesPerStep: RECONCILE_NODES_PER_FRAME }),
       subscribed: false,
       // The `subscribed` answer is owed from now: the watchdog covers it like any reply.
       outstanding: 1,
@@ -192,12 +266,18 @@ export class ShapeSync {
       queued: [],
       synced: false,
       sentRoot: root.count === 0 ? undefined : root,
+      sentCursor: purpose === 'sync' && replica.cursor !== undefined,
+      check: purpose === 'check',
       cursor: undefined,
       pushed: false,
-      progressAt: this.#link.now(),
+      progressAt: now,
+      framesSeen: 0,
+      framesMissing: new Set(),
+      gapAt: undefined,
+      startedAt: now,
     }
     this.#sessions.set(sub, session)
-    const cursor = replica.cursor
+    const cursor = purpose === 'sync' ? replica.cursor : undefined
     try {
       this.#link.send({ type: 'subscribe', sub, shape: replica.shape, ...(root.count === 0 ? {} : { root }), ...(cursor === undefined ? {} : { cursor }) })
     } catch (error) {
@@ -218,14 +298,15 @@ export class ShapeSync {
     session.progressAt = this.#link.now()
     if (resume !== undefined) this.resumes[resume]++
     // A cursor the relay did not take (too old, another store, other claims) is no use again.
-    if (resume !== 'cursor' && session.replica.cursor !== undefined) this.#dropCursor(session.replica)
+    if (resume !== 'cursor' && session.sentCursor && session.replica.cursor !== undefined) this.#dropCursor(session.replica)
+    if (session.check && (resume === 'merkle' || resume === 'slice')) this.antiEntropy.checksDiffered++
     const sent = session.sentRoot
     // `cursor`, `current` and `slice` the relay settles itself (its root is not compared then); older relays say nothing.
     if (resume === 'cursor' || resume === 'current' || resume === 'slice' || sent === undefined || (resume === undefined && sent.hash === remoteRoot.hash)) {
       session.outstanding++
       return
     }
-    this.#descend(session, [[session.replica.tree.root(), remoteRoot]])
+    this.#descend(session, session.initiator.start(remoteRoot))
   }
 
   /** `nodes`: the relay's children of the oldest `reconcile`; differing ones are settled further. */
@@ -242,29 +323,44 @@ export class ShapeSync {
     session.partialNodes = []
     session.outstanding = Math.max(0, session.outstanding - 1)
     this.#pumpRequests(session)
-    const tree = session.replica.tree
     const asked = session.reconciles.shift() ?? []
-    const byParent = new Map<string, MerkleNodeInfo[]>(asked.map((path) => [path, []]))
-    for (const node of remoteNodes) {
-      if (node.path.length === 0) continue
-      byParent.get(node.path.slice(0, -1))?.push(node)
-    }
-    const pairs: [MerkleNodeInfo, MerkleNodeInfo][] = []
-    for (const [parent, children] of byParent) {
-      // A parent the relay holds nothing under comes back without children: every local child differs.
-      const remote = new Map(children.map((c) => [c.path, c]))
-      for (const local of diffChildren(tree, parent, children)) {
-        pairs.push([local, remote.get(local.path) ?? { path: local.path, hash: '0000000000000000', count: 0 }])
-      }
-    }
-    this.#descend(session, pairs)
+    this.#descend(session, session.initiator.onNodes(asked, remoteNodes))
   }
 
   /** `changes`: records and move-outs for a subscription (slice, replay, reconciliation or live). */
   async changes(message: ChangesMessage): Promise<void> {
     const session = this.#sessions.get(message.sub)
-    if (session !== undefined) session.progressAt = this.#link.now()
-    await this.#host.applyChanges(session?.replica, message.changes, message.moveOut ?? [], message.paced === true)
+    // A subscription this client ended (replaced by a fresh one, refused, or its shape
+    // removed): its frames still in flight are ignored. Merged, their records would sit in
+    // the map outside every shape's members and tree, where no reconciliation sees them,
+    // and their move-outs would be lost; the subscription that replaced it (it joined the
+    // relay's view before this one left) brings the shape up to date instead.
+    if (session === undefined) return
+    // Live fan-out (it carries the map's sequence number) answers nothing owed: it must not hide a stalled reply from the watchdog.
+    if (message.seq === undefined) session.progressAt = this.#link.now()
+    if (message.frame !== undefined) this.#frameSeen(session, message.frame)
+    await this.#host.applyChanges(session.replica, message.changes, message.moveOut ?? [], message.paced === true)
+  }
+
+  /** Notes `changes` frame `n` of a subscription: a late one fills its gap, a later one opens gaps for those it skipped. */
+  #frameSeen(session: ShapeSession, n: number): void {
+    if (n <= session.framesSeen) session.framesMissing.delete(n)
+    else this.#missUpTo(session, n - 1)
+    session.framesSeen = Math.max(session.framesSeen, n)
+    this.#gapChanged(session)
+  }
+
+  /** Frames up to `last` that have not arrived are missing (a later frame or a `synced` counted them). */
+  #missUpTo(session: ShapeSession, last: number): void {
+    // Far beyond the last one seen: listing every skipped number adds nothing to "something was lost".
+    for (let n = session.framesSeen + 1; n <= last && session.framesMissing.size < 1_024; n++) session.framesMissing.add(n)
+    session.framesSeen = Math.max(session.framesSeen, last)
+    this.#gapChanged(session)
+  }
+
+  #gapChanged(session: ShapeSession): void {
+    if (session.framesMissing.size === 0) session.gapAt = undefined
+    else session.gapAt ??= this.#link.now()
   }
 
   /** `push`: the relay lacks these keys; each replica uploads its own writes. */
@@ -287,12 +383,14 @@ export class ShapeSync {
     session.progressAt = this.#link.now()
     session.outstanding = Math.max(0, session.outstanding - 1)
     if (message.cursor !== undefined) session.cursor = message.cursor
+    if (message.frames !== undefined) this.#missUpTo(session, message.frames)
     this.#pumpRequests(session)
     if (session.outstanding === 0) {
       session.synced = true
       this.#host.synced(message.serverTime)
-      // Handled in arrival order: every change this cursor covers has been applied; the host writes it after that data.
-      if (session.cursor !== undefined && !session.pushed && this.#host.saveCursor !== undefined) await this.#host.saveCursor(session.replica, session.cursor)
+      // Handled in arrival order: every change this cursor covers has been applied; the host
+      // writes it after that data. A lost `changes` frame voids it: the catch-up (see tick) repairs.
+      if (session.cursor !== undefined && !session.pushed && session.framesMissing.size === 0 && this.#host.saveCursor !== undefined) await this.#host.saveCursor(session.replica, session.cursor)
     }
     this.#link.progressed()
   }
@@ -327,25 +425,20 @@ export class ShapeSync {
   // ───────────────────────────── Merkle descent ─────────────────────────────
 
   /**
-   * Settles differing nodes: small or leaf ones by entry exchange, big ones by asking for
-   * children. Requests queue per shape and at most {@link MAX_OUTSTANDING_PER_SHAPE} are in
-   * flight, so however large the divergence, the relay's answers arrive as they are asked for.
+   * Queues the initiator's next steps: `entries` for small or leaf nodes, `reconcile` (at
+   * most {@link RECONCILE_NODES_PER_FRAME} nodes each) for big ones. At most
+   * {@link MAX_OUTSTANDING_PER_SHAPE} are in flight, so however large the divergence, the
+   * relay's answers arrive as they are asked for.
    */
-  #descend(session: ShapeSession, pairs: readonly (readonly [MerkleNodeInfo, MerkleNodeInfo])[]): void {
-    const tree = session.replica.tree
-    const reconcile: MerkleNodeInfo[] = []
-    for (const [local, remote] of pairs) {
-      if (needsEntryExchange(local, remote, tree.depth)) {
-        session.queued.push(() => this.#sendEntries(session, local.path))
-      } else {
-        reconcile.push(local)
+  #descend(session: ShapeSession, steps: readonly ReconcileStep[]): void {
+    for (const step of steps) {
+      if (step.type === 'entries') {
+        session.queued.push(() => this.#sendEntries(session, step.path))
+        continue
       }
-    }
-    for (let i = 0; i < reconcile.length; i += RECONCILE_NODES_PER_FRAME) {
-      const nodes = reconcile.slice(i, i + RECONCILE_NODES_PER_FRAME)
       session.queued.push(() => {
-        session.reconciles.push(nodes.map((n) => n.path))
-        this.#link.send({ type: 'reconcile', sub: session.sub, nodes })
+        session.reconciles.push(step.nodes.map((n) => n.path))
+        this.#link.send({ type: 'reconcile', sub: session.sub, nodes: [...step.nodes] })
       })
     }
     this.#pumpRequests(session)

@@ -30,6 +30,7 @@ import { ShapeSync, type ResumeMode } from './shape-sync'
 export { CLIENT_WINDOW_BYTES, DEFAULT_DEAD_MS, DEFAULT_PING_MS, DEFAULT_REPLY_TIMEOUT_MS } from './connection'
 export type { NetworkEvents, WebSocketConstructor, WebSocketLike } from './connection'
 export type { RequestAnswer } from './request-channel'
+export { DEFAULT_ANTI_ENTROPY_MS } from './shape-sync'
 export type { ResumeMode } from './shape-sync'
 
 /** What the sync client needs from the engine. */
@@ -94,6 +95,12 @@ export interface SyncClientOptions {
   readonly deadMs?: number | undefined
   /** A reply the relay owes (welcome, a reconciliation answer) that makes no progress for this long (ms) restarts the session. */
   readonly replyTimeoutMs?: number | undefined
+  /**
+   * While live, each idle shape's root is compared with the relay's this often (ms), so a
+   * change lost inside an open connection is repaired without a reconnect (see
+   * `shape-sync.ts`). Default `DEFAULT_ANTI_ENTROPY_MS` (30 s).
+   */
+  readonly antiEntropyMs?: number | undefined
   /** Wait for a token (the app's `auth` callback) before the first connect, so the first hello carries it. */
   readonly authRequired?: boolean | undefined
   readonly backoff: BackoffOptions | undefined
@@ -119,6 +126,8 @@ export interface SyncStats {
   readonly bytesReceived: number
   /** Subscriptions answered per resume mode. */
   readonly resumes: Readonly<Record<ResumeMode, number>>
+  /** Live anti-entropy: shapes caught up after a lost live frame, root checks made, and those that found a difference. */
+  readonly antiEntropy: Readonly<{ gaps: number; checks: number; checksDiffered: number }>
 }
 
 /** One relay connection at a time, reconnecting with backoff and failing over; see the module comment. */
@@ -144,6 +153,11 @@ export class SyncClient {
         message: (message, length) => this.#handle(message, length),
         sessionEnded: () => this.#sessionEnded(),
         stalled: (now, replyMs) => this.#shapes.stalled(now, replyMs),
+        tick: (now) => {
+          this.#shapes.tick(now)
+          // A safety net: `syncing` with every shape synced becomes `live` even if no answer says so again.
+          this.#checkSynced()
+        },
         get sessionUp() {
           return client.#sessionUp
         },
@@ -184,7 +198,7 @@ export class SyncClient {
       now,
       sendRecords: (records) => this.#outbox.sendRecords(records),
       progressed: () => this.#checkSynced(),
-    })
+    }, options.antiEntropyMs)
     this.#requests = new RequestChannel({
       get state() {
         return connection.state
@@ -229,7 +243,7 @@ export class SyncClient {
   /** What crossed the wire so far. @internal */
   get stats(): SyncStats {
     const c = this.#connection
-    return { framesSent: c.framesSent, opsChangesSent: this.#outbox.changesSent, framesReceived: c.framesReceived, bytesReceived: c.bytesReceived, resumes: { ...this.#shapes.resumes } }
+    return { framesSent: c.framesSent, opsChangesSent: this.#outbox.changesSent, framesReceived: c.framesReceived, bytesReceived: c.bytesReceived, resumes: { ...this.#shapes.resumes }, antiEntropy: { ...this.#shapes.antiEntropy } }
   }
 
   /** Begins connecting (no-op without a URL; waits for `setOffline(false)` when forced offline). */
@@ -314,6 +328,8 @@ export class SyncClient {
     if (connection.socket !== socket || connection.state !== 'handshaking') return
     connection.dispatch('welcome')
     await this.#shapes.sessionUp(resync)
+    // The socket may have gone while shapes were reset: that session is over.
+    if (connection.socket !== socket) return
     this.#outbox.sessionUp()
     this.#sessionUp = true
     this.#host.sessionChanged?.(true)

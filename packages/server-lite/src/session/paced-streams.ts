@@ -1,0 +1,126 @@
+/**
+ * The two resume paths that stream from the store (see `subscriptions.ts`): the whole
+ * view (`slice`, in key order) and the keys changed since a cursor (`cursor` replay).
+ * Frames are paced by the socket's send buffer and, when the client asked for flow
+ * control (hello `window`), by its `credit`; both paths end with `synced`.
+ */
+import type { RecordValue, SyncRecord } from '@outpost/core'
+import type { OutRecord, Subscription, SubscriptionOut } from './subscription'
+
+/** Log entries read per page of a replay. */
+const REPLAY_PAGE = 2_000
+/** Records read per page of a slice. */
+const SCAN_PAGE = 2_000
+/** A paced stream waits while the socket's send buffer holds more than this. */
+const SEND_LOW_WATER = 1024 * 1024
+/** How often (ms) a paced stream re-checks a full send buffer. */
+const DRAIN_POLL_MS = 5
+
+/** One session's paced streams and their flow control; see the module comment. */
+export class PacedStreams {
+  readonly #out: SubscriptionOut
+  /** Flow control (hello `window`): paced bytes the client may hold unprocessed; undefined = socket pacing only. */
+  #window: number | undefined
+  /** Paced bytes sent and not yet paid back by `credit`. */
+  #owed = 0
+  /** Paced streams waiting for credit or for the session to end. */
+  #creditWaiters: (() => void)[] = []
+
+  constructor(out: SubscriptionOut) {
+    this.#out = out
+  }
+
+  /** The client's flow-control window from hello. */
+  setWindow(window: number | undefined): void {
+    this.#window = window
+  }
+
+  /** The client paid back `bytes` of paced frames. */
+  credit(bytes: number): void {
+    this.#owed = Math.max(0, this.#owed - bytes)
+    this.#wake()
+  }
+
+  /** Wakes every stream waiting for credit (the session closed: they stop). */
+  #wake(): void {
+    for (const wake of this.#creditWaiters.splice(0)) wake()
+  }
+
+  /** The session closed. */
+  close(): void {
+    this.#wake()
+  }
+
+  /** Streams the whole view from the store, then `synced`. */
+  async slice(sub: Subscription, head: number): Promise<void> {
+    const store = this.#out.host.context.sync.store
+    let after: string | undefined
+    for (;;) {
+      const page = await store.scanRecords(sub.map, after === undefined ? { limit: SCAN_PAGE } : { after, limit: SCAN_PAGE })
+      if (sub.closed) return
+      const members = page.filter((record) => sub.view.isMember(record.key, record.state)).map((record) => ({ key: record.key, state: sub.view.project(record.state) }))
+      await this.#send(sub, members, [])
+      if (sub.closed || page.length < SCAN_PAGE) break
+      after = (page[page.length - 1] as SyncRecord).key
+    }
+    if (!sub.closed) await this.#out.synced(sub, head)
+  }
+
+  /** Replays the keys changed after `cursor` (up to `head`), then `synced`. */
+  async replay(sub: Subscription, cursor: number, head: number): Promise<void> {
+    const store = this.#out.host.context.sync.store
+    let after = cursor
+    while (after < head) {
+      const entries = (await store.readLog(sub.map, after, REPLAY_PAGE)).filter((entry) => entry.seq <= head)
+      if (sub.closed || entries.length === 0) break
+      // The first entry of a key in this page holds what the record was before the changes it missed.
+      const first = new Map<string, RecordValue | undefined>()
+      for (const entry of entries) if (!first.has(entry.key)) first.set(entry.key, entry.before as RecordValue | undefined)
+      const keys = [...first.keys()]
+      const records = await store.getRecords(sub.map, keys)
+      if (sub.closed) return
+      const members: OutRecord[] = []
+      const moveOut: string[] = []
+      keys.forEach((key, i) => {
+        const record = records[i]
+        if (record !== undefined && sub.view.isMember(key, record.state)) {
+          members.push({ key, state: sub.view.project(record.state) })
+          return
+        }
+        // Not a member now: tell the client to drop it when the caller may know of it, now or before this change.
+        const before = first.get(key)
+        const visibleNow = record !== undefined && sub.view.visibleNonMember(key, record.state, sub.access.visible)
+        const visibleBefore = before !== undefined && sub.access.visible(before)
+        if (visibleNow || visibleBefore || (sub.access.filter === undefined && record !== undefined)) moveOut.push(key)
+      })
+      await this.#send(sub, members, moveOut)
+      after = (entries[entries.length - 1] as { seq: number }).seq
+      if (entries.length < REPLAY_PAGE) break
+    }
+    if (!sub.closed) await this.#out.synced(sub, head)
+  }
+
+  /** Sends records and move-outs as paced, numbered frames (credit and send buffer), cut by exact bytes. */
+  async #send(sub: Subscription, records: readonly OutRecord[], moveOut: readonly string[]): Promise<void> {
+    const host = this.#out.host
+    for (const batch of this.#out.frames(sub, records, moveOut)) {
+      await this.#paced()
+      if (sub.closed || !host.isOpen) return
+      host.context.metrics.opsOut.inc(batch.changes.length)
+      this.#owed += host.sendMeasured({ type: 'changes', sub: sub.sub, changes: batch.changes, ...(batch.moveOut.length > 0 ? { moveOut: batch.moveOut } : {}), paced: true, frame: ++sub.frames })
+    }
+  }
+
+  /** Resolves when a paced frame may go: the send buffer has room and the client has credit (when it asked for flow control). */
+  async #paced(): Promise<void> {
+    const host = this.#out.host
+    while (host.isOpen) {
+      if (this.#window !== undefined && this.#owed >= this.#window) {
+        await new Promise<void>((resolve) => this.#creditWaiters.push(resolve))
+        continue
+      }
+      if (host.bufferedBytes() <= SEND_LOW_WATER) return
+      await new Promise<void>((resolve) => setTimeout(resolve, DRAIN_POLL_MS))
+    }
+  }
+}
