@@ -29,6 +29,8 @@ export interface InspectorPanelOptions {
   readonly launcher?: boolean
   /** Where the panel's host element goes (default `document.body`). */
   readonly container?: HTMLElement
+  /** Called when the panel opens or closes (from its own buttons too), e.g. to keep your toggle in step. */
+  readonly onChange?: (open: boolean) => void
 }
 
 /** A mounted panel. */
@@ -89,6 +91,7 @@ export function mountInspector(client: { readonly inspector: ClientInspector }, 
       panel.removeAttribute('hidden')
       launcher?.setAttribute('aria-expanded', 'true')
       unsubscribe = client.inspector.subscribe(show, showError)
+      options.onChange?.(true)
     },
     close() {
       if (unsubscribe === undefined) return
@@ -96,6 +99,7 @@ export function mountInspector(client: { readonly inspector: ClientInspector }, 
       unsubscribe = undefined
       panel.setAttribute('hidden', '')
       launcher?.setAttribute('aria-expanded', 'false')
+      options.onChange?.(false)
     },
     toggle() {
       if (unsubscribe === undefined) api.open()

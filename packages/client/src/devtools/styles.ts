@@ -2,7 +2,7 @@
 export const PANEL_CSS = `
 :host { all: initial; }
 .panel, .launcher { font: 12px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; color: #e6e8eb; }
-.panel { position: fixed; top: 0; right: 0; bottom: 0; width: min(560px, 100vw); z-index: 2147483646;
+.panel { position: fixed; top: 0; right: 0; bottom: 0; width: min(480px, 100vw); z-index: 2147483646;
   background: #15181d; border-left: 1px solid #2c323b; box-shadow: -8px 0 24px rgba(0,0,0,.35);
   display: flex; flex-direction: column; }
 .panel[hidden] { display: none; }
@@ -18,7 +18,7 @@ section { margin-top: 12px; }
 h3 { font-size: 12px; margin: 0 0 4px; color: #9ecbff; }
 .summary { color: #8b95a3; font-weight: normal; margin-left: 8px; }
 table { width: 100%; border-collapse: collapse; }
-th, td { text-align: left; padding: 2px 6px 2px 0; vertical-align: top; border-bottom: 1px solid #232830; }
+th, td { text-align: left; padding: 2px 6px 2px 0; vertical-align: top; border-bottom: 1px solid #232830; overflow-wrap: anywhere; }
 th { color: #8b95a3; font-weight: normal; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 1px 12px; margin: 0; }
 dt { color: #8b95a3; } dd { margin: 0; overflow-wrap: anywhere; }
