@@ -11,7 +11,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { IDBFactory } from 'fake-indexeddb'
 import { createRelay, type Relay } from '@outpost/server-lite'
 import type { Engine } from '../src/engine'
-import type { InspectorSnapshot } from '../src/inspector-api'
+import { ConnectionHistory } from '../src/engine/connection-history'
+import { INSPECTOR_LIMITS, type InspectorSnapshot } from '../src/inspector-api'
 import { engineOn, freshIdb, tempDir, unwrap, waitFor } from './helpers'
 
 const relays: { relay: Relay; remove: () => void }[] = []
@@ -26,9 +27,9 @@ afterEach(async () => {
   }
 })
 
-async function startRelay(): Promise<Relay> {
+async function startRelay(config: Parameters<typeof createRelay>[0] = {}): Promise<Relay> {
   const dir = tempDir()
-  const relay = await createRelay({ port: 0, host: '127.0.0.1', dataDir: dir.path, logLevel: 'silent' })
+  const relay = await createRelay({ port: 0, host: '127.0.0.1', dataDir: dir.path, logLevel: 'silent', ...config })
   relays.push({ relay, remove: dir.remove })
   return relay
 }
@@ -163,6 +164,49 @@ describe('the engine inspector', () => {
     expect(engine.syncStats.framesSent).toBe(framesBefore)
     expect(engine.receivedRecords).toBe(received)
     expect(await engine.status()).toEqual(statusBefore)
+  })
+
+  it('lists writes the relay refused, with their errors, after they left the outbox', async () => {
+    const relay = await startRelay({ rules: { maps: { archive: { read: 'public', write: 'none' } } } })
+    const engine = start(freshIdb(), relay)
+    // Inspecting an engine that has not opened its storage does not open it.
+    expect((await snapshot(engine)).runtime).toMatchObject({ storage: null, replicaId: null })
+    expect((await engine.status()).durable).toBe(false)
+    expect(engine.replicaId).toBeUndefined()
+    unwrap(await engine.ready())
+    await waitFor('live', async () => (await engine.status()).connection === 'live')
+    const { opId } = unwrap(await engine.set('archive', 'a1', { n: 1 }))
+    await waitFor('the refusal', async () => (await snapshot(engine)).rejected.count === 1)
+    const s = await snapshot(engine)
+    expect(s.outbox.pending).toBe(0)
+    expect(s.rejected.entries).toEqual([{ opId, map: 'archive', key: 'a1', error: expect.objectContaining({ code: 'FORBIDDEN' }), at: expect.any(Number) }])
+  })
+
+  it('keeps the newest transitions (bounded, one per change of state) and at most 16 live subscribers', async () => {
+    const history = new ConnectionHistory()
+    history.observe('offline', 1)
+    expect(history.list()).toEqual([])
+    const states = ['connecting', 'handshaking', 'syncing', 'live', 'backing-off'] as const
+    for (let i = 0; i < 40; i++) {
+      history.observe(states[i % states.length] as (typeof states)[number], 100 + i, i === 39 ? { code: 'TIMEOUT', message: 'no frame' } : undefined)
+      history.observe(states[i % states.length] as (typeof states)[number], 200 + i)
+    }
+    const kept = history.list()
+    expect(kept).toHaveLength(INSPECTOR_LIMITS.transitions)
+    expect(kept.map((t) => t.at)).toEqual(Array.from({ length: 32 }, (_, i) => 108 + i))
+    expect(kept.at(-1)).toEqual({ from: 'live', to: 'backing-off', at: 139, error: { code: 'TIMEOUT', message: 'no frame' } })
+
+    const engine = start(freshIdb(), undefined)
+    const heard = new Map<number, number>()
+    const ids: number[] = []
+    for (let i = 0; i < INSPECTOR_LIMITS.subscribers + 1; i++) ids.push(await engine.subscribeInspector(() => void heard.set(i, (heard.get(i) ?? 0) + 1)))
+    await waitFor('every first snapshot', () => heard.size === INSPECTOR_LIMITS.subscribers + 1)
+    unwrap(await engine.set('notes', 'n1', { text: 'x' }))
+    await waitFor('pushes after the write', () => (heard.get(INSPECTOR_LIMITS.subscribers) ?? 0) > 1)
+    // The oldest subscription was ended by the 17th: it heard only its first snapshot.
+    expect(heard.get(0)).toBe(1)
+    expect(heard.get(1)).toBeGreaterThan(1)
+    for (const id of ids) await engine.unsubscribeInspector(id)
   })
 
   it('the live feed pushes after a change, and ends with unsubscribe', async () => {
