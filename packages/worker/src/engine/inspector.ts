@@ -5,9 +5,11 @@
  * Reading changes nothing. A snapshot reads memory (maps already loaded, shape trees, the
  * outbox mirror, the connection history, leases, topics) and, for maps not in memory, the
  * store's key counts — reads only, never `MapCache.ensure`, which would load a map and
- * change what the engine holds. Those counts are kept per collection: a map's stored
- * records change only through the engine, which loads the map first, so a map that is not
- * in memory cannot have changed since it was counted.
+ * change what the engine holds. The list of maps in storage is read once, and each count
+ * once: a map's stored records change only through the engine, which loads the map first,
+ * so a map that is not in memory cannot have changed since it was listed and counted. A
+ * snapshot then costs one pass over the records in memory (visible counts) and over the
+ * outbox (its oldest entries), never a sort of either.
  *
  * The feed pushes a fresh snapshot at once, then after changes (status reports, any key
  * changing in memory), at most every {@link FEED_INTERVAL_MS}, plus one settling push
@@ -107,6 +109,11 @@ export class EngineInspector {
   readonly #sources: InspectorSources
   /** Stored key counts of maps not in memory, by collection (see the module comment). */
   readonly #storedCounts = new Map<string, number>()
+  /**
+   * The record collections storage held when first listed. A map first written later is in
+   * memory (the engine loads a map before writing it), so this list never needs reading again.
+   */
+  #onDisk: Promise<string[]> | undefined
 
   constructor(sources: InspectorSources) {
     this.#sources = sources
@@ -118,7 +125,7 @@ export class EngineInspector {
     const status = sources.status()
     const parts = sources.parts()
     const outbox = sources.outbox
-    const pending = outbox.pending()
+    const oldest = outbox.oldest(INSPECTOR_LIMITS.outbox)
     const rejected = sources.rejections.recent()
     const coordination = parts?.coordinator.inspect() ?? { leases: [], topics: [] }
     return {
@@ -148,8 +155,8 @@ export class EngineInspector {
         sync: this.#shapeState(parts, replica),
       })), INSPECTOR_LIMITS.shapes),
       outbox: {
-        ...bounded(pending.slice(0, INSPECTOR_LIMITS.outbox).map((entry) => inspectWrite(entry, outbox.wasSent(entry.opId))), INSPECTOR_LIMITS.outbox),
-        truncated: Math.max(0, pending.length - INSPECTOR_LIMITS.outbox),
+        entries: oldest.map((entry) => inspectWrite(entry, outbox.wasSent(entry.opId))),
+        truncated: Math.max(0, outbox.pendingCount - oldest.length),
         pending: status.pendingWrites,
         oldestPendingMs: status.oldestPendingMs,
       },
@@ -171,9 +178,13 @@ export class EngineInspector {
   async #maps(parts: InspectedParts): Promise<Bounded<InspectedMap>> {
     const out: InspectedMap[] = []
     const seen = new Set<string>()
-    for (const collection of await parts.store.collections()) {
-      const match = RECORDS.exec(collection)
-      if (match === null) continue
+    this.#onDisk ??= parts.store.collections().then((all) => all.filter((c) => RECORDS.test(c)))
+    const onDisk = await this.#onDisk.catch((error: unknown) => {
+      this.#onDisk = undefined
+      throw error
+    })
+    for (const collection of onDisk) {
+      const match = RECORDS.exec(collection) as RegExpExecArray
       const kind = match[1] as InspectedMap['kind']
       const map = match[2] as string
       seen.add(collection)
