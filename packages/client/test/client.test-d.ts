@@ -4,8 +4,9 @@
  */
 import { expectTypeOf } from 'vitest'
 import { z } from 'zod'
-import { createClient, type ClientStatus, type OutpostError, type Row, type WriteHandle, type WriteProgress } from '../src/index'
+import { createClient, type ClientInspectorSnapshot, type ClientStatus, type OutpostError, type Row, type WriteHandle, type WriteProgress } from '../src/index'
 import { useCounter, useLiveResult, useQuery, useQueryResult, useRecord, useStatus } from '../src/react/index'
+import { mountInspector } from '../src/devtools/index'
 
 interface Todo {
   title: string
@@ -66,3 +67,10 @@ expectTypeOf(useQueryResult(todos).error).toEqualTypeOf<OutpostError | undefined
 expectTypeOf(useLiveResult(client.counter('likes')).value).toEqualTypeOf<number | undefined>()
 expectTypeOf(todos.query().getError()).toEqualTypeOf<OutpostError | undefined>()
 createClient({ name: 'types', onError: (error) => expectTypeOf(error).toEqualTypeOf<OutpostError>() })
+
+// The inspector: read-only snapshots, and the devtools panel over anything with an `inspector`.
+expectTypeOf(client.inspector.snapshot()).resolves.toEqualTypeOf<ClientInspectorSnapshot>()
+expectTypeOf(client.inspector.subscribe((s) => expectTypeOf(s.connection.state).toEqualTypeOf<ClientStatus['connection']>())).toEqualTypeOf<() => void>()
+expectTypeOf(mountInspector(client, { launcher: false, onChange: (open) => expectTypeOf(open).toEqualTypeOf<boolean>() }).toggle()).toEqualTypeOf<boolean>()
+// @ts-expect-error the panel needs a client (or anything with an inspector)
+mountInspector({})
