@@ -21,6 +21,15 @@ export default [
     limit: '165 kB',
   },
   {
+    // The in-page inspector panel; it only reads `client.inspector`, so it carries no engine.
+    name: '@outpost/client/devtools: the inspector panel',
+    path: 'packages/client/dist/devtools/index.js',
+    import: '{ mountInspector }',
+    gzip: true,
+    modifyEsbuildConfig: esm,
+    limit: '4 kB',
+  },
+  {
     name: 'SharedWorker bundle: the engine with its dependencies',
     path: 'packages/client/dist/worker-entry.js',
     gzip: true,

@@ -9,6 +9,7 @@ import type { DemoConfig } from './config'
 import { editorsByTask, useBoardPresence, useEditingLock } from './collaboration'
 import { Composer } from './components/composer'
 import { HowItWorks } from './components/how-it-works'
+import { InspectorToggle } from './components/inspector-toggle'
 import { PresenceBar } from './components/presence-bar'
 import { RejectionNotice } from './components/rejection-notice'
 import { IdentityPicker } from './components/identity-picker'
@@ -108,6 +109,7 @@ export function App({ config }: AppProps) {
             >
               How this works
             </button>
+            <InspectorToggle />
             <PresenceBar members={members} />
             <IdentityPicker name={me} onChange={setMe} people={people} />
           </div>

@@ -12,6 +12,7 @@ import { DirectTransport } from './engine/direct-transport'
 import { EngineSession, type TrackedHandle } from './engine/session'
 import type { EngineTransport } from './engine/transport'
 import { createCounter, type Counter } from './counter'
+import { createInspector, type ClientInspector } from './inspector'
 import { createLock, type Lease, type LockHandle } from './lock'
 import { createPresence, type Presence, type PresenceOptions } from './presence'
 import { createTopic, subscribeTopic, type Topic } from './topic'
@@ -131,6 +132,12 @@ export interface OutpostClient<S extends SchemaSet = {}> {
    * worker) until it is changed.
    */
   setOffline(offline: boolean): Promise<void>
+  /**
+   * Read-only view of the engine for developer tools (maps, shapes, outbox, connection,
+   * locks, topics, presence, runtime); reading it changes nothing. `@outpost/client/devtools`
+   * renders it as an in-page panel.
+   */
+  readonly inspector: ClientInspector
   /** Stops this tab's subscriptions and lets go of the engine (stopping it when this tab owns it). */
   close(): Promise<void>
   /** Runtime details for tests and diagnostics. @internal */
@@ -264,6 +271,7 @@ export function createClient<S extends SchemaSet = {}>(options: ClientOptions<S>
     },
     lock: (name) => createLock(session, name, leases),
     setOffline: (offline) => applyOffline(offline),
+    inspector: createInspector(session, () => presences),
     async close() {
       // Leave and release first, while the engine can still tell the others.
       await Promise.allSettled([...[...presences].map((p) => p.leave()), ...[...leases].map((l) => l.release())])

@@ -15,6 +15,18 @@ export type { LockHandle, Lease, LeaseLost, AcquireOptions } from './lock'
 export { DEFAULT_LOCK_TTL_MS } from './lock'
 export type { LeaseLostReason, LockStatus } from '@outpost/worker'
 export type { ShapeHandle } from './shape'
+export type { ClientInspector, ClientInspectorSnapshot, InspectedPresence } from './inspector'
+export type {
+  Bounded,
+  ConnectionTransition,
+  InspectedMap,
+  InspectedRejection,
+  InspectedShape,
+  InspectedTopic,
+  InspectedWrite,
+  InspectorSnapshot,
+  ShapeSyncState,
+} from '@outpost/worker'
 export type { ClientStatus, StatusStore } from './status'
 export type { Live } from './live-store'
 export type { WriteHandle, WriteProgress } from './write-handle'

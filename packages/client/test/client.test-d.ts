@@ -4,8 +4,9 @@
  */
 import { expectTypeOf } from 'vitest'
 import { z } from 'zod'
-import { createClient, defineSchemas, type ClientStatus, type OutpostError, type Row, type WriteHandle, type WriteProgress } from '../src/index'
+import { createClient, defineSchemas, type ClientInspectorSnapshot, type ClientStatus, type OutpostError, type Row, type WriteHandle, type WriteProgress } from '../src/index'
 import { useCounter, useLiveResult, useQuery, useQueryResult, useRecord, useStatus } from '../src/react/index'
+import { mountInspector } from '../src/devtools/index'
 
 interface Todo {
   title: string
@@ -78,3 +79,9 @@ typed.map('tasks').update('k', { priority: 2 })
 typed.map('tasks').set('k', { title: 'x', priority: 'high' })
 // Maps outside the set keep the untyped overloads.
 expectTypeOf(typed.map<Todo>('todos').get('k')).resolves.toEqualTypeOf<Todo | undefined>()
+// The inspector: read-only snapshots, and the devtools panel over anything with an `inspector`.
+expectTypeOf(client.inspector.snapshot()).resolves.toEqualTypeOf<ClientInspectorSnapshot>()
+expectTypeOf(client.inspector.subscribe((s) => expectTypeOf(s.connection.state).toEqualTypeOf<ClientStatus['connection']>())).toEqualTypeOf<() => void>()
+expectTypeOf(mountInspector(client, { launcher: false, onChange: (open) => expectTypeOf(open).toEqualTypeOf<boolean>() }).toggle()).toEqualTypeOf<boolean>()
+// @ts-expect-error the panel needs a client (or anything with an inspector)
+mountInspector({})

@@ -181,6 +181,12 @@ export const relayConfigSchema = z.object({
   gcIntervalMs: z.number().int().positive().default(3600 * 1000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /**
+   * The token of the read-only admin endpoints (`/admin/*`: sessions, subscriptions, maps,
+   * locks, bus), sent as `Authorization: Bearer <token>`. Separate from client auth. Unset:
+   * the endpoints are off (404).
+   */
+  adminToken: z.string().min(24, 'adminToken must be at least 24 characters; generate one with `openssl rand -base64 32`').max(1024).optional(),
+  /**
    * The relay's replica id (ends its own stamps: entry processors, resolvers). Relays
    * sharing a store need distinct ids; by default a relay on LMDB is `relay` and one on
    * Postgres `relay-<8 random hex digits>`, new at each start.
@@ -281,6 +287,7 @@ export const CLI_OPTIONS: readonly CliOption[] = [
   { flag: 'jwks-url', example: 'https://id.example.com/.well-known/jwks.json', arg: '<url>', path: ['auth', 'jwksUrl'], env: 'OUTPOST_JWKS_URL', help: 'JWKS URL of your identity provider' },
   { flag: 'jwt-issuer', example: 'https://id.example.com', arg: '<iss>', path: ['auth', 'issuer'], env: 'OUTPOST_JWT_ISSUER', help: 'required token issuer' },
   { flag: 'jwt-audience', example: 'my-app', arg: '<aud>', path: ['auth', 'audience'], env: 'OUTPOST_JWT_AUDIENCE', help: 'required token audience' },
+  { flag: 'admin-token', example: '"$(openssl rand -base64 32)"', arg: '<s>', path: ['adminToken'], env: 'OUTPOST_ADMIN_TOKEN', help: 'turns on the read-only /admin endpoints (>= 24 characters)' },
   { flag: 'log-level', example: 'info', arg: '<level>', path: ['logLevel'], env: 'OUTPOST_LOG_LEVEL', help: 'trace|debug|info|warn|error|silent', fallback: 'info' },
   { flag: 'max-drift-ms', example: '60000', arg: '<n>', path: ['maxDriftMs'], env: 'OUTPOST_MAX_DRIFT_MS', numeric: true, help: 'max client clock lead', fallback: '60000' },
   { flag: 'tombstone-horizon-ms', example: '2592000000', arg: '<n>', path: ['tombstoneHorizonMs'], env: 'OUTPOST_TOMBSTONE_HORIZON_MS', numeric: true, help: 'tombstone retention', fallback: '30 days' },

@@ -1,6 +1,6 @@
 /**
  * The relay process: one port for WebSocket sync, the HTTP fallback (`POST /sync` +
- * `GET /events`), `/healthz`, `/readyz` and `/metrics`; the LMDB store; tombstone GC;
+ * `GET /events`), `/healthz`, `/readyz`, `/metrics` and the read-only `/admin/*` (see `admin/`); the LMDB store; tombstone GC;
  * and a drain that tells every client to reconnect, finishes commits and closes the store.
  *
  * ```
@@ -42,6 +42,7 @@ import { TopicHub } from './primitives/topics'
 import { relayVersion } from './version'
 import { perMessageDeflate } from './compression'
 import type { Principal } from './auth/jwt'
+import { createAdminEndpoints } from './admin/admin-endpoints'
 
 /** Lifecycle states of a relay. */
 export type RelayState = 'starting' | 'ready' | 'draining' | 'closed'
@@ -296,6 +297,19 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     })
   }
 
+  const startedAt = now()
+  const admin = createAdminEndpoints({
+    token: config.adminToken,
+    relay: () => ({ state, version: relayVersion(), replicaId: config.replicaId, startedAt }),
+    sessions: () => sessions,
+    store,
+    sync,
+    locks,
+    bus,
+    metrics,
+    now,
+  })
+
   const json = (res: ServerResponse, status: number, body: unknown): void => {
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body))
   }
@@ -371,6 +385,10 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
       else res.end()
     }
     try {
+      if (url.pathname === '/admin' || url.pathname.startsWith('/admin/')) {
+        admin(req, res, url).catch(fail)
+        return
+      }
       if (url.pathname.startsWith('/locks/')) {
         handleLocks(req, res, url.pathname).catch(fail)
         return
@@ -418,7 +436,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const port = (server.address() as AddressInfo).port
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
   state = 'ready'
-  logger.info({ port, host: config.host, url: `ws://${host}:${port}`, store: config.store === 'lmdb' ? `lmdb ${config.dataDir}` : `${redact(config.store)} (schema ${config.storeSchema})`, version: relayVersion() }, 'listening')
+  logger.info({ port, host: config.host, url: `ws://${host}:${port}`, store: config.store === 'lmdb' ? `lmdb ${config.dataDir}` : `${redact(config.store)} (schema ${config.storeSchema})`, version: relayVersion(), admin: config.adminToken !== undefined }, 'listening')
 
   const gc = async (): Promise<number> => {
     const collected = await sync.collectTombstones(now(), config.tombstoneHorizonMs)

@@ -28,6 +28,7 @@ import type {
   WriteReceipt,
   WriteRejection,
 } from './engine-api'
+import type { InspectorSnapshot } from './inspector-api'
 
 /**
  * How a method crosses the boundary:
@@ -245,6 +246,14 @@ export const ENGINE_METHODS = {
   setAuthProvider: provider<(provider: () => Promise<string | undefined>) => Promise<void>>('plain', { callback: 0 }),
   /** Forces offline (true) or lets the engine connect (false); remembered for this database (across reloads and worker restarts) until changed. */
   setOffline: call<(offline: boolean) => Promise<void>>('plain'),
+
+  // ── Inspector (developer tools): read-only, so calling these changes nothing (see inspector-api.ts).
+  /** A snapshot of the engine's maps, shapes, outbox, connection, locks, topics and runtime. */
+  inspect: call<() => Promise<Result<InspectorSnapshot>>>('result'),
+  /** Live snapshots: one at once, then after changes (throttled). Returns an id for `unsubscribeInspector`. */
+  subscribeInspector: subscription<(onSnapshot: (snapshot: InspectorSnapshot) => void) => Promise<number>>('plain', { callback: 0, end: 'unsubscribeInspector' }),
+  /** Ends an inspector subscription. */
+  unsubscribeInspector: call<(id: number) => Promise<void>>('plain'),
 }
 
 /** The methods a table describes, with their signatures. */

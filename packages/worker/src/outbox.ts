@@ -83,6 +83,19 @@ export class Outbox {
     return [...this.#entries.values()].sort((a, b) => a.opId - b.opId)
   }
 
+  /** The `limit` oldest pending entries, oldest first, without sorting the whole outbox (for the inspector). */
+  oldest(limit: number): OutboxEntry[] {
+    const out: OutboxEntry[] = []
+    for (const entry of this.#entries.values()) {
+      if (out.length === limit && entry.opId > (out[limit - 1] as OutboxEntry).opId) continue
+      let at = out.length
+      while (at > 0 && (out[at - 1] as OutboxEntry).opId > entry.opId) at--
+      out.splice(at, 0, entry)
+      if (out.length > limit) out.pop()
+    }
+    return out
+  }
+
   /** Pending entries for one key, oldest first. */
   pendingFor(kind: string, map: string, key: string): OutboxEntry[] {
     return this.pending().filter((e) => e.change.kind === kind && e.change.map === map && e.change.key === key)

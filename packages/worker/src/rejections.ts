@@ -79,6 +79,11 @@ export class RejectionLog {
     }
   }
 
+  /** The newest refused writes, newest first (a copy, for the inspector). */
+  recent(): RejectedWrite[] {
+    return [...this.#recent]
+  }
+
   /** The value stored under {@link REJECTED_META_KEY}. */
   toValue(): Value {
     return { count: this.#count, recent: this.#recent.map((r) => ({ ...r, error: { ...r.error } })) } as unknown as Value

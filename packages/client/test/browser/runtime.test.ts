@@ -261,6 +261,48 @@ describe.skipIf(!available)('Chromium runtime modes', () => {
     }
   })
 
+  it('the inspector reads the engine the same way through the SharedWorker, the leader-tab protocol and in the page', async () => {
+    const modes = {
+      'shared-worker': () => undefined,
+      'leader-tab': () => {
+        delete (globalThis as { SharedWorker?: unknown }).SharedWorker
+      },
+      'in-page': () => {
+        delete (globalThis as { SharedWorker?: unknown }).SharedWorker
+        delete (Navigator.prototype as { locks?: unknown }).locks
+      },
+    } as const
+    for (const [mode, init] of Object.entries(modes)) {
+      const context = await browser.newContext()
+      await context.addInitScript(init)
+      try {
+        const name = `inspect-${++dbCounter}`
+        const a = await openTab(context, name)
+        // In-page mode has one engine per tab: read it from the tab that wrote.
+        const b = mode === 'in-page' ? a : await openTab(context, name)
+        expect([a.mode, b.mode]).toEqual([mode, mode])
+        await a.page.evaluate(() => window.harness.setPersisted('i1', 'inspected'))
+        await expect.poll(async () => (await b.page.evaluate(() => window.harness.status())).connection, { timeout: 10_000 }).toBe('live')
+        const { snapshot, pushed } = await b.page.evaluate(() => window.harness.inspect(0))
+        for (const s of [snapshot, pushed]) {
+          expect(s.runtime, mode).toMatchObject({ mode, storage: 'indexeddb', durable: true })
+          expect(s.connection.state, mode).toBe('live')
+          expect(s.maps.entries, mode).toContainEqual({ kind: 'lww', map: `items-${name}`, loaded: true, stored: 1, records: 1 })
+          expect(s.shapes.entries.find((x) => x.shape.map === `items-${name}`)?.sync, mode).toBe('synced')
+        }
+        // Offline (from the first tab), a write from the second shows in its pushed snapshots.
+        await a.page.evaluate(() => window.harness.setOffline(true))
+        await b.page.evaluate(() => window.harness.set('i2', 'waiting'))
+        const offline = await b.page.evaluate(() => window.harness.inspect(1))
+        expect(offline.pushed.outbox.entries.map((w) => w.key), mode).toEqual(['i2'])
+        expect(offline.pushed.connection.state, mode).toBe('offline')
+        await a.page.evaluate(() => window.harness.setOffline(false))
+      } finally {
+        await context.close()
+      }
+    }
+  })
+
   it('without SharedWorker and Web Locks, the client runs in the page and says so', async () => {
     const context = await browser.newContext()
     await context.addInitScript(() => {

@@ -193,6 +193,22 @@ export class LockService {
     return { name, current, holder: lease !== undefined, expiresAt: lease?.expiresAt ?? null }
   }
 
+  /**
+   * The locks this relay is working on — a lease it granted (with its holder's session) or
+   * requests waiting — for the admin endpoints. Leases granted by other relays, or before a
+   * restart, are read per name with {@link info}.
+   */
+  working(): { name: string; token: number | null; expiresAt: number | null; subject: string | null; holder: string | null; waiters: number }[] {
+    return [...this.#locks.values()].map((state) => ({
+      name: state.name,
+      token: state.granted?.lease.token ?? null,
+      expiresAt: state.granted?.lease.expiresAt ?? null,
+      subject: state.granted?.lease.subject ?? null,
+      holder: state.granted?.holder?.id ?? null,
+      waiters: state.waiters.length,
+    }))
+  }
+
   /** Whether `principal` may use lock `name` under the rules. */
   mayUse(name: string, principal: Principal): boolean {
     return this.#options.rules.lockAccess(name, principal)

@@ -62,6 +62,11 @@ export class Coordinator {
     return this.#leases.size
   }
 
+  /** Leases held and topics subscribed, read by the inspector. */
+  inspect(): { leases: LeaseInfo[]; topics: { topic: string; subscribers: number }[] } {
+    return { leases: this.#leases.list(), topics: this.#topics.counts() }
+  }
+
   // ───────────────────────────── topics ─────────────────────────────
 
   subscribeTopic(topic: string, client: string, onEvent: (event: TopicEvent) => void): number {

@@ -70,6 +70,11 @@ export class LeaseRegistry {
     for (const lease of [...this.#leases.values()]) this.#lose(lease, reason)
   }
 
+  /** The leases held, oldest first (for the inspector). */
+  list(): LeaseInfo[] {
+    return [...this.#leases.values()].map((lease) => lease.info)
+  }
+
   /** Leases currently held (for status and tests). */
   get size(): number {
     return this.#leases.size

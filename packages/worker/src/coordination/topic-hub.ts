@@ -59,6 +59,11 @@ export class TopicHub {
     return [...this.#byTopic.keys()]
   }
 
+  /** Each topic with its number of subscriptions (for the inspector). */
+  counts(): { topic: string; subscribers: number }[] {
+    return [...this.#byTopic].map(([topic, ids]) => ({ topic, subscribers: ids.size }))
+  }
+
   /** Delivers a publication of `client` to every other client's subscription of `topic`; returns how many got it. */
   publishLocal(topic: string, client: string, data: Value, from: string): number {
     let delivered = 0

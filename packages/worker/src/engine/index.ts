@@ -14,6 +14,7 @@
  *   sync-host.ts      the engine as the sync client sees it: merges, acks, re-stamping
  *   write-progress.ts watchers of writes on their way to the relay
  *   status-board.ts   status subscribers
+ *   inspector.ts      read-only snapshots for developer tools (connection-history.ts: recent transitions)
  *
  * ## Write path
  * A local write is applied to memory (live queries in every tab update), then queued to
@@ -62,6 +63,9 @@ import { LiveQueries } from './live-queries'
 import { MapCache } from './map-cache'
 import type { CreateEngineOptions, Engine } from './options'
 import { ShapeSet } from './shape-set'
+import { ConnectionHistory } from './connection-history'
+import { EngineInspector, InspectorFeed } from './inspector'
+import type { InspectorSnapshot } from '../inspector-api'
 import { OFFLINE_META, initialState, openStore, restore } from './start-up'
 import { StatusBoard } from './status-board'
 import { EngineSyncHost } from './sync-host'
@@ -106,6 +110,11 @@ class EngineImpl implements Engine {
   #nextSubId = 1
   readonly #live: LiveQueries
   readonly #status: StatusBoard
+  readonly #history = new ConnectionHistory()
+  readonly #inspector: EngineInspector
+  readonly #inspectorFeed: InspectorFeed
+  /** The status subscription that drives the inspector feed while it has subscribers. */
+  #inspectorStatusSub: number | undefined
   #store: Store | undefined
   #parts: Parts | undefined
   #opening: Promise<void> | undefined
@@ -119,6 +128,17 @@ class EngineImpl implements Engine {
       () => this.#nextSubId++,
     )
     this.#status = new StatusBoard(() => this.#readStatus())
+    this.#inspector = new EngineInspector({
+      database: options.name,
+      relayed: options.url !== undefined,
+      now: this.#now,
+      outbox: this.#outbox,
+      rejections: this.#rejections,
+      history: this.#history,
+      status: () => this.#readStatus(),
+      parts: () => (this.#parts === undefined ? undefined : { ...this.#parts, store: this.#store as Store }),
+    })
+    this.#inspectorFeed = new InspectorFeed(this.#inspector)
   }
 
   get replicaId(): ReplicaId | undefined {
@@ -165,6 +185,7 @@ class EngineImpl implements Engine {
       keyChanged: (loaded, key, value) => {
         shapes.keyChanged(loaded.kind, loaded.map, key, value)
         this.#live.keyChanged(loaded, key, value)
+        this.#inspectorFeed.changed()
       },
     })
     const shapes = new ShapeSet(store, maps, () => sync, options.url !== undefined)
@@ -192,6 +213,7 @@ class EngineImpl implements Engine {
       progress,
       live: this.#live,
       status: this.#status,
+      history: this.#history,
       sync: () => sync,
       coordinator: () => coordinator,
     })
@@ -428,6 +450,36 @@ class EngineImpl implements Engine {
     return this.#parts?.shapes.all() ?? []
   }
 
+  // ── Inspector: reads only (never opens storage, loads a map, writes or sends).
+
+  async inspect(): Promise<Result<InspectorSnapshot>> {
+    try {
+      await this.#opening?.catch(() => undefined)
+      return ok(await this.#inspector.snapshot())
+    } catch (error) {
+      return fail(error)
+    }
+  }
+
+  async subscribeInspector(onSnapshot: (snapshot: InspectorSnapshot) => void): Promise<number> {
+    const id = this.#nextSubId++
+    // Status reports (writes, acks, refusals, connection, sync) drive the feed, as key changes do.
+    if (this.#inspectorStatusSub === undefined) {
+      this.#inspectorStatusSub = this.#nextSubId++
+      this.#status.subscribe(this.#inspectorStatusSub, () => this.#inspectorFeed.changed())
+    }
+    this.#inspectorFeed.subscribe(id, onSnapshot)
+    return id
+  }
+
+  async unsubscribeInspector(id: number): Promise<void> {
+    this.#inspectorFeed.unsubscribe(id)
+    if (!this.#inspectorFeed.active && this.#inspectorStatusSub !== undefined) {
+      this.#status.unsubscribe(this.#inspectorStatusSub)
+      this.#inspectorStatusSub = undefined
+    }
+  }
+
   /** Resolves when every write and buffered remote change is stored. @internal */
   async flush(): Promise<void> {
     await this.#open()
@@ -446,6 +498,7 @@ class EngineImpl implements Engine {
     this.#parts?.coordinator.close()
     this.#parts?.committer.close()
     this.#live.clear()
+    this.#inspectorFeed.clear()
     this.#status.clear()
     await this.#store?.close()
   }

@@ -56,6 +56,11 @@ export class MapCache {
     return this.#maps.get(collectionOf(kind, map))
   }
 
+  /** Every map in memory (read by the inspector). */
+  loaded(): LoadedMap[] {
+    return [...this.#maps.values()]
+  }
+
   /** The state of `key` in `collection`, if that map is in memory and holds it. */
   stateIn(collection: string, key: string): AnyState | undefined {
     return this.#maps.get(collection)?.states.get(key)

@@ -36,6 +36,7 @@ import { clockFloor, restampEntries } from '../restamp'
 import type { AnyState, ShapeReplica } from '../sync/shape-replica'
 import type { SyncClient, SyncHost } from '../sync/sync-client'
 import type { Committer } from './committer'
+import type { ConnectionHistory } from './connection-history'
 import type { LiveQueries } from './live-queries'
 import { COLLECTION_KINDS, collectionOf, mapKey, type LoadedMap, type MapCache } from './map-cache'
 import type { ShapeSet } from './shape-set'
@@ -58,6 +59,8 @@ export interface SyncHostParts {
   readonly progress: WriteProgress
   readonly live: LiveQueries
   readonly status: StatusBoard
+  /** The connection's recent transitions (for the inspector). */
+  readonly history: ConnectionHistory
   /** The sync client driving this host (it exists once the host is handed to it). */
   readonly sync: () => SyncClient | undefined
   /** The coordination primitives (created after the sync client). */
@@ -343,6 +346,7 @@ export class EngineSyncHost implements SyncHost {
 
   connectionChanged(error?: SerializedError): void {
     if (error !== undefined) this.#p.state.lastError = error
+    this.#p.history.observe(this.#p.sync()?.state ?? 'offline', this.#p.now(), error)
     // Every state is reported, even one that lasts a microtask (e.g. auth-expired).
     this.#p.status.broadcast()
   }

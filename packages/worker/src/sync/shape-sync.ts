@@ -169,6 +169,13 @@ export class ShapeSync {
     return true
   }
 
+  /** Where `replica` stands on this session (read by the inspector): its newest subscription's progress, or `none`. */
+  progressOf(replica: ShapeReplica): 'none' | 'subscribing' | 'reconciling' | 'synced' {
+    let found: ShapeSession | undefined
+    for (const s of this.#sessions.values()) if (s.replica === replica) found = s
+    return found === undefined ? 'none' : !found.subscribed ? 'subscribing' : found.synced ? 'synced' : 'reconciling'
+  }
+
   /** True when a reply owed for some shape made no progress for `replyMs`. */
   stalled(now: number, replyMs: number): boolean {
     for (const session of this.#sessions.values()) if (session.outstanding > 0 && now - session.progressAt > replyMs) return true

@@ -287,6 +287,11 @@ export class SyncClient {
     this.#shapes.repair(replicas)
   }
 
+  /** Where `replica` stands on the current session (read by the inspector). */
+  shapeProgress(replica: ShapeReplica): ReturnType<ShapeSync['progressOf']> {
+    return this.#shapes.progressOf(replica)
+  }
+
   shapeRemoved(replica: ShapeReplica): void {
     this.#shapes.removed(replica)
   }

@@ -2,7 +2,7 @@
  * The page the Chromium tests drive: it imports the SDK the way an app does
  * (`@outpost/client`, bundled by Vite) and exposes a small harness on `window.harness`.
  */
-import { createClient, type ClientStatus, type Lease, type OutpostClient, type Presence, type PublishResult, type Row } from '@outpost/client'
+import { createClient, type ClientInspectorSnapshot, type ClientStatus, type Lease, type OutpostClient, type Presence, type PublishResult, type Row } from '@outpost/client'
 
 interface Item {
   title: string
@@ -190,6 +190,22 @@ const harness = {
   },
   isLeader(): boolean {
     return client?.runtime.isLeader() ?? false
+  },
+  /** The inspector's snapshot, and the first one its live feed pushes that shows `pending` writes in the outbox. */
+  async inspect(pending: number): Promise<{ snapshot: ClientInspectorSnapshot; pushed: ClientInspectorSnapshot }> {
+    if (!client) throw new Error('start() first')
+    const inspector = client.inspector
+    const snapshot = await inspector.snapshot()
+    const pushed = await new Promise<ClientInspectorSnapshot>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no pushed snapshot with ${pending} pending writes within 10 s`)), 10_000)
+      const stop = inspector.subscribe((s) => {
+        if (s.outbox.pending !== pending) return
+        clearTimeout(timer)
+        queueMicrotask(stop)
+        resolve(s)
+      }, reject)
+    })
+    return { snapshot, pushed }
   },
   async close(): Promise<void> {
     await client?.close()
