@@ -76,8 +76,13 @@ interface WriteJob {
   readonly outcomes: WriteOutcome[]
 }
 
-/** Most changes one store transaction takes (a larger batch is cut across transactions). */
-export const MAX_TRANSACTION_CHANGES = 1_000
+/**
+ * Most changes one store transaction takes (a larger batch is cut across transactions).
+ * Small on purpose: every change's `decide` runs synchronously inside the transaction, so
+ * this bounds how long a commit holds the event loop and how long a small write waits for
+ * the transaction ahead of it (the fair scheduler's pieces are as large; see fair-scheduler.ts).
+ */
+export const MAX_TRANSACTION_CHANGES = 64
 
 /** Records scanned per store page (slices, view builds, GC). */
 export const SCAN_PAGE = 2_000
