@@ -41,7 +41,9 @@ export interface WritesHost {
 /** An `ops` batch (already rate-checked) as scheduler work; see the module comment. */
 export class OpsWork implements Work {
   readonly #host: WritesHost
-  readonly #message: OpsMessage
+  readonly #id: number
+  /** The decoded batch; let go once its last piece is handed to the store (the ack needs only the results). */
+  #changes: OpsMessage['changes']
   readonly #piece: number
   readonly #results: (SerializedError | null)[]
   readonly #pieces: Promise<void>[] = []
@@ -49,21 +51,22 @@ export class OpsWork implements Work {
 
   constructor(host: WritesHost, message: OpsMessage, pieceUnits: number) {
     this.#host = host
-    this.#message = message
+    this.#id = message.id
+    this.#changes = message.changes
     this.#piece = Math.max(1, pieceUnits)
     this.#results = new Array<SerializedError | null>(message.changes.length).fill(null)
   }
 
   next(): StepCost {
-    const count = Math.max(1, Math.min(this.#piece, this.#message.changes.length - this.#next))
+    const count = Math.max(1, Math.min(this.#piece, this.#changes.length - this.#next))
     return { weight: count, units: count }
   }
 
   step(track: TrackInFlight): boolean | Promise<boolean> {
     const from = this.#next
-    const to = Math.min(from + this.#piece, this.#message.changes.length)
+    const to = Math.min(from + this.#piece, this.#changes.length)
     this.#next = to
-    const parsed = this.#message.changes.slice(from, to).map((raw): Change | OutpostError => {
+    const parsed = this.#changes.slice(from, to).map((raw): Change | OutpostError => {
       try {
         return parseChange(raw)
       } catch (error) {
@@ -117,8 +120,9 @@ export class OpsWork implements Work {
       track(requests.length, committed)
       this.#pieces.push(committed)
     }
-    if (this.#next < this.#message.changes.length) return true
-    const id = this.#message.id
+    if (this.#next < this.#changes.length) return true
+    this.#changes = []
+    const id = this.#id
     host.inOrder(Promise.all(this.#pieces), () => {
       context.metrics.acks.inc()
       host.send({ type: 'ack', id, results: this.#results, serverTime: context.now() })
