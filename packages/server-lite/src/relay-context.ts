@@ -5,6 +5,7 @@ import type { Authenticator } from './auth/jwt'
 import type { RuleSet } from './auth/rules'
 import type { RelayConfig } from './config'
 import type { ConnectionLog } from './connection-log'
+import type { FairScheduler } from './fair-scheduler'
 import type { RelayMetrics } from './metrics'
 import type { FunctionService } from './primitives/functions'
 import type { LockService } from './primitives/locks'
@@ -36,6 +37,8 @@ export interface RelayContext {
   readonly functions: FunctionService
   /** The write-rate bucket shared by every connection of `subject`. */
   subjectBucket(subject: string): TokenBucket
+  /** Serves the connections' work in turn (one lane per session). */
+  readonly scheduler: FairScheduler
   /** Logs and counts each connection's open, refusal and close. */
   readonly connections: ConnectionLog
   /** Counts a new authenticated connection of `subject`; false when the subject is at its limit. */

@@ -24,6 +24,7 @@ import type { RelayContext } from './relay-context'
 import { CLOSE, ConnectionLog } from './connection-log'
 import { Heartbeat } from './heartbeat'
 import { HttpTransport } from './http-transport'
+import { FairScheduler } from './fair-scheduler'
 import { SubjectBuckets } from './rate-limiter'
 import { Session, type SessionTransport } from './session/session'
 import { attachWebSocket } from './ws-transport'
@@ -160,6 +161,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     locks,
     functions: fns,
     subjectBucket: (subject) => subjectBuckets.bucket(subject),
+    scheduler: new FairScheduler(),
     admit(_session, subject) {
       const count = perSubject.get(subject) ?? 0
       if (count >= config.limits.maxConnectionsPerSubject) return false

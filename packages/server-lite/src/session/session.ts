@@ -8,19 +8,22 @@
  *        └──anything else / bad────┴──▶ error + close
  * ```
  *
- * Frames are handled one at a time, in order (a promise chain), so `subscribe` is seen
- * before the `reconcile` that follows it. An `ops` batch leaves the chain once it is
- * validated, merged in memory and handed to the store: its ack goes out when the commit
- * is durable, so a client that pipelines batches gets group commit, not one fsync each.
+ * Frames are handled one at a time, in order, on the session's lane of the relay's
+ * fair scheduler (`fair-scheduler.ts`), so `subscribe` is seen before the `reconcile`
+ * that follows it, and no connection's frames hold up another's: the scheduler serves the
+ * connections in turn and cuts an `ops` batch into pieces (`writes.ts`). A batch's pieces go
+ * to the store as they are validated; its ack goes out, in batch order, when the last is
+ * durable, so a client that pipelines batches gets group commit, not one fsync each.
  *
  * Coordination primitives (topics, locks, entry processors) are handled by the services
  * in `primitives/`; the session hands them a {@link Caller} view of itself.
  *
- * Flow control: the bytes of frames received and not yet handled (for `ops`, not yet
- * acknowledged) are counted; past `limits.maxQueuedBytesPerConnection` the session asks
- * its transport to stop reading, and to read again once half of it has drained. A flooding
- * client then waits in its own socket instead of in the relay's memory. Writes are also
- * rate-limited per connection and per subject (`rate-limiter.ts`).
+ * Flow control: the lane counts the bytes of frames received and not yet handled (for
+ * `ops`, not yet committed); past `limits.maxQueuedBytesPerConnection` the session asks its
+ * transport to stop reading, and to read again once half of it has drained. A flooding
+ * client then waits in its own socket instead of in the relay's memory; queued frames stay
+ * encoded until their turn, and a lane decodes one at a time. Writes are also rate-limited
+ * per connection and per subject (`rate-limiter.ts`).
  *
  * Close codes ({@link CLOSE}): 4000 protocol version, 4001 unauthenticated, 4002 hello
  * expected, 4003 token expired, 4004 replica bound to another user, 4005 no hello within
@@ -55,11 +58,13 @@ import type { Principal } from '../auth/jwt'
 import type { MapAccess } from '../auth/rules'
 import { CLOSE, type CloseCause } from '../connection-log'
 import type { Caller } from '../primitives/caller'
+import type { Lane } from '../fair-scheduler'
 import { TokenBucket, WriteRate } from '../rate-limiter'
 import type { RelayContext } from '../relay-context'
+import { FrameWork, type FrameStart } from './frame-work'
 import { acceptHello, welcomeFor } from './handshake'
 import { Subscriptions } from './subscriptions'
-import { handleOps, type PendingAck, type WritesHost } from './writes'
+import { OpsWork, type WritesHost } from './writes'
 
 /** How a session reaches its client. */
 export interface SessionTransport {
@@ -96,9 +101,10 @@ export class Session implements Caller {
   readonly #context: RelayContext
   readonly #transport: SessionTransport
   #state: SessionState = 'awaiting-hello'
-  #queue: Promise<void> = Promise.resolve()
-  /** Bytes of frames received and not yet handled (ops: not yet acknowledged); see flow control in the module comment. */
-  #queuedBytes = 0
+  /** This connection's queue on the relay's scheduler; see flow control in the module comment. */
+  readonly #lane: Lane
+  /** The last ack queued: acks go out in the order their batches came. */
+  #acks: Promise<void> = Promise.resolve()
   /** Why reading is paused: too much queued work, and/or a rate-limit wait in progress. */
   readonly #pausedFor = new Set<'budget' | 'rate'>()
   #rateTimer: ReturnType<typeof setTimeout> | undefined
@@ -122,6 +128,11 @@ export class Session implements Caller {
     this.#context = context
     this.#transport = transport
     const limits = context.config.limits
+    this.#lane = context.scheduler.lane({
+      budgetBytes: limits.maxQueuedBytesPerConnection,
+      pause: (on) => this.#pause('budget', on),
+      failed: (error) => this.#unexpected(error),
+    })
     this.#rate = new WriteRate({
       connection: new TokenBucket(limits.opsPerSecond, limits.opsBurst, context.now),
       subject: () => (this.#principal === undefined ? undefined : context.subjectBucket(this.#principal.subject)),
@@ -206,7 +217,7 @@ export class Session implements Caller {
 
   /** True when more than `limits.maxQueuedBytesPerConnection` of received work is waiting. */
   get overBudget(): boolean {
-    return this.#queuedBytes > this.#context.config.limits.maxQueuedBytesPerConnection
+    return this.#lane.queuedBytes > this.#context.config.limits.maxQueuedBytesPerConnection
   }
 
   /** Sends a transport-level keep-alive (heartbeat). */
@@ -226,41 +237,7 @@ export class Session implements Caller {
     if (this.#state === 'closed') return
     this.#lastHeard = performance.now()
     this.#context.metrics.bytesIn.inc(frame.length)
-    const bytes = frame.length
-    this.#charge(bytes)
-    this.#queue = this.#queue
-      .then(() => this.#handleFrame(frame))
-      .then(
-        // An ops batch keeps its bytes charged until its ack is sent (the commit may still be running).
-        (pending) => {
-          if (pending === undefined) {
-            this.#release(bytes)
-            return
-          }
-          pending.settled.then(
-            () => this.#release(bytes),
-            (error: unknown) => {
-              this.#release(bytes)
-              this.#unexpected(error)
-            },
-          )
-        },
-        (error: unknown) => {
-          this.#release(bytes)
-          this.#unexpected(error)
-        },
-      )
-  }
-
-  #charge(bytes: number): void {
-    this.#queuedBytes += bytes
-    if (this.overBudget) this.#pause('budget', true)
-  }
-
-  #release(bytes: number): void {
-    this.#queuedBytes -= bytes
-    // Hysteresis: read again at half the budget, so a flooder is not paused and resumed on every frame.
-    if (this.#queuedBytes <= this.#context.config.limits.maxQueuedBytesPerConnection / 2) this.#pause('budget', false)
+    this.#lane.push(new FrameWork(frame.length, () => this.#start(frame)), frame.length)
   }
 
   /** Sets or clears one reason to stop reading; the transport is paused while any reason holds. */
@@ -297,7 +274,7 @@ export class Session implements Caller {
 
   /** Resolves once every frame received so far has been handled (the HTTP fallback answers after it). */
   idle(): Promise<void> {
-    return this.#queue
+    return this.#lane.idle()
   }
 
   /** Sends a pre-encoded farewell frame and closes (relay drain). */
@@ -364,6 +341,7 @@ export class Session implements Caller {
     if (this.#expiry !== undefined) clearTimeout(this.#expiry)
     if (this.#helloTimer !== undefined) clearTimeout(this.#helloTimer)
     if (this.#rateTimer !== undefined) clearTimeout(this.#rateTimer)
+    this.#lane.close()
     this.#subscriptions.closeAll()
     if (wasOpen) {
       this.#context.topics.sessionClosed(this)
@@ -380,8 +358,8 @@ export class Session implements Caller {
     this.send({ type: 'error', error: serializeError(new InternalError('The relay failed to handle this message; it has been logged. Retry, and report it if it persists')) })
   }
 
-  /** Handles one frame; for an `ops` batch, returns the ack still to come (so its bytes stay charged until then). */
-  async #handleFrame(frame: Uint8Array): Promise<PendingAck | undefined> {
+  /** Decodes one frame and starts handling it (its turn on the lane has come); see {@link FrameStart}. */
+  #start(frame: Uint8Array): FrameStart {
     if (this.#state === 'closed') return undefined
     let message: ClientMessage
     try {
@@ -402,9 +380,18 @@ export class Session implements Caller {
         this.#fail(new InvalidMessageError(`The first message must be hello, got ${message.type}`), CLOSE.HELLO_EXPECTED)
         return
       }
-      await this.#hello(message)
-      return
+      return this.#hello(message)
     }
+    if (message.type === 'ops') {
+      this.#context.metrics.opsIn.inc(message.changes.length)
+      if (this.#limited(message.id, message.changes.length)) return
+      return new OpsWork(this.#writesHost, message, this.#context.scheduler.pieceUnits)
+    }
+    return this.#handle(message)
+  }
+
+  /** Handles a message other than `ops` and `hello` (in order: the lane waits for it). */
+  async #handle(message: Exclude<ClientMessage, { type: 'ops' }>): Promise<void> {
     switch (message.type) {
       case 'hello':
         this.send({ type: 'error', error: serializeError(new InvalidMessageError('hello was already received on this session')) })
@@ -415,10 +402,6 @@ export class Session implements Caller {
       case 'credit':
         this.#subscriptions.credit(message.bytes)
         return
-      case 'ops':
-        this.#context.metrics.opsIn.inc(message.changes.length)
-        if (this.#limited(message.id, message.changes.length)) return
-        return handleOps(this.#writesHost, message)
       case 'subscribe':
         await this.#subscriptions.subscribe(message)
         return
@@ -556,6 +539,9 @@ export class Session implements Caller {
       },
       send: (message) => this.send(message),
       access: (map) => this.#accessFor(map),
+      inOrder: (ready, send) => {
+        this.#acks = this.#acks.then(() => ready).then(send, send)
+      },
     }
   }
 

@@ -76,8 +76,16 @@ interface WriteJob {
   readonly outcomes: WriteOutcome[]
 }
 
-/** Most changes one store transaction takes (a larger batch is cut across transactions). */
-export const MAX_TRANSACTION_CHANGES = 1_000
+/**
+ * Most changes one store transaction takes (a larger batch is cut across transactions).
+ * Small on purpose: every change's `decide` runs synchronously inside the transaction, so
+ * this bounds how long a commit holds the event loop and how long a small write waits for
+ * the transaction ahead of it (the fair scheduler's pieces are as large; see fair-scheduler.ts).
+ */
+export const MAX_TRANSACTION_CHANGES = 64
+
+/** A transaction holding n changes takes no batch of more than SMALL_RATIO × n (see {@link SyncService.write}). */
+export const SMALL_RATIO = 8
 
 /** Records scanned per store page (slices, view builds, GC). */
 export const SCAN_PAGE = 2_000
@@ -134,7 +142,9 @@ export class SyncService {
    * Writes wait in one queue; one transaction at a time takes the smallest waiting batches
    * first, up to {@link MAX_TRANSACTION_CHANGES} changes (a larger batch is cut across
    * transactions). So many small writes share one fsync (group commit), and a client sending
-   * huge batches delays others by at most one transaction, never by its whole backlog.
+   * huge batches delays others by at most one transaction, never by its whole backlog. A
+   * transaction does not add a batch more than {@link SMALL_RATIO} times what it holds, so a
+   * one-change write commits on its own instead of with 63 flooder changes.
    */
   write(requests: readonly PipelineRequest[], origin: object): Promise<WriteOutcome[]> {
     if (requests.length === 0) return Promise.resolve([])
@@ -169,8 +179,10 @@ export class SyncService {
     const parts: { job: WriteJob; from: number; to: number }[] = []
     let room = MAX_TRANSACTION_CHANGES
     for (const job of order) {
-      if (room <= 0) break
-      const take = Math.min(room, job.requests.length - job.done)
+      const left = job.requests.length - job.done
+      // Small writes do not wait for the commit of a batch many times their size: it gets the next transaction.
+      if (room <= 0 || (parts.length > 0 && left > SMALL_RATIO * (MAX_TRANSACTION_CHANGES - room))) break
+      const take = Math.min(room, left)
       parts.push({ job, from: job.done, to: job.done + take })
       job.done += take
       room -= take
