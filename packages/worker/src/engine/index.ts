@@ -138,7 +138,7 @@ class EngineImpl implements Engine {
       status: () => this.#readStatus(),
       parts: () => (this.#parts === undefined ? undefined : { ...this.#parts, store: this.#store as Store }),
     })
-    this.#inspectorFeed = new InspectorFeed(this.#inspector)
+    this.#inspectorFeed = new InspectorFeed(this.#inspector, this.#now)
   }
 
   get replicaId(): ReplicaId | undefined {

@@ -219,13 +219,15 @@ export class EngineInspector {
 /** Pushes snapshots to `subscribeInspector` callbacks; see the module comment. */
 export class InspectorFeed {
   readonly #inspector: EngineInspector
+  readonly #now: () => number
   readonly #subs = new Map<number, (snapshot: InspectorSnapshot) => void>()
   #timer: ReturnType<typeof setTimeout> | undefined
   #settle: ReturnType<typeof setTimeout> | undefined
   #lastPush = 0
 
-  constructor(inspector: EngineInspector) {
+  constructor(inspector: EngineInspector, now: () => number) {
     this.#inspector = inspector
+    this.#now = now
   }
 
   /** Whether anyone listens (the engine skips change reports otherwise). */
@@ -253,7 +255,7 @@ export class InspectorFeed {
     clearTimeout(this.#settle)
     this.#settle = setTimeout(() => this.#push(), SETTLE_MS)
     if (this.#timer !== undefined) return
-    const wait = Math.max(0, this.#lastPush + FEED_INTERVAL_MS - Date.now())
+    const wait = Math.min(FEED_INTERVAL_MS, Math.max(0, this.#lastPush + FEED_INTERVAL_MS - this.#now()))
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       this.#push()
@@ -262,7 +264,7 @@ export class InspectorFeed {
 
   #push(): void {
     if (this.#subs.size === 0) return
-    this.#lastPush = Date.now()
+    this.#lastPush = this.#now()
     void this.#inspector.snapshot().then((snapshot) => {
       for (const fn of this.#subs.values()) safeCall(fn, snapshot)
     }, onSnapshotError)
