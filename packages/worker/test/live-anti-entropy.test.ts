@@ -160,6 +160,32 @@ function dropChangesOf(link: LossyLink, key: string): void {
   }
 }
 
+describe('a lost subscribed frame', () => {
+  it('does not leave the connection in syncing: the synced that follows settles the shape (N1 full seed 951301436)', async () => {
+    const relay = await startRelay()
+    const writer = engineOn(freshIdb(), { url: relay.url })
+    cleanups.push(() => writer.close())
+    unwrap(await writer.subscribeShape({ map: 'docs' }))
+    await live(writer)
+    unwrap(await writer.set('docs', 'd0', { n: 0 }))
+    await waitFor('writer acked', async () => (await writer.status()).pendingWrites === 0)
+    const link = new LossyLink()
+    link.drop = (message) => {
+      if (message.type !== 'subscribed') return false
+      link.drop = undefined
+      return true
+    }
+    const reader = engineOn(freshIdb(), { url: relay.url, WebSocket: link.WebSocket })
+    cleanups.push(() => reader.close())
+    unwrap(await reader.subscribeShape({ map: 'docs' }))
+    unwrap(await reader.ready())
+    await waitFor('reader live', async () => (await reader.status()).connection === 'live', 8_000)
+    expect(link.dropped.map((m) => m.type)).toEqual(['subscribed'])
+    expect((await snapshot(reader, 'docs')).has('d0')).toBe(true)
+    expect(link.opened).toBe(1)
+  })
+})
+
 describe('live anti-entropy: a lost changes frame is repaired without a reconnect', () => {
   it('a lost live frame followed by another: the gap is seen and the shape catches up', async () => {
     // Root checks far off: only the gap can repair this.

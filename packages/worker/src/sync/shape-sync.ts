@@ -178,7 +178,8 @@ export class ShapeSync {
 
   /** True when a reply owed for some shape made no progress for `replyMs`. */
   stalled(now: number, replyMs: number): boolean {
-    for (const session of this.#sessions.values()) if (session.outstanding > 0 && now - session.progressAt > replyMs) return true
+    // Not synced with nothing owed cannot last (queued requests go as answers come): stuck all the same.
+    for (const session of this.#sessions.values()) if ((session.outstanding > 0 || !session.synced) && now - session.progressAt > replyMs) return true
     return false
   }
 
@@ -299,7 +300,8 @@ export class ShapeSync {
   /** `subscribed`: settle it as the relay said (`resume`), or descend. */
   subscribed(sub: number, remoteRoot: MerkleNodeInfo, resume: ResumeMode | undefined): void {
     const session = this.#sessions.get(sub)
-    if (session === undefined) return
+    // A duplicate, or one that comes after the `synced` that ended a path the relay settles itself (see `synced`).
+    if (session === undefined || session.subscribed) return
     session.subscribed = true
     session.outstanding = Math.max(0, session.outstanding - 1)
     session.progressAt = this.#link.now()
@@ -388,6 +390,8 @@ export class ShapeSync {
     const session = this.#sessions.get(message.sub)
     if (session === undefined) return
     session.progressAt = this.#link.now()
+    // The relay sends `synced` only after `subscribed`: one lost (or late) on the way owes nothing more.
+    session.subscribed = true
     session.outstanding = Math.max(0, session.outstanding - 1)
     if (message.cursor !== undefined) session.cursor = message.cursor
     if (message.frames !== undefined) this.#missUpTo(session, message.frames)
