@@ -19,6 +19,7 @@
  * writers and flooder ids); the seed is printed and replays with OUTPOST_SEED.
  */
 import { spawn } from 'node:child_process'
+import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { WebSocket } from 'ws'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -74,6 +75,8 @@ function runFlooders(plan: FloodPlan): Promise<FloodTally> {
 describe('S6: flooding clients vs honest clients', () => {
   it('keeps acknowledging honest writes while flooders are refused or held back', { timeout: scaled(1_800_000, 600_000) }, async () => {
       const seed = testSeed('S6')
+      // The machine may be shared (other test runs): its load is part of the conditions.
+      const loadBefore = loadavg()[0] as number
       const random = prng(seed)
       const dir = tempDir('outpost-s6-')
       const relay = await spawnRelay(dir.path, { args: ['--jwt-secret', SECRET, '--jwt-issuer', ISSUER, '--jwt-audience', AUDIENCE] })
@@ -174,7 +177,7 @@ describe('S6: flooding clients vs honest clients', () => {
         id: 'S6',
         what: `${FLOODERS} flooding subjects (2,000-change frames, as fast as the socket takes them) vs ${HONEST} honest writers (one change / ${WRITE_EVERY_MS} ms each); relay child process, default limits`,
         target: 'honest p99 ≤ 2× baseline; relay RSS growth ≤ 320 MiB; every honest write acked',
-        conditions: `${reliabilityMode()} mode, seed ${seed}, baseline ${BASELINE_MS / 1000} s, flood ${FLOOD_MS / 1000} s; flooders in their own process; RSS from /proc/<pid>/status`,
+        conditions: `${reliabilityMode()} mode, seed ${seed}, baseline ${BASELINE_MS / 1000} s, flood ${FLOOD_MS / 1000} s; flooders in their own process; RSS from /proc/<pid>/status; load average (1 min) ${loadBefore.toFixed(1)} at the start, ${(loadavg()[0] as number).toFixed(1)} at the end, on ${cpus().length} cores`,
         figures,
         passed: passed && refused.length === 0,
         ...(passed && refused.length === 0 ? {} : { failedSeeds: [seed] }),

@@ -116,7 +116,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     throw error
   })
   let publishHints: ((hints: readonly MapHint[]) => void) | undefined
-  const sync = new SyncService(store, metrics, logger, { changeLogEntries: config.changeLogEntries, onCommitted: (hints) => publishHints?.(hints) })
+  const sync = new SyncService(store, metrics, logger, { changeLogEntries: config.changeLogEntries, maxTransactionChanges: config.limits.maxTransactionChanges, onCommitted: (hints) => publishHints?.(hints) })
   const clock = new Hlc({ replicaId: config.replicaId as ReplicaId, now, maxDrift: config.maxDriftMs })
   const topics = new TopicHub({ rules, metrics, maxTopicsPerSession: config.limits.maxTopicsPerConnection, maxFrameBytes: config.limits.maxFrameBytes, logger, ...(bus === undefined ? {} : { bus }) })
   const locks = new LockService({

@@ -21,7 +21,7 @@ function requests(prefix: string, count: number): PipelineRequest[] {
 }
 
 /** A sync service over a memory store that records the keys of each transaction. */
-function observed() {
+function observed(maxTransactionChanges?: number) {
   const store = new MemoryStore()
   const transactions: string[][] = []
   const applyWrites = store.applyWrites.bind(store)
@@ -29,7 +29,7 @@ function observed() {
     transactions.push(batch.map((r) => r.key))
     return applyWrites(batch)
   }
-  const sync = new SyncService(store, createMetrics(), createLogger('silent'), { changeLogEntries: 1_000 })
+  const sync = new SyncService(store, createMetrics(), createLogger('silent'), { changeLogEntries: 1_000, ...(maxTransactionChanges === undefined ? {} : { maxTransactionChanges }) })
   return { sync, transactions }
 }
 
@@ -50,5 +50,11 @@ describe('write queue', () => {
     expect(transactions.slice(1).map((t) => t.length)).toEqual([MAX_TRANSACTION_CHANGES, MAX_TRANSACTION_CHANGES, MAX_TRANSACTION_CHANGES, 5])
     expect(outcomes.map((o) => o.length)).toEqual([1, 2, 3, 3 * MAX_TRANSACTION_CHANGES + 5])
     expect(outcomes.flat().every((o) => o.status === 'applied')).toBe(true)
+  })
+
+  it('takes at most limits.maxTransactionChanges per transaction when configured', async () => {
+    const { sync, transactions } = observed(8)
+    await sync.write(requests('k', 20), {})
+    expect(transactions.map((t) => t.length)).toEqual([8, 8, 4])
   })
 })

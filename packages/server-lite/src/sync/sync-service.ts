@@ -77,8 +77,8 @@ interface WriteJob {
 }
 
 /**
- * Most changes one store transaction takes (a larger batch is cut across transactions).
- * Small on purpose: every change's `decide` runs synchronously inside the transaction, so
+ * Most changes one store transaction takes by default (`limits.maxTransactionChanges`; a
+ * larger batch is cut across transactions). Small on purpose: every change's `decide` runs synchronously inside the transaction, so
  * this bounds how long a commit holds the event loop and how long a small write waits for
  * the transaction ahead of it (the fair scheduler's pieces are as large; see fair-scheduler.ts).
  */
@@ -94,6 +94,8 @@ export const SCAN_PAGE = 2_000
 export interface SyncServiceOptions {
   /** Log entries kept per map (older cursors fall back to Merkle). */
   readonly changeLogEntries: number
+  /** Most changes per store transaction (default {@link MAX_TRANSACTION_CHANGES}). */
+  readonly maxTransactionChanges?: number
   /** Called after each commit with the new head of every map it changed (the bus's hints to other relays). */
   readonly onCommitted?: (hints: readonly MapHint[]) => void
 }
@@ -177,11 +179,12 @@ export class SyncService {
   #take(): { job: WriteJob; from: number; to: number }[] {
     const order = [...this.#queue].sort((a, b) => a.requests.length - a.done - (b.requests.length - b.done))
     const parts: { job: WriteJob; from: number; to: number }[] = []
-    let room = MAX_TRANSACTION_CHANGES
+    const most = this.#options.maxTransactionChanges ?? MAX_TRANSACTION_CHANGES
+    let room = most
     for (const job of order) {
       const left = job.requests.length - job.done
       // Small writes do not wait for the commit of a batch many times their size: it gets the next transaction.
-      if (room <= 0 || (parts.length > 0 && left > SMALL_RATIO * (MAX_TRANSACTION_CHANGES - room))) break
+      if (room <= 0 || (parts.length > 0 && left > SMALL_RATIO * (most - room))) break
       const take = Math.min(room, left)
       parts.push({ job, from: job.done, to: job.done + take })
       job.done += take
