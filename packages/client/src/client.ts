@@ -3,7 +3,7 @@
  * leader tab, or in-page), hands out maps, counters, OR maps and shapes, reports status,
  * and re-makes every subscription when the engine behind it is replaced.
  */
-import { relayUrlList, type OutpostError, type Shape, type Value, type RecordValue } from '@outpost/core'
+import { relayUrlList, validateSearchDeclaration, type OutpostError, type SearchDeclaration, type Shape, type Value, type RecordValue } from '@outpost/core'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import type { Endpoint } from 'comlink'
 import type { CreateEngineOptions, EngineOptions, RuntimeMode } from '@outpost/worker'
@@ -81,9 +81,20 @@ export interface ClientOptions {
 }
 
 /** Options of {@link OutpostClient.map} with a validator. */
-export interface MapOptions<S extends RecordSchema> {
+export interface MapOptions<S extends RecordSchema> extends PlainMapOptions {
   /** A Standard Schema validator (zod, valibot, ...); invalid writes reject with `SchemaValidationError`. */
   readonly schema: S
+}
+
+/** Options of {@link OutpostClient.map} without a validator. */
+export interface PlainMapOptions {
+  /**
+   * Declares a full-text index of these top-level fields, kept in the engine and persisted,
+   * so `map.search(text)` works (every handle of this map in this client then searches
+   * with it). A malformed declaration throws `QueryError` here.
+   */
+  readonly search?: SearchDeclaration
+  readonly schema?: undefined
 }
 
 /** The SDK's entry object. */
@@ -96,8 +107,8 @@ export interface OutpostClient {
   ready(): Promise<void>
   /** A map of records; its record type comes from the schema when one is given. */
   map<S extends RecordSchema>(name: string, options: MapOptions<S>): LwwMap<StandardSchemaV1.InferOutput<S>, StandardSchemaV1.InferInput<S>>
-  /** A map of records of type `T`. */
-  map<T extends object = RecordValue>(name: string): LwwMap<T>
+  /** A map of records of type `T` (optionally declaring a search index). */
+  map<T extends object = RecordValue>(name: string, options?: PlainMapOptions): LwwMap<T>
   /** An add-wins map of sets of `V`. */
   orMap<V extends Value = Value>(name: string): OrMap<V>
   /** A PN counter. */
@@ -146,6 +157,7 @@ export function createClient(options: ClientOptions): OutpostClient {
     ...(options.onError === undefined ? {} : { onUnhandledError: options.onError }),
   })
   const cache = new Map<string, unknown>()
+  const searchDeclarations = new Map<string, SearchDeclaration>()
   // This tab's own writes not yet answered by the engine: its live queries show them at once.
   // Not in leader-tab mode: there the dedicated worker's link was seen delivering a write's
   // answer before the rows it follows, and the overlay relies on that order (see
@@ -208,9 +220,10 @@ export function createClient(options: ClientOptions): OutpostClient {
       await offlineApplied
       await session.call('ready')
     },
-    map(name: string, mapOptions?: MapOptions<RecordSchema>) {
+    map(name: string, mapOptions?: MapOptions<RecordSchema> | PlainMapOptions) {
+      if (mapOptions?.search !== undefined) searchDeclarations.set(name, validateSearchDeclaration(mapOptions.search))
       return createLwwMap(
-        { session, cache, pending },
+        { session, cache, pending, searchDeclarations },
         name,
         mapOptions?.schema,
       ) as LwwMap<StandardSchemaV1.InferOutput<RecordSchema>, StandardSchemaV1.InferInput<RecordSchema>> & LwwMap<RecordValue>

@@ -4,8 +4,9 @@
  * @module @outpost/client
  */
 export { createClient, DEFAULT_TIMEOUT_MS } from './client'
-export type { ClientOptions, MapOptions, OutpostClient } from './client'
-export type { LwwMap, LiveQuery, Row } from './lww-map'
+export type { ClientOptions, MapOptions, PlainMapOptions, OutpostClient } from './client'
+export type { LwwMap, LiveQuery, LiveSearch, Row, SearchHit } from './lww-map'
+export type { SearchDeclaration, SearchOptions } from '@outpost/core'
 export type { OrMap } from './or-map'
 export type { Counter } from './counter'
 export type { Topic, PublishResult, TopicMessageInfo } from './topic'
@@ -39,5 +40,9 @@ export {
   LockError,
   ProcessorError,
   NotFoundError,
+  SearchNotDeclaredError,
+  UnknownSearchFieldError,
+  EmptySearchError,
+  SearchIndexFullError,
 } from '@outpost/core'
 export type { ErrorCode, Predicate, OrderBy, Query, Shape, RecordValue, Value } from '@outpost/core'

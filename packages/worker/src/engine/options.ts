@@ -3,6 +3,7 @@ import type { ReplicaId, Store } from '@outpost/core'
 import type { EngineApi, EngineOptions } from '../engine-api'
 import type { NetworkEvents, SyncStats, WebSocketConstructor } from '../sync/sync-client'
 import type { BackoffOptions } from '../sync/connection-state'
+import type { SearchStats } from '../search/live-searches'
 
 /** Options of `createEngine`. */
 export interface CreateEngineOptions extends EngineOptions {
@@ -32,6 +33,8 @@ export interface CreateEngineOptions extends EngineOptions {
   readonly startOffline?: boolean
   /** Bound (ms) on the relay's answer to a topic publish, lock or invoke request (a lock's `wait` is added). */
   readonly requestTimeoutMs?: number
+  /** Quiet time (ms) after the last change before a search index snapshot is saved (default 2 s). */
+  readonly searchPersistDelayMs?: number
 }
 
 /** The engine: {@link EngineApi} plus lifecycle and introspection for hosts and tests. */
@@ -46,6 +49,8 @@ export interface Engine extends EngineApi {
   readonly receivedRecords: number
   /** Frames and op changes sent to the relay since start (all connections). @internal */
   readonly syncStats: SyncStats
+  /** Search indexing work since start (records indexed and removed, snapshots restored, rebuilt, saved). @internal */
+  readonly searchStats: SearchStats
   /** Resolves when every queued write and buffered remote change is in the store. @internal */
   flush(): Promise<void>
 }
