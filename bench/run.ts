@@ -21,6 +21,7 @@ import { liveWrite } from './workloads/live-write'
 import { million } from './workloads/million'
 import { relayLoad } from './workloads/relay'
 import { scaleOut } from './workloads/scale-out'
+import { searchLoad } from './workloads/search'
 
 const WORKLOADS: Record<string, { needsBrowser: boolean; run: Workload }> = {
   sync: { needsBrowser: true, run: browserSync },
@@ -30,6 +31,7 @@ const WORKLOADS: Record<string, { needsBrowser: boolean; run: Workload }> = {
   million: { needsBrowser: false, run: million },
   bus: { needsBrowser: false, run: busLoad },
   'scale-out': { needsBrowser: false, run: scaleOut },
+  search: { needsBrowser: false, run: searchLoad },
 }
 
 function parseArgs(argv: readonly string[]): { quick: boolean; only: string[]; runs: number } {

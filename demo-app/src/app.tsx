@@ -11,6 +11,7 @@ import { Composer } from './components/composer'
 import { HowItWorks } from './components/how-it-works'
 import { PresenceBar } from './components/presence-bar'
 import { RejectionNotice } from './components/rejection-notice'
+import { SearchBox } from './components/search-box'
 import { IdentityPicker } from './components/identity-picker'
 import { Segmented } from './components/segmented'
 import { StatusBar } from './components/status-bar'
@@ -118,6 +119,7 @@ export function App({ config }: AppProps) {
         {howOpen ? <HowItWorks view={view} me={me} taskCount={rows.length} mode={status.mode} lock={heldLock} onClose={() => setHowOpen(false)} /> : null}
 
         <Composer onCreate={onCreate} />
+        <SearchBox />
 
         <div className="toolbar">
           <Segmented<BoardView>

@@ -81,20 +81,24 @@ export interface ClientOptions {
 }
 
 /** Options of {@link OutpostClient.map} with a validator. */
-export interface MapOptions<S extends RecordSchema> extends PlainMapOptions {
+export interface MapOptions<S extends RecordSchema> extends MapSearchOption {
   /** A Standard Schema validator (zod, valibot, ...); invalid writes reject with `SchemaValidationError`. */
   readonly schema: S
 }
 
 /** Options of {@link OutpostClient.map} without a validator. */
-export interface PlainMapOptions {
+export interface PlainMapOptions extends MapSearchOption {
+  readonly schema?: undefined
+}
+
+/** The search declaration every map's options may carry. */
+export interface MapSearchOption {
   /**
    * Declares a full-text index of these top-level fields, kept in the engine and persisted,
    * so `map.search(text)` works (every handle of this map in this client then searches
    * with it). A malformed declaration throws `QueryError` here.
    */
   readonly search?: SearchDeclaration
-  readonly schema?: undefined
 }
 
 /** The SDK's entry object. */

@@ -4,7 +4,7 @@
  * @module @outpost/client
  */
 export { createClient, DEFAULT_TIMEOUT_MS } from './client'
-export type { ClientOptions, MapOptions, PlainMapOptions, OutpostClient } from './client'
+export type { ClientOptions, MapOptions, MapSearchOption, PlainMapOptions, OutpostClient } from './client'
 export type { LwwMap, LiveQuery, LiveSearch, Row, SearchHit } from './lww-map'
 export type { SearchDeclaration, SearchOptions } from '@outpost/core'
 export type { OrMap } from './or-map'
@@ -44,5 +44,7 @@ export {
   UnknownSearchFieldError,
   EmptySearchError,
   SearchIndexFullError,
+  hasSearchWord,
+  SEARCH_LIMITS,
 } from '@outpost/core'
 export type { ErrorCode, Predicate, OrderBy, Query, Shape, RecordValue, Value } from '@outpost/core'

@@ -84,7 +84,7 @@ export interface MapContext {
    */
   readonly pending: PendingWrites | undefined
   /** The search declarations made through `client.map(name, { search })`, by map: any handle of the map searches with it. */
-  readonly searchDeclarations: Map<string, SearchDeclaration>
+  readonly searchDeclarations?: ReadonlyMap<string, SearchDeclaration>
 }
 
 /** Builds the map handle (see `client.map`). */
@@ -188,7 +188,7 @@ export function createLwwMap<T extends object, TInput>(
       return (await session.callWithin(session.timeoutMs * 2, 'invoke', name, key, processor, args)) as R
     },
     search(text, options = {}) {
-      const declaration = searchDeclarations.get(name)
+      const declaration = searchDeclarations?.get(name)
       const spec: SearchSpec = { ...options, map: name, text, ...(declaration === undefined ? {} : { declaration }) }
       return cached(`search:${stableKey(spec)}`, () =>
         new LiveStore<readonly EngineSearchHit[]>(session, {
