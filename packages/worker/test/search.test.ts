@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { createRelay, type Relay } from '@outpost/server-lite'
-import { deserializeError, EmptySearchError, PredicateError, QueryError, SearchNotDeclaredError, UnknownSearchFieldError, type SerializedError } from '@outpost/core'
+import { deserializeError, EmptySearchError, PredicateError, QueryError, SearchIndexFullError, SearchNotDeclaredError, UnknownSearchFieldError, type SerializedError } from '@outpost/core'
 import type { IDBFactory } from 'fake-indexeddb'
 import type { Engine } from '../src/engine'
 import type { SearchHit, SearchSpec } from '../src/search/search-types'
@@ -126,6 +126,21 @@ describe('search', () => {
     expect(await searchError(engine, { map: 'tasks', declaration: DECLARED, text: 'milk', filter: { eq: ['done'] } })).toBeInstanceOf(PredicateError)
     // Once declared in this engine, a search without a declaration uses the map's index.
     expect((await search(engine, { text: 'milk' })).latest()).toEqual([])
+  })
+
+  it('stops growing at its record limit: new searches of the map fail with SearchIndexFullError', async () => {
+    const engine = open(freshIdb(), { searchMaxRecords: 10 })
+    for (let i = 0; i < 10; i++) unwrap(await engine.set('tasks', `k${i}`, { title: `milk ${i}`, notes: '' }))
+    const running = await search(engine, { declaration: DECLARED, text: 'milk' })
+    expect(running.latest()).toHaveLength(10)
+    unwrap(await engine.set('tasks', 'k10', { title: 'milk 10', notes: '' }))
+    await engine.flush()
+    // The running search keeps answering from what is indexed; a new one is refused, with what to do.
+    expect(running.latest().some((h) => h.key === 'k10')).toBe(false)
+    const full = await searchError(engine, { map: 'tasks', text: 'milk' })
+    expect(full).toBeInstanceOf(SearchIndexFullError)
+    expect(full).toMatchObject({ code: 'SEARCH_INDEX_FULL', details: { limit: 10, records: 11 } })
+    expect(full.message).toContain('client.shape(')
   })
 
   it('reuses the persisted index on a cold start: only the difference is re-indexed', async () => {

@@ -180,6 +180,7 @@ class EngineImpl implements Engine {
       now,
       nextId: () => this.#nextSubId++,
       ...(options.searchPersistDelayMs === undefined ? {} : { persistDelayMs: options.searchPersistDelayMs }),
+      ...(options.searchMaxRecords === undefined ? {} : { maxRecords: options.searchMaxRecords }),
       onError: (error) => {
         state.lastError = serializeError(error)
         this.#status.schedule()

@@ -35,6 +35,8 @@ export interface CreateEngineOptions extends EngineOptions {
   readonly requestTimeoutMs?: number
   /** Quiet time (ms) after the last change before a search index snapshot is saved (default 2 s). */
   readonly searchPersistDelayMs?: number
+  /** Most records one map's search index holds (default `SEARCH_LIMITS.maxRecords`, 250,000); past it the map's new searches fail with `SearchIndexFullError`. */
+  readonly searchMaxRecords?: number
 }
 
 /** The engine: {@link EngineApi} plus lifecycle and introspection for hosts and tests. */

@@ -82,6 +82,8 @@ export interface LiveSearchesParts {
   readonly nextId: () => number
   /** Quiet time before a snapshot is saved (default {@link SEARCH_PERSIST_DELAY_MS}). */
   readonly persistDelayMs?: number
+  /** Most records one map's index holds (default `SEARCH_LIMITS.maxRecords`). */
+  readonly maxRecords?: number
   /** Reports a snapshot that could not be saved (status' lastError). */
   readonly onError: (error: unknown) => void
 }
@@ -134,7 +136,7 @@ export class LiveSearches {
     const search = this.#maps.get(loaded.map)
     // Not open yet: opening catches up with memory after its last await.
     if (search?.index === undefined) return
-    if (!search.index.set(key, state === undefined ? undefined : lwwView(state as LwwRecordState))) search.full = true
+    if (!search.index.set(key, state as LwwRecordState | undefined)) search.full = true
     search.dirtyKeys.add(key)
     this.#changed(search)
   }
@@ -154,11 +156,16 @@ export class LiveSearches {
     this.#subs.clear()
   }
 
+  get #maxRecords(): number {
+    return this.#parts.maxRecords ?? SEARCH_LIMITS.maxRecords
+  }
+
   #fullError(search: MapSearch): SearchIndexFullError {
     const map = search.loaded.map
+    const limit = this.#maxRecords
     return new SearchIndexFullError(
-      `map "${map}" holds more records than its search index may hold (${SEARCH_LIMITS.maxRecords.toLocaleString('en')}); replicate a smaller slice of it with a shape (client.shape({ map: '${map}', where })) so this device holds fewer records`,
-      { map, limit: SEARCH_LIMITS.maxRecords, records: search.loaded.states.size },
+      `map "${map}" holds more records than its search index may hold (${limit.toLocaleString('en')}); replicate a smaller slice of it with a shape (client.shape({ map: '${map}', where })) so this device holds fewer records`,
+      { map, limit, records: search.loaded.states.size },
     )
   }
 
@@ -204,6 +211,7 @@ export class LiveSearches {
       index = await MapSearchIndex.create(fields, this.#stats)
       this.#stats.rebuilt++
     }
+    index.maxRecords = this.#maxRecords
     // No await from here on: every change made to memory while loading is in `loaded.states` now.
     const before = this.#stats.indexed + this.#stats.removed
     if (!index.catchUp(loaded.states)) search.full = true

@@ -1,9 +1,10 @@
 /**
  * One map's full-text index: MiniSearch over the declared fields of the map's visible
- * records, plus a digest per indexed record of the text it was indexed with. The digests
+ * records, plus a digest per indexed record of what it was indexed from. The digests
  * are what make a persisted index reusable: on a cold start the index is restored from its
- * snapshot and only records whose text digest differs (or that appeared or left) are
- * re-indexed (see {@link MapSearchIndex.catchUp}).
+ * snapshot and only records whose digest differs (or that appeared or left) are
+ * re-indexed (see {@link MapSearchIndex.catchUp}). A digest covers the stamps of the
+ * declared fields' live registers: a write to another field re-indexes nothing.
  *
  * MiniSearch is imported on first use ({@link loadMiniSearch}), so tabs and engines whose
  * maps declare no search never load it. Why MiniSearch: `bench/search/search-libraries.ts`
@@ -78,9 +79,11 @@ export interface SearchIndexCounters {
 export class MapSearchIndex {
   readonly fields: readonly string[]
   readonly #index: MiniSearch
-  /** key → digest of the text it was indexed with. */
+  /** key → digest of what it was indexed from (see #digest). */
   readonly #digests: Map<string, string>
   readonly #counters: SearchIndexCounters
+  /** Most records this index holds (see `SEARCH_LIMITS.maxRecords`). */
+  maxRecords: number = SEARCH_LIMITS.maxRecords
 
   private constructor(fields: readonly string[], index: MiniSearch, digests: Map<string, string>, counters: SearchIndexCounters) {
     this.fields = fields
@@ -95,7 +98,7 @@ export class MapSearchIndex {
     return new MapSearchIndex(fields, new MiniSearch(miniSearchOptions(fields)), new Map(), counters)
   }
 
-  /** The index a snapshot holds, or undefined when it is of another format or other fields (the caller rebuilds). */
+  /** The index a snapshot holds, or undefined when it is of another format or other fields (the caller rebuilds). MiniSearch loads it in slices, yielding between them, so the engine keeps answering other calls meanwhile. */
   static async restore(bytes: Uint8Array, fields: readonly string[], counters: SearchIndexCounters): Promise<MapSearchIndex | undefined> {
     const MiniSearch = await loadMiniSearch()
     let snapshot: Snapshot
@@ -122,28 +125,36 @@ export class MapSearchIndex {
     return this.#digests.has(key)
   }
 
-  /** The digest of the text `record` is indexed with (the declared fields, in order). */
-  #digest(record: RecordValue): string {
+  /**
+   * The digest of what `state` shows in the declared fields: the stamps of their live
+   * registers (one stamp is one write, so equal stamps mean equal text), or undefined when
+   * the record is not visible (deleted, or no live field). No record view is built, so
+   * checking every record after a restore costs one short hash each.
+   */
+  #digest(state: LwwRecordState): string | undefined {
+    const deleted = state.deleted
+    let visible = false
     let joined = ''
-    for (const field of this.fields) joined += `${textOf(Object.hasOwn(record, field) ? record[field] : undefined)}\u0000`
-    return hash64(joined)
+    for (const [name, , stamp] of state.fields) {
+      const live = deleted === null || stamp > deleted
+      if (live) visible = true
+      if (live && this.fields.includes(name)) joined += `${name}\u0000${stamp}\u0000`
+    }
+    return visible ? hash64(joined) : undefined
   }
 
   /**
-   * Brings `key` up to date with `record` (undefined: the record is deleted or left the
-   * device). Returns false when it was not added because the index is full.
+   * Brings `key` up to date with its state (undefined: the record left memory). Returns
+   * false when it was not added because the index is full.
    */
-  set(key: string, record: RecordValue | undefined): boolean {
+  set(key: string, state: LwwRecordState | undefined): boolean {
     const had = this.#digests.get(key)
-    if (record === undefined) {
-      if (had !== undefined) this.#remove(key)
-      return true
-    }
-    const digest = this.#digest(record)
-    if (had === digest) return true
+    const digest = state === undefined ? undefined : this.#digest(state)
+    if (digest === had) return true
     if (had !== undefined) this.#remove(key)
-    else if (this.#digests.size >= SEARCH_LIMITS.maxRecords) return false
-    this.#index.add({ key, record })
+    if (digest === undefined) return true
+    if (this.#digests.size >= this.maxRecords) return false
+    this.#index.add({ key, record: lwwView(state as LwwRecordState) as RecordValue })
     this.#digests.set(key, digest)
     this.#counters.indexed++
     return true
@@ -162,13 +173,8 @@ export class MapSearchIndex {
    */
   catchUp(states: ReadonlyMap<string, AnyState>): boolean {
     let fits = true
-    for (const key of [...this.#digests.keys()]) {
-      const state = states.get(key)
-      if (state === undefined || lwwView(state as LwwRecordState) === undefined) this.#remove(key)
-    }
-    for (const [key, state] of states) {
-      if (!this.set(key, lwwView(state as LwwRecordState))) fits = false
-    }
+    for (const key of [...this.#digests.keys()]) if (!states.has(key)) this.#remove(key)
+    for (const [key, state] of states) if (!this.set(key, state as LwwRecordState)) fits = false
     return fits
   }
 
