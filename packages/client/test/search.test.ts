@@ -53,7 +53,7 @@ describe('map.search (in-page)', () => {
   it('rejects bad searches with typed errors', async () => {
     const client = open(freshDb())
     const plain = client.map<Task>('plain')
-    const notDeclared = await plain.search('x').get().catch((error: OutpostError) => error)
+    const notDeclared = (await plain.search('x').get().catch((error: unknown) => error)) as OutpostError
     expect(notDeclared).toBeInstanceOf(SearchNotDeclaredError)
     expect(notDeclared.message).toContain("client.map('plain', { search: { fields:")
 

@@ -186,7 +186,11 @@ export class MapSearchIndex {
       fuzzy: spec.fuzzy === true ? 0.2 : spec.fuzzy === false ? 0 : (spec.fuzzy ?? 0),
       combineWith: spec.match === 'any' ? 'OR' : 'AND',
     }
-    if (spec.fields !== undefined) options.fields = spec.fields.map((field) => `f${this.fields.indexOf(field)}`)
+    if (spec.fields !== undefined) {
+      // A search made before the map's declaration changed may name fields this index lacks: those match nothing.
+      options.fields = spec.fields.filter((field) => this.fields.includes(field)).map((field) => `f${this.fields.indexOf(field)}`)
+      if (options.fields.length === 0) return []
+    }
     if (predicate !== undefined) {
       options.filter = (result) => {
         const record = recordOf(result.id as string)
