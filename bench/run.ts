@@ -22,6 +22,7 @@ import { million } from './workloads/million'
 import { millionPeers } from './workloads/million-peers'
 import { relayLoad } from './workloads/relay'
 import { scaleOut } from './workloads/scale-out'
+import { searchLoad } from './workloads/search'
 
 const WORKLOADS: Record<string, { needsBrowser: boolean; run: Workload }> = {
   sync: { needsBrowser: true, run: browserSync },
@@ -32,6 +33,7 @@ const WORKLOADS: Record<string, { needsBrowser: boolean; run: Workload }> = {
   'million-peers': { needsBrowser: true, run: millionPeers },
   bus: { needsBrowser: false, run: busLoad },
   'scale-out': { needsBrowser: false, run: scaleOut },
+  search: { needsBrowser: false, run: searchLoad },
 }
 
 function parseArgs(argv: readonly string[]): { quick: boolean; only: string[]; runs: number } {

@@ -12,6 +12,7 @@ import { HowItWorks } from './components/how-it-works'
 import { InspectorToggle } from './components/inspector-toggle'
 import { PresenceBar } from './components/presence-bar'
 import { RejectionNotice } from './components/rejection-notice'
+import { SearchBox } from './components/search-box'
 import { IdentityPicker } from './components/identity-picker'
 import { Segmented } from './components/segmented'
 import { StatusBar } from './components/status-bar'
@@ -120,6 +121,7 @@ export function App({ config }: AppProps) {
         {howOpen ? <HowItWorks view={view} me={me} taskCount={rows.length} mode={status.mode} lock={heldLock} onClose={() => setHowOpen(false)} /> : null}
 
         <Composer onCreate={onCreate} />
+        <SearchBox />
 
         <div className="toolbar">
           <Segmented<BoardView>

@@ -3,7 +3,7 @@
  * leader tab, or in-page), hands out maps, counters, OR maps and shapes, reports status,
  * and re-makes every subscription when the engine behind it is replaced.
  */
-import { relayUrlList, schemaVersionsOf, type MapSchema, type OutpostError, type SchemaInput, type SchemaOutput, type SchemaSet, type Shape, type Value, type RecordValue } from '@outpost/core'
+import { relayUrlList, schemaVersionsOf, validateSearchDeclaration, type MapSchema, type OutpostError, type SchemaInput, type SchemaOutput, type SchemaSet, type SearchDeclaration, type Shape, type Value, type RecordValue } from '@outpost/core'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import type { Endpoint } from 'comlink'
 import type { CreateEngineOptions, EngineOptions, RuntimeMode } from '@outpost/worker'
@@ -90,9 +90,24 @@ export interface ClientOptions<S extends SchemaSet = SchemaSet> {
 }
 
 /** Options of {@link OutpostClient.map} with a validator. */
-export interface MapOptions<S extends RecordSchema> {
+export interface MapOptions<S extends RecordSchema> extends MapSearchOption {
   /** A Standard Schema validator (zod, valibot, ...); invalid writes reject with `SchemaValidationError`. */
   readonly schema: S
+}
+
+/** Options of {@link OutpostClient.map} without a validator. */
+export interface PlainMapOptions extends MapSearchOption {
+  readonly schema?: undefined
+}
+
+/** The search declaration every map's options may carry. */
+export interface MapSearchOption {
+  /**
+   * Declares a full-text index of these top-level fields, kept in the engine and persisted,
+   * so `map.search(text)` works (every handle of this map in this client then searches
+   * with it). A malformed declaration throws `QueryError` here.
+   */
+  readonly search?: SearchDeclaration
 }
 
 /** The SDK's entry object; `S` is the app's schema set (`createClient({ schemas })`). */
@@ -104,11 +119,11 @@ export interface OutpostClient<S extends SchemaSet = {}> {
   /** Resolves once the engine opened its storage (calls made earlier wait for it anyway). */
   ready(): Promise<void>
   /** A map of the app's schema set: typed and validated by its schema (see `ClientOptions.schemas`). */
-  map<K extends keyof S & string>(name: K): LwwMap<SchemaOutput<S[K]>, SchemaInput<S[K]>>
+  map<K extends keyof S & string>(name: K, options?: MapSearchOption): LwwMap<SchemaOutput<S[K]>, SchemaInput<S[K]>>
   /** A map of records; its record type comes from the schema when one is given. */
   map<S extends RecordSchema>(name: string, options: MapOptions<S>): LwwMap<StandardSchemaV1.InferOutput<S>, StandardSchemaV1.InferInput<S>>
-  /** A map of records of type `T`. */
-  map<T extends object = RecordValue>(name: string): LwwMap<T>
+  /** A map of records of type `T` (optionally declaring a search index). */
+  map<T extends object = RecordValue>(name: string, options?: PlainMapOptions): LwwMap<T>
   /** An add-wins map of sets of `V`. */
   orMap<V extends Value = Value>(name: string): OrMap<V>
   /** A PN counter. */
@@ -164,6 +179,7 @@ export function createClient<S extends SchemaSet = {}>(options: ClientOptions<S>
     ...(options.onError === undefined ? {} : { onUnhandledError: options.onError }),
   })
   const cache = new Map<string, unknown>()
+  const searchDeclarations = new Map<string, SearchDeclaration>()
   // This tab's own writes not yet answered by the engine: its live queries show them at once.
   // Not in leader-tab mode: there the dedicated worker's link was seen delivering a write's
   // answer before the rows it follows, and the overlay relies on that order (see
@@ -226,10 +242,11 @@ export function createClient<S extends SchemaSet = {}>(options: ClientOptions<S>
       await offlineApplied
       await session.call('ready')
     },
-    map(name: string, mapOptions?: MapOptions<RecordSchema>) {
+    map(name: string, mapOptions?: MapOptions<RecordSchema> | PlainMapOptions) {
       const defined: MapSchema | undefined = options.schemas !== undefined && Object.hasOwn(options.schemas, name) ? options.schemas[name] : undefined
+      if (mapOptions?.search !== undefined) searchDeclarations.set(name, validateSearchDeclaration(mapOptions.search))
       return createLwwMap(
-        { session, cache, pending },
+        { session, cache, pending, searchDeclarations },
         name,
         mapOptions?.schema !== undefined ? { schema: mapOptions.schema, version: 1 } : defined,
       ) as never

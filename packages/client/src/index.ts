@@ -4,8 +4,9 @@
  * @module @outpost/client
  */
 export { createClient, DEFAULT_TIMEOUT_MS } from './client'
-export type { ClientOptions, MapOptions, OutpostClient } from './client'
-export type { LwwMap, LiveQuery, Row } from './lww-map'
+export type { ClientOptions, MapOptions, MapSearchOption, PlainMapOptions, OutpostClient } from './client'
+export type { LwwMap, LiveQuery, LiveSearch, Row, SearchHit } from './lww-map'
+export type { SearchDeclaration, SearchOptions } from '@outpost/core'
 export type { OrMap } from './or-map'
 export type { Counter } from './counter'
 export type { Topic, PublishResult, TopicMessageInfo } from './topic'
@@ -54,5 +55,11 @@ export {
   LockError,
   ProcessorError,
   NotFoundError,
+  SearchNotDeclaredError,
+  UnknownSearchFieldError,
+  EmptySearchError,
+  SearchIndexFullError,
+  hasSearchWord,
+  SEARCH_LIMITS,
 } from '@outpost/core'
 export type { ErrorCode, Predicate, OrderBy, Query, Shape, RecordValue, Value } from '@outpost/core'

@@ -10,7 +10,7 @@
  * (a write to an older record writes the upgraded record).
  */
 import { assertKey, assertMapName, assertRecord, migrateRecord, stampVersion, withoutVersionField, type MapSchema, type Query, type RecordValue, type Value } from '@outpost/core'
-import type { QuerySpec, Row as EngineRow, WriteReceipt } from '@outpost/worker'
+import type { QuerySpec, Row as EngineRow, SearchDeclaration, SearchHit as EngineSearchHit, SearchOptions, SearchSpec, WriteReceipt } from '@outpost/worker'
 import type { EngineSession } from './engine/session'
 import { LiveStore, type Live } from './live-store'
 import type { PendingOp, PendingWrites } from './overlay/pending-writes'
@@ -28,6 +28,19 @@ export interface Row<T> {
 
 /** A live query over one map: `subscribe` for updates, `get` for the current rows. */
 export type LiveQuery<T> = Live<readonly Row<T>[]>
+
+/** One hit of a live search, best first. */
+export interface SearchHit<T> {
+  readonly key: string
+  readonly value: T
+  /** Relevance (BM25+): only the order means something. */
+  readonly score: number
+  /** The indexed terms that matched, lowercase (after prefix and fuzzy expansion), e.g. to highlight them. */
+  readonly terms: readonly string[]
+}
+
+/** A live full-text search over one map: ranked hits, kept up to date. */
+export type LiveSearch<T> = Live<readonly SearchHit<T>[]>
 
 /** A map of records of type `T` (the schema's output type when the map has a schema). */
 export interface LwwMap<T extends object, TInput = T> {
@@ -53,6 +66,17 @@ export interface LwwMap<T extends object, TInput = T> {
    * with `ForbiddenError`.
    */
   invoke<R = Value>(key: string, processor: string, args?: Value): Promise<R>
+  /**
+   * A live, ranked full-text search over this map's records on this device (offline too),
+   * run in the engine on the map's search index. The map must declare what it indexes:
+   * `client.map(name, { search: { fields: ['title', 'notes'] } })` (once per client is
+   * enough). Hits update as records change locally or arrive from the relay; a record that
+   * is deleted or leaves the device's shapes leaves the hits. Typed errors arrive through
+   * `subscribe`'s `onError` / `get()`: `SearchNotDeclaredError`, `UnknownSearchFieldError`,
+   * `EmptySearchError` (text with no word), `SearchIndexFullError`, `QueryError`,
+   * `PredicateError` (a bad `filter`). Same text and options → same object.
+   */
+  search(text: string, options?: SearchOptions): LiveSearch<T>
 }
 
 /** What the client gives each map. */
@@ -65,6 +89,8 @@ export interface MapContext {
    * queries and records. Undefined: no overlay (live views wait for the worker's rows).
    */
   readonly pending: PendingWrites | undefined
+  /** The search declarations made through `client.map(name, { search })`, by map: any handle of the map searches with it. */
+  readonly searchDeclarations?: ReadonlyMap<string, SearchDeclaration>
 }
 
 /** Builds the map handle (see `client.map`). */
@@ -73,7 +99,7 @@ export function createLwwMap<T extends object, TInput>(
   name: string,
   definition: MapSchema | undefined,
 ): LwwMap<T, TInput> {
-  const { session, cache, pending } = context
+  const { session, cache, pending, searchDeclarations } = context
 
   /**
    * Sends a write whose value is ready (`op` is what live views show meanwhile): this
@@ -197,6 +223,16 @@ export function createLwwMap<T extends object, TInput>(
     },
     async invoke<R>(key: string, processor: string, args: Value = null): Promise<R> {
       return (await session.callWithin(session.timeoutMs * 2, 'invoke', name, key, processor, args)) as R
+    },
+    search(text, options = {}) {
+      const declaration = searchDeclarations?.get(name)
+      const spec: SearchSpec = { ...options, map: name, text, ...(declaration === undefined ? {} : { declaration }) }
+      return cached(`search:${stableKey(spec)}`, () =>
+        new LiveStore<readonly EngineSearchHit[]>(session, {
+          open: (emit) => session.call('subscribeSearch', spec, (hits: readonly EngineSearchHit[]) => emit(hits)),
+          close: (id) => session.call('unsubscribeSearch', id),
+        }) as unknown as LiveSearch<T>,
+      )
     },
     record(key) {
       return cached(`record:${stableKey([name, key])}`, () =>

@@ -43,6 +43,10 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'CONFIG_INVALID'
   | 'SHUTTING_DOWN'
+  | 'SEARCH_NOT_DECLARED'
+  | 'SEARCH_UNKNOWN_FIELD'
+  | 'SEARCH_EMPTY_QUERY'
+  | 'SEARCH_INDEX_FULL'
   | 'INTERNAL'
 
 /** Extra, structured facts about an error (all values must survive msgpack and structured clone). */
@@ -343,6 +347,38 @@ export class ShuttingDownError extends OutpostError {
   }
 }
 
+/** A search on a map that declares no search index; the message says how to declare one. */
+export class SearchNotDeclaredError extends OutpostError {
+  override readonly name = 'SearchNotDeclaredError'
+  constructor(message: string, details?: ErrorDetails) {
+    super('SEARCH_NOT_DECLARED', message, details)
+  }
+}
+
+/** A search names a field its map's search declaration does not index; `details.field` names it, `details.indexed` lists the indexed ones. */
+export class UnknownSearchFieldError extends OutpostError {
+  override readonly name = 'UnknownSearchFieldError'
+  constructor(message: string, details?: ErrorDetails) {
+    super('SEARCH_UNKNOWN_FIELD', message, details)
+  }
+}
+
+/** A search whose text has no word to look for (empty, or only spaces and punctuation). */
+export class EmptySearchError extends OutpostError {
+  override readonly name = 'EmptySearchError'
+  constructor(message: string, details?: ErrorDetails) {
+    super('SEARCH_EMPTY_QUERY', message, details)
+  }
+}
+
+/** A map holds more records than its search index may hold; `details.limit` and `details.records` say how far. */
+export class SearchIndexFullError extends OutpostError {
+  override readonly name = 'SearchIndexFullError'
+  constructor(message: string, details?: ErrorDetails) {
+    super('SEARCH_INDEX_FULL', message, details)
+  }
+}
+
 /** A bug: something that should not happen did. The message carries what is known. */
 export class InternalError extends OutpostError {
   override readonly name = 'InternalError'
@@ -392,6 +428,10 @@ const factories: { readonly [C in ErrorCode]: ErrorFactory } = {
   NOT_FOUND: (m, d) => new NotFoundError(m, d),
   CONFIG_INVALID: (m, d) => new ConfigError(m, d),
   SHUTTING_DOWN: (m, d) => new ShuttingDownError(m, d),
+  SEARCH_NOT_DECLARED: (m, d) => new SearchNotDeclaredError(m, d),
+  SEARCH_UNKNOWN_FIELD: (m, d) => new UnknownSearchFieldError(m, d),
+  SEARCH_EMPTY_QUERY: (m, d) => new EmptySearchError(m, d),
+  SEARCH_INDEX_FULL: (m, d) => new SearchIndexFullError(m, d),
   INTERNAL: (m, d) => new InternalError(m, d),
 }
 

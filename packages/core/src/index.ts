@@ -5,7 +5,7 @@
  *
  * @module @outpost/core
  */
-export { AuthError, BusClosedError, BusError, BusMessageTooLargeError, ClockDriftError, ConfigError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaOutdatedError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, ValueTooLargeError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError } from './errors'
+export { AuthError, BusClosedError, BusError, BusMessageTooLargeError, ClockDriftError, ConfigError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaOutdatedError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, ValueTooLargeError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError, SearchIndexFullError, SearchNotDeclaredError, EmptySearchError, UnknownSearchFieldError } from './errors'
 export type { ErrorCode, ErrorDetails, SerializedError } from './errors'
 export type { Change, CollectionKind, CounterState, FieldEntry, LwwRecordState, OrSetState, RecordValue, ReplicaId, Stamp, Value } from './types'
 export { VALUE_LIMITS, assertFieldName, assertRecord, assertStoredValue, assertValue, compareValues, encodedSizeBound, getField, recordFromEntries, valueRank, valueWeight, valuesEqual } from './value'
@@ -122,9 +122,17 @@ export {
   shapeKey,
   validatePredicate,
   validateQuery,
-  validateShape
+  validateShape,
+  SEARCH_LIMITS,
+  checkSearchFields,
+  hasSearchWord,
+  validateSearchDeclaration,
+  validateSearchSpec
 } from './query'
 export type {
+  SearchDeclaration,
+  SearchOptions,
+  SearchSpec,
   Claims,
   CompiledPredicate,
   FieldRef,

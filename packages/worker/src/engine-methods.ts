@@ -13,7 +13,7 @@
  * answer was lost, e.g. re-sent to a new leader tab) returns the first call's receipt and
  * writes nothing, also after an engine restart.
  */
-import { assertKey, assertMapName, assertRecord, assertValue, validateQuery, validateShape, type CollectionKind, type RecordValue, type Shape, type Value } from '@outpost/core'
+import { assertKey, assertMapName, assertRecord, assertValue, validateQuery, validateSearchSpec, validateShape, type CollectionKind, type RecordValue, type Shape, type Value } from '@outpost/core'
 import type {
   EngineStatus,
   LeaseInfo,
@@ -29,6 +29,7 @@ import type {
   WriteRejection,
 } from './engine-api'
 import type { InspectorSnapshot } from './inspector-api'
+import type { SearchHit, SearchSpec } from './search/search-types'
 
 /**
  * How a method crosses the boundary:
@@ -182,6 +183,21 @@ export const ENGINE_METHODS = {
       assertKey(kind === 'counter' ? map : key)
     }),
   }),
+
+  // ── full-text search (search/live-searches.ts) ──
+  /**
+   * Runs a live full-text search over a map's records: `onHits` is called at once with the
+   * best hits and again whenever local writes, remote merges or move-outs change them. The
+   * spec carries the map's search declaration when the caller's handle has one.
+   */
+  subscribeSearch: subscription<(spec: SearchSpec, onHits: (hits: readonly SearchHit[]) => void) => Promise<Result<number>>>('result', {
+    callback: 1,
+    end: 'unsubscribeSearch',
+    // A validated copy: the engine keeps it.
+    parse: ([spec, onHits]) => [validateSearchSpec(spec), onHits],
+  }),
+  /** Ends a live search. */
+  unsubscribeSearch: call<(id: number) => Promise<void>>('plain'),
 
   /** Replicates a shape from the relay (persisted: survives restarts until `unsubscribeShape`). Returns its id. */
   subscribeShape: call<(shape: Shape) => Promise<Result<string>>>('result', { parse: ([shape]) => [validateShape(shape)] }),

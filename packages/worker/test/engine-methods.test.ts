@@ -22,7 +22,7 @@ describe('ENGINE_METHODS', () => {
         expect(methodSpec(spec.end as keyof typeof ENGINE_METHODS).kind, spec.end).toBe('call')
       }
     }
-    expect([...ENDING_METHODS].sort()).toEqual(['releaseLock', 'unsubscribeInspector', 'unsubscribeQuery', 'unsubscribeStatus', 'unsubscribeTopic'])
+    expect([...ENDING_METHODS].sort()).toEqual(['releaseLock', 'unsubscribeInspector', 'unsubscribeQuery', 'unsubscribeSearch', 'unsubscribeStatus', 'unsubscribeTopic'])
   })
 
   it('the handle of an answer: a subscription id, a lease id, nothing for a failure', () => {

@@ -47,7 +47,7 @@ beforeAll(async () => {
     clearScreen: false,
     server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false, fs: { allow: [repoRoot] } },
     // Pre-bundle the engine's CommonJS-ish deps up front: a late discovery reloads the page mid-test.
-    optimizeDeps: { include: ['comlink', 'idb', 'msgpackr', 'zod'], exclude: ['@outpost/client', '@outpost/worker', '@outpost/core'] },
+    optimizeDeps: { include: ['comlink', 'idb', 'msgpackr', 'zod', 'minisearch'], exclude: ['@outpost/client', '@outpost/worker', '@outpost/core'] },
   })
   await vite.listen()
   const address = vite.httpServer?.address()
@@ -209,6 +209,30 @@ describe.skipIf(!available)('Chromium runtime modes', () => {
         const next = await a.page.evaluate((l) => window.harness.acquire(l, 10_000), lock)
         expect(next).toBeGreaterThan(token)
         await a.page.evaluate((l) => window.harness.release(l), lock)
+      } finally {
+        await context.close()
+      }
+    }
+  })
+
+  it('search: a write in one tab reaches a live search in another, through the SharedWorker and the leader-tab protocol', async () => {
+    for (const mode of ['shared-worker', 'leader-tab'] as const) {
+      const context = await browser.newContext()
+      if (mode === 'leader-tab') {
+        await context.addInitScript(() => {
+          delete (globalThis as { SharedWorker?: unknown }).SharedWorker
+        })
+      }
+      try {
+        const name = `search-${++dbCounter}`
+        const a = await openTab(context, name)
+        const b = await openTab(context, name)
+        expect([a.mode, b.mode]).toEqual([mode, mode])
+        await a.page.evaluate(() => window.harness.set('s1', 'zebra crossing'))
+        const waiting = b.page.evaluate(() => window.harness.searchUntil('zebr', 's2'))
+        await a.page.evaluate(() => window.harness.set('s2', 'a zebra and another zebra'))
+        // Ranked: two mentions in a short title first.
+        expect(await waiting).toEqual(['s2', 's1'])
       } finally {
         await context.close()
       }

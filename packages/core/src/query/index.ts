@@ -25,3 +25,5 @@ export {
 } from './query'
 export type { Row } from './query'
 export { QueryView } from './query-view'
+export { SEARCH_LIMITS, checkSearchFields, hasSearchWord, validateSearchDeclaration, validateSearchSpec } from './search'
+export type { SearchDeclaration, SearchOptions, SearchSpec } from './search'

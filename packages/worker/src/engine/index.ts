@@ -15,6 +15,7 @@
  *   write-progress.ts watchers of writes on their way to the relay
  *   status-board.ts   status subscribers
  *   inspector.ts      read-only snapshots for developer tools (connection-history.ts: recent transitions)
+ *   ../search/        full-text indexes and live searches (persisted per map)
  *
  * ## Write path
  * A local write is applied to memory (live queries in every tab update), then queued to
@@ -70,6 +71,7 @@ import { OFFLINE_META, initialState, openStore, restore } from './start-up'
 import { StatusBoard } from './status-board'
 import { EngineSyncHost } from './sync-host'
 import { WriteProgress } from './write-progress'
+import { LiveSearches, type SearchStats } from '../search/live-searches'
 
 export { REMOTE_FLUSH_RECORDS, REMOTE_FLUSH_DELAY_MS, REMOTE_FLUSH_MAX_WAIT_MS } from './committer'
 export type { CreateEngineOptions, Engine } from './options'
@@ -85,6 +87,7 @@ interface Parts {
   readonly host: EngineSyncHost
   readonly sync: SyncClient
   readonly coordinator: Coordinator
+  readonly search: LiveSearches
 }
 
 /** The arguments of engine method `K`. */
@@ -153,6 +156,10 @@ class EngineImpl implements Engine {
     return this.#parts?.host.receivedRecords ?? 0
   }
 
+  get searchStats(): SearchStats {
+    return { ...(this.#parts?.search.stats ?? { indexed: 0, removed: 0, restored: 0, rebuilt: 0, saved: 0 }) }
+  }
+
   get syncStats(): SyncStats {
     return this.#parts?.sync.stats ?? { framesSent: 0, opsChangesSent: 0, framesReceived: 0, bytesReceived: 0, resumes: { cursor: 0, slice: 0, merkle: 0, current: 0 }, antiEntropy: { gaps: 0, checks: 0, checksDiffered: 0 } }
   }
@@ -186,6 +193,19 @@ class EngineImpl implements Engine {
         shapes.keyChanged(loaded.kind, loaded.map, key, value)
         this.#live.keyChanged(loaded, key, value)
         this.#inspectorFeed.changed()
+        search.keyChanged(loaded, key, value)
+      },
+    })
+    const search = new LiveSearches({
+      store,
+      durable: () => state.durable,
+      now,
+      nextId: () => this.#nextSubId++,
+      ...(options.searchPersistDelayMs === undefined ? {} : { persistDelayMs: options.searchPersistDelayMs }),
+      ...(options.searchMaxRecords === undefined ? {} : { maxRecords: options.searchMaxRecords }),
+      onError: (error) => {
+        state.lastError = serializeError(error)
+        this.#status.schedule()
       },
     })
     const shapes = new ShapeSet(store, maps, () => sync, options.url !== undefined)
@@ -237,7 +257,7 @@ class EngineImpl implements Engine {
       { sync, replicaId, serverNow: () => now() + hlc.offset, call: safeCall },
       options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs },
     )
-    this.#parts = { replicaId, hlc, maps, shapes, committer, progress, host, sync, coordinator }
+    this.#parts = { replicaId, hlc, maps, shapes, committer, progress, host, sync, coordinator, search }
     // Older databases kept refused writes in the outbox: refuse them properly now (log, take back).
     if (restored.legacyRejected.length > 0) await host.acked([], restored.legacyRejected)
     // "Work offline" is remembered per database: a reload, a new tab or a restarted worker stays offline.
@@ -363,6 +383,14 @@ class EngineImpl implements Engine {
     return this.#live.subscribeValue(loaded, key, onValue)
   }
 
+  subscribeSearch(...args: Args<'subscribeSearch'>): Promise<Result<number>> {
+    return this.#guard('subscribeSearch', args, async ({ maps, search }, [spec, onHits]) => search.subscribe(await maps.ensure('lww', spec.map), spec, onHits))
+  }
+
+  async unsubscribeSearch(id: number): Promise<void> {
+    this.#parts?.search.unsubscribe(id)
+  }
+
   subscribeShape(...args: Args<'subscribeShape'>): Promise<Result<string>> {
     return this.#guard('subscribeShape', args, async ({ shapes }, [shape]) => {
       const replica = await shapes.subscribe(shape)
@@ -483,8 +511,9 @@ class EngineImpl implements Engine {
   /** Resolves when every write and buffered remote change is stored. @internal */
   async flush(): Promise<void> {
     await this.#open()
-    const { committer } = this.#p
+    const { committer, search } = this.#p
     await committer.flush()
+    await search.flush()
   }
 
   async close(): Promise<void> {
@@ -492,7 +521,11 @@ class EngineImpl implements Engine {
     if (this.#opening !== undefined) {
       await this.#opening.catch(() => undefined)
       this.#parts?.sync.stop()
-      await this.flush()
+      await this.#parts?.committer.flush()
+      // A snapshot that cannot be saved now is rebuilt (or caught up) on the next start.
+      await this.#parts?.search.close().catch((error: unknown) => {
+        this.#state.lastError = serializeError(error)
+      })
     }
     this.#closed = true
     this.#parts?.coordinator.close()

@@ -4,6 +4,7 @@ import type { EngineApi, EngineOptions } from '../engine-api'
 import type { NetworkEvents, SyncStats, WebSocketConstructor } from '../sync/sync-client'
 import type { BackoffOptions } from '../sync/connection-state'
 import type { ShapeReplica } from '../sync/shape-replica'
+import type { SearchStats } from '../search/live-searches'
 
 /** Options of `createEngine`. */
 export interface CreateEngineOptions extends EngineOptions {
@@ -35,6 +36,10 @@ export interface CreateEngineOptions extends EngineOptions {
   readonly startOffline?: boolean
   /** Bound (ms) on the relay's answer to a topic publish, lock or invoke request (a lock's `wait` is added). */
   readonly requestTimeoutMs?: number
+  /** Quiet time (ms) after the last change before a search index snapshot is saved (default 2 s). */
+  readonly searchPersistDelayMs?: number
+  /** Most records one map's search index holds (default `SEARCH_LIMITS.maxRecords`, 250,000); past it the map's new searches fail with `SearchIndexFullError`. */
+  readonly searchMaxRecords?: number
 }
 
 /** The engine: {@link EngineApi} plus lifecycle and introspection for hosts and tests. */
@@ -49,6 +54,8 @@ export interface Engine extends EngineApi {
   readonly receivedRecords: number
   /** Frames and op changes sent to the relay since start (all connections). @internal */
   readonly syncStats: SyncStats
+  /** Search indexing work since start (records indexed and removed, snapshots restored, rebuilt, saved). @internal */
+  readonly searchStats: SearchStats
   /** Resolves when every queued write and buffered remote change is in the store. @internal */
   flush(): Promise<void>
   /** The shape replicas (their trees, members, cursors), for tests. @internal */

@@ -188,6 +188,30 @@ const harness = {
     if (!client) throw new Error('start() first')
     return client.status.get()
   },
+  /** Resolves with the keys of the first hits of a live title search that include `key`. */
+  searchUntil(text: string, key: string, timeoutMs = 10_000): Promise<string[]> {
+    if (!client) throw new Error('start() first')
+    const live = client.map<Item>(mapName, { search: { fields: ['title'] } }).search(text)
+    return new Promise((resolve, reject) => {
+      let stop: (() => void) | undefined
+      const timer = setTimeout(() => {
+        stop?.()
+        reject(new Error(`no hit ${key} for "${text}" within ${timeoutMs} ms`))
+      }, timeoutMs)
+      stop = live.subscribe(
+        (hits) => {
+          if (!hits.some((hit) => hit.key === key)) return
+          clearTimeout(timer)
+          queueMicrotask(() => stop?.())
+          resolve(hits.map((hit) => hit.key))
+        },
+        (error) => {
+          clearTimeout(timer)
+          reject(error)
+        },
+      )
+    })
+  },
   isLeader(): boolean {
     return client?.runtime.isLeader() ?? false
   },
