@@ -6,6 +6,11 @@
  * cap of 300 s (quick: 90 s). One run each; a system that errs or passes the cap is
  * reported as unable, with the reason. Outpost's own 1,000,000-record figures are workload
  * 7's (`--only million`), against its relay in its own process.
+ *
+ * By default only Yjs is tried: seeding Automerge-repo's server with 1,000,000 records had
+ * not finished after 13 minutes on 2026-12-01 (its seeding holds the harness's event loop, so
+ * the cap cannot stop it), and TinyBase did not finish a 100,000-record round within 90 s
+ * in the last full run. `OUTPOST_BENCH_MILLION_PEERS=yjs,automerge,tinybase` tries others.
  */
 import type { Page } from 'playwright-core'
 import { launchDevice } from '../lib/browser'
@@ -15,15 +20,23 @@ import type { Cell, ResultRow } from '../lib/results'
 import { summarize, withTimeout } from '../lib/stats'
 import type { SystemPage } from '../pages/api'
 
-const PEERS = ['yjs', 'automerge', 'tinybase'] as const
+const ALL_PEERS = ['yjs', 'automerge', 'tinybase'] as const
+type Peer = (typeof ALL_PEERS)[number]
+const PEERS: readonly Peer[] = (process.env.OUTPOST_BENCH_MILLION_PEERS ?? 'yjs').split(',').filter((name): name is Peer => (ALL_PEERS as readonly string[]).includes(name))
+const NOT_TRIED: Record<Peer, string> = {
+  yjs: 'not tried (OUTPOST_BENCH_MILLION_PEERS)',
+  automerge: 'not tried: seeding its server with 1,000,000 records had not finished after 13 min (2026-12-01)',
+  tinybase: 'not tried: did not finish a 100,000-record round within 90 s (RESULTS.md)',
+}
 
 /** Runs the peers' million-record sync. */
 export async function millionPeers(context: BenchContext): Promise<ResultRow[]> {
   const n = context.quick ? 100_000 : 1_000_000
   const capMs = context.quick ? 90_000 : 300_000
-  const time: Partial<Record<(typeof PEERS)[number], Cell>> = {}
-  const bytes: Partial<Record<(typeof PEERS)[number], Cell>> = {}
-  const memory: Partial<Record<(typeof PEERS)[number], Cell>> = {}
+  const time: Partial<Record<Peer, Cell>> = {}
+  const bytes: Partial<Record<Peer, Cell>> = {}
+  const memory: Partial<Record<Peer, Cell>> = {}
+  for (const system of ALL_PEERS) if (!PEERS.includes(system)) time[system] = { unavailable: NOT_TRIED[system] }
   for (const system of PEERS) {
     const entry = context.servers.get(system)
     if (entry === undefined || 'unavailable' in entry) {
