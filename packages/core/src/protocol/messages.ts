@@ -17,7 +17,7 @@
  *                                       ◀─── changes {sub, changes}   records of small differing subtrees
  *                                       ◀─── push {sub, keys}         keys the client has that the relay lacks/differs
  *   entries {sub, path, entries}        ───▶ the client's [key, digest] list under a small differing path
- *                                       ◀─── synced {sub, root}        this round is complete
+ *                                       ◀─── synced {sub, root, cursor, frames}  this round is complete (frames: changes frames sent before it)
  *   ops {id, changes}                   ───▶
  *                                       ◀─── ack {id, results}         after the store committed
  *                                       ◀─── changes {sub, changes, moveOut, frame}  live fan-out (frame: number per subscription)
