@@ -6,9 +6,22 @@ import { readFile, readdir } from 'node:fs/promises'
 
 /** VmRSS of `pid` in KiB (NaN when it is gone). */
 export async function rssKiB(pid: number): Promise<number> {
+  return statusKiB(pid, 'VmRSS')
+}
+
+/**
+ * RssAnon of `pid` in KiB: resident memory the process allocated (heap, buffers), without
+ * file pages it maps (an LMDB store's pages read through its memory map count in VmRSS, but
+ * are the kernel's page cache, shared and reclaimable).
+ */
+export async function rssAnonKiB(pid: number): Promise<number> {
+  return statusKiB(pid, 'RssAnon')
+}
+
+async function statusKiB(pid: number, field: string): Promise<number> {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8')
-    const match = /VmRSS:\s+(\d+)/.exec(status)
+    const match = new RegExp(`${field}:\\s+(\\d+)`).exec(status)
     return match === null ? Number.NaN : Number(match[1])
   } catch {
     return Number.NaN
