@@ -92,6 +92,8 @@ describe('the engine inspector', () => {
     expect(live.connection.transitions.map((t) => t.to)).toEqual(['connecting', 'handshaking', 'syncing', 'live'])
     expect(live.connection.transitions[0]?.from).toBe('offline')
     expect(live.maps.entries).toContainEqual({ kind: 'lww', map: 'tasks', loaded: true, stored: 2, records: 1 })
+    // The shape loads `tasks` in every kind; the kinds that hold nothing are not listed.
+    expect(live.maps.entries.filter((m) => m.map === 'tasks').map((m) => m.kind)).toEqual(['lww'])
     const shape = live.shapes.entries[0]
     expect(shape).toMatchObject({ id: expect.any(String), shape: { map: 'tasks' }, members: 2, sync: 'synced' })
     expect(shape?.root).toMatch(/^[0-9a-f]{16}$/)

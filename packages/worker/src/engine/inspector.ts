@@ -191,8 +191,9 @@ export class EngineInspector {
       out.push(await this.#map(parts, kind, map, collection))
     }
     // Maps in memory whose records are not in the store yet (a first write still committing).
+    // A shape loads its map in every kind; a kind that holds nothing is not listed.
     for (const loaded of parts.maps.loaded()) {
-      if (!seen.has(loaded.collection)) out.push(await this.#map(parts, loaded.kind, loaded.map, loaded.collection))
+      if (!seen.has(loaded.collection) && loaded.states.size > 0) out.push(await this.#map(parts, loaded.kind, loaded.map, loaded.collection))
     }
     out.sort((a, b) => Number(b.loaded) - Number(a.loaded) || (a.map < b.map ? -1 : a.map > b.map ? 1 : 0))
     return bounded(out, INSPECTOR_LIMITS.maps)
