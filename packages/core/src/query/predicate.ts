@@ -19,6 +19,7 @@ import { InvalidValueError, PredicateError } from '../errors'
 import type { RecordValue, Value } from '../types'
 import { assertValue, compareValues, getField, valueRank, valuesEqual } from '../value'
 import type { FieldRef, Predicate } from './types'
+import { isPlainObject } from './input'
 
 /** Bounds a predicate must respect, so evaluating or validating it stays cheap. */
 export const PREDICATE_LIMITS = {
@@ -41,12 +42,6 @@ const EXPECTED = `one of ${OPERATORS.map((o) => `"${o}"`).join(', ')}`
 export const MATCH_ALL: Predicate = Object.freeze({ and: Object.freeze([]) as readonly Predicate[] })
 /** A predicate that matches no record. */
 export const MATCH_NONE: Predicate = Object.freeze({ or: Object.freeze([]) as readonly Predicate[] })
-
-function isPlainObject(input: unknown): input is Record<string, unknown> {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) return false
-  const proto = Object.getPrototypeOf(input)
-  return proto === Object.prototype || proto === null
-}
 
 function join(path: string, segment: string): string {
   return path === '' ? segment : `${path}.${segment}`

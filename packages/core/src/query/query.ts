@@ -7,6 +7,7 @@ import type { RecordValue, Value } from '../types'
 import { compareValues, getField, recordFromEntries } from '../value'
 import { compilePredicate, readField, validatePredicate } from './predicate'
 import type { FieldRef, OrderBy, Predicate, Query, Shape } from './types'
+import { isPlainObject, own } from './input'
 
 /** Bounds a query or shape must respect. */
 export const QUERY_LIMITS = {
@@ -33,16 +34,6 @@ const SHAPE_KEYS = ['map', 'where', 'fields', 'orderBy', 'limit'] as const
 
 function fail(path: string, message: string): never {
   throw new QueryError(`Invalid query at ${path}: ${message}`, { path })
-}
-
-function isPlainObject(input: unknown): input is Record<string, unknown> {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) return false
-  const proto = Object.getPrototypeOf(input)
-  return proto === Object.prototype || proto === null
-}
-
-function own(input: Record<string, unknown>, key: string): unknown {
-  return Object.hasOwn(input, key) ? input[key] : undefined
 }
 
 function checkKeys(input: Record<string, unknown>, allowed: readonly string[], what: string): void {

@@ -8,6 +8,7 @@ import { EmptySearchError, QueryError, UnknownSearchFieldError } from '../errors
 import { assertMapName } from '../keys'
 import { validatePredicate } from './predicate'
 import type { Predicate } from './types'
+import { isPlainObject, own } from './input'
 
 /** Bounds of search declarations and searches. */
 export const SEARCH_LIMITS = {
@@ -62,16 +63,6 @@ const SPEC_KEYS = ['map', 'declaration', 'text', 'fields', 'limit', 'filter', 'f
 
 function fail(path: string, message: string): never {
   throw new QueryError(`Invalid search at ${path}: ${message}`, { path })
-}
-
-function isPlainObject(input: unknown): input is Record<string, unknown> {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) return false
-  const proto = Object.getPrototypeOf(input)
-  return proto === Object.prototype || proto === null
-}
-
-function own(input: Record<string, unknown>, key: string): unknown {
-  return Object.hasOwn(input, key) ? input[key] : undefined
 }
 
 function fieldList(input: unknown, path: string, min: number): string[] {
