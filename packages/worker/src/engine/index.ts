@@ -9,6 +9,7 @@
  *   parts.ts          builds and wires the parts below once storage is open, starts syncing
  *   map-cache.ts      each map's records in memory, loaded on first use
  *   committer.ts      the store's one writer: local writes, jobs, batched remote flushes
+ *   record-ops.ts     the record writes and reads: each write's delta, queued to the committer
  *   call-ledger.ts    recent write call ids, so a retried call never writes twice
  *   live-queries.ts   live queries and values, called back once per microtask
  *   shape-set.ts      the shapes replicated from the relay, persisted
@@ -34,19 +35,8 @@ import {
   relayUrlList,
   COUNTERS_MAP,
   StoreError,
-  counterAddState,
-  lwwDeleteState,
-  lwwSetState,
-  lwwUpdateState,
-  lwwView,
-  orAddState,
-  orRemoveState,
   serializeError,
   type CollectionKind,
-  type CounterState,
-  type Hlc,
-  type LwwRecordState,
-  type OrSetState,
   type RecordValue,
   type ReplicaId,
   type Store,
@@ -67,14 +57,13 @@ import { InspectorFeed } from './inspector-feed'
 import type { InspectorSnapshot } from '../inspector-api'
 import { buildParts, startParts, type EngineShared, type Parts } from './parts'
 import { OFFLINE_META, initialState, openStore, restore } from './start-up'
-import { StatusBoard } from './status-board'
+import { StatusBoard, readStatus } from './status-board'
+import * as ops from './record-ops'
+import type { Args } from './record-ops'
 import type { SearchStats } from '../search/live-searches'
 
 export { REMOTE_FLUSH_RECORDS, REMOTE_FLUSH_DELAY_MS, REMOTE_FLUSH_MAX_WAIT_MS } from './committer'
 export type { CreateEngineOptions, Engine } from './options'
-
-/** The arguments of engine method `K`. */
-type Args<K extends EngineMethodName> = Parameters<EngineApi[K]>
 
 const ok = <T>(value: T): Result<T> => ({ ok: true, value })
 const fail = (error: unknown): Result<never> => ({ ok: false, error: serializeError(error) })
@@ -183,19 +172,7 @@ class EngineImpl implements Engine {
   }
 
   #readStatus(): EngineStatus {
-    const connection = this.#parts?.sync.state ?? 'offline'
-    return {
-      mode: this.#options.mode,
-      connection,
-      relayUrl: this.#parts?.sync.url ?? null,
-      online: connection === 'live',
-      pendingWrites: this.#outbox.pendingCount,
-      oldestPendingMs: this.#outbox.oldestPendingMs(this.#now()),
-      lastSyncAt: this.#state.lastSyncAt,
-      durable: this.#state.durable,
-      lastError: this.#state.lastError,
-      rejected: this.#rejections.status(),
-    }
+    return readStatus(this.#options.mode, this.#parts?.sync, this.#outbox, this.#state, this.#rejections, this.#now())
   }
 
   // ───────────────────────────── EngineApi ─────────────────────────────
@@ -220,56 +197,31 @@ class EngineImpl implements Engine {
   }
 
   set(...args: Args<'set'>): Promise<Result<WriteReceipt>> {
-    return this.#guard('set', args, async ({ maps, hlc, committer }, [map, key, record, callId]) => {
-      await maps.ensure('lww', map)
-      return committer.write({ kind: 'lww', map, key, makeDelta: () => lwwSetState(record, hlc.tick(), hlc.tick()) }, callId)
-    })
+    return this.#guard('set', args, ops.set)
   }
 
   update(...args: Args<'update'>): Promise<Result<WriteReceipt>> {
-    return this.#guard('update', args, async ({ maps, hlc, committer }, [map, key, patch, callId]) => {
-      await maps.ensure('lww', map)
-      return committer.write({ kind: 'lww', map, key, makeDelta: () => lwwUpdateState(patch, hlc.tick()) }, callId)
-    })
+    return this.#guard('update', args, ops.update)
   }
 
   delete(...args: Args<'delete'>): Promise<Result<WriteReceipt>> {
-    return this.#guard('delete', args, async ({ maps, hlc, committer }, [map, key, callId]) => {
-      await maps.ensure('lww', map)
-      return committer.write({ kind: 'lww', map, key, makeDelta: () => lwwDeleteState(hlc.tick()) }, callId)
-    })
+    return this.#guard('delete', args, ops.remove)
   }
 
   get(...args: Args<'get'>): Promise<Result<RecordValue | undefined>> {
-    return this.#guard('get', args, async ({ maps }, [map, key]) => {
-      const loaded = await maps.ensure('lww', map)
-      const state = loaded.states.get(key)
-      return state === undefined ? undefined : lwwView(state as LwwRecordState)
-    })
+    return this.#guard('get', args, ops.get)
   }
 
   orAdd(...args: Args<'orAdd'>): Promise<Result<WriteReceipt>> {
-    return this.#guard('orAdd', args, async ({ maps, hlc, committer }, [map, key, value, callId]) => {
-      await maps.ensure('or', map)
-      return committer.write({ kind: 'or', map, key, makeDelta: () => orAddState(value, hlc.tick()) }, callId)
-    })
+    return this.#guard('orAdd', args, ops.orAdd)
   }
 
   orRemove(...args: Args<'orRemove'>): Promise<Result<WriteReceipt>> {
-    return this.#guard('orRemove', args, async ({ maps, committer }, [map, key, value, callId]) => {
-      await maps.ensure('or', map)
-      return committer.write({ kind: 'or', map, key, makeDelta: (current) => orRemoveState((current as OrSetState | undefined) ?? { adds: [], removes: [] }, value) }, callId)
-    })
+    return this.#guard('orRemove', args, ops.orRemove)
   }
 
   counterAdd(...args: Args<'counterAdd'>): Promise<Result<WriteReceipt>> {
-    return this.#guard('counterAdd', args, async ({ maps, shapes, committer, replicaId }, [name, delta, callId]) => {
-      await maps.ensure('counter', COUNTERS_MAP)
-      // The counter's own check of `delta`, now, so a bad delta is a typed error before anything is queued.
-      counterAddState([], replicaId, delta)
-      await shapes.replicateCounters()
-      return committer.write({ kind: 'counter', map: COUNTERS_MAP, key: name, makeDelta: (current) => counterAddState((current as CounterState | undefined) ?? [], replicaId, delta) }, callId)
-    })
+    return this.#guard('counterAdd', args, ops.counterAdd)
   }
 
   subscribeQuery(...args: Args<'subscribeQuery'>): Promise<Result<number>> {
