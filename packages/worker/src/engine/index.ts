@@ -134,7 +134,7 @@ class EngineImpl implements Engine {
     return this.#parts?.sync.stats ?? { framesSent: 0, opsChangesSent: 0, framesReceived: 0, bytesReceived: 0, resumes: { cursor: 0, slice: 0, merkle: 0, current: 0 }, antiEntropy: { gaps: 0, checks: 0, checksDiffered: 0 } }
   }
 
-  // ───────────────────────────── start-up: wiring the parts ─────────────────────────────
+  // ───────────────────────────── start-up (parts.ts wires the parts) ─────────────────────────────
 
   #open(): Promise<void> {
     this.#opening ??= this.#doOpen()
