@@ -3,11 +3,13 @@
  * in-memory maps live queries run on, shape replicas, and the sync client. It implements
  * {@link EngineApi}; `expose.ts` puts it behind comlink. This file is the facade: it
  * opens storage on the first call, checks each call's arguments with the method's row of
- * `ENGINE_METHODS` (`engine-methods.ts`), and wires the parts.
+ * `ENGINE_METHODS` (`engine-methods.ts`), and hands the call to a part.
  *
  *   start-up.ts       opens storage, restores what the last run left
+ *   parts.ts          builds and wires the parts below once storage is open, starts syncing
  *   map-cache.ts      each map's records in memory, loaded on first use
  *   committer.ts      the store's one writer: local writes, jobs, batched remote flushes
+ *   record-ops.ts     the record writes and reads: each write's delta, queued to the committer
  *   call-ledger.ts    recent write call ids, so a retried call never writes twice
  *   live-queries.ts   live queries and values, called back once per microtask
  *   shape-set.ts      the shapes replicated from the relay, persisted
@@ -15,6 +17,7 @@
  *   write-progress.ts watchers of writes on their way to the relay
  *   status-board.ts   status subscribers
  *   inspector.ts      read-only snapshots for developer tools (connection-history.ts: recent transitions)
+ *   inspector-feed.ts pushes those snapshots to inspector subscribers, throttled
  *   ../search/        full-text indexes and live searches (persisted per map)
  *
  * ## Write path
@@ -32,19 +35,8 @@ import {
   relayUrlList,
   COUNTERS_MAP,
   StoreError,
-  counterAddState,
-  lwwDeleteState,
-  lwwSetState,
-  lwwUpdateState,
-  lwwView,
-  orAddState,
-  orRemoveState,
   serializeError,
   type CollectionKind,
-  type CounterState,
-  type Hlc,
-  type LwwRecordState,
-  type OrSetState,
   type RecordValue,
   type ReplicaId,
   type Store,
@@ -52,46 +44,26 @@ import {
 } from '@outpost/core'
 import type { EngineApi, EngineStatus, LeaseInfo, LockStatus, PublishReceipt, Result, WriteConcern, WriteReceipt, WriteRejection } from '../engine-api'
 import { ENGINE_METHODS, parseArgs, type EngineMethodName } from '../engine-methods'
-import { Coordinator } from '../coordination/coordinator'
 import { Outbox } from '../outbox'
 import { RejectionLog } from '../rejections'
 import type { ShapeReplica } from '../sync/shape-replica'
-import { SyncClient, type SyncStats } from '../sync/sync-client'
+import type { SyncStats } from '../sync/sync-client'
 import { CallLedger } from './call-ledger'
-import { safeCall } from './callbacks'
-import { Committer } from './committer'
 import { LiveQueries } from './live-queries'
-import { MapCache } from './map-cache'
 import type { CreateEngineOptions, Engine } from './options'
-import { ShapeSet } from './shape-set'
 import { ConnectionHistory } from './connection-history'
-import { EngineInspector, InspectorFeed } from './inspector'
+import { EngineInspector } from './inspector'
+import { InspectorFeed } from './inspector-feed'
 import type { InspectorSnapshot } from '../inspector-api'
+import { buildParts, startParts, type EngineShared, type Parts } from './parts'
 import { OFFLINE_META, initialState, openStore, restore } from './start-up'
-import { StatusBoard } from './status-board'
-import { EngineSyncHost } from './sync-host'
-import { WriteProgress } from './write-progress'
-import { LiveSearches, type SearchStats } from '../search/live-searches'
+import { StatusBoard, readStatus } from './status-board'
+import * as ops from './record-ops'
+import type { Args } from './record-ops'
+import type { SearchStats } from '../search/live-searches'
 
 export { REMOTE_FLUSH_RECORDS, REMOTE_FLUSH_DELAY_MS, REMOTE_FLUSH_MAX_WAIT_MS } from './committer'
 export type { CreateEngineOptions, Engine } from './options'
-
-/** The parts that exist once storage is open. */
-interface Parts {
-  readonly replicaId: ReplicaId
-  readonly hlc: Hlc
-  readonly maps: MapCache
-  readonly shapes: ShapeSet
-  readonly committer: Committer
-  readonly progress: WriteProgress
-  readonly host: EngineSyncHost
-  readonly sync: SyncClient
-  readonly coordinator: Coordinator
-  readonly search: LiveSearches
-}
-
-/** The arguments of engine method `K`. */
-type Args<K extends EngineMethodName> = Parameters<EngineApi[K]>
 
 const ok = <T>(value: T): Result<T> => ({ ok: true, value })
 const fail = (error: unknown): Result<never> => ({ ok: false, error: serializeError(error) })
@@ -116,8 +88,6 @@ class EngineImpl implements Engine {
   readonly #history = new ConnectionHistory()
   readonly #inspector: EngineInspector
   readonly #inspectorFeed: InspectorFeed
-  /** The status subscription that drives the inspector feed while it has subscribers. */
-  #inspectorStatusSub: number | undefined
   #store: Store | undefined
   #parts: Parts | undefined
   #opening: Promise<void> | undefined
@@ -141,7 +111,7 @@ class EngineImpl implements Engine {
       status: () => this.#readStatus(),
       parts: () => (this.#parts === undefined ? undefined : { ...this.#parts, store: this.#store as Store }),
     })
-    this.#inspectorFeed = new InspectorFeed(this.#inspector, this.#now)
+    this.#inspectorFeed = new InspectorFeed(this.#inspector, this.#now, this.#status, () => this.#nextSubId++)
   }
 
   get replicaId(): ReplicaId | undefined {
@@ -164,7 +134,7 @@ class EngineImpl implements Engine {
     return this.#parts?.sync.stats ?? { framesSent: 0, opsChangesSent: 0, framesReceived: 0, bytesReceived: 0, resumes: { cursor: 0, slice: 0, merkle: 0, current: 0 }, antiEntropy: { gaps: 0, checks: 0, checksDiffered: 0 } }
   }
 
-  // ───────────────────────────── start-up: wiring the parts ─────────────────────────────
+  // ───────────────────────────── start-up (parts.ts wires the parts) ─────────────────────────────
 
   #open(): Promise<void> {
     this.#opening ??= this.#doOpen()
@@ -177,108 +147,32 @@ class EngineImpl implements Engine {
   }
 
   async #doOpen(): Promise<void> {
-    const options = this.#options
-    const now = this.#now
-    const state = this.#state
-    const outbox = this.#outbox
-    const store = await openStore(options, state)
+    const store = await openStore(this.#options, this.#state)
     this.#store = store
-    const restored = await restore(store, now, { state, outbox, rejections: this.#rejections, calls: this.#calls })
-    const { replicaId, hlc } = restored
-    let sync: SyncClient | undefined
-    let coordinator: Coordinator | undefined
-    const maps = new MapCache(store, {
-      loaded: (loaded) => shapes.mapLoaded(loaded),
-      keyChanged: (loaded, key, value) => {
-        shapes.keyChanged(loaded.kind, loaded.map, key, value)
-        this.#live.keyChanged(loaded, key, value)
-        this.#inspectorFeed.changed()
-        search.keyChanged(loaded, key, value)
-      },
-    })
-    const search = new LiveSearches({
-      store,
-      durable: () => state.durable,
-      now,
-      nextId: () => this.#nextSubId++,
-      ...(options.searchPersistDelayMs === undefined ? {} : { persistDelayMs: options.searchPersistDelayMs }),
-      ...(options.searchMaxRecords === undefined ? {} : { maxRecords: options.searchMaxRecords }),
-      onError: (error) => {
-        state.lastError = serializeError(error)
-        this.#status.schedule()
-      },
-    })
-    const shapes = new ShapeSet(store, maps, () => sync, options.url !== undefined)
-    const committer = new Committer(
-      { store, hlc, now, state, maps, shapes, outbox, calls: this.#calls, nextOpId: restored.nextOpId },
-      {
-        notify: () => this.#live.scheduleNotify(),
-        outboxChanged: () => sync?.outboxChanged(),
-        statusChanged: () => this.#status.schedule(),
-      },
-    )
-    for (const shape of restored.shapes) await shapes.add(shape)
-    const progress = new WriteProgress(outbox, this.#rejections, () => committer.nextOpId)
-    const host = new EngineSyncHost({
-      store,
-      hlc,
-      replicaId,
-      now,
-      state,
-      maps,
-      shapes,
-      committer,
-      outbox,
+    const restored = await restore(store, this.#now, { state: this.#state, outbox: this.#outbox, rejections: this.#rejections, calls: this.#calls })
+    this.#parts = await buildParts(store, restored, this.#shared())
+    await startParts(this.#parts, restored, this.#options)
+  }
+
+  /** What the parts use of the engine's own pieces. */
+  #shared(): EngineShared {
+    return {
+      options: this.#options,
+      now: this.#now,
+      state: this.#state,
+      outbox: this.#outbox,
       rejections: this.#rejections,
-      progress,
+      calls: this.#calls,
       live: this.#live,
       status: this.#status,
       history: this.#history,
-      sync: () => sync,
-      coordinator: () => coordinator,
-    })
-    sync = new SyncClient(host, {
-      url: options.url,
-      WebSocket: options.WebSocket,
-      now,
-      random: options.random ?? Math.random,
-      token: options.token,
-      retryMs: options.retryMs,
-      pingMs: options.pingMs,
-      deadMs: options.deadMs,
-      replyTimeoutMs: options.replyTimeoutMs,
-      antiEntropyMs: options.antiEntropyMs,
-      authRequired: options.authRequired,
-      backoff: options.backoff,
-      networkEvents: options.networkEvents,
-      schemaVersions: options.schemaVersions,
-    })
-    coordinator = new Coordinator(
-      { sync, replicaId, serverNow: () => now() + hlc.offset, call: safeCall },
-      options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs },
-    )
-    this.#parts = { replicaId, hlc, maps, shapes, committer, progress, host, sync, coordinator, search }
-    // Older databases kept refused writes in the outbox: refuse them properly now (log, take back).
-    if (restored.legacyRejected.length > 0) await host.acked([], restored.legacyRejected)
-    // "Work offline" is remembered per database: a reload, a new tab or a restarted worker stays offline.
-    if (options.startOffline === true || restored.offline) sync.setOffline(true)
-    sync.start()
+      inspectorFeed: this.#inspectorFeed,
+      nextId: () => this.#nextSubId++,
+    }
   }
 
   #readStatus(): EngineStatus {
-    const connection = this.#parts?.sync.state ?? 'offline'
-    return {
-      mode: this.#options.mode,
-      connection,
-      relayUrl: this.#parts?.sync.url ?? null,
-      online: connection === 'live',
-      pendingWrites: this.#outbox.pendingCount,
-      oldestPendingMs: this.#outbox.oldestPendingMs(this.#now()),
-      lastSyncAt: this.#state.lastSyncAt,
-      durable: this.#state.durable,
-      lastError: this.#state.lastError,
-      rejected: this.#rejections.status(),
-    }
+    return readStatus(this.#options.mode, this.#parts?.sync, this.#outbox, this.#state, this.#rejections, this.#now())
   }
 
   // ───────────────────────────── EngineApi ─────────────────────────────
@@ -303,56 +197,31 @@ class EngineImpl implements Engine {
   }
 
   set(...args: Args<'set'>): Promise<Result<WriteReceipt>> {
-    return this.#guard('set', args, async ({ maps, hlc, committer }, [map, key, record, callId]) => {
-      await maps.ensure('lww', map)
-      return committer.write({ kind: 'lww', map, key, makeDelta: () => lwwSetState(record, hlc.tick(), hlc.tick()) }, callId)
-    })
+    return this.#guard('set', args, ops.set)
   }
 
   update(...args: Args<'update'>): Promise<Result<WriteReceipt>> {
-    return this.#guard('update', args, async ({ maps, hlc, committer }, [map, key, patch, callId]) => {
-      await maps.ensure('lww', map)
-      return committer.write({ kind: 'lww', map, key, makeDelta: () => lwwUpdateState(patch, hlc.tick()) }, callId)
-    })
+    return this.#guard('update', args, ops.update)
   }
 
   delete(...args: Args<'delete'>): Promise<Result<WriteReceipt>> {
-    return this.#guard('delete', args, async ({ maps, hlc, committer }, [map, key, callId]) => {
-      await maps.ensure('lww', map)
-      return committer.write({ kind: 'lww', map, key, makeDelta: () => lwwDeleteState(hlc.tick()) }, callId)
-    })
+    return this.#guard('delete', args, ops.remove)
   }
 
   get(...args: Args<'get'>): Promise<Result<RecordValue | undefined>> {
-    return this.#guard('get', args, async ({ maps }, [map, key]) => {
-      const loaded = await maps.ensure('lww', map)
-      const state = loaded.states.get(key)
-      return state === undefined ? undefined : lwwView(state as LwwRecordState)
-    })
+    return this.#guard('get', args, ops.get)
   }
 
   orAdd(...args: Args<'orAdd'>): Promise<Result<WriteReceipt>> {
-    return this.#guard('orAdd', args, async ({ maps, hlc, committer }, [map, key, value, callId]) => {
-      await maps.ensure('or', map)
-      return committer.write({ kind: 'or', map, key, makeDelta: () => orAddState(value, hlc.tick()) }, callId)
-    })
+    return this.#guard('orAdd', args, ops.orAdd)
   }
 
   orRemove(...args: Args<'orRemove'>): Promise<Result<WriteReceipt>> {
-    return this.#guard('orRemove', args, async ({ maps, committer }, [map, key, value, callId]) => {
-      await maps.ensure('or', map)
-      return committer.write({ kind: 'or', map, key, makeDelta: (current) => orRemoveState((current as OrSetState | undefined) ?? { adds: [], removes: [] }, value) }, callId)
-    })
+    return this.#guard('orRemove', args, ops.orRemove)
   }
 
   counterAdd(...args: Args<'counterAdd'>): Promise<Result<WriteReceipt>> {
-    return this.#guard('counterAdd', args, async ({ maps, shapes, committer, replicaId }, [name, delta, callId]) => {
-      await maps.ensure('counter', COUNTERS_MAP)
-      // The counter's own check of `delta`, now, so a bad delta is a typed error before anything is queued.
-      counterAddState([], replicaId, delta)
-      await shapes.replicateCounters()
-      return committer.write({ kind: 'counter', map: COUNTERS_MAP, key: name, makeDelta: (current) => counterAddState((current as CounterState | undefined) ?? [], replicaId, delta) }, callId)
-    })
+    return this.#guard('counterAdd', args, ops.counterAdd)
   }
 
   subscribeQuery(...args: Args<'subscribeQuery'>): Promise<Result<number>> {
@@ -490,22 +359,11 @@ class EngineImpl implements Engine {
   }
 
   async subscribeInspector(onSnapshot: (snapshot: InspectorSnapshot) => void): Promise<number> {
-    const id = this.#nextSubId++
-    // Status reports (writes, acks, refusals, connection, sync) drive the feed, as key changes do.
-    if (this.#inspectorStatusSub === undefined) {
-      this.#inspectorStatusSub = this.#nextSubId++
-      this.#status.subscribe(this.#inspectorStatusSub, () => this.#inspectorFeed.changed())
-    }
-    this.#inspectorFeed.subscribe(id, onSnapshot)
-    return id
+    return this.#inspectorFeed.subscribe(onSnapshot)
   }
 
   async unsubscribeInspector(id: number): Promise<void> {
     this.#inspectorFeed.unsubscribe(id)
-    if (!this.#inspectorFeed.active && this.#inspectorStatusSub !== undefined) {
-      this.#status.unsubscribe(this.#inspectorStatusSub)
-      this.#inspectorStatusSub = undefined
-    }
   }
 
   /** Resolves when every write and buffered remote change is stored. @internal */

@@ -1,6 +1,6 @@
 /**
  * The engine's read-only inspector: builds {@link InspectorSnapshot}s from the engine's
- * parts, and feeds them to `subscribeInspector` callbacks.
+ * parts (`inspector-feed.ts` pushes them to `subscribeInspector` callbacks).
  *
  * Reading changes nothing. A snapshot reads memory (maps already loaded, shape trees, the
  * outbox mirror, the connection history, leases, topics) and, for maps not in memory, the
@@ -10,12 +10,6 @@
  * so a map that is not in memory cannot have changed since it was listed and counted. A
  * snapshot then costs one pass over the records in memory (visible counts) and over the
  * outbox (its oldest entries), never a sort of either.
- *
- * The feed pushes a fresh snapshot at once, then after changes (status reports, any key
- * changing in memory), at most every {@link FEED_INTERVAL_MS}, plus one settling push
- * {@link SETTLE_MS} after a burst (a cursor is saved after the sync that produced it). A
- * tab that vanished never unsubscribes, so at most {@link INSPECTOR_LIMITS.subscribers}
- * subscriptions are served and a new one beyond that ends the oldest.
  */
 import { isAlive, type LwwRecordState, type Store } from '@outpost/core'
 import type { EngineStatus } from '../engine-api'
@@ -32,15 +26,9 @@ import type { Outbox, OutboxEntry } from '../outbox'
 import type { RejectionLog } from '../rejections'
 import type { Coordinator } from '../coordination/coordinator'
 import type { SyncClient } from '../sync/sync-client'
-import { safeCall } from './callbacks'
 import type { ConnectionHistory } from './connection-history'
 import { collectionOf, type MapCache } from './map-cache'
 import type { ShapeSet } from './shape-set'
-
-/** Least time between two pushes of one feed (ms). */
-export const FEED_INTERVAL_MS = 200
-/** A last push this long after the newest change (ms). */
-export const SETTLE_MS = 1_000
 
 /** The collection names of records: `r/<kind>/<map>`. */
 const RECORDS = /^r\/(lww|or|counter)\/(.*)$/s
@@ -215,73 +203,4 @@ export class EngineInspector {
     }
     return { kind, map, loaded: false, stored, records: null }
   }
-}
-
-/** Pushes snapshots to `subscribeInspector` callbacks; see the module comment. */
-export class InspectorFeed {
-  readonly #inspector: EngineInspector
-  readonly #now: () => number
-  readonly #subs = new Map<number, (snapshot: InspectorSnapshot) => void>()
-  #timer: ReturnType<typeof setTimeout> | undefined
-  #settle: ReturnType<typeof setTimeout> | undefined
-  #lastPush = 0
-
-  constructor(inspector: EngineInspector, now: () => number) {
-    this.#inspector = inspector
-    this.#now = now
-  }
-
-  /** Whether anyone listens (the engine skips change reports otherwise). */
-  get active(): boolean {
-    return this.#subs.size > 0
-  }
-
-  /** Adds a subscriber under `id`; it gets a snapshot at once. Past the limit, the oldest subscriber is dropped. */
-  subscribe(id: number, onSnapshot: (snapshot: InspectorSnapshot) => void): void {
-    if (this.#subs.size >= INSPECTOR_LIMITS.subscribers) this.#subs.delete(this.#subs.keys().next().value as number)
-    this.#subs.set(id, onSnapshot)
-    void this.#inspector.snapshot().then((snapshot) => {
-      if (this.#subs.get(id) === onSnapshot) safeCall(onSnapshot, snapshot)
-    }, onSnapshotError)
-  }
-
-  unsubscribe(id: number): void {
-    this.#subs.delete(id)
-    if (this.#subs.size === 0) this.clear()
-  }
-
-  /** Something changed: push soon (throttled), and once more when things settle. */
-  changed(): void {
-    if (this.#subs.size === 0) return
-    clearTimeout(this.#settle)
-    this.#settle = setTimeout(() => this.#push(), SETTLE_MS)
-    if (this.#timer !== undefined) return
-    const wait = Math.min(FEED_INTERVAL_MS, Math.max(0, this.#lastPush + FEED_INTERVAL_MS - this.#now()))
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined
-      this.#push()
-    }, wait)
-  }
-
-  #push(): void {
-    if (this.#subs.size === 0) return
-    this.#lastPush = this.#now()
-    void this.#inspector.snapshot().then((snapshot) => {
-      for (const fn of this.#subs.values()) safeCall(fn, snapshot)
-    }, onSnapshotError)
-  }
-
-  /** Drops every subscriber and timer (the engine is closing, or nobody listens). */
-  clear(): void {
-    this.#subs.clear()
-    clearTimeout(this.#timer)
-    clearTimeout(this.#settle)
-    this.#timer = undefined
-    this.#settle = undefined
-  }
-}
-
-/** A snapshot failed (the store closed under it): the next change pushes again. */
-function onSnapshotError(error: unknown): void {
-  if (typeof console !== 'undefined') console.warn('[outpost] an inspector snapshot failed', error)
 }

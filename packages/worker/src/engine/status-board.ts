@@ -5,7 +5,28 @@
  * (e.g. `auth-expired`) is still seen.
  */
 import type { EngineStatus } from '../engine-api'
+import type { Outbox } from '../outbox'
+import type { RejectionLog } from '../rejections'
+import type { SyncClient } from '../sync/sync-client'
 import { safeCall } from './callbacks'
+import type { EngineState } from './start-up'
+
+/** The engine's status at `now` from its pieces (`sync` is undefined until storage opened). */
+export function readStatus(mode: EngineStatus['mode'], sync: SyncClient | undefined, outbox: Outbox, state: EngineState, rejections: RejectionLog, now: number): EngineStatus {
+  const connection = sync?.state ?? 'offline'
+  return {
+    mode,
+    connection,
+    relayUrl: sync?.url ?? null,
+    online: connection === 'live',
+    pendingWrites: outbox.pendingCount,
+    oldestPendingMs: outbox.oldestPendingMs(now),
+    lastSyncAt: state.lastSyncAt,
+    durable: state.durable,
+    lastError: state.lastError,
+    rejected: rejections.status(),
+  }
+}
 
 /** The status subscribers, and the reports they get. */
 export class StatusBoard {
