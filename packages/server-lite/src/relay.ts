@@ -1,7 +1,10 @@
 /**
- * The relay process: one port for WebSocket sync, the HTTP fallback (`POST /sync` +
- * `GET /events`), `/healthz`, `/readyz`, `/metrics` and the read-only `/admin/*` (see `admin/`); the LMDB store; tombstone GC;
- * and a drain that tells every client to reconnect, finishes commits and closes the store.
+ * The relay process: builds the relay's parts (store, bus, sync, primitives, context), wires
+ * WebSocket sessions to one port beside the HTTP routes (`http-routes.ts`: `/healthz`,
+ * `/readyz`, `/metrics`, `/admin/*`, `/locks/*`, and the HTTP fallback `POST /sync` +
+ * `GET /events` in `http-sync.ts`), runs the background timers (tombstone GC, change-log
+ * retention, store polling, schema upgrade at rest), and owns start and stop: a drain that
+ * tells every client to reconnect, finishes commits and closes the store.
  *
  * ```
  *   starting ──store open + listening──▶ ready ──drain()──▶ draining ──▶ closed
@@ -9,10 +12,10 @@
  */
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { AuthError, DEFAULT_CODEC_LIMITS, Hlc, ShuttingDownError, TokenExpiredError, serializeError, encodeMessage, type MapHint, type ReplicaId, type SchemaSet, type Store } from '@outpost/core'
+import { DEFAULT_CODEC_LIMITS, Hlc, ShuttingDownError, serializeError, encodeMessage, type MapHint, type ReplicaId, type SchemaSet, type Store } from '@outpost/core'
 import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { createAuthenticator } from './auth/jwt'
@@ -23,7 +26,8 @@ import { createMetrics, type RelayMetrics } from './metrics'
 import type { RelayContext } from './relay-context'
 import { CLOSE, ConnectionLog } from './connection-log'
 import { Heartbeat } from './heartbeat'
-import { HttpTransport } from './http-transport'
+import { httpRoutes } from './http-routes'
+import { httpSyncHandlers, type HttpSessionEntry } from './http-sync'
 import { FairScheduler } from './fair-scheduler'
 import { SubjectBuckets } from './rate-limiter'
 import { Session, type SessionTransport } from './session/session'
@@ -42,7 +46,6 @@ import { LockService } from './primitives/locks'
 import { TopicHub } from './primitives/topics'
 import { relayVersion } from './version'
 import { perMessageDeflate } from './compression'
-import type { Principal } from './auth/jwt'
 import { createAdminEndpoints } from './admin/admin-endpoints'
 
 /** Lifecycle states of a relay. */
@@ -141,7 +144,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
 
   let state: RelayState = 'starting'
   const sessions = new Set<Session>()
-  const httpSessions = new Map<string, { session: Session; transport: HttpTransport }>()
+  const httpSessions = new Map<string, HttpSessionEntry>()
   const perSubject = new Map<string, number>()
   const subjectBuckets = new SubjectBuckets(config.limits.subjectOpsPerSecond, config.limits.subjectOpsBurst, now)
 
@@ -194,111 +197,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
   const heartbeat = new Heartbeat({ intervalMs: config.limits.heartbeatMs, targets: () => sessions, onTick: () => subjectBuckets.sweep() })
   heartbeat.start()
 
-  /**
-   * `/readyz`: 200 when the relay serves and its store answers; the body says how the store
-   * and the bus are. A bus that is down leaves the relay ready (other relays' changes then
-   * arrive by polling, topics stay local), reported as `degraded`.
-   */
-  const readiness = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
-    let storeOk = sync.storeHealthy
-    let storeError: string | undefined
-    if (storeOk && state === 'ready' && store instanceof PostgresStore) {
-      await store.ping().catch((error: unknown) => {
-        storeOk = false
-        storeError = error instanceof Error ? error.message : String(error)
-      })
-    }
-    const busHealth = bus?.health()
-    const isReady = state === 'ready' && storeOk
-    return {
-      status: isReady ? 200 : 503,
-      body: {
-        status: !isReady ? (state === 'ready' ? 'store unusable' : state) : busHealth !== undefined && !busHealth.connected ? 'degraded' : 'ready',
-        store: { name: store.name, healthy: storeOk, ...(storeError === undefined ? {} : { error: storeError }) },
-        bus: busHealth === undefined ? null : { name: bus?.name, ...busHealth },
-      },
-    }
-  }
-
-  const readBody = (req: IncomingMessage, limit: number): Promise<Buffer | undefined> =>
-    new Promise((resolve, reject) => {
-      const chunks: Buffer[] = []
-      let size = 0
-      req.on('data', (chunk: Buffer) => {
-        size += chunk.length
-        if (size > limit) {
-          resolve(undefined)
-          req.destroy()
-          return
-        }
-        chunks.push(chunk)
-      })
-      req.on('end', () => resolve(Buffer.concat(chunks)))
-      req.on('error', reject)
-    })
-
-  const handleSync = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const body = await readBody(req, config.limits.maxFrameBytes)
-    if (body === undefined) {
-      res.writeHead(413).end('frame too large')
-      return
-    }
-    const frame = new Uint8Array(body.buffer, body.byteOffset, body.length)
-    const header = req.headers['x-outpost-session']
-    if (typeof header === 'string' && header !== '') {
-      const entry = httpSessions.get(header)
-      if (entry === undefined) {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('unknown or expired session; send hello again')
-        return
-      }
-      if (entry.session.overBudget) {
-        // Flow control for the fallback: the client waits and retries instead of queueing in the relay's memory.
-        res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': '1' }).end('too much work queued on this session; wait for acks, then retry')
-        return
-      }
-      entry.session.receive(frame)
-      await entry.session.idle()
-      res.writeHead(202).end()
-      return
-    }
-    if (state !== 'ready') {
-      res.writeHead(503).end('relay is not accepting sessions')
-      return
-    }
-    const transport = new HttpTransport(config.limits.maxBufferedBytesPerConnection, req.socket.remoteAddress)
-    let reply: Uint8Array | undefined
-    transport.capture = (f) => {
-      reply = f
-    }
-    const session = newSession(transport)
-    transport.onClose = () => session.dispose()
-    session.receive(frame)
-    await session.idle()
-    transport.capture = undefined
-    const headers: Record<string, string> = { 'content-type': 'application/msgpack' }
-    if (session.state === 'open') {
-      httpSessions.set(session.id, { session, transport })
-      headers['x-outpost-session'] = session.id
-    }
-    res.writeHead(200, headers).end(reply === undefined ? Buffer.alloc(0) : Buffer.from(reply))
-  }
-
-  const handleEvents = (url: URL, res: ServerResponse): void => {
-    const id = url.searchParams.get('session') ?? ''
-    const entry = httpSessions.get(id)
-    if (entry === undefined) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('unknown or expired session; send hello again')
-      return
-    }
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
-    res.write(': connected\n\n')
-    entry.transport.attach(res)
-    entry.session.heard()
-    res.on('close', () => {
-      if (entry.transport.stream === res) entry.transport.stream = undefined
-    })
-  }
-
+  const httpSync = httpSyncHandlers({ config, accepting: () => state === 'ready', httpSessions, newSession })
   const startedAt = now()
   const admin = createAdminEndpoints({
     token: config.adminToken,
@@ -312,112 +211,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     now,
   })
 
-  const json = (res: ServerResponse, status: number, body: unknown): void => {
-    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body))
-  }
-
-  /** The caller of an HTTP lock endpoint: `Authorization: Bearer <jwt>` when auth is on, anonymous otherwise. */
-  const httpPrincipal = async (req: IncomingMessage, res: ServerResponse): Promise<Principal | undefined> => {
-    const header = req.headers.authorization
-    const bearer = typeof header === 'string' && /^Bearer\s+/i.test(header) ? header.replace(/^Bearer\s+/i, '').trim() : undefined
-    if (auth.enabled && bearer === undefined) {
-      json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'Send Authorization: Bearer <token>' } })
-      return undefined
-    }
-    try {
-      return await auth.authenticate(bearer)
-    } catch (error) {
-      if (error instanceof AuthError || error instanceof TokenExpiredError) {
-        json(res, 401, { error: serializeError(error) })
-        return undefined
-      }
-      throw error
-    }
-  }
-
-  /** `GET /locks/<name>` and `POST /locks/<name>/check`: the fencing check for resources that are not Outpost clients. */
-  const handleLocks = async (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> => {
-    const match = /^\/locks\/([^/]+)(\/check)?$/.exec(pathname)
-    const isCheck = match?.[2] !== undefined
-    if (match === null || (req.method !== (isCheck ? 'POST' : 'GET'))) {
-      json(res, 404, { error: { code: 'NOT_FOUND', message: 'Use GET /locks/<name> or POST /locks/<name>/check' } })
-      return
-    }
-    let name: string
-    try {
-      name = decodeURIComponent(match[1] as string)
-    } catch {
-      json(res, 400, { error: { code: 'INVALID_MESSAGE', message: 'The lock name is not valid percent-encoding' } })
-      return
-    }
-    if (name.length === 0 || name.length > 256) {
-      json(res, 400, { error: { code: 'INVALID_MESSAGE', message: 'A lock name has 1 to 256 characters' } })
-      return
-    }
-    const principal = await httpPrincipal(req, res)
-    if (principal === undefined) return
-    if (!locks.mayUse(name, principal)) {
-      json(res, 403, { error: { code: 'FORBIDDEN', message: `You may not use lock ${name.slice(0, 64)}` } })
-      return
-    }
-    if (!isCheck) {
-      json(res, 200, await locks.info(name))
-      return
-    }
-    const body = await readBody(req, 64 * 1024)
-    let token: unknown
-    try {
-      token = body === undefined ? undefined : (JSON.parse(body.toString('utf8')) as { token?: unknown }).token
-    } catch {
-      token = undefined
-    }
-    if (typeof token !== 'number' || !Number.isSafeInteger(token) || token < 0) {
-      json(res, 400, { error: { code: 'INVALID_MESSAGE', message: 'Send a JSON body { "token": <the fencing token, a non-negative integer> }' } })
-      return
-    }
-    json(res, 200, await locks.verify(name, token))
-  }
-
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://relay')
-    const route = `${req.method ?? 'GET'} ${url.pathname}`
-    const fail = (error: unknown): void => {
-      logger.error({ err: error, route }, 'http handler failed')
-      if (!res.headersSent) res.writeHead(500).end('internal error')
-      else res.end()
-    }
-    try {
-      if (url.pathname === '/admin' || url.pathname.startsWith('/admin/')) {
-        admin(req, res, url).catch(fail)
-        return
-      }
-      if (url.pathname.startsWith('/locks/')) {
-        handleLocks(req, res, url.pathname).catch(fail)
-        return
-      }
-      switch (route) {
-        case 'GET /healthz':
-          res.writeHead(200, { 'content-type': 'text/plain' }).end('ok')
-          return
-        case 'GET /readyz':
-          readiness().then(({ status, body }) => json(res, status, body), fail)
-          return
-        case 'GET /metrics':
-          metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text), fail)
-          return
-        case 'POST /sync':
-          handleSync(req, res).catch(fail)
-          return
-        case 'GET /events':
-          handleEvents(url, res)
-          return
-        default:
-          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found')
-      }
-    } catch (error) {
-      fail(error)
-    }
-  })
+  const server: Server = createServer(httpRoutes({ state: () => state, logger, metrics, auth, store, sync, locks, bus, admin, httpSync }))
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (state !== 'ready') {
       connections.refusedUpgrade(req.socket.remoteAddress, `relay is ${state}`)

@@ -1,7 +1,8 @@
 /**
  * The hello handshake, before a session is open: protocol version, schema versions, token, and the replica
  * id the relay keeps for itself. Admission (connections per subject) and binding the replica
- * to the subject follow in the session, which holds the connection slot.
+ * to the subject follow in the session, which holds the connection slot. Also the token's
+ * lifetime: an open session is closed when the token it said hello with expires.
  */
 import { AuthError, ForbiddenError, checkSchemaVersions, TokenExpiredError, negotiateVersion, type HelloMessage, type OutpostError, type WelcomeMessage, type WireLimits } from '@outpost/core'
 import type { Principal } from '../auth/jwt'
@@ -49,5 +50,35 @@ export function welcomeFor(context: RelayContext, message: HelloMessage, version
     horizonMs,
     resync: message.lastSyncAt !== undefined && now - message.lastSyncAt > horizonMs,
     limits,
+  }
+}
+
+/** setTimeout's largest delay. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** The timer that ends a session when its token expires. */
+export class TokenExpiry {
+  #timer: ReturnType<typeof setTimeout> | undefined
+
+  /** Calls `expired` once `now()` reaches `expiresAt` (nothing for a token without expiry; re-armed past setTimeout's limit). */
+  arm(now: () => number, expiresAt: number | null | undefined, expired: () => void): void {
+    if (expiresAt === null || expiresAt === undefined) return
+    const delay = expiresAt - now()
+    this.#timer = setTimeout(
+      () => {
+        if (now() < expiresAt) {
+          this.arm(now, expiresAt, expired)
+          return
+        }
+        expired()
+      },
+      Math.min(Math.max(delay, 0), MAX_TIMER_MS),
+    )
+    this.#timer.unref?.()
+  }
+
+  /** Stops the timer (the session closed). */
+  clear(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
   }
 }
