@@ -309,7 +309,7 @@ export class EngineSyncHost implements SyncHost {
       const store = this.#p.store
       const plan = restampEntries(outbox.pending(), offset, (change, mapping) => ({ ...change, state: restampState(change.kind, change.state, mapping) }) as Change)
       const puts: StoreEntry[] = plan.entries.map((entry) => ({ collection: OUTBOX_COLLECTION, key: outboxKey(entry.opId), value: entry as unknown as Value }))
-      const touched: { loaded: LoadedMap; key: string; state: AnyState }[] = []
+      const touched: { loaded: LoadedMap; key: string }[] = []
       const seen = new Set<string>()
       for (const entry of plan.entries) {
         const { kind, map, key } = entry.change
@@ -320,12 +320,19 @@ export class EngineSyncHost implements SyncHost {
         const current = loaded.states.get(key)
         if (current === undefined) continue
         const state = restampState(kind, current, plan.mapping) as AnyState
-        touched.push({ loaded, key, state })
+        touched.push({ loaded, key })
         puts.push({ collection: loaded.collection, key, value: state as unknown as Value })
       }
       await store.commit({ puts, meta: [{ key: 'clockOffset', value: offset }, { key: 'hlc', value: hlc.last }] })
       for (const entry of plan.entries) outbox.add(entry)
-      for (const { loaded, key, state } of touched) maps.replace(loaded, key, state)
+      // Re-stamped from memory as it is now, not as it was before the commit: a local write
+      // (or a remote change) merged meanwhile would otherwise be wiped — a counter increment
+      // made during the await was lost, and every later one built on the smaller slot. Such a
+      // write is queued or dirty, so its own commit or flush stores the state put back here.
+      for (const { loaded, key } of touched) {
+        const now = loaded.states.get(key)
+        if (now !== undefined) maps.replace(loaded, key, restampState(loaded.kind, now, plan.mapping) as AnyState)
+      }
       if (touched.length > 0) this.#p.live.scheduleNotify()
     })
   }
