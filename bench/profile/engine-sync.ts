@@ -16,33 +16,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { IDBFactory } from 'fake-indexeddb'
 import { WebSocket } from 'ws'
-import { lwwSetState, type LwwRecordState, type Stamp } from '@outpost/core'
-import { LmdbStore, createRelay } from '@outpost/server-lite'
+import { createRelay } from '@outpost/server-lite'
 import { createEngine, type Engine } from '../../packages/worker/src/engine'
 import type { WebSocketConstructor } from '../../packages/worker/src/sync/sync-client'
 import type { IdbStore } from '../../packages/worker/src/store/idb-store'
-import { makeRecord } from '../lib/data'
+import { plant } from '../workloads/million'
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(name)
   return i < 0 ? fallback : Number(process.argv[i + 1])
 }
 const n = arg('--records', 100_000)
-
-async function plant(dir: string): Promise<void> {
-  const store = LmdbStore.open({ path: dir })
-  const stamp = (i: number): Stamp => `${(1_700_000_000_000 + i).toString(36).padStart(10, '0')}-0000-seed` as Stamp
-  for (let i = 0; i < n; i += 20_000) {
-    await store.applyWrites(
-      Array.from({ length: Math.min(20_000, n - i) }, (_, j) => {
-        const record = makeRecord(i + j)
-        const state = lwwSetState(record as never, stamp(2 * (i + j)), stamp(2 * (i + j) + 1)) as LwwRecordState
-        return { map: 'items', kind: 'lww' as const, key: record.id, decide: () => ({ state }) }
-      }),
-    )
-  }
-  await store.close()
-}
 
 function ok<T>(r: { ok: true; value: T } | { ok: false; error: { message: string } }): T {
   if (!r.ok) throw new Error(r.error.message)
@@ -51,7 +35,7 @@ function ok<T>(r: { ok: true; value: T } | { ok: false; error: { message: string
 
 const dir = await mkdtemp(join(tmpdir(), 'outpost-profile-'))
 try {
-  await plant(dir)
+  await plant(dir, n)
   const relay = await createRelay({ port: 0, host: '127.0.0.1', dataDir: dir, logLevel: 'silent' })
   const idb = new IDBFactory()
   const url = `ws://127.0.0.1:${relay.port}`

@@ -222,46 +222,33 @@ export async function million(context: BenchContext): Promise<ResultRow[]> {
 /** The relay's memory with N records stored, and a Node protocol client streaming them all. */
 async function nodeClient(context: BenchContext): Promise<ResultRow[]> {
   const n = context.quick ? 100_000 : 1_000_000
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-million-'))
-  try {
-    context.log(`million: planting ${n} records`)
-    const planted = performance.now()
-    await plant(dir, n)
-    context.log(`million: planted in ${((performance.now() - planted) / 1000).toFixed(1)} s; starting the relay`)
-    const relay = await startRelay(context.root, dir)
-    try {
-      await new Promise((resolve) => setTimeout(resolve, 1_000))
-      const idle = await rssKiB(relay.child.pid as number)
-      const idleAnon = await rssAnonKiB(relay.child.pid as number)
-      let peak = idle
-      let peakAnon = idleAnon
-      const sampler = setInterval(() => {
-        void rssKiB(relay.child.pid as number).then((kib) => {
-          peak = Math.max(peak, kib)
-        }, () => undefined)
-        void rssAnonKiB(relay.child.pid as number).then((kib) => {
-          peakAnon = Math.max(peakAnon, kib)
-        }, () => undefined)
-      }, 100)
-      const result = await stream(relay.port)
-      clearInterval(sampler)
-      context.log(`million: ${result.records} records in ${(result.ms / 1000).toFixed(1)} s; relay RSS idle ${(idle / 1024).toFixed(0)} MiB, peak ${(peak / 1024).toFixed(0)} MiB (anonymous: idle ${(idleAnon / 1024).toFixed(0)}, peak ${(peakAnon / 1024).toFixed(0)} MiB)`)
-      const one = (value: number) => ({ outpost: summarize([value]) })
-      const workload = `7. ${n.toLocaleString('en')} records stored`
-      return [
-        { workload, metric: 'relay RSS, records stored, idle', unit: 'MiB', lowerIsBetter: true, cells: one(idle / 1024) },
-        { workload, metric: `initial sync of ${result.records.toLocaleString('en')} records to a Node client (flow control)`, unit: 'ms', lowerIsBetter: true, cells: one(result.ms) },
-        { workload, metric: 'bytes on the wire', unit: 'MiB', lowerIsBetter: true, cells: one(result.bytes / 1024 / 1024) },
-        { workload, metric: 'relay peak RSS while streaming', unit: 'MiB', lowerIsBetter: true, cells: one(peak / 1024) },
-        { workload, metric: "relay anonymous RSS (RssAnon: heap and buffers, not the store's mapped pages), idle", unit: 'MiB', lowerIsBetter: true, cells: one(idleAnon / 1024) },
-        { workload, metric: 'relay peak anonymous RSS while streaming', unit: 'MiB', lowerIsBetter: true, cells: one(peakAnon / 1024) },
-        { workload, metric: 'client peak heap while receiving', unit: 'MiB', lowerIsBetter: true, cells: one(result.peakHeapMiB) },
-      ]
-    } finally {
-      relay.child.kill('SIGTERM')
-      await new Promise((resolve) => relay.child.once('exit', resolve))
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true })
-  }
+  return withRelay(context, n, async (relay) => {
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    const idle = await rssKiB(relay.child.pid as number)
+    const idleAnon = await rssAnonKiB(relay.child.pid as number)
+    let peak = idle
+    let peakAnon = idleAnon
+    const sampler = setInterval(() => {
+      void rssKiB(relay.child.pid as number).then((kib) => {
+        peak = Math.max(peak, kib)
+      }, () => undefined)
+      void rssAnonKiB(relay.child.pid as number).then((kib) => {
+        peakAnon = Math.max(peakAnon, kib)
+      }, () => undefined)
+    }, 100)
+    const result = await stream(relay.port)
+    clearInterval(sampler)
+    context.log(`million: ${result.records} records in ${(result.ms / 1000).toFixed(1)} s; relay RSS idle ${(idle / 1024).toFixed(0)} MiB, peak ${(peak / 1024).toFixed(0)} MiB (anonymous: idle ${(idleAnon / 1024).toFixed(0)}, peak ${(peakAnon / 1024).toFixed(0)} MiB)`)
+    const one = (value: number) => ({ outpost: summarize([value]) })
+    const workload = `7. ${n.toLocaleString('en')} records stored`
+    return [
+      { workload, metric: 'relay RSS, records stored, idle', unit: 'MiB', lowerIsBetter: true, cells: one(idle / 1024) },
+      { workload, metric: `initial sync of ${result.records.toLocaleString('en')} records to a Node client (flow control)`, unit: 'ms', lowerIsBetter: true, cells: one(result.ms) },
+      { workload, metric: 'bytes on the wire', unit: 'MiB', lowerIsBetter: true, cells: one(result.bytes / 1024 / 1024) },
+      { workload, metric: 'relay peak RSS while streaming', unit: 'MiB', lowerIsBetter: true, cells: one(peak / 1024) },
+      { workload, metric: "relay anonymous RSS (RssAnon: heap and buffers, not the store's mapped pages), idle", unit: 'MiB', lowerIsBetter: true, cells: one(idleAnon / 1024) },
+      { workload, metric: 'relay peak anonymous RSS while streaming', unit: 'MiB', lowerIsBetter: true, cells: one(peakAnon / 1024) },
+      { workload, metric: 'client peak heap while receiving', unit: 'MiB', lowerIsBetter: true, cells: one(result.peakHeapMiB) },
+    ]
+  })
 }
