@@ -130,7 +130,9 @@ describe('L1: one relay under sustained load', () => {
       clearInterval(sampler)
       sampler = undefined
 
-      // Nothing lost: the relay holds, for every key, the last value it acknowledged.
+      // Nothing lost: the relay holds, for every key, at least the last value it acknowledged. A
+      // client's values only grow and its keys are its own, so a larger value is a later write
+      // that committed but whose ack did not arrive (its socket closed first) — not a loss.
       const reader = await RawClient.connect(relay.url, `l1-${seed}-reader`)
       const stored = await reader.readMap(MAP, 120_000)
       await reader.close()
@@ -139,7 +141,8 @@ describe('L1: one relay under sustained load', () => {
         for (const [key, value] of client.lastAcked) {
           const change = stored.get(key)
           const view = change?.kind === 'lww' ? lwwView(change.state as LwwRecordState) : undefined
-          if (view?.['v'] !== value) lost.push(`${key}: acked ${value}, relay ${JSON.stringify(view)}`)
+          const held = view?.['v']
+          if (typeof held !== 'number' || held < value || held > client.sent) lost.push(`${key}: acked ${value}, relay ${JSON.stringify(view)}`)
         }
       }
       const sent = clients.reduce((s, c) => s + c.sent, 0)
