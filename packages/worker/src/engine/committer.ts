@@ -90,6 +90,8 @@ export class Committer {
   /** Store work that must not interleave with local commits (rejections, re-stamping), run one at a time by the committer. */
   readonly #jobs: (() => Promise<void>)[] = []
   readonly #pendingLocal: LocalOp[] = []
+  /** Local writes whose commit is under way: in memory, not yet in the outbox. */
+  #committingLocal: readonly LocalOp[] = []
   readonly #dirty = new Map<string, { collection: string; key: string }>()
   /** Filtered-shape membership changes waiting for the next flush: collection\0key → present. */
   readonly #memberDirty = new Map<string, { collection: string; key: string; present: boolean }>()
@@ -119,9 +121,9 @@ export class Committer {
     return this.#nextOpId
   }
 
-  /** Local writes applied to memory and not committed yet, as changes with the clock offset they were stamped under. */
+  /** Local writes applied to memory and not in the outbox yet (queued or being committed), as changes with the clock offset they were stamped under. */
   pendingLocal(): { change: Change; offset: number }[] {
-    return this.#pendingLocal.map((op) => ({ change: { kind: op.kind, map: op.map, key: op.key, state: op.delta } as Change, offset: op.offset }))
+    return [...this.#committingLocal, ...this.#pendingLocal].map((op) => ({ change: { kind: op.kind, map: op.map, key: op.key, state: op.delta } as Change, offset: op.offset }))
   }
 
   /**
@@ -267,6 +269,16 @@ export class Committer {
 
   async #commitLocal(): Promise<void> {
     const ops = this.#pendingLocal.splice(0)
+    // Still pending until they are in the outbox: a move-out meanwhile must not drop their keys.
+    this.#committingLocal = ops
+    try {
+      await this.#commitOps(ops)
+    } finally {
+      this.#committingLocal = []
+    }
+  }
+
+  async #commitOps(ops: readonly LocalOp[]): Promise<void> {
     const store = this.#store
     const hlc = this.#hlc
     const touched = new Map<string, { op: LocalOp; loaded: LoadedMap }>()

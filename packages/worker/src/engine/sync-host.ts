@@ -172,8 +172,9 @@ export class EngineSyncHost implements SyncHost {
     }
   }
 
+  /** A local write of the key is not acknowledged yet: in the outbox, or in memory and still on its way there (the committer's). */
   #hasPending(kind: CollectionKind, map: string, key: string): boolean {
-    return this.#p.outbox.pending().some((e) => e.change.kind === kind && e.change.map === map && e.change.key === key)
+    return this.#p.outbox.pending().some(of(kind, map, key)) || this.#p.committer.pendingLocal().some(of(kind, map, key))
   }
 
   /** Drops a shape's local data (past the tombstone horizon) so it re-syncs from empty. */
