@@ -339,8 +339,10 @@ export class Committer {
 
   /**
    * A local commit failed (e.g. quota): memory ran ahead of the store, so the touched keys
-   * go back to what is durable and live queries show that. A remote change merged into
-   * one of them meanwhile is dropped from memory too; the next reconciliation brings it back.
+   * go back to what is durable plus the local writes queued behind the failed ones (made
+   * during its commit or the reads here: they are in memory, commit next and are reported
+   * durable, so they stay), and live queries show that. A remote change merged into one of
+   * them meanwhile is dropped from memory; the next reconciliation brings it back.
    */
   async #rollBack(keys: readonly { loaded: LoadedMap; key: string }[]): Promise<void> {
     const store = this.#store
@@ -351,6 +353,9 @@ export class Committer {
       } catch (error) {
         onRollBackReadError(error)
         stored = undefined
+      }
+      for (const op of this.#pendingLocal) {
+        if (op.kind === loaded.kind && op.map === loaded.map && op.key === key) stored = stored === undefined ? op.delta : mergeState(op.kind, stored as never, op.delta as never)
       }
       this.#maps.replace(loaded, key, stored)
     }
