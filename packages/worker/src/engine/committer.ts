@@ -243,6 +243,7 @@ export class Committer {
     if (this.#pendingLocal.length > 0) {
       this.#committing = true
       void this.#commitLocal().finally(() => {
+        this.#committingLocal = []
         this.#committing = false
         this.#pump()
       })
@@ -268,17 +269,8 @@ export class Committer {
   }
 
   async #commitLocal(): Promise<void> {
-    const ops = this.#pendingLocal.splice(0)
-    // Still pending until they are in the outbox: a move-out meanwhile must not drop their keys.
-    this.#committingLocal = ops
-    try {
-      await this.#commitOps(ops)
-    } finally {
-      this.#committingLocal = []
-    }
-  }
-
-  async #commitOps(ops: readonly LocalOp[]): Promise<void> {
+    // Still pending until they are in the outbox (#pump clears this after the commit): a move-out meanwhile must not drop their keys.
+    const ops = (this.#committingLocal = this.#pendingLocal.splice(0))
     const store = this.#store
     const hlc = this.#hlc
     const touched = new Map<string, { op: LocalOp; loaded: LoadedMap }>()

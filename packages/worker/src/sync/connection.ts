@@ -30,7 +30,7 @@ import { backoffDelay, transition, type ConnectionEvent } from './connection-sta
 import { FrameCodec } from './frame-codec'
 import { RelayUrls } from './relay-urls'
 import type { SyncClientOptions } from './sync-client'
-import { startWatchdog, type Watched } from './watchdog'
+import { startWatchdog } from './watchdog'
 import { networkEventsOr, type WebSocketConstructor, type WebSocketLike } from './web-socket'
 
 /** What the connection needs from the session layers above it. */
@@ -85,8 +85,6 @@ export class Connection {
   /** When the socket last delivered a frame (ms), for the dead-connection check. */
   #lastFrameAt = 0
   #watchdog: ReturnType<typeof setInterval> | undefined
-  /** What the watchdog looks at. */
-  readonly #watched: Watched
   /** Bumped per connection attempt, so an attempt that awaited a token knows it is still current. */
   #attemptId = 0
   /** Messages are handled in arrival order: each waits for the previous one's store work. */
@@ -99,15 +97,6 @@ export class Connection {
     this.#options = options
     this.#token = options.token
     this.#urls = new RelayUrls(options.url)
-    this.#watched = {
-      state: () => this.#state,
-      sessionUp: () => host.sessionUp,
-      lastFrameAt: () => (this.#socket === undefined ? undefined : this.#lastFrameAt),
-      stalled: (now, replyMs) => host.stalled(now, replyMs),
-      tick: (now) => host.tick(now),
-      ping: (now) => this.send({ type: 'ping', clientTime: now }),
-      fail: (error) => this.dispatch('error', error),
-    }
   }
 
   /** The connection state. */
@@ -281,7 +270,7 @@ export class Connection {
     this.#socket = socket
     this.#lastFrameAt = this.#options.now()
     if (this.#watchdog !== undefined) clearInterval(this.#watchdog)
-    this.#watchdog = startWatchdog(this.#options, this.#watched)
+    this.#watchdog = startWatchdog(this.#options, this, this.#host, () => (this.#socket === undefined ? undefined : this.#lastFrameAt))
     socket.onopen = () => {
       if (this.#socket !== socket) return
       this.#lastFrameAt = this.#options.now()

@@ -4,8 +4,9 @@
  * connect or hello that never completes), and restarts a session whose owed reconciliation
  * reply made no progress for `replyTimeoutMs`.
  */
-import { TimeoutError, serializeError, type SerializedError } from '@outpost/core'
+import { TimeoutError, serializeError, type ClientMessage, type SerializedError } from '@outpost/core'
 import type { ConnectionState } from '../engine-api'
+import type { ConnectionHost } from './connection'
 
 /** Default keep-alive interval: a healthy connection carries a frame at least this often. */
 export const DEFAULT_PING_MS = 5_000
@@ -22,46 +23,43 @@ export interface WatchdogOptions {
   readonly replyTimeoutMs?: number | undefined
 }
 
-/** What the watchdog looks at and acts on. */
-export interface Watched {
-  state(): ConnectionState
-  /** True while a welcomed session is up (pings go out only then). */
-  sessionUp(): boolean
-  /** When the socket last delivered a frame (ms); undefined without a socket: nothing to watch. */
-  lastFrameAt(): number | undefined
-  /** True when a reply the relay owes has made no progress for `replyMs`. */
-  stalled(now: number, replyMs: number): boolean
-  /** The tick while a session is up (live anti-entropy). */
-  tick(now: number): void
-  ping(now: number): void
-  /** The connection is dead or stalled: reconnect, reporting `error`. */
-  fail(error: SerializedError): void
+/** The connection the watchdog looks after (the `Connection`). */
+export interface WatchedConnection {
+  readonly state: ConnectionState
+  send(message: ClientMessage): void
+  dispatch(event: 'error', error: SerializedError): void
 }
 
-/** Starts the watchdog of one socket; clear the returned interval when the socket goes. */
-export function startWatchdog(options: WatchdogOptions, watched: Watched): ReturnType<typeof setInterval> {
+/** The session layers above it: whether a session is up, whether an owed reply stalled, the tick (live anti-entropy). */
+export type WatchedSession = Pick<ConnectionHost, 'sessionUp' | 'stalled' | 'tick'>
+
+/**
+ * Starts the watchdog of one socket; clear the returned interval when the socket goes.
+ * `lastFrameAt` says when the socket last delivered a frame (ms), undefined once it is gone.
+ */
+export function startWatchdog(options: WatchdogOptions, connection: WatchedConnection, session: WatchedSession, lastFrameAt: () => number | undefined): ReturnType<typeof setInterval> {
   const pingMs = options.pingMs ?? DEFAULT_PING_MS
   const deadMs = options.deadMs ?? DEFAULT_DEAD_MS
   const replyMs = options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS
   let pingedAt = 0
   return setInterval(() => {
     const now = options.now()
-    const lastFrameAt = watched.lastFrameAt()
-    if (lastFrameAt === undefined) return
-    if (now - lastFrameAt > deadMs) {
-      const state = watched.state()
+    const last = lastFrameAt()
+    if (last === undefined) return
+    if (now - last > deadMs) {
+      const state = connection.state
       const what = state === 'connecting' ? 'the connection did not open' : state === 'handshaking' ? 'the relay did not answer hello' : 'no frame arrived from the relay'
-      watched.fail(serializeError(new TimeoutError(`${what} within ${deadMs} ms; reconnecting`, { deadMs, state })))
+      connection.dispatch('error', serializeError(new TimeoutError(`${what} within ${deadMs} ms; reconnecting`, { deadMs, state })))
       return
     }
-    if (watched.stalled(now, replyMs)) {
-      watched.fail(serializeError(new TimeoutError(`the relay's reconciliation answer for a shape made no progress within ${replyMs} ms; restarting the session`, { replyTimeoutMs: replyMs })))
+    if (session.stalled(now, replyMs)) {
+      connection.dispatch('error', serializeError(new TimeoutError(`the relay's reconciliation answer for a shape made no progress within ${replyMs} ms; restarting the session`, { replyTimeoutMs: replyMs })))
       return
     }
-    if (watched.sessionUp()) watched.tick(now)
-    if (watched.sessionUp() && now - pingedAt >= pingMs) {
+    if (session.sessionUp) session.tick(now)
+    if (session.sessionUp && now - pingedAt >= pingMs) {
       pingedAt = now
-      watched.ping(now)
+      connection.send({ type: 'ping', clientTime: now })
     }
   }, Math.max(50, Math.min(1_000, Math.floor(Math.min(pingMs, deadMs) / 4))))
 }
