@@ -90,6 +90,8 @@ export class Committer {
   /** Store work that must not interleave with local commits (rejections, re-stamping), run one at a time by the committer. */
   readonly #jobs: (() => Promise<void>)[] = []
   readonly #pendingLocal: LocalOp[] = []
+  /** Local writes whose commit is under way: in memory, not yet in the outbox. */
+  #committingLocal: readonly LocalOp[] = []
   readonly #dirty = new Map<string, { collection: string; key: string }>()
   /** Filtered-shape membership changes waiting for the next flush: collection\0key → present. */
   readonly #memberDirty = new Map<string, { collection: string; key: string; present: boolean }>()
@@ -119,9 +121,9 @@ export class Committer {
     return this.#nextOpId
   }
 
-  /** Local writes applied to memory and not committed yet, as changes with the clock offset they were stamped under. */
+  /** Local writes applied to memory and not in the outbox yet (queued or being committed), as changes with the clock offset they were stamped under. */
   pendingLocal(): { change: Change; offset: number }[] {
-    return this.#pendingLocal.map((op) => ({ change: { kind: op.kind, map: op.map, key: op.key, state: op.delta } as Change, offset: op.offset }))
+    return [...this.#committingLocal, ...this.#pendingLocal].map((op) => ({ change: { kind: op.kind, map: op.map, key: op.key, state: op.delta } as Change, offset: op.offset }))
   }
 
   /**
@@ -241,6 +243,7 @@ export class Committer {
     if (this.#pendingLocal.length > 0) {
       this.#committing = true
       void this.#commitLocal().finally(() => {
+        this.#committingLocal = []
         this.#committing = false
         this.#pump()
       })
@@ -266,7 +269,8 @@ export class Committer {
   }
 
   async #commitLocal(): Promise<void> {
-    const ops = this.#pendingLocal.splice(0)
+    // Still pending until they are in the outbox (#pump clears this after the commit): a move-out meanwhile must not drop their keys.
+    const ops = (this.#committingLocal = this.#pendingLocal.splice(0))
     const store = this.#store
     const hlc = this.#hlc
     const touched = new Map<string, { op: LocalOp; loaded: LoadedMap }>()
@@ -327,8 +331,10 @@ export class Committer {
 
   /**
    * A local commit failed (e.g. quota): memory ran ahead of the store, so the touched keys
-   * go back to what is durable and live queries show that. A remote change merged into
-   * one of them meanwhile is dropped from memory too; the next reconciliation brings it back.
+   * go back to what is durable plus the local writes queued behind the failed ones (made
+   * during its commit or the reads here: they are in memory, commit next and are reported
+   * durable, so they stay), and live queries show that. A remote change merged into one of
+   * them meanwhile is dropped from memory; the next reconciliation brings it back.
    */
   async #rollBack(keys: readonly { loaded: LoadedMap; key: string }[]): Promise<void> {
     const store = this.#store
@@ -339,6 +345,9 @@ export class Committer {
       } catch (error) {
         onRollBackReadError(error)
         stored = undefined
+      }
+      for (const op of this.#pendingLocal) {
+        if (op.kind === loaded.kind && op.map === loaded.map && op.key === key) stored = stored === undefined ? op.delta : mergeState(op.kind, stored as never, op.delta as never)
       }
       this.#maps.replace(loaded, key, stored)
     }

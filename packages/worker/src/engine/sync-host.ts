@@ -72,6 +72,11 @@ function onMetaWriteError(error: unknown): void {
   if (typeof console !== 'undefined') console.warn('[outpost] could not store the relay limits; the defaults apply offline until the next connection', error)
 }
 
+/** Matches a pending write (outbox entry or queued local write) of `map/key` of `kind`. */
+function of(kind: CollectionKind, map: string, key: string): (pending: { change: Change }) => boolean {
+  return ({ change }) => change.kind === kind && change.map === map && change.key === key
+}
+
 /** The engine's side of the sync client. */
 export class EngineSyncHost implements SyncHost {
   readonly #p: SyncHostParts
@@ -167,8 +172,9 @@ export class EngineSyncHost implements SyncHost {
     }
   }
 
+  /** A local write of the key is not acknowledged yet: in the outbox, or in memory and still on its way there (the committer's). */
   #hasPending(kind: CollectionKind, map: string, key: string): boolean {
-    return this.#p.outbox.pending().some((e) => e.change.kind === kind && e.change.map === map && e.change.key === key)
+    return this.#p.outbox.pending().some(of(kind, map, key)) || this.#p.committer.pendingLocal().some(of(kind, map, key))
   }
 
   /** Drops a shape's local data (past the tombstone horizon) so it re-syncs from empty. */
@@ -253,9 +259,10 @@ export class EngineSyncHost implements SyncHost {
         if (current === undefined) continue
         let next = withoutWrite(kind, current, entry.change.state, this.#p.replicaId) as AnyState
         // Writes to the key still pending (not refused) stay: a counter's own entry totals them all.
-        for (const other of outbox.pendingFor(kind, map, key)) {
-          if (!refusedIds.has(other.opId)) next = mergeState(kind, next as never, other.change.state as never)
-        }
+        // Those queued in the committer count too: one made during an await above (the load of
+        // a map) is in memory but not yet in the outbox, and its slot must not shrink.
+        const kept = [...outbox.pendingFor(kind, map, key).filter((other) => !refusedIds.has(other.opId)), ...this.#p.committer.pendingLocal().filter(of(kind, map, key))]
+        for (const other of kept) next = mergeState(kind, next as never, other.change.state as never)
         maps.replace(loaded, key, next)
         touched.set(`${loaded.collection}\u0000${key}`, { loaded, key })
       }

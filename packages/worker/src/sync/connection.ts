@@ -1,8 +1,8 @@
 /**
- * One relay connection at a time: the socket, the URL it goes to, the state machine of
- * `connection-state.ts` and the effects of entering each state, the hello, the watchdog,
- * and framing (every frame out is checked against the relay's limit, every frame in is
- * decoded under it and handed on in arrival order).
+ * One relay connection at a time: the socket, the state machine of `connection-state.ts`
+ * and the effects of entering each state, the token the hello carries, and handing decoded
+ * frames on in arrival order. The URL round is `relay-urls.ts`, framing `frame-codec.ts`,
+ * the liveness timer `watchdog.ts`.
  *
  *   state        entering it does                                     leaves on
  *   ───────────  ───────────────────────────────────────────────────  ──────────────────────────
@@ -22,48 +22,16 @@
  *        ▲                                                   │
  *        └──── after backoffDelay(attempt) (round done) ─────┘
  *
- * A round is one failed or lost connection per URL in a row; a session that goes live
- * starts a new round, so losing a live relay moves to the next one without delay.
+ * A round is one failed or lost connection per URL in a row (see `relay-urls.ts`).
  */
-import {
-  DEFAULT_WIRE_LIMITS,
-  InternalError,
-  PROTOCOL_VERSIONS,
-  TimeoutError,
-  ValueTooLargeError,
-  decodeServerMessage,
-  encodeMessage,
-  relayUrlList,
-  serializeError,
-  type ClientMessage,
-  type SerializedError,
-  type ServerMessage,
-  type WireLimits,
-} from '@outpost/core'
+import { InternalError, PROTOCOL_VERSIONS, serializeError, type ClientMessage, type SerializedError, type ServerMessage } from '@outpost/core'
 import type { ConnectionState } from '../engine-api'
 import { backoffDelay, transition, type ConnectionEvent } from './connection-state'
+import { FrameCodec } from './frame-codec'
+import { RelayUrls } from './relay-urls'
 import type { SyncClientOptions } from './sync-client'
-
-/** The part of a WebSocket the sync client uses (the browser's, or the `ws` package's). */
-export interface WebSocketLike {
-  binaryType: string
-  readonly readyState: number
-  onopen: ((event: unknown) => void) | null
-  onmessage: ((event: { data: unknown }) => void) | null
-  onclose: ((event: { code: number; reason: string }) => void) | null
-  onerror: ((event: unknown) => void) | null
-  send(data: Uint8Array): void
-  close(code?: number, reason?: string): void
-}
-
-/** A WebSocket constructor. */
-export type WebSocketConstructor = new (url: string) => WebSocketLike
-
-/** The part of `EventTarget` the sync client uses to hear that the network is back. */
-export interface NetworkEvents {
-  addEventListener(type: 'online', listener: () => void): void
-  removeEventListener(type: 'online', listener: () => void): void
-}
+import { startWatchdog } from './watchdog'
+import { networkEventsOr, type WebSocketConstructor, type WebSocketLike } from './web-socket'
 
 /** What the connection needs from the session layers above it. */
 export interface ConnectionHost {
@@ -85,12 +53,6 @@ export interface ConnectionHost {
   unreachable(state: ConnectionState): void
 }
 
-/** Default keep-alive interval: a healthy connection carries a frame at least this often. */
-export const DEFAULT_PING_MS = 5_000
-/** Default silence (ms) after which a connection is dead: detection within this plus one second, reconnection right after. */
-export const DEFAULT_DEAD_MS = 10_000
-/** Default time (ms) a reply the relay owes may make no progress before the session restarts. */
-export const DEFAULT_REPLY_TIMEOUT_MS = 30_000
 /** Bytes of paced frames (initial slices) this client takes unprocessed: the relay waits for `credit` beyond it. */
 export const CLIENT_WINDOW_BYTES = 4 * 1024 * 1024
 /** Close code the relay uses when the token expired. */
@@ -115,37 +77,26 @@ export class Connection {
   #forcedOffline = false
   /** Backoff rounds so far (reset once live): the exponent of the next backoff delay. */
   #attempt = 0
-  /** The relay URLs, in failover order (empty: local only). */
-  readonly #urls: readonly string[]
-  /** Index in {@link #urls} of the relay this (or the next) connection goes to. */
-  #urlIndex = 0
-  /** Connections failed or lost in a row in the current round of URLs; a full round means backoff. */
-  #roundFailures = 0
+  /** The relay URLs, in failover order (none: local only). */
+  readonly #urls: RelayUrls
   #timer: ReturnType<typeof setTimeout> | undefined
   /** When `hello` went out (ms), for the clock offset measured at `welcome`. */
   #helloAt = 0
   /** When the socket last delivered a frame (ms), for the dead-connection check. */
   #lastFrameAt = 0
   #watchdog: ReturnType<typeof setInterval> | undefined
-  /** The relay's frame limits (from `welcome`; the defaults before). */
-  #limits: WireLimits = DEFAULT_WIRE_LIMITS
-  /** The wire version the relay chose in `welcome` (of those hello offered); 1 before it. */
-  #version = 1
   /** Bumped per connection attempt, so an attempt that awaited a token knows it is still current. */
   #attemptId = 0
   /** Messages are handled in arrival order: each waits for the previous one's store work. */
   #chain: Promise<void> = Promise.resolve()
-  /** Frames sent on all connections. @internal */
-  framesSent = 0
-  /** Frames and bytes received on all connections. @internal */
-  framesReceived = 0
-  bytesReceived = 0
+  /** Framing: the relay's limits (`welcome` sets them), the wire version, frame counts. */
+  readonly frames = new FrameCodec()
 
   constructor(host: ConnectionHost, options: SyncClientOptions) {
     this.#host = host
     this.#options = options
     this.#token = options.token
-    this.#urls = relayUrlList(options.url)
+    this.#urls = new RelayUrls(options.url)
   }
 
   /** The connection state. */
@@ -155,21 +106,12 @@ export class Connection {
 
   /** True when a relay URL is configured. */
   get hasRelay(): boolean {
-    return this.#urls.length > 0
+    return this.#urls.any
   }
 
   /** The relay URL the current (or next) connection uses; undefined without a relay. */
   get url(): string | undefined {
-    return this.#urls[this.#urlIndex]
-  }
-
-  /** The relay's frame limits (the defaults until `welcome` announces them). */
-  get limits(): WireLimits {
-    return this.#limits
-  }
-
-  set limits(limits: WireLimits) {
-    this.#limits = limits
+    return this.#urls.current
   }
 
   /** When `hello` went out on this connection (ms). */
@@ -184,15 +126,15 @@ export class Connection {
 
   /** Begins connecting (no-op without a URL; waits for `setOffline(false)` when forced offline). */
   start(): void {
-    if (this.#urls.length === 0) return
-    this.#networkEvents()?.addEventListener('online', this.#onNetworkOnline)
+    if (!this.#urls.any) return
+    networkEventsOr(this.#options.networkEvents)?.addEventListener('online', this.#onNetworkOnline)
     if (!this.#forcedOffline) this.dispatch('start')
   }
 
   /** Stops for good (engine close). */
   stop(): void {
     this.#forcedOffline = true
-    this.#networkEvents()?.removeEventListener('online', this.#onNetworkOnline)
+    networkEventsOr(this.#options.networkEvents)?.removeEventListener('online', this.#onNetworkOnline)
     this.dispatch('go-offline')
   }
 
@@ -212,21 +154,15 @@ export class Connection {
 
   setOffline(offline: boolean): void {
     this.#forcedOffline = offline
-    if (this.#urls.length === 0) return
+    if (!this.#urls.any) return
     this.dispatch(offline ? 'go-offline' : 'go-online')
-  }
-
-  #networkEvents(): NetworkEvents | undefined {
-    if (this.#options.networkEvents !== undefined) return this.#options.networkEvents
-    const global = globalThis as Partial<NetworkEvents>
-    return typeof global.addEventListener === 'function' && typeof global.removeEventListener === 'function' ? (global as NetworkEvents) : undefined
   }
 
   /** The network came back: a connection waiting out its backoff retries now, from a fresh backoff. */
   readonly #onNetworkOnline = (): void => {
     if (this.#state !== 'backing-off') return
     this.#attempt = 0
-    this.#roundFailures = 0
+    this.#urls.newRound()
     this.dispatch('backoff-elapsed')
   }
 
@@ -259,7 +195,7 @@ export class Connection {
       case 'backing-off': {
         this.#teardown()
         // Another relay of the list is tried at once; only a round in which all failed waits.
-        const delay = this.#failover() ? 0 : backoffDelay(this.#attempt++, this.#options.random, this.#options.backoff)
+        const delay = this.#urls.failover() ? 0 : backoffDelay(this.#attempt++, this.#options.random, this.#options.backoff)
         this.#timer = setTimeout(() => {
           this.#timer = undefined
           this.dispatch('backoff-elapsed')
@@ -275,25 +211,11 @@ export class Connection {
         return
       case 'live':
         this.#attempt = 0
-        this.#roundFailures = 0
+        this.#urls.newRound()
         return
       default:
         return
     }
-  }
-
-  /**
-   * The connection to the current URL failed or was lost: moves to the next URL of the
-   * list. True when that URL has not failed yet in this round (connect to it now); false
-   * when the round is complete (or there is one URL), so the caller backs off first.
-   */
-  #failover(): boolean {
-    if (this.#urls.length <= 1) return false
-    this.#urlIndex = (this.#urlIndex + 1) % this.#urls.length
-    this.#roundFailures++
-    if (this.#roundFailures < this.#urls.length) return true
-    this.#roundFailures = 0
-    return false
   }
 
   async #refreshToken(): Promise<void> {
@@ -347,7 +269,8 @@ export class Connection {
     socket.binaryType = 'arraybuffer'
     this.#socket = socket
     this.#lastFrameAt = this.#options.now()
-    this.#startWatchdog()
+    if (this.#watchdog !== undefined) clearInterval(this.#watchdog)
+    this.#watchdog = startWatchdog(this.#options, this, this.#host, () => (this.#socket === undefined ? undefined : this.#lastFrameAt))
     socket.onopen = () => {
       if (this.#socket !== socket) return
       this.#lastFrameAt = this.#options.now()
@@ -372,7 +295,7 @@ export class Connection {
   #teardown(): void {
     const socket = this.#socket
     this.#socket = undefined
-    this.#version = 1
+    this.frames.reset()
     if (socket !== undefined) {
       socket.onopen = socket.onmessage = socket.onclose = null
       // Keep an error handler: closing a socket that is still connecting emits an error
@@ -390,55 +313,15 @@ export class Connection {
   }
 
   /**
-   * Sends one message. Throws {@link ValueTooLargeError} (and sends nothing) when its frame
-   * exceeds the relay's limit: a frame the relay would close the connection for is never
-   * sent, so nothing can make the client reconnect in a loop. Without an open socket it
+   * Sends one message. Throws `ValueTooLargeError` (and sends nothing) when its frame
+   * exceeds the relay's limit (see {@link FrameCodec.encode}). Without an open socket it
    * sends nothing (the next session sends what is still owed).
    */
   send(message: ClientMessage): void {
     const socket = this.#socket
     if (socket === undefined || socket.readyState !== 1) return
-    const frame = encodeMessage(message, this.#version)
-    if (frame.length > this.#limits.maxFrameBytes) {
-      throw new ValueTooLargeError(`This ${message.type} message encodes to ${frame.length} bytes, over the relay's frame limit of ${this.#limits.maxFrameBytes} bytes; make it smaller`, {
-        bytes: frame.length,
-        maxFrameBytes: this.#limits.maxFrameBytes,
-        type: message.type,
-      })
-    }
-    socket.send(frame)
-    this.framesSent++
-  }
-
-  /**
-   * One timer per connection: pings while welcomed, declares a silent connection dead
-   * (no frame for `deadMs`, including a connect or hello that never completes), and
-   * restarts a session whose owed reconciliation reply made no progress for `replyTimeoutMs`.
-   */
-  #startWatchdog(): void {
-    if (this.#watchdog !== undefined) clearInterval(this.#watchdog)
-    const pingMs = this.#options.pingMs ?? DEFAULT_PING_MS
-    const deadMs = this.#options.deadMs ?? DEFAULT_DEAD_MS
-    const replyMs = this.#options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS
-    let pingedAt = 0
-    this.#watchdog = setInterval(() => {
-      const now = this.#options.now()
-      if (this.#socket === undefined) return
-      if (now - this.#lastFrameAt > deadMs) {
-        const what = this.#state === 'connecting' ? 'the connection did not open' : this.#state === 'handshaking' ? 'the relay did not answer hello' : 'no frame arrived from the relay'
-        this.dispatch('error', serializeError(new TimeoutError(`${what} within ${deadMs} ms; reconnecting`, { deadMs, state: this.#state })))
-        return
-      }
-      if (this.#host.stalled(now, replyMs)) {
-        this.dispatch('error', serializeError(new TimeoutError(`the relay's reconciliation answer for a shape made no progress within ${replyMs} ms; restarting the session`, { replyTimeoutMs: replyMs })))
-        return
-      }
-      if (this.#host.sessionUp) this.#host.tick(now)
-      if (this.#host.sessionUp && now - pingedAt >= pingMs) {
-        pingedAt = now
-        this.send({ type: 'ping', clientTime: now })
-      }
-    }, Math.max(50, Math.min(1_000, Math.floor(Math.min(pingMs, deadMs) / 4))))
+    socket.send(this.frames.encode(message))
+    this.frames.framesSent++
   }
 
   #hello(): void {
@@ -463,13 +346,7 @@ export class Connection {
     let message: ServerMessage
     let length: number
     try {
-      const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : (data as Uint8Array)
-      length = bytes.length
-      this.framesReceived++
-      this.bytesReceived += length
-      message = decodeServerMessage(bytes, this.#limits, this.#version)
-      // Set on arrival, not when the handler chain reaches it: the frames behind it are in this version.
-      if (message.type === 'welcome') this.#version = message.version
+      ;({ message, length } = this.frames.decode(data))
     } catch (error) {
       // A frame we cannot read: the session is out of step, start a fresh one.
       this.dispatch('error', serializeError(error))

@@ -21,14 +21,16 @@ import type { Change, ClientMessage, Hlc, LockLostMessage, RelayUrlInput, Serial
 import type { ConnectionState } from '../engine-api'
 import type { Outbox } from '../outbox'
 import type { BackoffOptions } from './connection-state'
-import { Connection, type NetworkEvents, type WebSocketConstructor } from './connection'
+import { Connection } from './connection'
+import type { NetworkEvents, WebSocketConstructor } from './web-socket'
 import { OutboxSender } from './outbox-sender'
 import { RequestChannel, type RequestAnswer } from './request-channel'
 import type { ShapeReplica } from './shape-replica'
 import { ShapeSync, type ResumeMode } from './shape-sync'
 
-export { CLIENT_WINDOW_BYTES, DEFAULT_DEAD_MS, DEFAULT_PING_MS, DEFAULT_REPLY_TIMEOUT_MS } from './connection'
-export type { NetworkEvents, WebSocketConstructor, WebSocketLike } from './connection'
+export { CLIENT_WINDOW_BYTES } from './connection'
+export { DEFAULT_DEAD_MS, DEFAULT_PING_MS, DEFAULT_REPLY_TIMEOUT_MS } from './watchdog'
+export type { NetworkEvents, WebSocketConstructor, WebSocketLike } from './web-socket'
 export type { RequestAnswer } from './request-channel'
 export { DEFAULT_ANTI_ENTROPY_MS } from './shape-sync'
 export type { ResumeMode } from './shape-sync'
@@ -179,7 +181,7 @@ export class SyncClient {
           return connection.socket !== undefined
         },
         get limits() {
-          return connection.limits
+          return connection.frames.limits
         },
         send: (message) => connection.send(message),
         nextId,
@@ -192,7 +194,7 @@ export class SyncClient {
         return client.#active
       },
       get limits() {
-        return connection.limits
+        return connection.frames.limits
       },
       send: (message) => connection.send(message),
       now,
@@ -232,7 +234,7 @@ export class SyncClient {
 
   /** Frames sent on all connections (for tests that count re-sends). @internal */
   get framesSent(): number {
-    return this.#connection.framesSent
+    return this.#connection.frames.framesSent
   }
 
   /** Changes sent in `ops` frames (for tests and benchmarks). @internal */
@@ -242,7 +244,7 @@ export class SyncClient {
 
   /** What crossed the wire so far. @internal */
   get stats(): SyncStats {
-    const c = this.#connection
+    const c = this.#connection.frames
     return { framesSent: c.framesSent, opsChangesSent: this.#outbox.changesSent, framesReceived: c.framesReceived, bytesReceived: c.bytesReceived, resumes: { ...this.#shapes.resumes }, antiEntropy: { ...this.#shapes.antiEntropy } }
   }
 
@@ -324,8 +326,8 @@ export class SyncClient {
     // The relay's clock at "now" is about serverTime plus half the round trip.
     this.#host.hlc.offset = serverTime + (now - connection.helloAt) / 2 - now
     if (limits !== undefined) {
-      connection.limits = { maxFrameBytes: limits.maxFrameBytes, maxElements: limits.maxElements }
-      this.#host.limitsChanged(connection.limits)
+      connection.frames.limits = { maxFrameBytes: limits.maxFrameBytes, maxElements: limits.maxElements }
+      this.#host.limitsChanged(connection.frames.limits)
     }
     // Pending writes stamped under a wrong clock are re-stamped before anything is reconciled or sent.
     const socket = connection.socket
