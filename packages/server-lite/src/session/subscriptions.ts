@@ -36,7 +36,8 @@ import {
   itemBudget,
   keySize,
   measure,
-  packBySize,
+  measureTotal,
+  packListBySize,
   serializeError,
   shapeKey,
   validateShape,
@@ -56,7 +57,7 @@ import type { OutRecord, Subscription, SubscriptionHost, SubscriptionOut } from 
 
 export type { SubscriptionHost } from './subscription'
 
-/** Most records in one `changes` frame; frames are cut by exact bytes first (`packBySize`). */
+/** Most records in one `changes` frame; frames are cut by exact bytes first (`packListBySize`). */
 const FRAME_RECORDS = 2_000
 
 /** A cursor the relay issued: its store, the view it is valid for, and the sequence number. */
@@ -268,7 +269,14 @@ export class Subscriptions {
     const oversize = (item: Item, size: FrameSize): void => {
       if ('change' in item) this.#oversize(sub, item.change, size.bytes)
     }
-    for (const batch of packBySize(items, sizeOf, itemBudget(this.#limits), FRAME_RECORDS, oversize)) {
+    // A page of small records is measured once as a whole (one encoding) and cut only when it does not fit one frame.
+    const sizeOfAll = (all: readonly Item[]): FrameSize => {
+      const total = measureTotal(all.flatMap((item) => ('change' in item ? [item.change] : [])))
+      let bytes = total.bytes
+      for (const item of all) if ('moveOut' in item) bytes += keySize(item.moveOut).bytes
+      return { bytes, elements: total.elements }
+    }
+    for (const batch of packListBySize(items, sizeOf, sizeOfAll, itemBudget(this.#limits), FRAME_RECORDS, oversize)) {
       yield { changes: batch.flatMap((item) => ('change' in item ? [item.change] : [])), moveOut: batch.flatMap((item) => ('moveOut' in item ? [item.moveOut] : [])) }
     }
   }
