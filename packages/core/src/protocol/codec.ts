@@ -72,6 +72,17 @@ const UNBOUNDED: CodecLimits = { maxFrameBytes: Infinity, maxDepth: Infinity, ma
  * be sent losslessly (`undefined` outside an object field, functions, symbols, cycles).
  */
 export function encode(value: unknown): Uint8Array {
+  return encodeCounted(value).frame
+}
+
+/** A frame and the array items plus map entries it holds (what {@link CodecLimits.maxElements} counts). */
+export interface CountedFrame {
+  readonly frame: Uint8Array
+  readonly elements: number
+}
+
+/** {@link encode}, also returning the frame's element count (from the self-check's scan, at no extra cost). */
+function encodeCounted(value: unknown): CountedFrame {
   let packed: Uint8Array
   try {
     packed = packr.pack(value)
@@ -80,12 +91,13 @@ export function encode(value: unknown): Uint8Array {
   }
   // msgpackr hands out views into its shared, reused buffer: copy so the frame owns its bytes.
   const frame = new Uint8Array(packed)
+  let elements: number
   try {
-    scanFrame(frame, UNBOUNDED, 'encode')
+    elements = scanFrame(frame, UNBOUNDED, 'encode')
   } catch (error) {
     throw new InvalidValueError(`Cannot encode this value: ${describe(error)}`)
   }
-  return frame
+  return { frame, elements }
 }
 
 /** The exact size of a value as one msgpack frame. */
@@ -123,6 +135,14 @@ export function measure(value: unknown): FrameSize {
  */
 export function encodeMessage(message: ClientMessage | ServerMessage, version = 1): Uint8Array {
   return encode(version >= 2 ? packMessage(message) : message)
+}
+
+/**
+ * {@link encodeMessage}, also returning the frame's element count: a sender that encodes
+ * first checks the frame against {@link CodecLimits} itself instead of measuring each item.
+ */
+export function encodeMessageCounted(message: ClientMessage | ServerMessage, version = 1): CountedFrame {
+  return encodeCounted(version >= 2 ? packMessage(message) : message)
 }
 
 /**

@@ -53,12 +53,10 @@ import {
 import { ShapeView } from '../sync/shape-view'
 import { MerkleAnswers } from './merkle-answers'
 import { PacedStreams } from './paced-streams'
-import type { OutRecord, Subscription, SubscriptionHost, SubscriptionOut } from './subscription'
+import { FRAME_RECORDS, type OutRecord, type Subscription, type SubscriptionHost, type SubscriptionOut } from './subscription'
 
 export type { SubscriptionHost } from './subscription'
 
-/** Most records in one `changes` frame; frames are cut by exact bytes first (`packListBySize`). */
-const FRAME_RECORDS = 2_000
 
 /** A cursor the relay issued: its store, the view it is valid for, and the sequence number. */
 interface Cursor {
@@ -83,8 +81,12 @@ export class Subscriptions {
 
   constructor(host: SubscriptionHost) {
     this.#host = host
+    const limits = (): WireLimits => this.#limits
     const out: SubscriptionOut = {
       host,
+      get limits() {
+        return limits()
+      },
       frames: (sub, records, moveOut) => this.#frames(sub, records, moveOut),
       sendChanges: (sub, records, moveOut) => this.#sendChanges(sub, records, moveOut),
       synced: (sub, head) => this.#synced(sub, head),
