@@ -54,8 +54,10 @@ export async function plant(dir: string, n: number): Promise<void> {
   await store.close()
 }
 
+/** Starts the relay CLI over `dir`, with the extra Node flags of `OUTPOST_BENCH_RELAY_FLAGS` (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
 export async function startRelay(root: string, dir: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [...NODE_SOURCE_FLAGS, join(root, 'packages/server-lite/src/cli.ts'), '--port', '0', '--data-dir', dir, '--log-level', 'info'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+  const extra = (process.env['OUTPOST_BENCH_RELAY_FLAGS'] ?? '').split(' ').filter((flag) => flag !== '')
+  const child = spawn(process.execPath, [...NODE_SOURCE_FLAGS, ...extra, join(root, 'packages/server-lite/src/cli.ts'), '--port', '0', '--data-dir', dir, '--log-level', 'info'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
   const guard = (): void => void child.kill('SIGKILL')
   process.once('exit', guard)
   child.once('exit', () => process.off('exit', guard))
@@ -79,7 +81,7 @@ export async function startRelay(root: string, dir: string): Promise<{ child: Ch
 }
 
 /** Subscribes to the whole map with credit-based flow control; resolves with what arrived. */
-async function stream(port: number): Promise<{ records: number; bytes: number; ms: number; peakHeapMiB: number }> {
+export async function stream(port: number): Promise<{ records: number; bytes: number; ms: number; peakHeapMiB: number }> {
   const socket = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
   await new Promise<void>((resolve, reject) => {
     socket.once('open', () => resolve())

@@ -11,6 +11,9 @@
  *    more elements (beyond its header's seven), also for batches built to defeat the
  *    tables (hundreds of replicas and field names, walls far apart, large counters), so
  *    frames cut by v1 sizes (`packBySize` + `measure`) fit the byte and element limits;
+ *  - whole-list sizes: `measureTotal` of a list is exactly the sum of `measure` of its items,
+ *    and `packListBySize` (the relay's shortcut: one encoding per page) cuts frames that
+ *    fit the limits, the whole list as one frame exactly when `packBySize` would;
  *  - same verdict: a batch with changes that break the change schema's rules is accepted
  *    or refused exactly as in v1 (whole `changes` message; one change of an `ops` batch);
  *  - hostile input: mutated v2 frames (bytes, and packed structure) throw nothing but
@@ -23,7 +26,7 @@ import { describe, expect, it } from 'vitest'
 import { MAX_WALL, encodeStamp } from '../src/clock'
 import { OutpostError } from '../src/errors'
 import { DEFAULT_CODEC_LIMITS, decode, decodeClientMessage, decodeServerMessage, encode, encodeMessage, measure, parseChange, scanFrame } from '../src/protocol/codec'
-import { FRAME_ENVELOPE, packBySize } from '../src/protocol/limits'
+import { FRAME_ENVELOPE, measureTotal, packBySize, packListBySize } from '../src/protocol/limits'
 import { changeSchema, type ChangesMessage, type OpsMessage } from '../src/protocol/messages'
 import { prng, testSeed } from '../src/testing/random'
 import { valueDifference } from '../src/testing/store-suite'
@@ -188,6 +191,29 @@ describe('wire v2 size', () => {
           expect(frame.length).toBeLessThanOrEqual(limits.maxFrameBytes)
           expect(scanFrame(frame, UNBOUNDED)).toBeLessThanOrEqual(limits.maxElements)
           expect(frame.length).toBeLessThanOrEqual(encodeMessage(changesMessage(cut), 1).length)
+        }
+      }),
+      Math.ceil(RUNS / 10),
+    )
+  })
+
+  it('measures a whole list as the sum of its items, and packListBySize cuts frames that fit', () => {
+    const limits = { maxFrameBytes: 64 * 1024, maxElements: 3_000 }
+    const budget = { bytes: limits.maxFrameBytes - FRAME_ENVELOPE.bytes, elements: limits.maxElements - FRAME_ENVELOPE.elements }
+    check(
+      fc.property(fc.array(fc.oneof(batch, wideBatch), { minLength: 1, maxLength: 20 }), fc.integer({ min: 1, max: 400 }), (batches, maxCount) => {
+        const changes = batches.flat()
+        const each = changes.map((change) => measure(change))
+        expect(measureTotal(changes)).toEqual({ bytes: each.reduce((sum, size) => sum + size.bytes, 0), elements: each.reduce((sum, size) => sum + size.elements, 0) })
+        const cuts = [...packListBySize(changes, measure, measureTotal, budget, maxCount)]
+        const greedy = [...packBySize(changes, measure, budget, maxCount)]
+        expect(cuts.length === 1).toBe(greedy.length === 1)
+        expect(cuts.flat()).toEqual(greedy.flat())
+        for (const cut of cuts) {
+          expect(cut.length).toBeLessThanOrEqual(maxCount)
+          const frame = encodeMessage(changesMessage(cut), 2)
+          expect(frame.length).toBeLessThanOrEqual(limits.maxFrameBytes)
+          expect(scanFrame(frame, UNBOUNDED)).toBeLessThanOrEqual(limits.maxElements)
         }
       }),
       Math.ceil(RUNS / 10),

@@ -6,9 +6,12 @@
  * - every frame the relay sends fits its limit: slices, reconciliation answers (`nodes`
  *   cut with `more`), and a record stored too large (before limits were checked) is
  *   reported, not sent;
- * - a slice streams paced by the client's credit, and does not hold up the session's other frames.
+ * - a slice streams paced by the client's credit, and does not hold up the session's other frames;
+ * - a slice page is encoded whole and cut only when its frame is over the limits: records of
+ *   mixed sizes arrive each once, in the store's order, in frames that fit and are not tiny.
  */
 import { MemoryStore, MerkleTree, type ChangesMessage, type LwwRecordState, type MerkleNodeInfo, type WriteRequest } from '@outpost/core'
+import { prng, testSeed } from '@outpost/core/testing'
 import { afterEach, describe, expect, it } from 'vitest'
 import { TestClient, startRelay } from './helpers/client'
 import { update } from './helpers/changes'
@@ -129,6 +132,36 @@ describe('frames the relay sends fit its limit', () => {
       if (asked.some((n) => n.path === leaf.slice(0, 3))) expected.add(leaf)
     }
     expect(new Set(children.map((n) => n.path))).toEqual(expected)
+  })
+})
+
+describe('slice frames cut by their encoded size', () => {
+  it('sends records of mixed sizes each once, in store order, in frames within the limit and at least a third full', async () => {
+    const seed = testSeed('limits: mixed slice')
+    const random = prng(seed)
+    const store = new MemoryStore()
+    const stamp = '0000000001-0000-seed' as never
+    // Mostly small records, some of 2-20 KB, one of 50 KB: pages of 2,000 overflow a 64 KiB frame many times over.
+    const sizes = Array.from({ length: 3_000 }, (_, i) => (i === 1_234 ? 50_000 : random() < 0.05 ? 2_000 + Math.floor(random() * 18_000) : Math.floor(random() * 300)))
+    await store.applyWrites(sizes.map((size, i) => plant('mixed', `m${String(i).padStart(5, '0')}`, { fields: [['body', text(size), stamp]], deleted: null })))
+    const order: string[] = []
+    for (let after: string | undefined; ; ) {
+      const page = await store.scanRecords('mixed', after === undefined ? { limit: 500 } : { after, limit: 500 })
+      order.push(...page.map((record) => record.key))
+      if (page.length < 500) break
+      after = page[page.length - 1]?.key
+    }
+    const limit = 64 * 1024
+    const r = await relay(limit, store)
+    const { client } = await connect(r.url)
+    client.send({ type: 'subscribe', sub: 1, shape: { map: 'mixed' } })
+    await client.waitAny((m) => m.type === 'synced' && m.sub === 1, 30_000)
+    const frames = client.messages.map((m, i) => ({ m, bytes: client.frameSizes[i] as number })).filter(({ m }) => m.type === 'changes')
+    const keys = frames.flatMap(({ m }) => (m as ChangesMessage).changes.map((c) => c.key))
+    expect(keys, `seed ${seed}`).toEqual(order)
+    expect(Math.max(...frames.map(({ bytes }) => bytes)), `seed ${seed}`).toBeLessThanOrEqual(limit)
+    const total = frames.reduce((sum, { bytes }) => sum + bytes, 0)
+    expect(frames.length, `seed ${seed}`).toBeLessThanOrEqual(Math.ceil((3 * total) / limit) + 1)
   })
 })
 

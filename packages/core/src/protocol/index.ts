@@ -88,13 +88,14 @@ export {
   decodeServerMessage,
   encode,
   encodeMessage,
+  encodeMessageCounted,
   formatIssues,
   measure,
   parseChange,
   scanFrame,
 } from './codec'
-export type { CodecLimits, FrameSize } from './codec'
-export { DEFAULT_WIRE_LIMITS, FRAME_ENVELOPE, MIN_FRAME_BYTES, assertChangeFits, itemBudget, keySize, packBySize, sizeError } from './limits'
+export type { CodecLimits, CountedFrame, FrameSize } from './codec'
+export { DEFAULT_WIRE_LIMITS, FRAME_ENVELOPE, MIN_FRAME_BYTES, assertChangeFits, itemBudget, keySize, measureTotal, packBySize, packListBySize, sizeError } from './limits'
 export type { WireLimits } from './limits'
 export {
   isAck,

@@ -111,6 +111,45 @@ export function* packBySize<T>(
   if (batch.length > 0) yield batch
 }
 
+/**
+ * Like {@link packBySize} for a list in hand, with a shortcut: when the whole list fits one
+ * batch by `sizeOfAll` (the sum of what `sizeOf` gives each item, found at once, e.g. by
+ * {@link measureTotal}), it is that one batch and no item is measured alone. Otherwise it
+ * cuts as {@link packBySize} does. A relay streaming pages of small records measures each
+ * page once instead of each record.
+ */
+export function* packListBySize<T>(
+  items: readonly T[],
+  sizeOf: (item: T) => FrameSize,
+  sizeOfAll: (items: readonly T[]) => FrameSize,
+  budget: FrameSize,
+  maxCount: number,
+  oversize?: (item: T, size: FrameSize) => void,
+): Generator<T[], void, undefined> {
+  if (items.length === 0) return
+  if (items.length <= maxCount) {
+    const total = sizeOfAll(items)
+    // Each item also counts its entry in the list, as in packBySize.
+    if (total.bytes <= budget.bytes && total.elements + items.length <= budget.elements) {
+      yield [...items]
+      return
+    }
+  }
+  yield* packBySize(items, sizeOf, budget, maxCount, oversize)
+}
+
+/**
+ * The sizes {@link measure} gives each of `values`, added up, from one encoding of the
+ * whole list (its own array header taken off): what {@link packBySize} would sum for them,
+ * without measuring each alone. Throws like {@link measure}.
+ */
+export function measureTotal(values: readonly unknown[]): FrameSize {
+  const list = measure(values)
+  const n = values.length
+  const header = n < 16 ? 1 : n < 65536 ? 3 : 5
+  return { bytes: list.bytes - header, elements: list.elements - n }
+}
+
 /** The encoded size of a string key in a list (msgpack string header plus UTF-8 bytes), without encoding it. */
 export function keySize(key: string): FrameSize {
   let bytes = 0

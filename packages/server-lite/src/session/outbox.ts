@@ -3,7 +3,7 @@
  * negotiated, counts the bytes sent (and the errors) in the relay's metrics, and hands the
  * frames to the transport. Nothing goes out once the session is closed.
  */
-import { encodeMessage, type ServerMessage } from '@outpost/core'
+import { encodeMessage, encodeMessageCounted, type CountedFrame, type ServerMessage } from '@outpost/core'
 import type { RelayContext } from '../relay-context'
 import type { SessionTransport } from './transport'
 
@@ -41,6 +41,23 @@ export class Outbox {
     this.#context.metrics.bytesOut.inc(frame.length)
     if (message.type === 'error') this.#context.metrics.errors.inc({ code: message.error.code })
     this.#transport.send(frame)
+  }
+
+  /** Encodes a message in the session's wire version without sending it (undefined, logged, when it cannot be encoded). */
+  encode(message: ServerMessage): CountedFrame | undefined {
+    try {
+      return encodeMessageCounted(message, this.version)
+    } catch (error) {
+      this.#context.logger.error({ err: error, type: message.type }, 'cannot encode a server message')
+      return undefined
+    }
+  }
+
+  /** Sends a frame {@link encode} made; returns its length (0 when nothing was sent). */
+  sendEncoded(frame: Uint8Array): number {
+    if (this.#closed()) return 0
+    this.frame(frame)
+    return frame.length
   }
 
   /** Sends a message and returns its frame's length (0 when nothing was sent). */

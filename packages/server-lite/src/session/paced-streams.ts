@@ -4,8 +4,20 @@
  * Frames are paced by the socket's send buffer and, when the client asked for flow
  * control (hello `window`), by its `credit`; both paths end with `synced`.
  */
-import type { RecordValue, SyncRecord } from '@outpost/core'
-import type { OutRecord, Subscription, SubscriptionOut } from './subscription'
+import type { Change, RecordValue, ServerMessage, SyncRecord } from '@outpost/core'
+import { FRAME_RECORDS, type OutRecord, type Subscription, type SubscriptionOut } from './subscription'
+
+/** Records then move-outs for one frame. */
+interface Part {
+  readonly records: readonly OutRecord[]
+  readonly moveOut: readonly string[]
+}
+
+/** Items `[from, to)` of records followed by move-outs. */
+function partOf(records: readonly OutRecord[], moveOut: readonly string[], from: number, to: number): Part {
+  const n = records.length
+  return { records: records.slice(Math.min(from, n), Math.min(to, n)), moveOut: moveOut.slice(Math.max(0, from - n), Math.max(0, to - n)) }
+}
 
 /** Log entries read per page of a replay. */
 const REPLAY_PAGE = 2_000
@@ -100,14 +112,48 @@ export class PacedStreams {
     if (!sub.closed) await this.#out.synced(sub, head)
   }
 
-  /** Sends records and move-outs as paced, numbered frames (credit and send buffer), cut by exact bytes. */
+  /**
+   * Sends records and move-outs as paced, numbered frames (credit and send buffer), each
+   * within the frame limits. A part (at most {@link FRAME_RECORDS} items) is encoded first
+   * and the frame itself checked against the limits, as the client's decoder will check it:
+   * one encoding per frame, no item measured alone (measuring each record cost as much as
+   * encoding the frames). A frame over the limits is cut where the bytes and elements say
+   * it fits (and the rest tried again); a single record that fits no frame goes through
+   * `frames`, which reports it.
+   */
   async #send(sub: Subscription, records: readonly OutRecord[], moveOut: readonly string[]): Promise<void> {
     const host = this.#out.host
-    for (const batch of this.#out.frames(sub, records, moveOut)) {
+    const limits = this.#out.limits
+    const parts: Part[] = []
+    for (let i = 0; i < records.length + moveOut.length; i += FRAME_RECORDS) parts.push(partOf(records, moveOut, i, i + FRAME_RECORDS))
+    let part: Part | undefined
+    while ((part = parts.shift()) !== undefined) {
       await this.#paced()
       if (sub.closed || !host.isOpen) return
-      host.context.metrics.opsOut.inc(batch.changes.length)
-      this.#owed += host.sendMeasured({ type: 'changes', sub: sub.sub, changes: batch.changes, ...(batch.moveOut.length > 0 ? { moveOut: batch.moveOut } : {}), paced: true, frame: ++sub.frames })
+      const changes = part.records.map(({ key, state }) => ({ kind: sub.view.kind, map: sub.map, key, state }) as Change)
+      const message: ServerMessage = { type: 'changes', sub: sub.sub, changes, ...(part.moveOut.length > 0 ? { moveOut: [...part.moveOut] } : {}), paced: true, frame: sub.frames + 1 }
+      const encoded = host.encode(message)
+      if (encoded !== undefined && encoded.frame.length <= limits.maxFrameBytes && encoded.elements <= limits.maxElements) {
+        sub.frames++
+        host.context.metrics.opsOut.inc(changes.length)
+        this.#owed += host.sendEncoded(encoded.frame)
+        continue
+      }
+      const count = part.records.length + part.moveOut.length
+      if (encoded !== undefined && count > 1) {
+        // Cut where the frame would fit, with a tenth to spare for records larger than the average.
+        const ratio = Math.min(limits.maxFrameBytes / encoded.frame.length, limits.maxElements / encoded.elements)
+        const cut = Math.max(1, Math.min(count >> 1, Math.floor(count * ratio * 0.9)))
+        parts.unshift(partOf(part.records, part.moveOut, 0, cut), partOf(part.records, part.moveOut, cut, count))
+        continue
+      }
+      // One record that fits no frame (or cannot be encoded): `frames` reports it.
+      for (const batch of this.#out.frames(sub, part.records, part.moveOut)) {
+        await this.#paced()
+        if (sub.closed || !host.isOpen) return
+        host.context.metrics.opsOut.inc(batch.changes.length)
+        this.#owed += host.sendMeasured({ type: 'changes', sub: sub.sub, changes: batch.changes, ...(batch.moveOut.length > 0 ? { moveOut: batch.moveOut } : {}), paced: true, frame: ++sub.frames })
+      }
     }
   }
 

@@ -126,6 +126,8 @@ export class Session implements Caller {
       },
       send: (message) => this.send(message),
       sendMeasured: (message) => this.#out.sendMeasured(message),
+      encode: (message) => this.#out.encode(message),
+      sendEncoded: (frame) => this.#out.sendEncoded(frame),
       bufferedBytes: () => this.#transport.bufferedBytes(),
       access: (map) => this.#accessFor(map),
     })

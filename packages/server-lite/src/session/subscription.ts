@@ -3,7 +3,7 @@
  * paced streams of `paced-streams.ts`, the Merkle answers of `merkle-answers.ts`) need
  * from their session and from each other.
  */
-import type { Change, CrdtState, ReconcileTree, ServerMessage } from '@outpost/core'
+import type { Change, CountedFrame, CrdtState, ReconcileTree, ServerMessage, WireLimits } from '@outpost/core'
 import type { MapAccess } from '../auth/rules'
 import type { RelayContext } from '../relay-context'
 import type { MapState } from '../sync/map-catalog'
@@ -19,6 +19,10 @@ export interface SubscriptionHost {
   send(message: ServerMessage): void
   /** Sends a message; returns its frame's length (0 when nothing was sent). */
   sendMeasured(message: ServerMessage): number
+  /** Encodes a message in the session's wire version, not sent yet (undefined when it cannot be encoded). */
+  encode(message: ServerMessage): CountedFrame | undefined
+  /** Sends a frame `encode` made; returns its length (0 when nothing was sent). */
+  sendEncoded(frame: Uint8Array): number
   /** Bytes waiting in the transport's send buffer. */
   bufferedBytes(): number
   /** What the caller may do on `map`. */
@@ -42,9 +46,14 @@ export interface OutRecord {
   readonly state: CrdtState
 }
 
+/** Most records in one `changes` frame; frames are cut by exact bytes first. */
+export const FRAME_RECORDS = 2_000
+
 /** What the paced streams and the Merkle answers use of the subscriptions. */
 export interface SubscriptionOut {
   readonly host: SubscriptionHost
+  /** The frame limits (bytes, elements) every frame sent must fit. */
+  readonly limits: WireLimits
   /** Cuts records then move-outs into frames that fit (a record too large for any frame is reported instead). */
   frames(sub: Subscription, records: readonly OutRecord[], moveOut: readonly string[]): Iterable<{ changes: Change[]; moveOut: string[] }>
   /** Sends records and move-outs now, numbered (`frame`). */

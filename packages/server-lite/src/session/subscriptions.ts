@@ -36,7 +36,8 @@ import {
   itemBudget,
   keySize,
   measure,
-  packBySize,
+  measureTotal,
+  packListBySize,
   serializeError,
   shapeKey,
   validateShape,
@@ -52,12 +53,10 @@ import {
 import { ShapeView } from '../sync/shape-view'
 import { MerkleAnswers } from './merkle-answers'
 import { PacedStreams } from './paced-streams'
-import type { OutRecord, Subscription, SubscriptionHost, SubscriptionOut } from './subscription'
+import { FRAME_RECORDS, type OutRecord, type Subscription, type SubscriptionHost, type SubscriptionOut } from './subscription'
 
 export type { SubscriptionHost } from './subscription'
 
-/** Most records in one `changes` frame; frames are cut by exact bytes first (`packBySize`). */
-const FRAME_RECORDS = 2_000
 
 /** A cursor the relay issued: its store, the view it is valid for, and the sequence number. */
 interface Cursor {
@@ -82,8 +81,12 @@ export class Subscriptions {
 
   constructor(host: SubscriptionHost) {
     this.#host = host
+    const limits = (): WireLimits => this.#limits
     const out: SubscriptionOut = {
       host,
+      get limits() {
+        return limits()
+      },
       frames: (sub, records, moveOut) => this.#frames(sub, records, moveOut),
       sendChanges: (sub, records, moveOut) => this.#sendChanges(sub, records, moveOut),
       synced: (sub, head) => this.#synced(sub, head),
@@ -268,7 +271,14 @@ export class Subscriptions {
     const oversize = (item: Item, size: FrameSize): void => {
       if ('change' in item) this.#oversize(sub, item.change, size.bytes)
     }
-    for (const batch of packBySize(items, sizeOf, itemBudget(this.#limits), FRAME_RECORDS, oversize)) {
+    // A page of small records is measured once as a whole (one encoding) and cut only when it does not fit one frame.
+    const sizeOfAll = (all: readonly Item[]): FrameSize => {
+      const total = measureTotal(all.flatMap((item) => ('change' in item ? [item.change] : [])))
+      let bytes = total.bytes
+      for (const item of all) if ('moveOut' in item) bytes += keySize(item.moveOut).bytes
+      return { bytes, elements: total.elements }
+    }
+    for (const batch of packListBySize(items, sizeOf, sizeOfAll, itemBudget(this.#limits), FRAME_RECORDS, oversize)) {
       yield { changes: batch.flatMap((item) => ('change' in item ? [item.change] : [])), moveOut: batch.flatMap((item) => ('moveOut' in item ? [item.moveOut] : [])) }
     }
   }
