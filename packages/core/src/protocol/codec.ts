@@ -237,195 +237,223 @@ export function scanFrame(bytes: Uint8Array, limits: CodecLimits, mode: 'decode'
     throw new FrameTooLargeError(`Frame of ${length} bytes exceeds the limit of ${limits.maxFrameBytes} bytes; send smaller batches`, { bytes: length, limit: limits.maxFrameBytes })
   }
   if (length === 0) throw new DecodeError('Frame is empty; expected one msgpack value')
-  // pending[d] = values still to read in the container open at depth d (depth 0 = the frame itself).
-  const pending: number[] = [1]
-  // keyed[d] = the container at depth d is a map, so every other value is a key.
-  const keyed: boolean[] = [false]
-  let depth = 0
-  let elements = 0
-  let pos = 0
+  return new FrameScan(bytes, limits, mode).run()
+}
 
-  const remaining = (): number => length - pos
-  const need = (count: number, what: string): void => {
-    if (count > length - pos) throw new DecodeError(`Frame is truncated: ${what} needs ${count} bytes but only ${length - pos} remain`, { offset: pos })
+/** The state of one {@link scanFrame} pass (a class, so its helpers are not closures re-created per call). */
+class FrameScan {
+  readonly bytes: Uint8Array
+  readonly length: number
+  readonly limits: CodecLimits
+  readonly mode: 'decode' | 'encode'
+  // pending[d] = values still to read in the container open at depth d (depth 0 = the frame itself).
+  readonly pending: number[] = [1]
+  // keyed[d] = the container at depth d is a map, so every other value is a key.
+  readonly keyed: boolean[] = [false]
+  depth = 0
+  elements = 0
+  pos = 0
+
+  constructor(bytes: Uint8Array, limits: CodecLimits, mode: 'decode' | 'encode') {
+    this.bytes = bytes
+    this.length = bytes.length
+    this.limits = limits
+    this.mode = mode
   }
-  const readUint = (size: number): number => {
-    need(size, 'a length header')
+
+  remaining(): number {
+    return this.length - this.pos
+  }
+
+  need(count: number, what: string): void {
+    if (count > this.length - this.pos) throw new DecodeError(`Frame is truncated: ${what} needs ${count} bytes but only ${this.length - this.pos} remain`, { offset: this.pos })
+  }
+
+  readUint(size: number): number {
+    this.need(size, 'a length header')
     let value = 0
-    for (let i = 0; i < size; i++) value = value * 256 + (bytes[pos + i] as number)
-    pos += size
+    for (let i = 0; i < size; i++) value = value * 256 + (this.bytes[this.pos + i] as number)
+    this.pos += size
     return value
   }
-  const declared = (count: number, what: string): void => {
+
+  declared(count: number, what: string): void {
     // Every declared byte, and every declared item (at least one byte each), must fit in what is left.
-    if (count > remaining()) {
-      throw new DecodeLimitError(`${what} length header says ${count} but only ${remaining()} bytes remain`, { offset: pos, declared: count, remaining: remaining() })
+    if (count > this.remaining()) {
+      throw new DecodeLimitError(`${what} length header says ${count} but only ${this.remaining()} bytes remain`, { offset: this.pos, declared: count, remaining: this.remaining() })
     }
   }
-  const open = (items: number, isMap: boolean): void => {
+
+  open(items: number, isMap: boolean): void {
     const values = isMap ? items * 2 : items
-    declared(values, isMap ? 'map' : 'array')
-    elements += items
-    if (elements > limits.maxElements) {
-      throw new DecodeLimitError(`Frame holds more than ${limits.maxElements} array items and map entries; send smaller batches`, { limit: limits.maxElements, offset: pos })
+    this.declared(values, isMap ? 'map' : 'array')
+    this.elements += items
+    if (this.elements > this.limits.maxElements) {
+      throw new DecodeLimitError(`Frame holds more than ${this.limits.maxElements} array items and map entries; send smaller batches`, { limit: this.limits.maxElements, offset: this.pos })
     }
-    if (depth + 1 > limits.maxDepth) {
-      throw new DecodeLimitError(`Frame nests deeper than ${limits.maxDepth} levels`, { limit: limits.maxDepth, offset: pos })
+    if (this.depth + 1 > this.limits.maxDepth) {
+      throw new DecodeLimitError(`Frame nests deeper than ${this.limits.maxDepth} levels`, { limit: this.limits.maxDepth, offset: this.pos })
     }
     if (values > 0) {
-      depth++
-      pending[depth] = values
-      keyed[depth] = isMap
+      this.depth++
+      this.pending[this.depth] = values
+      this.keyed[this.depth] = isMap
     }
   }
-  const skip = (size: number, what: string): void => {
-    declared(size, what)
-    pos += size
+
+  skip(size: number, what: string): void {
+    this.declared(size, what)
+    this.pos += size
   }
-  const str = (size: number): void => {
-    declared(size, 'str')
+
+  str(size: number): void {
+    this.declared(size, 'str')
     // UTF-8 cannot carry a lone surrogate: an encoder writes invalid bytes for one (or U+FFFD), and replicas would diverge.
-    if (!isWellFormedUtf8(bytes, pos, pos + size)) {
+    if (!isWellFormedUtf8(this.bytes, this.pos, this.pos + size)) {
       throw new DecodeError(
-        mode === 'encode'
+        this.mode === 'encode'
           ? 'a string contains a lone surrogate (half of a UTF-16 pair), which UTF-8 cannot carry; use well-formed text'
           : 'Frame holds a string that is not well-formed UTF-8 (e.g. an encoded lone surrogate); strings must be well-formed Unicode',
-        { offset: pos },
+        { offset: this.pos },
       )
     }
-    pos += size
+    this.pos += size
   }
-  const fixed = (size: number, what: string): void => {
-    need(size, what)
-    pos += size
+
+  fixed(size: number, what: string): void {
+    this.need(size, what)
+    this.pos += size
   }
-  const ext = (size: number, type: number): void => {
+
+  ext(size: number, type: number): void {
     if (type === EXT_TIMESTAMP) {
       if (size !== 4 && size !== 8 && size !== 12) {
         // msgpackr writes an invalid Date as a 1-byte timestamp.
-        throw new DecodeError(mode === 'encode' ? 'an invalid Date is not a value' : `Timestamp extension of ${size} bytes; expected 4, 8 or 12`, { offset: pos })
+        throw new DecodeError(this.mode === 'encode' ? 'an invalid Date is not a value' : `Timestamp extension of ${size} bytes; expected 4, 8 or 12`, { offset: this.pos })
       }
-      if (size <= remaining()) checkTimestamp(bytes, pos, size)
+      if (size <= this.remaining()) checkTimestamp(this.bytes, this.pos, size)
     } else if (type === EXT_BIGINT) {
-      if (size === 0) throw new DecodeError('Empty bigint extension', { offset: pos })
+      if (size === 0) throw new DecodeError('Empty bigint extension', { offset: this.pos })
     } else if (type === EXT_UNDEFINED) {
-      throw new DecodeError(mode === 'encode' ? 'undefined, functions and symbols are not values (leave the field out instead)' : 'Frame contains undefined, which is not a value', { offset: pos })
+      throw new DecodeError(this.mode === 'encode' ? 'undefined, functions and symbols are not values (leave the field out instead)' : 'Frame contains undefined, which is not a value', { offset: this.pos })
     } else {
-      throw new DecodeError(`Unsupported msgpack extension type ${type}`, { offset: pos, extType: type })
+      throw new DecodeError(`Unsupported msgpack extension type ${type}`, { offset: this.pos, extType: type })
     }
-    skip(size, 'ext')
+    this.skip(size, 'ext')
   }
 
-  while (depth >= 0) {
-    const left = pending[depth] as number
-    if (left === 0) {
-      depth--
-      continue
-    }
-    pending[depth] = left - 1
-    if (pos >= length) throw new DecodeError('Frame is truncated: it ends before its last value', { offset: pos })
-    const isKey = (keyed[depth] as boolean) && left % 2 === 0
-    const byte = bytes[pos++] as number
-    if (isKey && !((byte >= 0xa0 && byte <= 0xbf) || byte === 0xd9 || byte === 0xda || byte === 0xdb)) {
-      throw new DecodeError('Map keys must be strings', { offset: pos - 1 })
-    }
-    if (byte <= 0x7f || byte >= 0xe0) continue // fixints
-    if (byte <= 0x8f) {
-      open(byte & 0x0f, true)
-      continue
-    }
-    if (byte <= 0x9f) {
-      open(byte & 0x0f, false)
-      continue
-    }
-    if (byte <= 0xbf) {
-      str(byte & 0x1f)
-      continue
-    }
-    switch (byte) {
-      case 0xc0: // nil
-      case 0xc2: // false
-      case 0xc3: // true
-        break
-      case 0xc1:
-        throw new DecodeError('Frame contains the reserved byte 0xc1', { offset: pos - 1 })
-      case 0xc4:
-        skip(readUint(1), 'bin')
-        break
-      case 0xc5:
-        skip(readUint(2), 'bin')
-        break
-      case 0xc6:
-        skip(readUint(4), 'bin')
-        break
-      case 0xc7:
-      case 0xc8:
-      case 0xc9: {
-        const size = readUint(byte === 0xc7 ? 1 : byte === 0xc8 ? 2 : 4)
-        need(1, 'an ext type')
-        const type = ((bytes[pos++] as number) << 24) >> 24
-        ext(size, type)
-        break
+  run(): number {
+    while (this.depth >= 0) {
+      const left = this.pending[this.depth] as number
+      if (left === 0) {
+        this.depth--
+        continue
       }
-      case 0xca:
-        fixed(4, 'float32')
-        break
-      case 0xcb:
-        fixed(8, 'float64')
-        break
-      case 0xcc:
-      case 0xd0:
-        fixed(1, 'int8')
-        break
-      case 0xcd:
-      case 0xd1:
-        fixed(2, 'int16')
-        break
-      case 0xce:
-      case 0xd2:
-        fixed(4, 'int32')
-        break
-      case 0xcf:
-      case 0xd3:
-        fixed(8, 'int64')
-        break
-      case 0xd4:
-      case 0xd5:
-      case 0xd6:
-      case 0xd7:
-      case 0xd8: {
-        need(1, 'an ext type')
-        const type = ((bytes[pos++] as number) << 24) >> 24
-        ext(1 << (byte - 0xd4), type)
-        break
+      this.pending[this.depth] = left - 1
+      if (this.pos >= this.length) throw new DecodeError('Frame is truncated: it ends before its last value', { offset: this.pos })
+      const isKey = (this.keyed[this.depth] as boolean) && left % 2 === 0
+      const byte = this.bytes[this.pos++] as number
+      if (isKey && !((byte >= 0xa0 && byte <= 0xbf) || byte === 0xd9 || byte === 0xda || byte === 0xdb)) {
+        throw new DecodeError('Map keys must be strings', { offset: this.pos - 1 })
       }
-      case 0xd9:
-        str(readUint(1))
-        break
-      case 0xda:
-        str(readUint(2))
-        break
-      case 0xdb:
-        str(readUint(4))
-        break
-      case 0xdc:
-        open(readUint(2), false)
-        break
-      case 0xdd:
-        open(readUint(4), false)
-        break
-      case 0xde:
-        open(readUint(2), true)
-        break
-      case 0xdf:
-        open(readUint(4), true)
-        break
+      if (byte <= 0x7f || byte >= 0xe0) continue // fixints
+      if (byte <= 0x8f) {
+        this.open(byte & 0x0f, true)
+        continue
+      }
+      if (byte <= 0x9f) {
+        this.open(byte & 0x0f, false)
+        continue
+      }
+      if (byte <= 0xbf) {
+        this.str(byte & 0x1f)
+        continue
+      }
+      switch (byte) {
+        case 0xc0: // nil
+        case 0xc2: // false
+        case 0xc3: // true
+          break
+        case 0xc1:
+          throw new DecodeError('Frame contains the reserved byte 0xc1', { offset: this.pos - 1 })
+        case 0xc4:
+          this.skip(this.readUint(1), 'bin')
+          break
+        case 0xc5:
+          this.skip(this.readUint(2), 'bin')
+          break
+        case 0xc6:
+          this.skip(this.readUint(4), 'bin')
+          break
+        case 0xc7:
+        case 0xc8:
+        case 0xc9: {
+          const size = this.readUint(byte === 0xc7 ? 1 : byte === 0xc8 ? 2 : 4)
+          this.need(1, 'an ext type')
+          const type = ((this.bytes[this.pos++] as number) << 24) >> 24
+          this.ext(size, type)
+          break
+        }
+        case 0xca:
+          this.fixed(4, 'float32')
+          break
+        case 0xcb:
+          this.fixed(8, 'float64')
+          break
+        case 0xcc:
+        case 0xd0:
+          this.fixed(1, 'int8')
+          break
+        case 0xcd:
+        case 0xd1:
+          this.fixed(2, 'int16')
+          break
+        case 0xce:
+        case 0xd2:
+          this.fixed(4, 'int32')
+          break
+        case 0xcf:
+        case 0xd3:
+          this.fixed(8, 'int64')
+          break
+        case 0xd4:
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8: {
+          this.need(1, 'an ext type')
+          const type = ((this.bytes[this.pos++] as number) << 24) >> 24
+          this.ext(1 << (byte - 0xd4), type)
+          break
+        }
+        case 0xd9:
+          this.str(this.readUint(1))
+          break
+        case 0xda:
+          this.str(this.readUint(2))
+          break
+        case 0xdb:
+          this.str(this.readUint(4))
+          break
+        case 0xdc:
+          this.open(this.readUint(2), false)
+          break
+        case 0xdd:
+          this.open(this.readUint(4), false)
+          break
+        case 0xde:
+          this.open(this.readUint(2), true)
+          break
+        case 0xdf:
+          this.open(this.readUint(4), true)
+          break
+      }
     }
+    if (this.pos !== this.length) {
+      throw new DecodeError(`Frame has ${this.length - this.pos} trailing bytes after its value`, { offset: this.pos, trailing: this.length - this.pos })
+    }
+    return this.elements
   }
-  if (pos !== length) {
-    throw new DecodeError(`Frame has ${length - pos} trailing bytes after its value`, { offset: pos, trailing: length - pos })
-  }
-  return elements
 }
 
 /** Largest |seconds| a `Date` can hold (±8.64e15 ms). */
