@@ -175,7 +175,7 @@ describe('write queue', () => {
   })
 
   it('starts a small write at once when the pipeline window is full, so it joins the next commit', async () => {
-    const { store, sync, calls } = pipelinedMemory(() => 60)
+    const { store, sync, calls } = pipelinedMemory(() => 300)
     await sync.catalog.get('m')
     let settled = 0
     const applyWrites = store.applyWrites.bind(store)
@@ -196,5 +196,40 @@ describe('write queue', () => {
     expect(settledAtCall[at], 'commits settled before the small write started').toBe(0)
     // A flood batch is never cut into small pieces to slip in the same way.
     expect(calls.filter((keys) => keys.length !== 1).every((keys) => keys.length === MAX_TRANSACTION_CHANGES)).toBe(true)
+  })
+
+  it('keeps at most two transactions in flight while small writes come in, the whole window otherwise', async () => {
+    const { store, sync } = pipelinedMemory(() => 0)
+    await sync.catalog.get('m')
+    // Commits settle only when the test opens the gate, so what is in flight is counted without timing.
+    let open!: () => void
+    let gate = new Promise<void>((resolve) => (open = resolve))
+    let inFlight = 0
+    const applyWrites = store.applyWrites.bind(store)
+    store.applyWrites = (batch: readonly WriteRequest[]) => {
+      inFlight++
+      const held = gate
+      return applyWrites(batch).then(async (outcomes) => {
+        await held
+        inFlight--
+        return outcomes
+      })
+    }
+    const turns = async (n: number) => {
+      for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve))
+    }
+    const bulk = (tag: string) => Array.from({ length: 10 }, (_, b) => sync.write(requests(`${tag}${b}-`, MAX_TRANSACTION_CHANGES), {}))
+    const first = bulk('a')
+    await turns(20)
+    expect(inFlight, 'bulk only: the whole window').toBe(MAX_PIPELINED_CHANGES / MAX_TRANSACTION_CHANGES)
+    open()
+    await Promise.all(first)
+    gate = new Promise<void>((resolve) => (open = resolve))
+    const second = [sync.write(requests('small', 1), {}), ...bulk('b')]
+    await turns(20)
+    // Two transactions' worth of changes: the small write's transaction and one large one.
+    expect(inFlight).toBe(2)
+    open()
+    await Promise.all(second)
   })
 })

@@ -52,6 +52,14 @@ export const SMALL_RATIO = 8
  */
 export const MAX_PIPELINED_CHANGES = 512
 
+/**
+ * While small writes come in (one started within {@link SMALL_WRITES_RECENT_MS}), the window
+ * shrinks to two transactions' worth of changes: a small write shares its commit with at most
+ * about one large transaction's decisions, which run on the event loop before the fsync (LMDB syncs with its
+ * write lock held). Bulk-only traffic gets the whole window.
+ */
+export const SMALL_WRITES_RECENT_MS = 250
+
 /** A durable transaction: one outcome per request, and what makes it visible (the catalog update and fan-out). */
 export interface Committed {
   readonly outcomes: WriteOutcome[]
@@ -84,12 +92,16 @@ export class WriteQueue {
   /** Most changes in flight: {@link MAX_PIPELINED_CHANGES} when pipelined, else one transaction's worth. */
   readonly #window: number
   readonly #pipelined: boolean
+  /** A write of at most this many changes is small: it may start when the window is full. */
+  readonly #small: number
   /** Record writes waiting for a transaction (see {@link push}). */
   #queue: WriteJob[] = []
   /** Transactions and changes started and not yet settled; whether a turn to start one is scheduled. */
   #transactions = 0
   #changes = 0
   #scheduled = false
+  /** When a transaction holding a small write last started (see {@link SMALL_WRITES_RECENT_MS}). */
+  #lastSmall = Number.NEGATIVE_INFINITY
   /** Settles once the last transaction started is published (the next publishes after it). */
   #published: Promise<void> = Promise.resolve()
 
@@ -99,6 +111,7 @@ export class WriteQueue {
     this.#track = track
     this.#most = options.maxTransactionChanges ?? MAX_TRANSACTION_CHANGES
     this.#pipelined = options.pipelined === true
+    this.#small = Math.max(1, Math.floor(this.#most / SMALL_RATIO))
     this.#window = this.#pipelined ? Math.max(this.#most, options.maxPipelinedChanges ?? MAX_PIPELINED_CHANGES) : this.#most
   }
 
@@ -133,8 +146,9 @@ export class WriteQueue {
    * changes, taken whole), which then joins the next commit instead of waiting for one to settle.
    */
   #room(): { changes: number; whole: boolean } {
-    if (this.#transactions === 0 || this.#changes + this.#most <= this.#window) return { changes: this.#most, whole: false }
-    return { changes: this.#pipelined ? Math.max(1, Math.floor(this.#most / SMALL_RATIO)) : 0, whole: true }
+    const window = performance.now() - this.#lastSmall < SMALL_WRITES_RECENT_MS ? Math.min(this.#window, 2 * this.#most) : this.#window
+    if (this.#transactions === 0 || this.#changes + this.#most <= window) return { changes: this.#most, whole: false }
+    return { changes: this.#pipelined ? this.#small : 0, whole: true }
   }
 
   /** Schedules the next transaction when writes wait and the window has room for them. */
@@ -181,6 +195,7 @@ export class WriteQueue {
   /** Starts the transaction of `parts`; it is published and resolves its batches after the one started before it. */
   #start(parts: readonly { job: WriteJob; from: number; to: number }[]): void {
     const requests = parts.flatMap(({ job, from, to }) => job.requests.slice(from, to))
+    if (parts.some(({ job }) => job.requests.length <= this.#small)) this.#lastSmall = performance.now()
     const origins = parts.flatMap(({ job, from, to }) => job.requests.slice(from, to).map(() => job.origin))
     this.#transactions++
     this.#changes += requests.length
