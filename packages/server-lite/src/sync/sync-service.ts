@@ -94,12 +94,13 @@ export class SyncService {
    * applied changes out. Resolves with one outcome per request once its transaction is
    * durable; rejects (for all of them) when the store fails.
    *
-   * Writes wait in one queue; one transaction at a time takes the smallest waiting batches
-   * first, up to {@link MAX_TRANSACTION_CHANGES} changes (a larger batch is cut across
-   * transactions). So many small writes share one fsync (group commit), and a client sending
-   * huge batches delays others by at most one transaction, never by its whole backlog. A
-   * transaction does not add a batch more than {@link SMALL_RATIO} times what it holds, so a
-   * one-change write commits on its own instead of with 63 flooder changes.
+   * Writes wait in one queue; each transaction takes the smallest waiting batches first, up
+   * to {@link MAX_TRANSACTION_CHANGES} changes (a larger batch is cut across transactions),
+   * and on a pipelining store (LMDB) several are in flight and share fsyncs (see
+   * `write-queue.ts`). So many small writes share one fsync (group commit), and a client
+   * sending huge batches never delays others by its whole backlog. A transaction does not add
+   * a batch more than {@link SMALL_RATIO} times what it holds, so a one-change write commits
+   * in its own transaction instead of with 63 flooder changes.
    */
   write(requests: readonly PipelineRequest[], origin: object): Promise<WriteOutcome[]> {
     return this.#writes.push(requests, origin)
