@@ -54,9 +54,11 @@ export const MAX_PIPELINED_CHANGES = 512
 
 /**
  * While small writes come in (one started within {@link SMALL_WRITES_RECENT_MS}), the window
- * shrinks to two transactions' worth of changes: a small write shares its commit with at most
- * about one large transaction's decisions, which run on the event loop before the fsync (LMDB syncs with its
- * write lock held). Bulk-only traffic gets the whole window.
+ * shrinks to one large transaction (plus small writes): LMDB syncs with its write lock held,
+ * so a commit's decisions all run on the event loop before its fsync, and a small write
+ * waits for every one in its commit. Then a small write commits with small writes only, right
+ * after the large transaction in progress, as with one transaction at a time (S6: 2x the honest
+ * ack latency with two transactions' worth in flight). Bulk-only traffic gets the whole window.
  */
 export const SMALL_WRITES_RECENT_MS = 250
 
@@ -146,7 +148,7 @@ export class WriteQueue {
    * changes, taken whole), which then joins the next commit instead of waiting for one to settle.
    */
   #room(): { changes: number; whole: boolean } {
-    const window = performance.now() - this.#lastSmall < SMALL_WRITES_RECENT_MS ? Math.min(this.#window, 2 * this.#most) : this.#window
+    const window = performance.now() - this.#lastSmall < SMALL_WRITES_RECENT_MS ? Math.min(this.#window, this.#most + this.#small) : this.#window
     if (this.#transactions === 0 || this.#changes + this.#most <= window) return { changes: this.#most, whole: false }
     return { changes: this.#pipelined ? this.#small : 0, whole: true }
   }
