@@ -147,6 +147,12 @@ function writeCount(n: number): Buffer {
 export class LmdbStore implements Store, SyncStore {
   /** Always `'lmdb'`. */
   readonly name = 'lmdb'
+  /**
+   * `applyWrites` calls run in the order they are made, each seeing the ones before (lmdb
+   * queues them on its one writer), and those made while a commit syncs share the next one:
+   * the relay's write queue keeps several in flight (see `sync/write-queue.ts`).
+   */
+  readonly pipelinedWrites = true
   readonly #root: RootDatabase<Buffer, Buffer>
   readonly #data: Database<Buffer, Buffer>
   readonly #meta: Database<Buffer, Buffer>

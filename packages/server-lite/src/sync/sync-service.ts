@@ -28,11 +28,11 @@ import { FanOut, type Applied } from './fan-out'
 import { SCAN_PAGE, collectTombstones, trimLogs } from './jobs'
 import { MapCatalog, type MapState } from './map-catalog'
 import type { PipelineRequest } from './write-pipeline'
-import { MAX_TRANSACTION_CHANGES, WriteQueue } from './write-queue'
+import { MAX_TRANSACTION_CHANGES, WriteQueue, type Committed } from './write-queue'
 
 export type { Subscriber } from './fan-out'
 export { SCAN_PAGE } from './jobs'
-export { MAX_TRANSACTION_CHANGES, SMALL_RATIO } from './write-queue'
+export { MAX_PIPELINED_CHANGES, MAX_TRANSACTION_CHANGES, SMALL_RATIO } from './write-queue'
 
 /** A store that keeps both the relay's metadata (locks, bindings) and its records. */
 export type RelayStore = Store & SyncStore
@@ -43,6 +43,8 @@ export interface SyncServiceOptions {
   readonly changeLogEntries: number
   /** Most changes per store transaction (default {@link MAX_TRANSACTION_CHANGES}). */
   readonly maxTransactionChanges?: number
+  /** Most changes in transactions in flight at once, when the store pipelines them (default {@link MAX_PIPELINED_CHANGES}). */
+  readonly maxPipelinedChanges?: number
   /** Called after each commit with the new head of every map it changed (the bus's hints to other relays). */
   readonly onCommitted?: (hints: readonly MapHint[]) => void
 }
@@ -61,6 +63,8 @@ export class SyncService {
   #group: { puts: Map<string, StoreEntry>; meta: Map<string, { readonly key: string; readonly value: Value | null }>; done: Promise<void> } | undefined
   /** Record writes waiting for a transaction, and the transaction loop; see `write-queue.ts`. */
   readonly #writes: WriteQueue
+  /** Settles once the last transaction that had to load a map first was handed to the store (later ones wait for it). */
+  #loading: Promise<void> | undefined
   /** Delivery to subscriptions and catch-up with other relays; see `fan-out.ts`. */
   readonly #fanOut: FanOut
   #storeId: Promise<string> | undefined
@@ -71,7 +75,11 @@ export class SyncService {
     this.#metrics = metrics
     this.#logger = logger
     this.#options = options
-    this.#writes = new WriteQueue((requests, origins) => this.#applyAll(requests, origins), (done) => this.#track(done), options.maxTransactionChanges)
+    this.#writes = new WriteQueue((requests, origins) => this.#commitWrites(requests, origins), (done) => this.#track(done), {
+      maxTransactionChanges: options.maxTransactionChanges,
+      pipelined: (store as RelayStore & { pipelinedWrites?: boolean }).pipelinedWrites === true,
+      maxPipelinedChanges: options.maxPipelinedChanges,
+    })
     this.#fanOut = new FanOut(store, this.catalog, logger)
   }
 
@@ -86,32 +94,70 @@ export class SyncService {
    * applied changes out. Resolves with one outcome per request once its transaction is
    * durable; rejects (for all of them) when the store fails.
    *
-   * Writes wait in one queue; one transaction at a time takes the smallest waiting batches
-   * first, up to {@link MAX_TRANSACTION_CHANGES} changes (a larger batch is cut across
-   * transactions). So many small writes share one fsync (group commit), and a client sending
-   * huge batches delays others by at most one transaction, never by its whole backlog. A
-   * transaction does not add a batch more than {@link SMALL_RATIO} times what it holds, so a
-   * one-change write commits on its own instead of with 63 flooder changes.
+   * Writes wait in one queue; each transaction takes the smallest waiting batches first, up
+   * to {@link MAX_TRANSACTION_CHANGES} changes (a larger batch is cut across transactions),
+   * and on a pipelining store (LMDB) several are in flight and share fsyncs (see
+   * `write-queue.ts`). So many small writes share one fsync (group commit), and a client
+   * sending huge batches never delays others by its whole backlog. A transaction does not add
+   * a batch more than {@link SMALL_RATIO} times what it holds, so a one-change write commits
+   * in its own transaction instead of with 63 flooder changes.
    */
   write(requests: readonly PipelineRequest[], origin: object): Promise<WriteOutcome[]> {
     return this.#writes.push(requests, origin)
   }
 
-  async #applyAll(requests: readonly PipelineRequest[], origins: readonly object[]): Promise<WriteOutcome[]> {
-    const maps = new Map<string, MapState>()
-    for (const request of requests) if (!maps.has(request.map)) maps.set(request.map, await this.catalog.get(request.map))
-    const end = this.#metrics.commitSeconds.startTimer()
-    let outcomes: WriteOutcome[]
-    try {
-      outcomes = await this.store.applyWrites(requests)
-      end()
-      this.#storeHealthy = true
-    } catch (error) {
-      end()
-      this.#storeHealthy = false
-      this.#logger.error({ err: error }, 'store commit failed')
-      throw error
+  /**
+   * Starts the store transaction of `requests` (the write queue calls this in transaction
+   * order). The maps it writes are loaded first; when one is not in memory yet, this and
+   * every later transaction wait for it, so transactions reach the store in the queue's order.
+   */
+  #commitWrites(requests: readonly PipelineRequest[], origins: readonly object[]): Promise<Committed> {
+    const names = [...new Set(requests.map((request) => request.map))]
+    if (this.#loading === undefined && names.every((name) => this.catalog.peek(name) !== undefined)) {
+      return this.#storeWrites(requests, origins, new Map(names.map((name) => [name, this.catalog.peek(name) as MapState])))
     }
+    const before = this.#loading
+    const loaded = (async () => {
+      await before
+      const maps = new Map<string, MapState>()
+      for (const name of names) maps.set(name, await this.catalog.get(name))
+      return maps
+    })()
+    let committed: Promise<Committed> | undefined
+    const started = loaded.then((maps) => {
+      committed = this.#storeWrites(requests, origins, maps)
+    })
+    const mark = started.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.#loading = mark
+    void mark.then(() => {
+      if (this.#loading === mark) this.#loading = undefined
+    })
+    return started.then(() => committed as Promise<Committed>)
+  }
+
+  /** Hands `requests` to the store at once; resolves once durable, with the catalog update and fan-out to run in order. */
+  #storeWrites(requests: readonly PipelineRequest[], origins: readonly object[], maps: ReadonlyMap<string, MapState>): Promise<Committed> {
+    const end = this.#metrics.commitSeconds.startTimer()
+    return this.store.applyWrites(requests).then(
+      (outcomes) => {
+        end()
+        this.#storeHealthy = true
+        return { outcomes, publish: () => this.#publish(requests, origins, maps, outcomes) }
+      },
+      (error: unknown) => {
+        end()
+        this.#storeHealthy = false
+        this.#logger.error({ err: error }, 'store commit failed')
+        throw error
+      },
+    )
+  }
+
+  /** A durable transaction's changes: into the catalog (heads, trees), out to subscribers and other relays. */
+  #publish(requests: readonly PipelineRequest[], origins: readonly object[], maps: ReadonlyMap<string, MapState>, outcomes: readonly WriteOutcome[]): void {
     const applied: Applied[] = []
     outcomes.forEach((outcome, i) => {
       const request = requests[i] as PipelineRequest
@@ -137,7 +183,6 @@ export class SyncService {
         this.#options.onCommitted([...heads].map(([map, seq]) => ({ map, seq })))
       }
     }
-    return outcomes
   }
 
   /** Other relays committed `hints`: catch up each map this relay holds and has not reached yet. */
