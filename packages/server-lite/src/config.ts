@@ -89,6 +89,15 @@ const limitsSchema = z
      * time per connection, at most 128 decoded changes waiting for the store).
      */
     maxQueuedBytesPerConnection: z.number().int().min(1024).default(4 * MIB),
+    /**
+     * Bytes of received work the relay may have waiting over all its connections together
+     * (each frame charged at its length plus about 1 KiB for what a queued frame costs). Past
+     * it the relay stops reading every connection that adds to it (their clients wait in
+     * TCP backpressure) and reads again once half has drained; logged at warn and counted in
+     * `outpost_relay_budget_engaged_total`. Bounds the relay's memory under sustained
+     * overload whatever the number of connections.
+     */
+    maxQueuedBytes: z.number().int().min(MIB).default(64 * MIB),
     /** Bytes the relay may hold unsent for one connection; past it the connection is closed as a consumer too slow (4009). */
     maxBufferedBytesPerConnection: z.number().int().min(1024).default(16 * MIB),
     /**
