@@ -12,7 +12,7 @@
  * with its ack still on the way). Recorded, never asserted: ops/s acked, ack p50/p99, the
  * relay's RSS and V8 heap over time (from /proc and /metrics) and its peak queued bytes.
  *
- * CI: 300 clients × 6 ops/s for 40 s; OUTPOST_L2_CLIENTS, OUTPOST_L2_RATE (ops/s per
+ * CI: 200 clients × 6 ops/s for 15 s, `maxQueuedBytes` 8 MiB (full: 500 × 180 s, default 64 MiB); OUTPOST_L2_CLIENTS, OUTPOST_L2_RATE (ops/s per
  * client) and OUTPOST_L2_SECONDS override. Seeded; the seed is printed.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -27,9 +27,11 @@ import { startRelayProcess } from './support/relay-process'
 import { reliabilityMode, scaled } from './support/results'
 import { percentile, rssMb } from './support/stats'
 
-const CLIENTS = Number(process.env['OUTPOST_L2_CLIENTS'] ?? scaled(500, 300))
+const CLIENTS = Number(process.env['OUTPOST_L2_CLIENTS'] ?? scaled(500, 200))
 const OPS_PER_SECOND = Number(process.env['OUTPOST_L2_RATE'] ?? 6)
-const SECONDS = Number(process.env['OUTPOST_L2_SECONDS'] ?? scaled(180, 40))
+const SECONDS = Number(process.env['OUTPOST_L2_SECONDS'] ?? scaled(180, 15))
+/** CI engages the relay-wide budget sooner (a smaller one); full runs use the relay's default. */
+const MAX_QUEUED = scaled<number | undefined>(undefined, 8 * 1024 * 1024)
 const KEYS_PER_CLIENT = 10
 const MAP = 'l2'
 const SAMPLE_MS = 5_000
@@ -70,7 +72,7 @@ describe('L2: one relay under sustained overload', () => {
     const configFile = join(configDir, 'relay.json')
     // OUTPOST_L2_LIMITS (JSON) adds relay limits, e.g. '{"maxQueuedBytes":1e10}' to see the relay without its relay-wide budget.
     const extraLimits = JSON.parse(process.env['OUTPOST_L2_LIMITS'] ?? '{}') as Record<string, number>
-    writeFileSync(configFile, JSON.stringify({ limits: { maxConnectionsPerSubject: CLIENTS + 100, ...extraLimits } }))
+    writeFileSync(configFile, JSON.stringify({ limits: { maxConnectionsPerSubject: CLIENTS + 100, ...(MAX_QUEUED === undefined ? {} : { maxQueuedBytes: MAX_QUEUED }), ...extraLimits } }))
     const relay = await startRelayProcess({ args: ['--config', configFile], env: { OUTPOST_LOG_LEVEL: 'warn' } })
     const httpUrl = relay.url.replace('ws://', 'http://')
     const latencies: number[] = []
@@ -78,6 +80,7 @@ describe('L2: one relay under sustained overload', () => {
     let peakRss = 0
     let peakHeap = 0
     let peakQueued = 0
+    let budgetEngaged = 0
     const clients: LoadClient[] = []
     const started = performance.now()
     let timers: NodeJS.Timeout[] = []
@@ -91,6 +94,7 @@ describe('L2: one relay under sustained overload', () => {
         peakRss = Math.max(peakRss, rss)
         peakHeap = Math.max(peakHeap, heap)
         peakQueued = Math.max(peakQueued, m?.['outpost_queued_bytes_peak'] ?? 0)
+        budgetEngaged = m?.['outpost_relay_budget_engaged_total'] ?? budgetEngaged
         const line = `t=${((performance.now() - started) / 1000).toFixed(0)}s rss=${rss.toFixed(0)}MB heap=${heap.toFixed(0)}MB queued=${queued.toFixed(1)}MiB frames=${m?.['outpost_queued_frames'] ?? '?'} acks=${m?.['outpost_acks_total'] ?? '?'} budgetPauses=${m?.['outpost_relay_budget_engaged_total'] ?? '?'} load=${loadavg()[0]?.toFixed(1)}`
         samples.push(line)
         console.log(`[L2] ${line}`)
@@ -179,7 +183,7 @@ describe('L2: one relay under sustained overload', () => {
         ops: `${acked} acked + ${refused} RATE_LIMITED of ${sent} sent (offered ${(sent / (loadMs / 1000)).toFixed(0)}/s, acked ${(acked / ((loadMs + drainMs) / 1000)).toFixed(0)}/s incl. ${(drainMs / 1000).toFixed(0)} s drain)`,
         'ack p50/p99/max': `${percentile(latencies, 50).toFixed(0)} / ${percentile(latencies, 99).toFixed(0)} / ${percentile(latencies, 100).toFixed(0)} ms`,
         'relay peak RSS / heap': `${peakRss.toFixed(0)} / ${peakHeap.toFixed(0)} MB`,
-        'peak queued (relay-wide accounting)': `${(peakQueued / 2 ** 20).toFixed(1)} MiB`,
+        'peak queued (relay-wide accounting)': `${(peakQueued / 2 ** 20).toFixed(1)} MiB (limit ${MAX_QUEUED === undefined ? 'default' : `${MAX_QUEUED / 2 ** 20} MiB`}), budget engaged ${budgetEngaged}×`,
         'lost / unanswered / errors': `${lost.length} / ${unanswered} / ${errors.length}`,
         load: loadavg().map((l) => l.toFixed(1)).join(' '),
       }
