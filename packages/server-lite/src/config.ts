@@ -86,9 +86,20 @@ const limitsSchema = z
      * yet committed) before the relay stops reading its socket; it reads again once half of
      * that has drained. Bounds the memory one flooding client can take: these bytes plus one
      * frame, kept encoded until their turn on the relay's fair scheduler (one frame decoded at a
-     * time per connection, at most 128 decoded changes waiting for the store).
+     * time per connection, at most 128 decoded changes waiting for the store). Each frame is
+     * charged its length plus 8 KiB, as for `maxQueuedBytes`.
      */
     maxQueuedBytesPerConnection: z.number().int().min(1024).default(4 * MIB),
+    /**
+     * Bytes of received work the relay may have waiting over all its connections together
+     * (each frame charged at its length plus 8 KiB, about what a queued one-change frame costs
+     * the relay once decoded). Past
+     * it the relay stops reading every connection that adds to it (their clients wait in
+     * TCP backpressure) and reads again once half has drained; logged at warn and counted in
+     * `outpost_relay_budget_engaged_total`. Bounds the relay's memory under sustained
+     * overload whatever the number of connections.
+     */
+    maxQueuedBytes: z.number().int().min(MIB).default(64 * MIB),
     /** Bytes the relay may hold unsent for one connection; past it the connection is closed as a consumer too slow (4009). */
     maxBufferedBytesPerConnection: z.number().int().min(1024).default(16 * MIB),
     /**

@@ -34,9 +34,15 @@
  *   transport to stop reading, and to read again once half has drained. A flood waits in
  *   the flooder's socket, not in the relay's memory.
  *
+ * - **Relay-wide budget.** With a {@link RelayBudget}, every lane's charges also count toward
+ *   one relay-wide total; past it the budget stops reading the lanes that add to it
+ *   (`relay-budget.ts`), so the bound does not multiply with the connections.
+ *
  * Only one work of a lane runs at a time and a lane's works run in order, so a connection's
  * frames are handled in the order they arrived.
  */
+
+import type { BudgetedLane, RelayBudget } from './relay-budget'
 
 /** Frame bytes that weigh one scheduler unit (about the encoded size of one small change). */
 export const BYTES_PER_UNIT = 128
@@ -74,6 +80,8 @@ export interface FairSchedulerOptions {
   readonly laneWindow?: number
   /** How a tick is deferred (default `setImmediate`: after the event loop's I/O). */
   readonly defer?: (run: () => void) => void
+  /** The relay-wide budget every lane's charges count toward (none: per-lane budgets only). */
+  readonly budget?: RelayBudget
 }
 
 /** What a lane tells its connection. */
@@ -84,10 +92,12 @@ export interface LaneHooks {
   pause(paused: boolean): void
   /** A step threw or rejected: the work is dropped (its bytes released) and this is called. */
   failed(error: unknown): void
+  /** Stop (`true`) or resume (`false`) reading the peer for the relay-wide budget. */
+  relayPause?(paused: boolean): void
 }
 
 /** A connection's queue of work; see the module comment. */
-export class Lane {
+export class Lane implements BudgetedLane {
   readonly #scheduler: FairScheduler
   readonly #hooks: LaneHooks
   readonly #queue: Work[] = []
@@ -116,6 +126,7 @@ export class Lane {
     this.#queue.push(work)
     this.#charges.set(work, { bytes, inFlight: [] })
     this.#queuedBytes += bytes
+    this.#scheduler.budget?.charge(this, bytes)
     if (!this.#paused && this.#queuedBytes > this.#hooks.budgetBytes) {
       this.#paused = true
       this.#hooks.pause(true)
@@ -161,6 +172,7 @@ export class Lane {
     const dropped = this.#queue.splice(this.#running ? 1 : 0)
     for (const work of dropped) this.#finish(work)
     this.#scheduler.forget(this)
+    this.#scheduler.budget?.forget(this)
     if (!this.busy) this.#settleIdle()
   }
 
@@ -224,8 +236,14 @@ export class Lane {
     else void Promise.allSettled(charge.inFlight).then(() => this.#release(charge.bytes))
   }
 
+  /** @internal Called by the relay-wide budget. */
+  relayPause(paused: boolean): void {
+    if (!this.#closed || !paused) this.#hooks.relayPause?.(paused)
+  }
+
   #release(bytes: number): void {
     this.#queuedBytes -= bytes
+    this.#scheduler.budget?.release(this, bytes)
     // Hysteresis: read again at half the budget, so a flooder is not paused and resumed on every frame.
     if (this.#paused && this.#queuedBytes <= this.#hooks.budgetBytes / 2) {
       this.#paused = false
@@ -244,6 +262,8 @@ export class Lane {
 export class FairScheduler {
   /** Credit per lane per visit; the most units one piece should weigh. */
   readonly pieceUnits: number
+  /** The relay-wide budget of queued work, if any. */
+  readonly budget: RelayBudget | undefined
   readonly #tickUnits: number
   readonly #laneWindow: number
   readonly #defer: (run: () => void) => void
@@ -257,6 +277,7 @@ export class FairScheduler {
     this.#tickUnits = options.tickUnits ?? 2 * this.pieceUnits
     this.#laneWindow = options.laneWindow ?? 2 * this.pieceUnits
     this.#defer = options.defer ?? ((run) => void setImmediate(run))
+    this.budget = options.budget
   }
 
   /** A new lane (one per connection). */

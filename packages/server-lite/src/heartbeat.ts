@@ -4,8 +4,11 @@
  * HTTP fallback event stream), and a session that has been silent — no frame, no pong —
  * for two intervals is terminated with {@link CLOSE.HEARTBEAT_TIMEOUT}. The sweep runs
  * every half interval, so a dead peer is dropped between 2 and 2.5 intervals after it was
- * last heard from. A session the relay itself stopped reading (flow control) is not
- * silent: it is not expired while paused.
+ * last heard from. A session the relay itself stopped reading (flow control, the relay-wide
+ * budget) is not silent: it is not expired while paused. Nor is one the relay could not
+ * read because its own event loop was stuck: a sweep that comes more than two intervals
+ * late gives every peer a full deadline from then (before, a 40 s stall — a heap snapshot —
+ * closed every connection, 4006, seen by clients as 1006).
  *
  * Silence is measured on a monotonic clock, not the relay's injectable wall clock, so a
  * test (or an NTP step) moving the wall clock never expires live sessions.
@@ -32,6 +35,13 @@ export function monotonicNow(): number {
   return performance.now()
 }
 
+/**
+ * A sweep this much later than due means the relay's event loop was stuck (a long GC, a
+ * heap snapshot, a machine out of CPU): timers run before sockets are read, so every peer
+ * would look silent. Peers get a full deadline from the end of such a stall.
+ */
+const STALL_FACTOR = 2
+
 /** Pings and expires the sessions `targets()` returns; see the module comment. */
 export class Heartbeat {
   readonly #intervalMs: number
@@ -39,6 +49,9 @@ export class Heartbeat {
   readonly #onTick: () => void
   #timer: ReturnType<typeof setInterval> | undefined
   #tick = 0
+  #lastSweep = monotonicNow()
+  /** When the relay last came back from a stall: silence is counted from there at the earliest. */
+  #resumedAt = Number.NEGATIVE_INFINITY
 
   constructor(options: { intervalMs: number; targets: () => Iterable<HeartbeatTarget>; onTick?: () => void }) {
     this.#intervalMs = options.intervalMs
@@ -64,9 +77,12 @@ export class Heartbeat {
     const now = monotonicNow()
     const ping = this.#tick++ % 2 === 0
     const deadline = 2 * this.#intervalMs
+    // The relay's own stall is not the peers' silence (its pongs and frames wait unread in the sockets).
+    if (now - this.#lastSweep > STALL_FACTOR * this.#intervalMs) this.#resumedAt = now
+    this.#lastSweep = now
     for (const target of [...this.#targets()]) {
       if (target.closed || target.paused) continue
-      const silent = now - target.lastHeard
+      const silent = now - Math.max(target.lastHeard, this.#resumedAt)
       if (silent >= deadline) {
         target.close(CLOSE.HEARTBEAT_TIMEOUT, `heartbeat timeout: nothing received for ${Math.round(silent)} ms (limit ${deadline} ms)`)
       } else if (ping) {

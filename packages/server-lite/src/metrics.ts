@@ -33,6 +33,18 @@ export interface RelayMetrics {
   readonly busConnected: Gauge
   /** Times the bus may have missed messages (reconnects, overruns); each triggers a catch-up from the store. */
   readonly busGaps: Counter
+  /** Times the relay-wide budget of queued work (`limits.maxQueuedBytes`) engaged. */
+  readonly relayBudgetEngaged: Counter
+  /** Reports the relay-wide queue (bytes, frames, connections stopped) at each scrape. */
+  watchQueue(source: () => QueueState): void
+}
+
+/** The relay-wide queue of received work, as `/metrics` shows it. */
+export interface QueueState {
+  readonly bytes: number
+  readonly frames: number
+  readonly peakBytes: number
+  readonly pausedConnections: number
 }
 
 /** Creates the metrics on a fresh registry; `defaults` adds process metrics (CPU, RSS, event loop). */
@@ -43,7 +55,25 @@ export function createMetrics(defaults = true): RelayMetrics {
   const connectionCloses = new Counter({ name: 'outpost_connection_closes_total', help: 'Connections ended (closed or refused), by reason', labelNames: ['reason'], registers })
   // Every reason appears from the start, so a dashboard's rate() has a series before the first close.
   for (const reason of CLOSE_LABEL_VALUES) connectionCloses.inc({ reason }, 0)
+  let queue: () => QueueState = () => ({ bytes: 0, frames: 0, peakBytes: 0, pausedConnections: 0 })
+  const queueGauge = (name: string, help: string, read: (state: QueueState) => number): Gauge =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read(queue()))
+      },
+    })
+  queueGauge('outpost_queued_bytes', 'Bytes of received work queued relay-wide (frames charged with a per-frame overhead)', (q) => q.bytes)
+  queueGauge('outpost_queued_bytes_peak', 'The most bytes of received work ever queued relay-wide at once', (q) => q.peakBytes)
+  queueGauge('outpost_queued_frames', 'Received frames queued relay-wide (not yet handled, or changes not yet committed)', (q) => q.frames)
+  queueGauge('outpost_relay_budget_paused_connections', 'Connections the relay-wide budget has stopped reading', (q) => q.pausedConnections)
   return {
+    relayBudgetEngaged: new Counter({ name: 'outpost_relay_budget_engaged_total', help: 'Times the relay-wide budget of queued work (limits.maxQueuedBytes) engaged and stopped reading connections', registers }),
+    watchQueue(source) {
+      queue = source
+    },
     registry,
     connections: new Gauge({ name: 'outpost_connections', help: 'Open client sessions (WebSocket and HTTP fallback)', registers }),
     connectionCloses,

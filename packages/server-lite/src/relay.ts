@@ -29,6 +29,7 @@ import { Heartbeat } from './heartbeat'
 import { httpRoutes } from './http-routes'
 import { httpSyncHandlers, type HttpSessionEntry } from './http-sync'
 import { FairScheduler } from './fair-scheduler'
+import { createRelayBudget } from './relay-budget'
 import { SubjectBuckets } from './rate-limiter'
 import { Session, type SessionTransport } from './session/session'
 import { attachWebSocket } from './ws-transport'
@@ -164,7 +165,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig = {}, op
     locks,
     functions: fns,
     subjectBucket: (subject) => subjectBuckets.bucket(subject),
-    scheduler: new FairScheduler(),
+    scheduler: new FairScheduler({ budget: createRelayBudget(config.limits.maxQueuedBytes, logger, metrics) }),
     admit(_session, subject) {
       const count = perSubject.get(subject) ?? 0
       if (count >= config.limits.maxConnectionsPerSubject) return false

@@ -26,6 +26,7 @@ describe('config', () => {
       subjectOpsPerSecond: 5_000,
       subjectOpsBurst: 40_000,
       maxQueuedBytesPerConnection: 4 * 1024 * 1024,
+      maxQueuedBytes: 64 * 1024 * 1024,
       maxBufferedBytesPerConnection: 16 * 1024 * 1024,
       helloTimeoutMs: 10_000,
       heartbeatMs: 10_000,

@@ -3,7 +3,9 @@
  * received and not yet handled (for `ops`, not yet committed); past
  * `limits.maxQueuedBytesPerConnection` the session asks its transport to stop reading, and to
  * read again once half of it has drained. A flooding client then waits in its own socket
- * instead of in the relay's memory. Writes are also rate-limited per connection and per
+ * instead of in the relay's memory. The same holds relay-wide: past `limits.maxQueuedBytes`
+ * queued over all connections, the relay budget (`relay-budget.ts`) stops reading the
+ * sessions that add to it until half has drained. Writes are also rate-limited per connection and per
  * subject (`rate-limiter.ts`): a write refused for rate stops reading from the peer until it
  * may write again, and a peer that keeps writing while told to wait is closed.
  */
@@ -15,6 +17,9 @@ import type { SessionTransport } from './transport'
 
 /** Longest the relay stops reading a rate-limited peer at a time. */
 const MAX_RATE_HOLD_MS = 1_000
+
+/** Why a session stops reading: its own queue, the relay-wide queue, or a rate-limit wait. */
+export type PauseReason = 'budget' | 'relay' | 'rate'
 
 /** What flow control needs from its session. */
 export interface FlowHost {
@@ -32,7 +37,7 @@ export interface FlowHost {
 export class FlowControl {
   readonly #host: FlowHost
   /** Why reading is paused: too much queued work, and/or a rate-limit wait in progress. */
-  readonly #pausedFor = new Set<'budget' | 'rate'>()
+  readonly #pausedFor = new Set<PauseReason>()
   #rateTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(host: FlowHost) {
@@ -44,13 +49,18 @@ export class FlowControl {
     return this.#pausedFor.size > 0
   }
 
+  /** True while the relay-wide budget has stopped reading this session. */
+  get relayPaused(): boolean {
+    return this.#pausedFor.has('relay')
+  }
+
   /** Stops the rate-limit wait's timer (the session closed). */
   dispose(): void {
     if (this.#rateTimer !== undefined) clearTimeout(this.#rateTimer)
   }
 
   /** Sets or clears one reason to stop reading; the transport is paused while any reason holds. */
-  pause(reason: 'budget' | 'rate', on: boolean): void {
+  pause(reason: PauseReason, on: boolean): void {
     const wasPaused = this.#pausedFor.size > 0
     if (on) this.#pausedFor.add(reason)
     else this.#pausedFor.delete(reason)

@@ -52,6 +52,7 @@ import type { Caller } from '../primitives/caller'
 import type { Lane } from '../fair-scheduler'
 import { TokenBucket, WriteRate } from '../rate-limiter'
 import type { RelayContext } from '../relay-context'
+import { RelayBudget } from '../relay-budget'
 import { dispatch, type DispatchHost } from './dispatch'
 import { FlowControl } from './flow-control'
 import { FrameWork, type FrameStart } from './frame-work'
@@ -99,6 +100,7 @@ export class Session implements Caller {
     this.#lane = context.scheduler.lane({
       budgetBytes: limits.maxQueuedBytesPerConnection,
       pause: (on) => this.#flow.pause('budget', on),
+      relayPause: (on) => this.#flow.pause('relay', on),
       failed: (error) => this.#unexpected(error),
     })
     const session = this
@@ -195,9 +197,12 @@ export class Session implements Caller {
     return this.#flow.paused
   }
 
-  /** True when more than `limits.maxQueuedBytesPerConnection` of received work is waiting. */
+  /**
+   * True when more than `limits.maxQueuedBytesPerConnection` of received work is waiting, or
+   * the relay-wide budget (`limits.maxQueuedBytes`) has stopped reading this session.
+   */
   get overBudget(): boolean {
-    return this.#lane.queuedBytes > this.#context.config.limits.maxQueuedBytesPerConnection
+    return this.#lane.queuedBytes > this.#context.config.limits.maxQueuedBytesPerConnection || this.#flow.relayPaused
   }
 
   /** Sends a transport-level keep-alive (heartbeat). */
@@ -215,7 +220,8 @@ export class Session implements Caller {
     if (this.#state === 'closed') return
     this.#lastHeard = performance.now()
     this.#context.metrics.bytesIn.inc(frame.length)
-    this.#lane.push(new FrameWork(frame.length, () => this.#start(frame)), frame.length)
+    // Charged at its length plus a per-frame overhead: a queued tiny frame costs far more than its bytes.
+    this.#lane.push(new FrameWork(frame.length, () => this.#start(frame)), RelayBudget.frameCost(frame.length))
   }
 
   /** Resolves once every frame received so far has been handled (the HTTP fallback answers after it). */
