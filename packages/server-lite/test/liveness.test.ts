@@ -51,7 +51,8 @@ describe('hello deadline', () => {
     const r = await relay({ helloTimeoutMs })
     const began = Date.now()
     const silent = await Promise.all(Array.from({ length: 50 }, () => TestClient.open(r.url)))
-    expect(r.sessionCount).toBe(50)
+    // Not `sessionCount === 50` here: on a loaded machine opening 50 sockets can take longer
+    // than the deadline, so the first ones may already be closed. Each close below is 4005.
     const closes = await withTimeout(Promise.all(silent.map((c) => c.closed)), 10_000, 'every silent socket closed')
     const elapsed = Date.now() - began
     console.log(`hello deadline ${helloTimeoutMs} ms: 50 silent sockets closed after ${elapsed} ms`)
