@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run reliability`: the reliability suite's long variants, then one table.
 //
-//   1. the Node scenarios (vitest project `reliability`: N1, S1, S5, S6, L1, C1) with
+//   1. the Node scenarios (vitest project `reliability`: N1, S1, S5, S6, L1, L2, C1, M1) with
 //      OUTPOST_RELIABILITY=full;
 //   2. the browser scenarios (Playwright specs under e2e/reliability/: D2, B1), same mode;
 //   3. e2e/reliability/report.ts: prints the table (id, what, target, figures, conditions,

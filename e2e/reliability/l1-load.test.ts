@@ -18,11 +18,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
-import { Hlc, lwwUpdateState, lwwView, type LwwRecordState, type ReplicaId } from '@outpost/core'
 import { prng, testSeed } from '@outpost/core/testing'
-import { RawClient } from './support/raw-client'
+import { LoadFleet } from './support/load-fleet'
 import { startRelayProcess } from './support/relay-process'
 import { recordResult, reliabilityMode, scaled } from './support/results'
 import { percentile, rssMb, slope } from './support/stats'
@@ -34,19 +32,6 @@ const KEYS_PER_CLIENT = 10
 const MAP = 'l1'
 const SAMPLE_MS = scaled(15_000, 5_000)
 
-/** One load client: its socket, its clock, and what the relay acknowledged. */
-interface LoadClient {
-  readonly index: number
-  readonly raw: RawClient
-  readonly clock: Hlc
-  sent: number
-  acked: number
-  readonly errors: string[]
-  /** Per key, the highest value acknowledged. */
-  readonly lastAcked: Map<string, number>
-  inFlight: number
-}
-
 describe('L1: one relay under sustained load', () => {
   it(`${CLIENTS} clients × ${OPS_PER_SECOND} ops/s for ${MINUTES} min (${reliabilityMode()})`, { timeout: (MINUTES + 10) * 60_000 }, async () => {
     const seed = testSeed('L1')
@@ -56,12 +41,10 @@ describe('L1: one relay under sustained load', () => {
     // Every load client connects as the one anonymous subject: lift the per-subject connection cap for them.
     writeFileSync(configFile, JSON.stringify({ limits: { maxConnectionsPerSubject: CLIENTS + 100 } }))
     const relay = await startRelayProcess({ args: ['--config', configFile], env: { OUTPOST_LOG_LEVEL: 'warn' } })
-    const latencies: number[] = []
     const rss: [minutes: number, mb: number][] = []
-    const clients: LoadClient[] = []
     const started = performance.now()
     let sampler: NodeJS.Timeout | undefined
-    let timers: NodeJS.Timeout[] = []
+    let fleet: LoadFleet | undefined
     try {
       const sample = (): void => {
         const mb = rssMb(relay.pid())
@@ -69,86 +52,20 @@ describe('L1: one relay under sustained load', () => {
       }
       sample()
       sampler = setInterval(sample, SAMPLE_MS)
-      // Connect in waves, as a fleet of devices would come online.
-      for (let i = 0; i < CLIENTS; i += 50) {
-        const wave = await Promise.all(
-          Array.from({ length: Math.min(50, CLIENTS - i) }, async (_, j) => {
-            const index = i + j
-            const replicaId = `l1-${seed}-${index}`
-            const raw = await RawClient.connect(relay.url, replicaId)
-            return { index, raw, clock: new Hlc({ replicaId: replicaId as ReplicaId }), sent: 0, acked: 0, errors: [], lastAcked: new Map(), inFlight: 0 } satisfies LoadClient
-          }),
-        )
-        clients.push(...wave)
-      }
+      fleet = await LoadFleet.connect({ url: relay.url, clients: CLIENTS, prefix: `l1-${seed}`, map: MAP, keysPerClient: KEYS_PER_CLIENT, random })
       const loadStart = performance.now()
-      const endAt = loadStart + MINUTES * 60_000
-      const send = (client: LoadClient): void => {
-        if (performance.now() >= endAt) return
-        const key = `c${client.index}-k${Math.floor(random() * KEYS_PER_CLIENT)}`
-        const value = ++client.sent
-        const change = { kind: 'lww' as const, map: MAP, key, state: lwwUpdateState({ v: value, by: client.index }, client.clock.tick()) }
-        const at = performance.now()
-        client.inFlight++
-        client.raw.ops([change]).then(
-          (outcome) => {
-            client.inFlight--
-            latencies.push(performance.now() - at)
-            const result = outcome.results[0]
-            if (result !== null && result !== undefined) {
-              client.errors.push(`${key}=${value}: ${result.code} ${result.message}`)
-              return
-            }
-            client.acked++
-            if ((client.lastAcked.get(key) ?? 0) < value) client.lastAcked.set(key, value)
-          },
-          (error: unknown) => {
-            client.inFlight--
-            client.errors.push(`${key}=${value}: ${String(error)}`)
-          },
-        )
-      }
-      // Each client ticks every 500 ms, staggered over the first interval so load is even.
-      const interval = 1_000 / OPS_PER_SECOND
-      for (const client of clients) {
-        const offset = Math.floor(random() * interval)
-        timers.push(
-          setTimeout(() => {
-            send(client)
-            timers.push(setInterval(() => send(client), interval))
-          }, offset),
-        )
-      }
-      while (performance.now() < endAt) await sleep(Math.min(1_000, endAt - performance.now()))
-      for (const timer of timers) clearTimeout(timer)
-      timers = []
+      await fleet.run(OPS_PER_SECOND, loadStart + MINUTES * 60_000)
       const loadMs = performance.now() - loadStart
       // Outstanding acks get time to arrive; anything still unanswered then counts as lost.
-      const drainUntil = performance.now() + 60_000
-      while (clients.some((c) => c.inFlight > 0) && performance.now() < drainUntil) await sleep(100)
+      await fleet.drain(60_000)
       sample()
       clearInterval(sampler)
       sampler = undefined
 
-      // Nothing lost: the relay holds, for every key, at least the last value it acknowledged. A
-      // client's values only grow and its keys are its own, so a larger value is a later write
-      // that committed but whose ack did not arrive (its socket closed first) — not a loss.
-      const reader = await RawClient.connect(relay.url, `l1-${seed}-reader`)
-      const stored = await reader.readMap(MAP, 120_000)
-      await reader.close()
-      const lost: string[] = []
-      for (const client of clients) {
-        for (const [key, value] of client.lastAcked) {
-          const change = stored.get(key)
-          const view = change?.kind === 'lww' ? lwwView(change.state as LwwRecordState) : undefined
-          const held = view?.['v']
-          if (typeof held !== 'number' || held < value || held > client.sent) lost.push(`${key}: acked ${value}, relay ${JSON.stringify(view)}`)
-        }
-      }
-      const sent = clients.reduce((s, c) => s + c.sent, 0)
-      const acked = clients.reduce((s, c) => s + c.acked, 0)
-      const unanswered = clients.reduce((s, c) => s + c.inFlight, 0)
-      const errors = clients.flatMap((c) => c.errors)
+      // Nothing lost: the relay holds, for every key, at least the last value it acknowledged.
+      const lost = await fleet.lost()
+      const { sent, acked, unanswered, errors } = fleet.totals()
+      const latencies = fleet.latencies
       const warm = rss.filter(([minute]) => minute >= (MINUTES * 0.2 + (loadStart - started) / 60_000))
       const mbPerMin = slope(warm.length >= 2 ? warm : rss)
       const rssValues = rss.map(([, mb]) => mb)
@@ -176,8 +93,7 @@ describe('L1: one relay under sustained load', () => {
       expect({ sent, unanswered, errors: errors.slice(0, 5), lost: lost.slice(0, 5) }).toEqual({ sent: acked, unanswered: 0, errors: [], lost: [] })
     } finally {
       if (sampler !== undefined) clearInterval(sampler)
-      for (const timer of timers) clearTimeout(timer)
-      await Promise.allSettled(clients.map((c) => c.raw.close()))
+      await fleet?.close()
       await relay.dispose()
       rmSync(configDir, { recursive: true, force: true })
     }

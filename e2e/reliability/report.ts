@@ -1,6 +1,6 @@
 /**
  * The reliability table: reads `results/*.json` (a full run's result preferred over a CI
- * one for the same id), prints one table in a fixed order (N1 S1 S5 S6 L1 D2 B1 C1, "not
+ * one for the same id), prints one table in a fixed order (N1 S1 S5 S6 L1 L2 D2 B1 C1, "not
  * run" for missing ones) and writes it to `RESULTS.md` beside this file.
  *
  *   node --import tsx e2e/reliability/report.ts      # what `npm run reliability` runs last
@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url'
 import { RESULTS_DIR, type ReliabilityResult } from './support/results'
 
 /** The table's rows, in order. */
-export const SCENARIO_ORDER = ['N1', 'S1', 'S5', 'S6', 'L1', 'D2', 'B1', 'C1'] as const
+export const SCENARIO_ORDER = ['N1', 'S1', 'S5', 'S6', 'L1', 'L2', 'D2', 'B1', 'C1'] as const
 
 /** A result file as `recordResult` writes it. */
 export interface StoredResult extends ReliabilityResult {
