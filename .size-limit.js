@@ -11,6 +11,10 @@
 // of it, loaded with a dynamic import() only when a map declares search (an app's Vite build
 // puts it in its own chunk; esbuild here inlines it, so it is counted), and the index, live
 // searches, spec validation and error classes the rest. Raised from 165/152 kB.
+// The committed-write race fixes in the committer and sync host (writes still queued or being
+// committed count as pending) and the relay-shared frame codec (scanFrame as a class,
+// measureTotal / packListBySize) took the client entry to 175.05 kB (+0.45 kB) and the worker
+// to 161.28 kB. Raised from 175/162 kB to keep a little room, not to invite growth.
 
 /** esbuild bundles as ESM, as apps do (`new URL(..., import.meta.url)` needs import.meta). */
 const esm = (config) => ({ ...config, format: 'esm' })
@@ -22,7 +26,7 @@ export default [
     import: '{ createClient }',
     gzip: true,
     modifyEsbuildConfig: esm,
-    limit: '175 kB',
+    limit: '178 kB',
   },
   {
     // The in-page inspector panel; it only reads `client.inspector`, so it carries no engine.
@@ -38,6 +42,6 @@ export default [
     path: 'packages/client/dist/worker-entry.js',
     gzip: true,
     modifyEsbuildConfig: esm,
-    limit: '162 kB',
+    limit: '164 kB',
   },
 ]
