@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { IDBFactory } from 'fake-indexeddb'
 import { WebSocket } from 'ws'
 import { createEngine, type CreateEngineOptions, type Engine } from '../src/engine'
+import type { Value } from '@outpost/core'
 import type { Result } from '../src/engine-api'
 import type { WebSocketConstructor } from '../src/sync/sync-client'
 
@@ -46,3 +47,11 @@ export function tempDir(): { path: string; remove: () => void } {
 
 /** Seeded randomness shared by every package's tests (printed seeds, OUTPOST_SEED replays). */
 export { prng, testSeed } from '@outpost/core/testing'
+
+/** A counter's current value as the engine's live query reports it (subscribes once, then unsubscribes). */
+export async function counterValue(engine: Engine, map: string, key: string): Promise<Value> {
+  let value: Value = null
+  const id = unwrap(await engine.subscribeValue('counter', map, key, (next) => (value = next)))
+  await engine.unsubscribeQuery(id)
+  return value
+}

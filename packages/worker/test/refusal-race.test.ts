@@ -15,7 +15,7 @@ import { createRelay, type Relay } from '@outpost/server-lite'
 import type { Value } from '@outpost/core'
 import type { Engine } from '../src/engine'
 import { IdbStore } from '../src/store/idb-store'
-import { engineOn, freshIdb, tempDir, unwrap, waitFor } from './helpers'
+import { counterValue, engineOn, freshIdb, tempDir, unwrap, waitFor } from './helpers'
 
 const SECRET = 'refusal-race-test-secret-of-at-least-32-chars'
 let relay: Relay | undefined
@@ -29,12 +29,7 @@ afterEach(async () => {
   remove?.()
 })
 
-async function value(e: Engine): Promise<Value> {
-  let v: Value = null
-  const id = unwrap(await e.subscribeValue('counter', 'likes', '', (x) => (v = x)))
-  await e.unsubscribeQuery(id)
-  return v
-}
+const value = (e: Engine): Promise<Value> => counterValue(e, 'likes', '')
 
 it('an increment made while refused writes are taken back is kept in memory', async () => {
   const dir = tempDir()

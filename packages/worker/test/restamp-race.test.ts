@@ -10,7 +10,7 @@ import { afterEach, expect, it } from 'vitest'
 import { createRelay, type Relay } from '@outpost/server-lite'
 import type { Value } from '@outpost/core'
 import type { Engine } from '../src/engine'
-import { engineOn, freshIdb, tempDir, unwrap, waitFor } from './helpers'
+import { counterValue, engineOn, freshIdb, tempDir, unwrap, waitFor } from './helpers'
 
 const FIVE_MINUTES = 5 * 60_000
 let relay: Relay | undefined
@@ -24,12 +24,7 @@ afterEach(async () => {
   remove?.()
 })
 
-async function value(e: Engine): Promise<Value> {
-  let v: Value = null
-  const id = unwrap(await e.subscribeValue('counter', 'likes', '', (x) => (v = x)))
-  await e.unsubscribeQuery(id)
-  return v
-}
+const value = (e: Engine): Promise<Value> => counterValue(e, 'likes', '')
 
 it('an increment made while pending writes are re-stamped after welcome is kept', async () => {
   const dir = tempDir()
