@@ -365,9 +365,12 @@ export class IdbStore implements Store {
     const splitCollections = new Set<string>()
     items.forEach((w, i) => {
       const stored = current[i]
-      const entries = stored === undefined ? new Map<string, Value>() : decodePage(stored)
-      for (const key of w.deletes) entries.delete(key)
-      for (const [key, value] of w.puts) entries.set(key, value)
+      // A page that did not exist is just this batch's puts (a bulk load writes mostly such pages): no copy.
+      const entries = stored === undefined ? w.puts : decodePage(stored)
+      if (stored !== undefined) {
+        for (const key of w.deletes) entries.delete(key)
+        for (const [key, value] of w.puts) entries.set(key, value)
+      }
       const dir = dirs.get(w.collection) as Set<string>
       for (const [prefix, pageEntries] of splitPage(w.prefix, entries, PAGE_MAX_RECORDS, dir, splitCollections, w.collection, hashOf)) {
         if (pageEntries.size === 0) {
