@@ -141,14 +141,16 @@ interface MapRow {
 
 function readSum(bytes: Buffer | undefined): HashSum {
   if (bytes === undefined) return { hi: 0, lo: 0, count: 0 }
-  return { hi: bytes.readUInt32BE(0), lo: bytes.readUInt32BE(4), count: Number(bytes.readBigUInt64BE(8)) }
+  // The count as two 32-bit halves (it stays below 2^53): no BigInt per leaf row.
+  return { hi: bytes.readUInt32BE(0), lo: bytes.readUInt32BE(4), count: bytes.readUInt32BE(8) * 0x1_0000_0000 + bytes.readUInt32BE(12) }
 }
 
 function writeSum(sum: HashSum): Buffer {
   const out = Buffer.allocUnsafe(16)
   out.writeUInt32BE(sum.hi, 0)
   out.writeUInt32BE(sum.lo, 4)
-  out.writeBigUInt64BE(BigInt(sum.count), 8)
+  out.writeUInt32BE(Math.floor(sum.count / 0x1_0000_0000), 8)
+  out.writeUInt32BE(sum.count >>> 0, 12)
   return out
 }
 
