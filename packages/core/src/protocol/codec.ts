@@ -19,7 +19,7 @@
  */
 import { Packr, type Options } from 'msgpackr'
 import { DecodeError, DecodeLimitError, FrameTooLargeError, InvalidMessageError, InvalidValueError } from '../errors'
-import type { Change } from '../types'
+import type { Change, Value } from '../types'
 import { z } from 'zod'
 import { MESSAGE_LIMITS, PROTOCOL_VERSION, changeSchema, changesSchema, clientMessageSchema, serverMessageSchema, type ClientMessage, type ServerMessage } from './messages'
 import { isCheckedChange } from './change-batch'
@@ -68,6 +68,23 @@ const UNBOUNDED: CodecLimits = { maxFrameBytes: Infinity, maxDepth: Infinity, ma
  */
 export function encode(value: unknown): Uint8Array {
   return encodeCounted(value).frame
+}
+
+/**
+ * Encodes a value that has already passed `assertStoredValue` (or `assertValue`):
+ * the bytes {@link encode} gives, without its self-check scan, which for such a value can
+ * only repeat what the assertion established (validate once, at the boundary). Stores use
+ * it for what they checked on the way in. The frame owns its bytes (one copy out of
+ * msgpackr's shared buffer). Throws {@link InvalidValueError} when msgpackr fails.
+ */
+export function encodeChecked(value: Value): Uint8Array {
+  let packed: Uint8Array
+  try {
+    packed = packr.pack(value)
+  } catch (error) {
+    throw new InvalidValueError(`Cannot encode this value: ${describe(error)}`, { reason: describe(error) })
+  }
+  return new Uint8Array(packed)
 }
 
 /** A frame and the array items plus map entries it holds (what {@link CodecLimits.maxElements} counts). */
