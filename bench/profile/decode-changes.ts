@@ -10,7 +10,10 @@
  * compare two commits, run it from a second worktree of the other one (its node_modules may be
  * a symlink to this one's) and alternate the two. Compare several processes each: V8 settles
  * some processes into a state where the same decode costs 3-4 times as much CPU (more GC,
- * slower unpacking), so one process's figure says little on its own.
+ * slower unpacking). That is allocation-site pretenuring (changes that survive a scavenge
+ * mid-frame make V8 allocate them in old space): with `--no-allocation-site-pretenuring`
+ * every process is fast. A worker keeps decoded changes until they are applied, so it may
+ * well run pretenured: fewer objects per record help in both states.
  */
 import { loadavg } from 'node:os'
 import { DEFAULT_WIRE_LIMITS, decodeServerMessage, encodeMessage, lwwSetState, type Change, type LwwRecordState, type ServerMessage, type Stamp } from '../../packages/core/src/index'
