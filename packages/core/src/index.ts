@@ -167,6 +167,7 @@ export {
   decodeClientMessage,
   decodeServerMessage,
   encode,
+  encodeChecked,
   encodeMessage,
   encodeMessageCounted,
   entriesSchema,

@@ -99,43 +99,74 @@ function loneSurrogate(what: string, path: string): InvalidValueError {
   return new InvalidValueError(`${what} contains a lone surrogate (half of a UTF-16 pair), which other replicas would receive as U+FFFD; use well-formed text (e.g. String.prototype.toWellFormed())`, { path })
 }
 
-function checkValue(value: unknown, path: string, depth: number, limit: number): void {
+/**
+ * `base` followed by the array indexes and field names of `at`, as in `todos/t1.tags[2]`.
+ * Built only for an error message: a valid value (every store put checks one) costs no strings.
+ */
+function pathOf(base: string, at: readonly (string | number)[]): string {
+  let path = base
+  for (const step of at) path += typeof step === 'number' ? `[${step}]` : `.${step}`
+  return path
+}
+
+/** `at`: the indexes and field names from `base` down to `value`, pushed and popped as the walk goes. */
+function checkValue(value: unknown, base: string, depth: number, limit: number, at: (string | number)[] = []): void {
   if (depth > limit) {
+    const path = pathOf(base, at)
     throw new InvalidValueError(`${path} nests deeper than ${limit} levels; flatten it or store it as a string`, { path, limit })
   }
   switch (typeof value) {
     case 'string':
-      if (!isWellFormed(value)) throw loneSurrogate(path, path)
+      if (!isWellFormed(value)) {
+        const path = pathOf(base, at)
+        throw loneSurrogate(path, path)
+      }
       return
     case 'boolean':
     case 'bigint':
       return
     case 'number':
-      if (Number.isNaN(value)) throw new InvalidValueError(`${path} is NaN, which has no order or equality; store null instead`, { path })
+      if (Number.isNaN(value)) {
+        const path = pathOf(base, at)
+        throw new InvalidValueError(`${path} is NaN, which has no order or equality; store null instead`, { path })
+      }
       return
     case 'object': {
       if (value === null || value instanceof Date || value instanceof Uint8Array) {
         if (value instanceof Date && Number.isNaN(value.getTime())) {
+          const path = pathOf(base, at)
           throw new InvalidValueError(`${path} is an invalid Date; store null instead`, { path })
         }
         return
       }
       if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) checkValue(value[i], `${path}[${i}]`, depth + 1, limit)
+        for (let i = 0; i < value.length; i++) {
+          at.push(i)
+          checkValue(value[i], base, depth + 1, limit, at)
+          at.pop()
+        }
         return
       }
       const proto = Object.getPrototypeOf(value)
       if (proto !== Object.prototype && proto !== null) {
+        const path = pathOf(base, at)
         throw new InvalidValueError(`${path} is a ${proto?.constructor?.name ?? 'class instance'}; only plain objects, arrays, Date, Uint8Array and primitives can be stored`, { path })
       }
       for (const key of Object.keys(value)) {
-        if (!isWellFormed(key)) throw loneSurrogate(`${path} field name ${printable(key.slice(0, 64))}`, path)
-        checkValue((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1, limit)
+        if (!isWellFormed(key)) {
+          const path = pathOf(base, at)
+          throw loneSurrogate(`${path} field name ${printable(key.slice(0, 64))}`, path)
+        }
+        at.push(key)
+        checkValue((value as Record<string, unknown>)[key], base, depth + 1, limit, at)
+        at.pop()
       }
       return
     }
-    default:
+    default: {
+      const path = pathOf(base, at)
       throw new InvalidValueError(`${path} is ${typeof value}; only null, booleans, numbers, bigints, strings, Date, Uint8Array, arrays and plain objects can be stored (omit a field instead of setting it to undefined)`, { path })
+    }
   }
 }
 

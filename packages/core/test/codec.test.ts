@@ -13,13 +13,15 @@ import {
   decodeClientMessage,
   decodeServerMessage,
   encode,
+  encodeChecked,
   encodeMessage,
   parseChange,
 } from '../src/protocol/codec'
 import type { OpsMessage } from '../src/protocol/messages'
 import { sampleChange, sampleClientMessages, sampleServerMessages } from '../src/testing/sample-messages'
 import { valueDifference } from '../src/testing/store-suite'
-import { prng } from '../src/testing/random'
+import { prng, testSeed } from '../src/testing/random'
+import { assertStoredValue } from '../src/value'
 
 /** Defines `key` as an own data property (how `__proto__` becomes a plain field). */
 function withKey(object: Record<string, unknown>, key: string, value: unknown): Record<string, unknown> {
@@ -137,6 +139,46 @@ describe('codec round trips', () => {
     const frame = encode({ a: 1 })
     const buffer = frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.byteLength) as ArrayBuffer
     expect(decode(buffer)).toEqual({ a: 1 })
+  })
+})
+
+describe('encodeChecked (values validated once, at the boundary)', () => {
+  /** A random value of every kind `assertStoredValue` accepts, nested up to `depth`. */
+  function randomValue(random: () => number, depth: number): unknown {
+    const pick = Math.floor(random() * (depth > 0 ? 11 : 8))
+    const text = (): string => ['', 'a', 'héllo 😀', '__proto__', 'x'.repeat(Math.floor(random() * 300))][Math.floor(random() * 5)] as string
+    switch (pick) {
+      case 0: return null
+      case 1: return random() < 0.5
+      case 2: return Math.floor((random() - 0.5) * 2 ** Math.floor(random() * 60))
+      case 3: return (random() - 0.5) * 1e6
+      case 4: return text()
+      case 5: return BigInt(Math.floor(random() * 2 ** 53)) * (random() < 0.5 ? -(2n ** 70n) : 1n)
+      case 6: return new Date(Math.floor((random() - 0.5) * 1e13))
+      case 7: return Uint8Array.from({ length: Math.floor(random() * 40) }, () => Math.floor(random() * 256))
+      case 8: return Array.from({ length: Math.floor(random() * 5) }, () => randomValue(random, depth - 1))
+      default: {
+        const object: Record<string, unknown> = {}
+        for (let i = Math.floor(random() * 5); i > 0; i--) withKey(object, text(), randomValue(random, depth - 1))
+        return object
+      }
+    }
+  }
+
+  it('writes the bytes encode writes for every value assertStoredValue accepts, in a frame of its own', () => {
+    const seed = testSeed('encode-checked')
+    const random = prng(seed)
+    for (let i = 0; i < 2_000; i++) {
+      const value = randomValue(random, 4)
+      assertStoredValue(value)
+      const checked = encodeChecked(value)
+      const expected = encode(value)
+      expect([...checked], `case ${i} (seed ${seed})`).toEqual([...expected])
+      // It owns its bytes: encoding something else does not change them.
+      encodeChecked({ other: 'x'.repeat(i % 100) })
+      expect([...checked], `case ${i} (seed ${seed})`).toEqual([...expected])
+      expect(valueDifference(decode(checked, { maxFrameBytes: Infinity, maxDepth: 64, maxElements: Infinity }), value), `case ${i} (seed ${seed})`).toBeNull()
+    }
   })
 })
 

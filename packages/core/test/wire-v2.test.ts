@@ -51,6 +51,7 @@ function expectMalformed(batch: unknown, fragment: RegExp): void {
     thrown = error
   }
   expect(thrown, 'the batch was accepted').toBeInstanceOf(InvalidMessageError)
+  expect((thrown as InvalidMessageError).code).toBe('INVALID_MESSAGE')
   expect((thrown as Error).message).toMatch(fragment)
 }
 
@@ -263,6 +264,51 @@ describe('malformed packed batches', () => {
     expectMalformed(withRecord([1, 0, 'k', 0, 1e12], stream()), /stream ends inside a stamp/)
     expectMalformed(withRecord([2, 0, 'k', 0, 1]), /ends where decrements was expected/)
     expectMalformed(withItem(2, ['']).map((item, i) => (i === 6 ? [[8, 0, 'k', 0, 'v']] : item)), /not a valid replica id/)
+  })
+
+  it('name the record they fail in, past the first one too (the place is spelt out only for the error)', () => {
+    const two = (second: unknown[], stamps: Uint8Array): unknown[] => good.map((item, i) => (i === 5 ? stamps : i === 6 ? [[8, 0, 'a', 0, 'v'], second] : item))
+    expectMalformed(two([8, 0, 'k', 0, 'v'], stream(0, 0, 0, 0, 0)), /records\[1\]: the stamp stream ends inside a stamp/)
+    expectMalformed(two([8, 0, 'k', 0, 'v'], stream(0, 0, 0, 0, 0, 1)), /records\[1\]: replica index 1 is outside its table of 1/)
+    expectMalformed(two([8, 0, 'k', 0], stream(0, 0, 0)), /records\[1\]: a record must end in \(name, value\) pairs/)
+    expectMalformed(two([8, 0, 'k', 0, 'v', 0], stream(0, 0, 0, 0, 0, 0)), /records\[1\]: a record must end in \(name, value\) pairs/)
+    expectMalformed(two([8, 0, 'k', 'x'.repeat(8)], stream(0, 0, 0, 0, 0, 0)), /records\[1\]: a record must end/)
+    expectMalformed(two([1, 0, 'k', 2, 0, 'v'], stream(0, 0, 0)), /records\[1\]: a set with 2 adds must have 2 values/)
+  })
+
+  it('make a whole changes message invalid when a change breaks a rule, with the path of the rule', () => {
+    const counter = (state: unknown[]): unknown[] => good.map((item, i) => (i === 5 ? stream(0, 0, 0) : i === 6 ? [[8, 0, 'a', 0, 'v'], [2, 0, 'c', ...state]] : item))
+    expectMalformed(counter(['', 1, 0]), /changes\[1\]\.state\[0\]\[0\]: a replica id must be 1\.\.128 characters/)
+    expectMalformed(counter(['r1', 1, 0, 'r'.repeat(129), 1, 0]), /changes\[1\]\.state\[1\]\[0\]: a replica id/)
+    expectMalformed(counter(['r1', -1, 0]), /changes\[1\]\.state\[0\]: totals must be finite numbers/)
+    const map = good.map((item, i) => (i === 3 ? ['m'.repeat(1000)] : item))
+    expectMalformed(map, /changes\[0\]\.map: must be 1\.\./)
+  })
+
+  it('leave the other fields of a changes message to its schema, and the length of its list', () => {
+    const frame = (fields: Record<string, unknown>, batch: unknown = good): Uint8Array => encode({ type: 'changes', sub: 1, ...fields, batch })
+    const refused = (bytes: Uint8Array, fragment: RegExp, version = 2): void => {
+      // Frame limits wide enough for a v1 frame of 10,001 changes: the message's schema refuses it, not the codec.
+      const read = (): unknown => decodeServerMessage(bytes, { maxFrameBytes: 8 * 2 ** 20 }, version)
+      expect(read).toThrow(InvalidMessageError)
+      expect(read).toThrow(fragment)
+    }
+    refused(frame({ sub: -1 }), /not a valid server message \(sub: /)
+    refused(frame({ paced: false }), /paced: /)
+    refused(frame({ frame: 0 }), /frame: /)
+    refused(frame({ moveOut: ['k'.repeat(1025)] }), /moveOut\[0\]: /)
+    // Every field checked, unknown ones dropped, and the changes taken as they were unpacked.
+    const message = decodeServerMessage(frame({ paced: true, frame: 3, seq: 9, moveOut: ['z'], extra: 1 }), undefined, 2)
+    expect(message).toEqual({ type: 'changes', sub: 1, paced: true, frame: 3, seq: 9, moveOut: ['z'], changes: [setChange('a', 1_700_000_000_000)] })
+    // One change over the limit of a frame: refused as v1's schema refuses it.
+    const many = Array.from({ length: 10_001 }, (_, i) => setChange(`k${i}`, 1_700_000_000_000 + i))
+    refused(encodeMessage({ type: 'changes', sub: 1, changes: many } as ChangesMessage, 2), /changes: Too big/)
+    refused(encodeMessage({ type: 'changes', sub: 1, changes: many } as ChangesMessage, 1), /changes: Too big/, 1)
+    expect((decodeServerMessage(encodeMessage({ type: 'changes', sub: 1, changes: many.slice(0, 10_000) }, 2), undefined, 2) as ChangesMessage).changes).toHaveLength(10_000)
+  })
+
+  it('of ops are not server messages', () => {
+    expect(() => decodeServerMessage(encodeMessage({ type: 'ops', id: 1, changes: [setChange('a', 1)] }, 2), undefined, 2)).toThrow(/not a valid server message/)
   })
 
   it('with both changes and batch are refused', () => {

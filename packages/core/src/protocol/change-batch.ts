@@ -160,11 +160,12 @@ function table(value: unknown, what: string): string[] {
 /**
  * Unpacks a batch written by {@link packChanges}, holding each change to the change
  * schema's rules as it is built. Throws {@link InvalidMessageError} when the batch is
- * malformed. A change that breaks a rule is returned unchecked (see {@link isCheckedChange})
- * and named in `problem`, so a caller may refuse it alone, as v1 does with one malformed
- * change of an `ops` batch.
+ * malformed. A change that breaks a rule is named in `problem`; with `mark`, every change
+ * that breaks none is marked checked (see {@link isCheckedChange}), so a caller may refuse a
+ * malformed one alone, as v1 does with one malformed change of an `ops` batch. A caller
+ * that refuses the whole batch on a `problem` (a `changes` message) needs no marks.
  */
-export function unpackChanges(batch: unknown): UnpackedChanges {
+export function unpackChanges(batch: unknown, mark = true): UnpackedChanges {
   if (!Array.isArray(batch) || batch.length !== 7) throw malformedBatch('batch', 'a batch must be a list of 7 items')
   const [format, base, replicaList, mapList, nameList, stream, records] = batch as unknown[]
   if (format !== FORMAT) throw malformedBatch('batch', `format ${describe(format)} is not one this build reads (${FORMAT}); upgrade the older side`)
@@ -184,29 +185,47 @@ export function unpackChanges(batch: unknown): UnpackedChanges {
   }
   const changes: Change[] = new Array(records.length)
   let problem: string | undefined
+  // One cursor for every record: nothing per record but the change itself.
+  const record = new RecordReader()
   for (let r = 0; r < records.length; r++) {
     const items = records[r] as unknown
     if (!Array.isArray(items)) throw malformedBatch(`records[${r}]`, 'a record must be a list')
-    const record = new RecordReader(items, `records[${r}]`)
+    record.start(items, r)
     const change = unpackRecord(record, context)
     changes[r] = change
-    if (record.problem === undefined) checked.add(change)
-    else problem ??= `changes[${r}]${record.problem}`
+    if (record.problem !== undefined) problem ??= `changes[${r}]${record.problem}`
+    else if (mark) checked.add(change)
   }
   if (!context.stamps.done) throw malformedBatch('batch', 'the stamp stream holds more stamps than the records use')
   return { changes, problem }
 }
 
-/** A cursor over one packed record: structural failures throw, broken schema rules are noted. */
+/**
+ * A cursor over the packed records of a batch, one at a time ({@link start}): structural
+ * failures throw, broken schema rules are noted. Its place in the batch ({@link where}) is
+ * only spelt out for an error.
+ */
 class RecordReader {
+  items: readonly unknown[] = []
   pos = 0
+  /** The record's index in the batch. */
+  #record = 0
   /** The first rule of the change schema this record breaks (a path within the change, then the problem). */
   problem: string | undefined
 
-  constructor(
-    readonly items: readonly unknown[],
-    readonly where: string,
-  ) {}
+  /** Moves to record `index` of the batch, whose items are `items`. */
+  start(items: readonly unknown[], index: number): void {
+    this.items = items
+    this.pos = 0
+    this.#record = index
+    this.problem = undefined
+    this.index = -1
+  }
+
+  /** The record's place, for an error message. */
+  get where(): string {
+    return `records[${this.#record}]`
+  }
 
   /** The next item; throws when the record ends before it. */
   take(what: string): unknown {
@@ -270,10 +289,6 @@ function replicaProblem(replica: string): string | undefined {
   return replica.length === 0 || longer(replica, MESSAGE_LIMITS.maxReplicaIdLength) ? `: a replica id must be 1..${MESSAGE_LIMITS.maxReplicaIdLength} characters` : undefined
 }
 
-function prefixed(path: string, problem: string | undefined): string | undefined {
-  return problem === undefined ? undefined : `${path}${problem}`
-}
-
 /** A counter total as the schema takes it: a finite number, at least 0. */
 function isTotal(value: unknown): boolean {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0
@@ -281,32 +296,33 @@ function isTotal(value: unknown): boolean {
 
 function unpackRecord(record: RecordReader, batch: Batch): Change {
   const stamps = batch.stamps
-  const where = record.where
+  // A stamp read gets the record itself: its place is spelt out only for an error.
   const head = record.take('the record kind')
   const map = record.text(batch.maps, 'map')
   record.note(record.index < 0 ? mapNameProblem(map) : batch.mapProblems[record.index])
   const key = record.take('the key')
-  if (typeof key !== 'string') throw malformedBatch(where, 'the key must be a string')
+  if (typeof key !== 'string') throw malformedBatch(record.where, 'the key must be a string')
   if (longer(key, MESSAGE_LIMITS.maxKeyLength)) record.note(`.key: must be at most ${MESSAGE_LIMITS.maxKeyLength} characters`)
   else if (!isWellFormed(key)) record.note(`.key: ${NOT_WELL_FORMED}`)
   if (head === KIND_OR) {
     const addCount = record.count('the add count', record.items.length)
     const removeCount = record.count('the remove count', Number.MAX_SAFE_INTEGER)
-    if (record.items.length !== record.pos + addCount) throw malformedBatch(where, `a set with ${addCount} adds must have ${addCount} values`)
+    if (record.items.length !== record.pos + addCount) throw malformedBatch(record.where, `a set with ${addCount} adds must have ${addCount} values`)
     if (addCount > MESSAGE_LIMITS.maxSetEntries) record.note(`.state.adds: at most ${MESSAGE_LIMITS.maxSetEntries} adds`)
     if (removeCount > MESSAGE_LIMITS.maxSetEntries) record.note(`.state.removes: at most ${MESSAGE_LIMITS.maxSetEntries} removes`)
     const adds: (readonly [Stamp, unknown])[] = new Array(addCount)
-    for (let i = 0; i < addCount; i++) adds[i] = [stamps.read(where), record.take('an added value')]
+    for (let i = 0; i < addCount; i++) adds[i] = [stamps.read(record), record.take('an added value')]
     // Bounded by the stream: each read consumes at least three bytes or throws.
     const removes: Stamp[] = []
-    for (let i = 0; i < removeCount; i++) removes.push(stamps.read(where))
+    for (let i = 0; i < removeCount; i++) removes.push(stamps.read(record))
     return { kind: 'or', map, key, state: { adds, removes } } as Change
   }
   if (head === KIND_COUNTER) {
     const state: (readonly [ReplicaId, unknown, unknown])[] = []
     while (record.pos < record.items.length) {
       const replica = record.text(batch.replicas, 'replica') as ReplicaId
-      record.note(prefixed(`.state[${state.length}][0]`, replicaProblem(replica)))
+      const problem = replicaProblem(replica)
+      if (problem !== undefined) record.note(`.state[${state.length}][0]${problem}`)
       const increments = record.take('increments')
       const decrements = record.take('decrements')
       if (!isTotal(increments) || !isTotal(decrements)) record.note(`.state[${state.length}]: totals must be finite numbers of at least 0`)
@@ -315,19 +331,20 @@ function unpackRecord(record: RecordReader, batch: Batch): Change {
     if (state.length > MESSAGE_LIMITS.maxSetEntries) record.note(`.state: at most ${MESSAGE_LIMITS.maxSetEntries} replicas`)
     return { kind: 'counter', map, key, state } as Change
   }
-  if (typeof head !== 'number' || (head & ~(LWW_DELETED | LWW_SHARED)) !== KIND_LWW) throw malformedBatch(where, `record kind ${describe(head)} is not one this build reads`)
-  if ((record.items.length - record.pos) % 2 !== 0) throw malformedBatch(where, 'a record must end in (name, value) pairs')
-  const deleted = (head & LWW_DELETED) !== 0 ? stamps.read(where) : null
+  if (typeof head !== 'number' || (head & ~(LWW_DELETED | LWW_SHARED)) !== KIND_LWW) throw malformedBatch(record.where, `record kind ${describe(head)} is not one this build reads`)
+  if ((record.items.length - record.pos) % 2 !== 0) throw malformedBatch(record.where, 'a record must end in (name, value) pairs')
+  const deleted = (head & LWW_DELETED) !== 0 ? stamps.read(record) : null
   let shared: Stamp | undefined
   if ((head & LWW_SHARED) !== 0) {
-    if (record.pos === record.items.length) throw malformedBatch(where, 'a shared stamp without fields')
-    shared = stamps.read(where)
+    if (record.pos === record.items.length) throw malformedBatch(record.where, 'a shared stamp without fields')
+    shared = stamps.read(record)
   }
   const fields: (readonly [string, unknown, Stamp])[] = new Array((record.items.length - record.pos) / 2)
   for (let i = 0; i < fields.length; i++) {
     const name = record.text(batch.names, 'field name')
-    record.note(prefixed(`.state.fields[${i}]`, record.index < 0 ? fieldNameProblem(name) : batch.nameProblems[record.index]))
-    fields[i] = [name, record.take('a field value'), shared ?? stamps.read(where)]
+    const problem = record.index < 0 ? fieldNameProblem(name) : batch.nameProblems[record.index]
+    if (problem !== undefined) record.note(`.state.fields[${i}]${problem}`)
+    fields[i] = [name, record.take('a field value'), shared ?? stamps.read(record)]
   }
   if (fields.length > MESSAGE_LIMITS.maxFieldsPerRecord) record.note(`.state.fields: at most ${MESSAGE_LIMITS.maxFieldsPerRecord} fields`)
   return { kind: 'lww', map, key, state: { fields, deleted } } as Change

@@ -19,8 +19,7 @@
  */
 import { Packr, type Options } from 'msgpackr'
 import { DecodeError, DecodeLimitError, FrameTooLargeError, InvalidMessageError, InvalidValueError } from '../errors'
-import type { Change } from '../types'
-import { z } from 'zod'
+import type { Change, Value } from '../types'
 import { MESSAGE_LIMITS, PROTOCOL_VERSION, changeSchema, changesSchema, clientMessageSchema, serverMessageSchema, type ClientMessage, type ServerMessage } from './messages'
 import { isCheckedChange } from './change-batch'
 import { packMessage, unpackMessage } from './wire-v2'
@@ -68,6 +67,23 @@ const UNBOUNDED: CodecLimits = { maxFrameBytes: Infinity, maxDepth: Infinity, ma
  */
 export function encode(value: unknown): Uint8Array {
   return encodeCounted(value).frame
+}
+
+/**
+ * Encodes a value that has already passed `assertStoredValue` (or `assertValue`):
+ * the bytes {@link encode} gives, without its self-check scan, which for such a value can
+ * only repeat what the assertion established (validate once, at the boundary). Stores use
+ * it for what they checked on the way in. The frame owns its bytes (one copy out of
+ * msgpackr's shared buffer). Throws {@link InvalidValueError} when msgpackr fails.
+ */
+export function encodeChecked(value: Value): Uint8Array {
+  let packed: Uint8Array
+  try {
+    packed = packr.pack(value)
+  } catch (error) {
+    throw new InvalidValueError(`Cannot encode this value: ${describe(error)}`, { reason: describe(error) })
+  }
+  return new Uint8Array(packed)
 }
 
 /** A frame and the array items plus map entries it holds (what {@link CodecLimits.maxElements} counts). */
@@ -178,7 +194,8 @@ export function decodeClientMessage(bytes: Uint8Array | ArrayBuffer, limits?: Pa
  */
 export function decodeServerMessage(bytes: Uint8Array | ArrayBuffer, limits?: Partial<CodecLimits>, version: number = PROTOCOL_VERSION): ServerMessage {
   const { data, checkedChanges } = decodeVersion(bytes, limits, version)
-  const result = (checkedChanges ? unpackedChangesSchema : serverMessageSchema).safeParse(data)
+  if (checkedChanges) return parseUnpackedChanges(data as { readonly changes: Change[] })
+  const result = serverMessageSchema.safeParse(data)
   if (!result.success) throw invalidMessage('server', data, result.error.issues)
   return result.data
 }
@@ -191,14 +208,23 @@ function decodeVersion(bytes: Uint8Array | ArrayBuffer, limits: Partial<CodecLim
   return { data: message, checkedChanges }
 }
 
+/** A `changes` message without its list. */
+const changesEnvelopeSchema = changesSchema.omit({ changes: true })
+
 /**
  * A `changes` message whose list came out of a packed batch: the unpacker already held
- * each change to the change schema's rules, so the schema checks the envelope and takes
- * the changes as they are (validation once, not twice).
+ * every change to the change schema's rules, so the schema checks the other fields and
+ * the list only its length; the changes are taken as they are (validation once, not twice,
+ * and no pass over the list at all).
  */
-const unpackedChangesSchema = changesSchema.extend({
-  changes: z.array(z.custom<z.infer<typeof changeSchema>>(isCheckedChange, { message: 'a checked change' })).max(MESSAGE_LIMITS.maxChangesPerFrame),
-})
+function parseUnpackedChanges(data: { readonly changes: Change[] }): ServerMessage {
+  const { changes, ...envelope } = data
+  const result = changesEnvelopeSchema.safeParse(envelope)
+  const issues: Issue[] = result.success ? [] : [...result.error.issues]
+  if (changes.length > MESSAGE_LIMITS.maxChangesPerFrame) issues.push({ path: ['changes'], message: `Too big: expected array to have <=${MESSAGE_LIMITS.maxChangesPerFrame} items` })
+  if (!result.success || issues.length > 0) throw invalidMessage('server', data, issues)
+  return { ...result.data, changes }
+}
 
 /**
  * Validates one change of an `ops` batch (the batch's envelope is checked by

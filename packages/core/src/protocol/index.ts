@@ -87,6 +87,7 @@ export {
   decodeClientMessage,
   decodeServerMessage,
   encode,
+  encodeChecked,
   encodeMessage,
   encodeMessageCounted,
   formatIssues,

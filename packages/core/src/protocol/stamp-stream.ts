@@ -113,6 +113,11 @@ export function malformedBatch(where: string, problem: string): InvalidMessageEr
   })
 }
 
+/** The name of a place in a batch, as {@link StampReader.read} takes it. */
+function place(at: string | { readonly where: string }): string {
+  return typeof at === 'string' ? at : at.where
+}
+
 /** Reads what {@link StampWriter} wrote, rebuilding each stamp as the exact string it was. */
 export class StampReader {
   readonly #bytes: Uint8Array
@@ -121,6 +126,10 @@ export class StampReader {
   #previous: number
   #wall = -1
   #wallText = ''
+  // The stamp's tail (`-counter-replica`) as last built: neighbouring stamps mostly share it.
+  #counter = -1
+  #replica = -1
+  #tail = ''
 
   /** A reader of `bytes`, whose first delta starts from `base`, naming replicas of `replicas`. */
   constructor(base: number, replicas: readonly string[], bytes: Uint8Array) {
@@ -134,41 +143,49 @@ export class StampReader {
     return this.#pos === this.#bytes.length
   }
 
-  /** The next stamp; `where` names it in the error when the stream is malformed. */
-  read(where: string): Stamp {
-    const zigzag = this.#uint(where)
-    const counter = this.#uint(where)
-    const index = this.#uint(where)
+  /**
+   * The next stamp; `at` names it in the error when the stream is malformed: a string, or
+   * an object whose `where` is only read then (no string built per stamp read).
+   */
+  read(at: string | { readonly where: string }): Stamp {
+    const zigzag = this.#uint(at)
+    const counter = this.#uint(at)
+    const index = this.#uint(at)
     const wall = this.#previous + (zigzag % 2 === 0 ? zigzag / 2 : -(zigzag + 1) / 2)
-    if (wall < 0 || wall > MAX_WALL) throw malformedBatch(where, `a stamp's wall time ${wall} is outside 0..${MAX_WALL}`)
-    if (counter > MAX_COUNTER) throw malformedBatch(where, `a stamp's counter ${counter} is over ${MAX_COUNTER}`)
+    if (wall < 0 || wall > MAX_WALL) throw malformedBatch(place(at), `a stamp's wall time ${wall} is outside 0..${MAX_WALL}`)
+    if (counter > MAX_COUNTER) throw malformedBatch(place(at), `a stamp's counter ${counter} is over ${MAX_COUNTER}`)
     const replica = this.#replicas[index]
-    if (replica === undefined) throw malformedBatch(where, `replica index ${index} is outside its table of ${this.#replicas.length}`)
-    if (replica.length === 0 || replica.length > MAX_REPLICA_LENGTH) throw malformedBatch(where, `a stamp names replica ${index}, which is not a valid replica id (1..${MAX_REPLICA_LENGTH} characters)`)
+    if (replica === undefined) throw malformedBatch(place(at), `replica index ${index} is outside its table of ${this.#replicas.length}`)
+    if (replica.length === 0 || replica.length > MAX_REPLICA_LENGTH) throw malformedBatch(place(at), `a stamp names replica ${index}, which is not a valid replica id (1..${MAX_REPLICA_LENGTH} characters)`)
     this.#previous = wall
     if (wall !== this.#wall) {
       this.#wall = wall
       this.#wallText = wall.toString(36).padStart(10, '0')
     }
-    return `${this.#wallText}-${counter.toString(16).padStart(4, '0')}-${replica}` as Stamp
+    if (counter !== this.#counter || index !== this.#replica) {
+      this.#counter = counter
+      this.#replica = index
+      this.#tail = `-${counter.toString(16).padStart(4, '0')}-${replica}`
+    }
+    return (this.#wallText + this.#tail) as Stamp
   }
 
   /** One varint: at most {@link MAX_VARINT_BYTES} bytes, no overlong form, a safe integer. */
-  #uint(where: string): number {
+  #uint(at: string | { readonly where: string }): number {
     const bytes = this.#bytes
     let value = 0
     let scale = 1
     for (let i = 0; i < MAX_VARINT_BYTES; i++) {
       const byte = bytes[this.#pos++]
-      if (byte === undefined) throw malformedBatch(where, 'the stamp stream ends inside a stamp')
+      if (byte === undefined) throw malformedBatch(place(at), 'the stamp stream ends inside a stamp')
       value += (byte & 0x7f) * scale
       if (byte < 0x80) {
-        if (byte === 0 && i > 0) throw malformedBatch(where, 'the stamp stream holds an overlong number')
-        if (value > Number.MAX_SAFE_INTEGER) throw malformedBatch(where, 'the stamp stream holds a number beyond 2^53')
+        if (byte === 0 && i > 0) throw malformedBatch(place(at), 'the stamp stream holds an overlong number')
+        if (value > Number.MAX_SAFE_INTEGER) throw malformedBatch(place(at), 'the stamp stream holds a number beyond 2^53')
         return value
       }
       scale *= 0x80
     }
-    throw malformedBatch(where, `the stamp stream holds a number longer than ${MAX_VARINT_BYTES} bytes`)
+    throw malformedBatch(place(at), `the stamp stream holds a number longer than ${MAX_VARINT_BYTES} bytes`)
   }
 }

@@ -32,7 +32,11 @@ const isObject = (value: unknown): value is Shaped => typeof value === 'object' 
 /** What unpacking a message gave: the message, and whether its change list was unpacked and checked. */
 interface Unpacked {
   readonly message: unknown
-  /** The message's `changes` came out of a packed batch, each held to the change schema's rules (see `isCheckedChange`). */
+  /**
+   * The message's `changes` came out of a packed batch and every one holds to the change
+   * schema's rules (a `changes` message: one that did not made the whole message invalid),
+   * so only the message's other fields are left to check.
+   */
   readonly checkedChanges: boolean
 }
 
@@ -72,7 +76,8 @@ function listPacker(field: string, pack: (list: readonly unknown[]) => unknown[]
  */
 function changeList(strict: boolean): (batch: unknown, data: Shaped) => unknown[] {
   return (batch, data) => {
-    const { changes, problem } = unpackChanges(batch)
+    // Lenient: mark each valid change for `parseChange`; strict: any problem refuses the lot, so no marks are needed.
+    const { changes, problem } = unpackChanges(batch, !strict)
     if (strict && problem !== undefined) {
       const type = String(data['type']).slice(0, 64)
       throw new InvalidMessageError(`Received a "${type}" message that is not valid (${problem}); check that both sides run compatible Outpost versions`, { issues: [problem], type })
@@ -83,7 +88,7 @@ function changeList(strict: boolean): (batch: unknown, data: Shaped) => unknown[
 
 /** Message types whose v2 frames differ from v1, and how. */
 const PACKERS: Readonly<Record<string, Packer>> = {
-  ops: listPacker('changes', packChanges, changeList(false), true),
+  ops: listPacker('changes', packChanges, changeList(false)),
   changes: listPacker('changes', packChanges, changeList(true), true),
   reconcile: listPacker('nodes', packNodes, unpackNodes),
   nodes: listPacker('nodes', packNodes, unpackNodes),

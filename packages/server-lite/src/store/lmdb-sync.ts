@@ -28,7 +28,7 @@ import {
   addToSum,
   assertStoredValue,
   decode,
-  encode,
+  encodeChecked,
   entryHash,
   isOutpostError,
   leafPathOf,
@@ -53,6 +53,12 @@ const MAX_PLAIN_KEY_UNITS = 940
 const LONG_KEY_PREFIX_UNITS = 512
 const LAST_MAP_ID = Buffer.from('mapid')
 
+/** `value` encoded for a database, already checked (`assertStoredValue`): no self-check, and a Buffer view of the one copy `encodeChecked` makes. */
+function stored(value: Value): Buffer {
+  const bytes = encodeChecked(value)
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
+
 function utf16(value: string): Buffer {
   return Buffer.from(value, 'utf16le').swap16()
 }
@@ -71,10 +77,30 @@ function idBytes(id: number): Buffer {
   return out
 }
 
-function recordKey(id: number, key: string): Buffer {
+/** A record key without its map id: the leaf path's two bytes, then the key's bytes (see the module comment). */
+interface RecordKeyBody {
+  readonly body: Buffer
+  /** The leaf path as a number (the body's first two bytes). */
+  readonly leaf: number
+}
+
+function recordKeyBody(key: string): RecordKeyBody {
   const plain = utf16(key)
-  const body = key.length <= MAX_PLAIN_KEY_UNITS ? plain : Buffer.concat([plain.subarray(0, LONG_KEY_PREFIX_UNITS * 2), createHash('sha256').update(plain).digest()])
-  return Buffer.concat([idBytes(id), leafBytes(key), body])
+  const tail = key.length <= MAX_PLAIN_KEY_UNITS ? plain : Buffer.concat([plain.subarray(0, LONG_KEY_PREFIX_UNITS * 2), createHash('sha256').update(plain).digest()])
+  const leaf = leafBytes(key)
+  return { body: Buffer.concat([leaf, tail]), leaf: leaf.readUInt16BE(0) }
+}
+
+/** `body` behind the 4-byte map id. */
+function withId(id: number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(4 + body.length)
+  out.writeUInt32BE(id, 0)
+  body.copy(out, 4)
+  return out
+}
+
+function recordKey(id: number, key: string): Buffer {
+  return withId(id, recordKeyBody(key).body)
 }
 
 function seqKey(id: number, seq: number): Buffer {
@@ -115,14 +141,16 @@ interface MapRow {
 
 function readSum(bytes: Buffer | undefined): HashSum {
   if (bytes === undefined) return { hi: 0, lo: 0, count: 0 }
-  return { hi: bytes.readUInt32BE(0), lo: bytes.readUInt32BE(4), count: Number(bytes.readBigUInt64BE(8)) }
+  // The count as two 32-bit halves (it stays below 2^53): no BigInt per leaf row.
+  return { hi: bytes.readUInt32BE(0), lo: bytes.readUInt32BE(4), count: bytes.readUInt32BE(8) * 0x1_0000_0000 + bytes.readUInt32BE(12) }
 }
 
 function writeSum(sum: HashSum): Buffer {
   const out = Buffer.allocUnsafe(16)
   out.writeUInt32BE(sum.hi, 0)
   out.writeUInt32BE(sum.lo, 4)
-  out.writeBigUInt64BE(BigInt(sum.count), 8)
+  out.writeUInt32BE(Math.floor(sum.count / 0x1_0000_0000), 8)
+  out.writeUInt32BE(sum.count >>> 0, 12)
   return out
 }
 
@@ -165,7 +193,7 @@ export class LmdbSync {
   }
 
   #putMap(map: string, row: MapRow): void {
-    this.#db.maps.putSync(utf16(map), Buffer.from(encode([row.id, row.kind, row.head, row.floor, row.count])))
+    this.#db.maps.putSync(utf16(map), stored([row.id, row.kind, row.head, row.floor, row.count]))
   }
 
   mapInfo(map: string): SyncMapInfo | undefined {
@@ -233,57 +261,74 @@ export class LmdbSync {
 
   /** See {@link SyncStore.applyWrites}. */
   async applyWrites(requests: readonly WriteRequest[]): Promise<WriteOutcome[]> {
+    // What does not depend on the stored data is done before the transaction: each key's
+    // leaf path and record-key body (read and written under the same bytes), computed once.
+    const keys = requests.map((request) => recordKeyBody(request.key))
     return this.#db.root.transaction(() => {
       // Decide everything first, against reads that see this transaction; write only then.
+      // Rows are this transaction's own copies (changed in place, written once at the end).
       const rows = new Map<string, MapRow>()
-      const staged = new Map<string, SyncRecord>()
-      const outcomes: WriteOutcome[] = []
-      const writes: { row: MapRow; record: SyncRecord; previous: SyncRecord | undefined; encoded: Buffer; before: Value | undefined }[] = []
+      const changed = new Set<string>()
+      const staged = new Map<string, Map<string, SyncRecord>>()
+      const outcomes: WriteOutcome[] = new Array(requests.length)
+      const writes: { row: MapRow; key: RecordKeyBody; record: SyncRecord; previous: SyncRecord | undefined; before: Value | undefined }[] = []
       let lastId = -1
-      for (const request of requests) {
-        let row = rows.get(request.map) ?? this.#map(request.map)
-        const stageKey = `${request.map}\u0000${request.key}`
-        const current = staged.get(stageKey) ?? (row === undefined ? undefined : this.#readRecord(row.id, request.key))
+      for (let i = 0; i < requests.length; i++) {
+        const request = requests[i] as WriteRequest
+        const keyBody = keys[i] as RecordKeyBody
+        let row = rows.get(request.map)
+        if (row === undefined) {
+          const stored = this.#map(request.map)
+          if (stored !== undefined) rows.set(request.map, (row = stored))
+        }
+        let stage = staged.get(request.map)
+        if (stage === undefined) staged.set(request.map, (stage = new Map()))
+        const current = stage.get(request.key) ?? (row === undefined ? undefined : this.#readRecord(withId(row.id, keyBody.body)))
         let decision
         try {
           // The store's kind is the truth (another writer may have fixed it a moment ago): refuse this change alone.
           if (row !== undefined && row.kind !== request.kind) throw kindMismatch(request.map, row.kind, request.kind)
           decision = request.decide(current)
-          if (decision !== undefined) assertStoredValue(decision.state as unknown as Value, `${request.map}/${request.key.slice(0, 64)}`)
+          if (decision !== undefined) {
+            assertStoredValue(decision.state as unknown as Value, `${request.map}/${request.key.slice(0, 64)}`)
+            if (decision.before !== undefined) assertStoredValue(decision.before, `${request.map}/${request.key.slice(0, 64)} (before)`)
+          }
         } catch (error) {
           if (!isOutpostError(error)) throw new InternalError(`a write decision failed unexpectedly: ${error instanceof Error ? error.message : String(error)}`)
-          outcomes.push({ status: 'refused', error: error as OutpostError })
+          outcomes[i] = { status: 'refused', error: error as OutpostError }
           continue
         }
         if (decision === undefined) {
-          outcomes.push({ status: 'unchanged', current })
+          outcomes[i] = { status: 'unchanged', current }
           continue
         }
         if (row === undefined) {
           if (lastId < 0) lastId = readUint(this.#db.sys.getBinary(LAST_MAP_ID))
           lastId++
           row = { id: lastId, kind: request.kind, head: 0, floor: 0, count: 0 }
+          rows.set(request.map, row)
         }
-        const seq = row.head + 1
-        row = { ...row, head: seq, count: row.count + (current === undefined ? 1 : 0) }
-        rows.set(request.map, row)
+        const seq = ++row.head
+        if (current === undefined) row.count++
+        changed.add(request.map)
         const record: SyncRecord = { key: request.key, seq, state: decision.state }
-        staged.set(stageKey, record)
-        writes.push({ row, record, previous: current, encoded: Buffer.from(encode([request.key, seq, decision.state as unknown as Value])), before: decision.before })
-        outcomes.push({ status: 'applied', seq, state: decision.state, previous: current })
+        stage.set(request.key, record)
+        writes.push({ row, key: keyBody, record, previous: current, before: decision.before })
+        outcomes[i] = { status: 'applied', seq, state: decision.state, previous: current }
       }
       if (lastId >= 0) this.#db.sys.putSync(LAST_MAP_ID, writeUint(lastId))
-      const sums = new Map<string, { key: Buffer; sum: HashSum }>()
-      for (const [map, row] of rows) this.#putMap(map, row)
-      for (const { row, record, previous, encoded, before } of writes) {
-        this.#db.records.putSync(recordKey(row.id, record.key), encoded)
-        this.#db.log.putSync(seqKey(row.id, record.seq), Buffer.from(encode(before === undefined ? [record.key] : [record.key, before])))
-        const leafKey = Buffer.concat([idBytes(row.id), leafBytes(record.key)])
-        const id = leafKey.toString('hex')
-        let entry = sums.get(id)
+      const sums = new Map<number, { key: Buffer; sum: HashSum }>()
+      for (const map of changed) this.#putMap(map, rows.get(map) as MapRow)
+      for (const { row, key, record, previous, before } of writes) {
+        this.#db.records.putSync(withId(row.id, key.body), stored([record.key, record.seq, record.state as unknown as Value]))
+        this.#db.log.putSync(seqKey(row.id, record.seq), stored(before === undefined ? [record.key] : [record.key, before]))
+        // A map id below 2^32 and a 16-bit leaf: one exact number per leaf row.
+        const slot = row.id * 0x10000 + key.leaf
+        let entry = sums.get(slot)
         if (entry === undefined) {
+          const leafKey = withId(row.id, key.body.subarray(0, 2))
           entry = { key: leafKey, sum: readSum(this.#db.leaves.getBinary(leafKey)) }
-          sums.set(id, entry)
+          sums.set(slot, entry)
         }
         if (previous !== undefined) addToSum(entry.sum, entryHash(record.key, stateDigest(row.kind, previous.state)), -1)
         addToSum(entry.sum, entryHash(record.key, stateDigest(row.kind, record.state)), 1)
@@ -296,8 +341,8 @@ export class LmdbSync {
     })
   }
 
-  #readRecord(id: number, key: string): SyncRecord | undefined {
-    const bytes = this.#db.records.getBinary(recordKey(id, key))
+  #readRecord(key: Buffer): SyncRecord | undefined {
+    const bytes = this.#db.records.getBinary(key)
     return bytes === undefined ? undefined : this.#decodeRecord(bytes)
   }
 
@@ -322,7 +367,7 @@ export class LmdbSync {
       if (row === undefined) return []
       const doomed: SyncRecord[] = []
       for (const key of keys) {
-        const record = this.#readRecord(row.id, key)
+        const record = this.#readRecord(recordKey(row.id, key))
         if (record !== undefined && still(record)) doomed.push(record)
       }
       const sums = new Map<string, { key: Buffer; sum: HashSum }>()

@@ -2,11 +2,13 @@
  * The one write pipeline: every change a relay stores — from a session's `ops`, from an
  * entry processor, from a conflict resolver — becomes a store {@link WriteRequest} built
  * here, whose `decide` runs inside the store's transaction against the key's current
- * record. There it is checked, in order:
+ * record. It is checked, in order:
  *
  *   1. the caller may write the map, and the key (key rule) — before anything depends on
  *      whether the key exists, so a write cannot probe for other users' keys;
- *   2. the change is well formed and forges no other replica's writes (`validate-change.ts`);
+ *   2. the change is well formed, its stamps within the allowed drift (once, when the
+ *      request is built: this needs no stored data), and — in `decide` — it forges no other
+ *      replica's writes (`validate-change.ts`);
  *   3. merged with the current record (plus the map's conflict resolver, if any), the
  *      record still fits one frame (a record no subscriber could receive is refused);
  *   4. under a row filter, the record is the caller's before and after the change;
@@ -40,7 +42,7 @@ import {
 } from '@outpost/core'
 import type { MapAccess } from '../auth/rules'
 import type { SchemaGate } from './schema-gate'
-import { checkChange } from './validate-change'
+import { checkChange, checkForeign } from './validate-change'
 
 /** Who writes: a session, or the relay itself (processors, resolvers). */
 export interface Writer {
@@ -87,6 +89,8 @@ export function writeRequest(change: Change, writer: Writer, kind: CollectionKin
   if (!access.keyAllowed(change.key)) {
     throw new ForbiddenError(`You may not write key ${change.key.slice(0, 64)} of map ${change.map}: it is outside the keys this map's rule gives you`, { map: change.map })
   }
+  // Well-formedness, drift and whose stamps these are need no stored data: checked once, here, not in the transaction.
+  const foreign = checkChange(change, { clock: context.clock, replicaId: writer.replicaId })
   context.schemas?.admit(change)
   const where = `${change.map}/${change.key.slice(0, 64)}`
   const budget = itemBudget(context.limits)
@@ -97,7 +101,7 @@ export function writeRequest(change: Change, writer: Writer, kind: CollectionKin
     key: change.key,
     decide(record: SyncRecord | undefined): WriteDecision | undefined {
       const current = record?.state
-      checkChange(change, { clock: context.clock, replicaId: writer.replicaId, current })
+      if (foreign !== undefined) checkForeign(change, foreign, current)
       let after = current === undefined ? change.state : mergeState(change.kind, current as never, change.state as never)
       // A write that lost to one it had not seen goes to the map's conflict resolver, if any.
       if (change.kind === 'lww') {

@@ -92,7 +92,10 @@ export class Committer {
   readonly #pendingLocal: LocalOp[] = []
   /** Local writes whose commit is under way: in memory, not yet in the outbox. */
   #committingLocal: readonly LocalOp[] = []
-  readonly #dirty = new Map<string, { collection: string; key: string }>()
+  /** Remote changes in memory waiting for the next flush: collection → keys (no per-record string or object: an initial sync marks every record). */
+  #dirty = new Map<string, Set<string>>()
+  /** The keys in {@link #dirty}, all collections together. */
+  #dirtyCount = 0
   /** Filtered-shape membership changes waiting for the next flush: collection\0key → present. */
   readonly #memberDirty = new Map<string, { collection: string; key: string; present: boolean }>()
   #committing = false
@@ -193,8 +196,19 @@ export class Committer {
 
   /** A remote change of `collection/key` is in memory and waits for the next flush. */
   markDirty(collection: string, key: string): void {
-    if (this.#dirty.size === 0) this.#firstDirtyAt = this.#now()
-    this.#dirty.set(`${collection}\u0000${key}`, { collection, key })
+    if (this.#dirtyCount === 0) this.#firstDirtyAt = this.#now()
+    this.#addDirty(collection, key)
+  }
+
+  #addDirty(collection: string, key: string): void {
+    let keys = this.#dirty.get(collection)
+    if (keys === undefined) {
+      keys = new Set()
+      this.#dirty.set(collection, keys)
+    }
+    const before = keys.size
+    keys.add(key)
+    this.#dirtyCount += keys.size - before
   }
 
   /** A key joined or left a filtered shape; stored with the next flush. */
@@ -221,11 +235,11 @@ export class Committer {
    * {@link syncedAtChanged}) flushes anyway.
    */
   scheduleFlush(bulk = false): void {
-    if (this.#dirty.size === 0 && this.#memberDirty.size === 0) return
+    if (this.#dirtyCount === 0 && this.#memberDirty.size === 0) return
     if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer)
     this.#flushTimer = undefined
     const waited = this.#now() - this.#firstDirtyAt
-    if (this.#dirty.size >= REMOTE_FLUSH_RECORDS || waited >= REMOTE_FLUSH_MAX_WAIT_MS) {
+    if (this.#dirtyCount >= REMOTE_FLUSH_RECORDS || waited >= REMOTE_FLUSH_MAX_WAIT_MS) {
       this.#flushRequested = true
       this.#pump()
       return
@@ -254,7 +268,7 @@ export class Committer {
         this.#committing = false
         this.#pump()
       })
-    } else if (this.#flushRequested && (this.#dirty.size > 0 || this.#memberDirty.size > 0 || this.#metaDirty)) {
+    } else if (this.#flushRequested && (this.#dirtyCount > 0 || this.#memberDirty.size > 0 || this.#metaDirty)) {
       this.#flushRequested = false
       this.#committing = true
       void this.#flushRemote().finally(() => {
@@ -356,17 +370,20 @@ export class Committer {
 
   async #flushRemote(): Promise<void> {
     const store = this.#store
-    const dirty = [...this.#dirty.values()]
+    const dirty = this.#dirty
     const members = [...this.#memberDirty.values()]
     this.#metaDirty = false
-    this.#dirty.clear()
+    this.#dirty = new Map()
+    this.#dirtyCount = 0
     this.#memberDirty.clear()
     const puts: StoreEntry[] = []
     const deletes: { collection: string; key: string }[] = []
-    for (const { collection, key } of dirty) {
-      const state = this.#maps.stateIn(collection, key)
-      if (state === undefined) deletes.push({ collection, key })
-      else puts.push({ collection, key, value: state as unknown as Value })
+    for (const [collection, keys] of dirty) {
+      for (const key of keys) {
+        const state = this.#maps.stateIn(collection, key)
+        if (state === undefined) deletes.push({ collection, key })
+        else puts.push({ collection, key, value: state as unknown as Value })
+      }
     }
     for (const { collection, key, present } of members) {
       if (present) puts.push({ collection, key, value: true })
@@ -377,7 +394,7 @@ export class Committer {
       await store.commit({ puts, deletes, meta: [...meta, { key: 'hlc', value: this.#hlc.last }, { key: 'clockFloor', value: this.#state.floor }] })
     } catch (error) {
       // Keep them dirty: the next flush tries again; memory (and the relay) still hold them.
-      for (const d of dirty) this.#dirty.set(`${d.collection}\u0000${d.key}`, d)
+      for (const [collection, keys] of dirty) for (const key of keys) this.#addDirty(collection, key)
       for (const m of members) if (!this.#memberDirty.has(`${m.collection}\u0000${m.key}`)) this.#memberDirty.set(`${m.collection}\u0000${m.key}`, m)
       this.#metaDirty = true
       this.scheduleFlush()

@@ -87,9 +87,12 @@ export class LiveQueries {
   /** A key changed in memory: the queries and values it touches are owed a callback. */
   keyChanged(loaded: LoadedMap, key: string, state: AnyState | undefined): void {
     if (loaded.kind === 'lww') {
-      const view = state === undefined ? undefined : lwwView(state as LwwRecordState)
+      // Built on first need: most changes (an initial sync's every record) touch no query.
+      let view: ReturnType<typeof lwwView> | undefined
       for (const [id, sub] of this.#querySubs) {
-        if (sub.map === loaded.map && sub.view.apply(key, view)) this.#dirtyQueries.add(id)
+        if (sub.map !== loaded.map) continue
+        if (state !== undefined) view ??= lwwView(state as LwwRecordState)
+        if (sub.view.apply(key, view)) this.#dirtyQueries.add(id)
       }
     }
     for (const [id, sub] of this.#valueSubs) {

@@ -38,7 +38,7 @@ import type { SyncClient, SyncHost } from '../sync/sync-client'
 import type { Committer } from './committer'
 import type { ConnectionHistory } from './connection-history'
 import type { LiveQueries } from './live-queries'
-import { COLLECTION_KINDS, collectionOf, mapKey, type LoadedMap, type MapCache } from './map-cache'
+import { COLLECTION_KINDS, mapKey, type LoadedMap, type MapCache } from './map-cache'
 import type { ShapeSet } from './shape-set'
 import type { EngineState } from './start-up'
 import type { StatusBoard } from './status-board'
@@ -113,17 +113,22 @@ export class EngineSyncHost implements SyncHost {
 
   async applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[], bulk = false): Promise<void> {
     const { maps: cache, committer } = this.#p
-    const maps = new Map<string, LoadedMap>()
-    for (const change of changes) {
-      const collection = collectionOf(change.kind, change.map)
-      if (!maps.has(collection)) maps.set(collection, await cache.ensure(change.kind, change.map))
+    // Every map the frame touches is loaded before anything merges. A frame is of one map as
+    // a rule: its changes are looked up once per run of the same map, not once each.
+    const loadedOf: LoadedMap[] = new Array<LoadedMap>(changes.length)
+    let last: LoadedMap | undefined
+    for (let i = 0; i < changes.length; i++) {
+      const change = changes[i] as Change
+      if (last === undefined || last.kind !== change.kind || last.map !== change.map) last = await cache.ensure(change.kind, change.map)
+      loadedOf[i] = last
     }
     // A slice or a replay streams (paced): the shape's tree is rebuilt once when next read,
     // not updated per record. Nothing reads it meanwhile (such a sync settles without a descent).
     if (bulk && replica !== undefined && changes.length > 0) replica.invalidate()
     let maxStamp: Stamp | null = null
-    for (const change of changes) {
-      const loaded = maps.get(collectionOf(change.kind, change.map)) as LoadedMap
+    for (let i = 0; i < changes.length; i++) {
+      const change = changes[i] as Change
+      const loaded = loadedOf[i] as LoadedMap
       if (replica !== undefined) committer.setMember(replica, change.key, true)
       if (cache.merge(loaded, change.key, change.state)) committer.markDirty(loaded.collection, change.key)
       if (change.kind === 'lww') {

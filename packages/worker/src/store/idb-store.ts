@@ -173,9 +173,8 @@ export class IdbStore implements Store {
     return dir
   }
 
-  /** The page prefix of `key` under directory `dir`. */
-  static pagePrefix(dir: ReadonlySet<string>, key: string): string {
-    const h = hash64(key)
+  /** The page prefix of `key` (whose `hash64` is `h`) under directory `dir`. */
+  static pagePrefix(dir: ReadonlySet<string>, key: string, h: string = hash64(key)): string {
     let len = 0
     while (len < h.length && dir.has(h.slice(0, len))) len++
     return h.slice(0, len)
@@ -291,16 +290,26 @@ export class IdbStore implements Store {
     for (const entry of batch.meta ?? []) if (entry.value !== null) assertStoredValue(entry.value, `meta/${entry.key}`)
     return this.#serial(async () => {
       this.#check()
+      // The directories first (a copy each: a split joins it only once the commit is done),
+      // so grouping the batch by page below is one synchronous pass, not an await per entry.
+      const dirs = new Map<string, Set<string>>()
+      for (const entries of [batch.puts ?? [], batch.deletes ?? []]) {
+        for (const { collection } of entries) if (!dirs.has(collection)) dirs.set(collection, new Set(await this.#dir(collection)))
+      }
+      // Each key's hash is computed once per commit: its page and, when that page splits, its child pages use it.
+      const hashes = new Map<string, string>()
+      const hashOf = (key: string): string => {
+        let h = hashes.get(key)
+        if (h === undefined) {
+          h = hash64(key)
+          hashes.set(key, h)
+        }
+        return h
+      }
       // Group the batch by page; later writes to a key win, as if applied in order.
       const work = new Map<string, PageWork>()
-      const dirs = new Map<string, Set<string>>()
-      const touch = async (collection: string, key: string): Promise<PageWork> => {
-        let dir = dirs.get(collection)
-        if (dir === undefined) {
-          dir = new Set(await this.#dir(collection))
-          dirs.set(collection, dir)
-        }
-        const prefix = IdbStore.pagePrefix(dir, key)
+      const touch = (collection: string, key: string): PageWork => {
+        const prefix = IdbStore.pagePrefix(dirs.get(collection) as Set<string>, key, hashOf(key))
         const id = `${collection}\u0000${prefix}`
         let page = work.get(id)
         if (page === undefined) {
@@ -310,18 +319,18 @@ export class IdbStore implements Store {
         return page
       }
       for (const { collection, key, value } of batch.puts ?? []) {
-        const page = await touch(collection, key)
+        const page = touch(collection, key)
         page.deletes.delete(key)
         page.puts.set(key, value)
       }
       for (const { collection, key } of batch.deletes ?? []) {
-        const page = await touch(collection, key)
+        const page = touch(collection, key)
         page.puts.delete(key)
         page.deletes.add(key)
       }
       try {
         const tx = this.#db.transaction(['pages', 'sys', 'meta'], 'readwrite')
-        const { seq, written, removed } = await this.#writeInTx(tx, work, dirs, batch)
+        const { seq, written, removed } = await this.#writeInTx(tx, work, dirs, batch, hashOf)
         await tx.done
         for (const [collection, dir] of dirs) this.#dirs.set(collection, dir)
         for (const [collection, prefix] of written) this.#present.get(collection)?.add(prefix)
@@ -339,7 +348,7 @@ export class IdbStore implements Store {
     })
   }
 
-  async #writeInTx(tx: WriteTx, work: Map<string, PageWork>, dirs: Map<string, Set<string>>, batch: StoreBatch): Promise<{ seq: number; written: [string, string][]; removed: [string, string][] }> {
+  async #writeInTx(tx: WriteTx, work: Map<string, PageWork>, dirs: Map<string, Set<string>>, batch: StoreBatch, hashOf: (key: string) => string): Promise<{ seq: number; written: [string, string][]; removed: [string, string][] }> {
     const pages = tx.objectStore('pages')
     const sys = tx.objectStore('sys')
     const meta = tx.objectStore('meta')
@@ -356,11 +365,14 @@ export class IdbStore implements Store {
     const splitCollections = new Set<string>()
     items.forEach((w, i) => {
       const stored = current[i]
-      const entries = stored === undefined ? new Map<string, Value>() : decodePage(stored)
-      for (const key of w.deletes) entries.delete(key)
-      for (const [key, value] of w.puts) entries.set(key, value)
+      // A page that did not exist is just this batch's puts (a bulk load writes mostly such pages): no copy.
+      const entries = stored === undefined ? w.puts : decodePage(stored)
+      if (stored !== undefined) {
+        for (const key of w.deletes) entries.delete(key)
+        for (const [key, value] of w.puts) entries.set(key, value)
+      }
       const dir = dirs.get(w.collection) as Set<string>
-      for (const [prefix, pageEntries] of splitPage(w.prefix, entries, PAGE_MAX_RECORDS, dir, splitCollections, w.collection)) {
+      for (const [prefix, pageEntries] of splitPage(w.prefix, entries, PAGE_MAX_RECORDS, dir, splitCollections, w.collection, hashOf)) {
         if (pageEntries.size === 0) {
           writes.push(pages.delete([w.collection, prefix]))
           removed.push([w.collection, prefix])

@@ -24,7 +24,7 @@
  * relay that dropped it, is repaired without a reconnect), driven by the connection's
  * watchdog tick ({@link ShapeSync.tick}):
  *   - gap: the relay numbers each subscription's live `changes` frames (`live`); a number
- *     that skips one and is still missing {@link GAP_GRACE_MS} later (a reordered frame
+ *     that skips one and is still missing `GAP_GRACE_MS` (`frame-gaps.ts`) later (a reordered frame
  *     fills in before) makes the shape catch up: a fresh subscription with its cursor
  *     (replay since the last complete sync) and its root (Merkle when the cursor is gone);
  *   - check: every `antiEntropyMs` (default {@link DEFAULT_ANTI_ENTROPY_MS}) a synced,
@@ -50,8 +50,9 @@ import {
   type SyncedMessage,
   type WireLimits,
 } from '@outpost/core'
-import type { Outbox } from '../outbox'
+import { FrameGaps } from './frame-gaps'
 import type { ShapeReplica } from './shape-replica'
+import type { ShapeHost, ShapeLink, ShapeSession } from './shape-session'
 
 /** How the relay brings a subscription up to date (`subscribed.resume`). */
 export type ResumeMode = 'cursor' | 'slice' | 'merkle' | 'current'
@@ -60,78 +61,10 @@ export type ResumeMode = 'cursor' | 'slice' | 'merkle' | 'current'
 const RECONCILE_NODES_PER_FRAME = 512
 /** Reconciliation requests (reconcile, entries) in flight per shape; more wait for answers, so a large divergence never floods the relay's send buffer. */
 const MAX_OUTSTANDING_PER_SHAPE = 16
-/** How long (ms) a skipped live frame may stay missing (a reordered frame arrives late) before the shape catches up. */
-export const GAP_GRACE_MS = 500
 /** Default interval (ms) of the live root check of each shape; see the module comment. */
 export const DEFAULT_ANTI_ENTROPY_MS = 30_000
 /** Size of one `[key, digest]` pair in an `entries` list, beyond the key itself. */
 const ENTRY_PAIR_SIZE: FrameSize = { bytes: 1 + 17, elements: 2 }
-
-/** What shape sync needs from the engine. */
-export interface ShapeHost {
-  shapeReplicas(): ShapeReplica[]
-  /** `bulk`: the frame is part of a paced stream (a slice or a replay), which the host may load in bulk. */
-  applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[], bulk?: boolean): Promise<void>
-  resetShape(replica: ShapeReplica): Promise<void>
-  recordsFor(replica: ShapeReplica, keys: readonly string[]): Change[]
-  /** Writes of this replica in `change` only: what a `push` reply may carry (each replica uploads its own writes). */
-  ownPart?(change: Change): Change | undefined
-  synced(serverTime: number): void
-  /** Writes of ours not yet acknowledged (a root check waits until the shape's map has none). */
-  pendingOps(): Pick<Outbox, 'pending'>
-  saveCursor?(replica: ShapeReplica, cursor: string | undefined): Promise<void>
-  connectionChanged(error?: SerializedError): void
-}
-
-/** What shape sync needs from the session. */
-export interface ShapeLink {
-  /** True when a welcomed session is up (`syncing` or `live`). */
-  readonly active: boolean
-  readonly limits: WireLimits
-  send(message: ClientMessage): void
-  now(): number
-  /** Sends records the relay asked for (`push`) as `ops`. */
-  sendRecords(records: readonly Change[]): void
-  /** A shape finished (or stopped counting): the session may now be synced. */
-  progressed(): void
-}
-
-interface ShapeSession {
-  readonly replica: ShapeReplica
-  readonly sub: number
-  /** Core's descent over this shape's tree (see core's `sync/reconcile.ts`). */
-  readonly initiator: ReconcileInitiator
-  subscribed: boolean
-  /** Replies still expected: one `nodes` per `reconcile`, one `synced` per `entries` (or per subscribe the relay settles itself). */
-  outstanding: number
-  /** The paths of each `reconcile` sent, in order: a `nodes` reply answers the oldest. */
-  readonly reconciles: string[][]
-  /** Nodes of a `nodes` answer cut into several frames (`more`), gathered until its last frame. */
-  partialNodes: MerkleNodeInfo[]
-  /** Reconciliation requests waiting for room under {@link MAX_OUTSTANDING_PER_SHAPE}. */
-  readonly queued: (() => void)[]
-  synced: boolean
-  /** The root sent with `subscribe` (none when the shape was empty locally). */
-  readonly sentRoot: MerkleNodeInfo | undefined
-  /** Whether `subscribe` carried the shape's cursor (a root check sends none). */
-  readonly sentCursor: boolean
-  /** A root check (see the module comment), not a sync the session needs. */
-  readonly check: boolean
-  /** The newest cursor a `synced` of this subscription carried. */
-  cursor: string | undefined
-  /** The relay asked for records of this shape (`push`): this sync keeps no cursor. */
-  pushed: boolean
-  /** When a reply for this shape last arrived (or was first owed): the watchdog restarts a session stuck longer than the reply timeout. */
-  progressAt: number
-  /** The highest `changes` frame number seen (relays that number them; see the module comment). */
-  framesSeen: number
-  /** `changes` frame numbers skipped and not yet arrived. */
-  readonly framesMissing: Set<number>
-  /** When the oldest still-missing frame was first missed. */
-  gapAt: number | undefined
-  /** When this subscription was made: the next root check is due `antiEntropyMs` after. */
-  readonly startedAt: number
-}
 
 /** Every shape's subscription on the current session; see the module comment. */
 export class ShapeSync {
@@ -213,7 +146,7 @@ export class ShapeSync {
     let pendingMaps: Set<string> | undefined
     // Collected first: resubscribing adds sessions to the map being read.
     for (const session of [...this.#sessions.values()]) {
-      if (session.gapAt !== undefined && now - session.gapAt >= GAP_GRACE_MS) {
+      if (session.frames.overdue(now)) {
         this.antiEntropy.gaps++
         this.#resubscribe(session, 'sync')
         continue
@@ -279,9 +212,7 @@ export class ShapeSync {
       cursor: undefined,
       pushed: false,
       progressAt: now,
-      framesSeen: 0,
-      framesMissing: new Set(),
-      gapAt: undefined,
+      frames: new FrameGaps(() => this.#link.now()),
       startedAt: now,
     }
     this.#sessions.set(sub, session)
@@ -347,29 +278,8 @@ export class ShapeSync {
     if (session === undefined) return
     // Live fan-out (it carries the map's sequence number) answers nothing owed: it must not hide a stalled reply from the watchdog.
     if (message.seq === undefined) session.progressAt = this.#link.now()
-    if (message.frame !== undefined) this.#frameSeen(session, message.frame)
+    if (message.frame !== undefined) session.frames.seen(message.frame)
     await this.#host.applyChanges(session.replica, message.changes, message.moveOut ?? [], message.paced === true)
-  }
-
-  /** Notes `changes` frame `n` of a subscription: a late one fills its gap, a later one opens gaps for those it skipped. */
-  #frameSeen(session: ShapeSession, n: number): void {
-    if (n <= session.framesSeen) session.framesMissing.delete(n)
-    else this.#missUpTo(session, n - 1)
-    session.framesSeen = Math.max(session.framesSeen, n)
-    this.#gapChanged(session)
-  }
-
-  /** Frames up to `last` that have not arrived are missing (a later frame or a `synced` counted them). */
-  #missUpTo(session: ShapeSession, last: number): void {
-    // Far beyond the last one seen: listing every skipped number adds nothing to "something was lost".
-    for (let n = session.framesSeen + 1; n <= last && session.framesMissing.size < 1_024; n++) session.framesMissing.add(n)
-    session.framesSeen = Math.max(session.framesSeen, last)
-    this.#gapChanged(session)
-  }
-
-  #gapChanged(session: ShapeSession): void {
-    if (session.framesMissing.size === 0) session.gapAt = undefined
-    else session.gapAt ??= this.#link.now()
   }
 
   /** `push`: the relay lacks these keys; each replica uploads its own writes. */
@@ -394,14 +304,14 @@ export class ShapeSync {
     session.subscribed = true
     session.outstanding = Math.max(0, session.outstanding - 1)
     if (message.cursor !== undefined) session.cursor = message.cursor
-    if (message.frames !== undefined) this.#missUpTo(session, message.frames)
+    if (message.frames !== undefined) session.frames.missUpTo(message.frames)
     this.#pumpRequests(session)
     if (session.outstanding === 0) {
       session.synced = true
       this.#host.synced(message.serverTime)
       // Handled in arrival order: every change this cursor covers has been applied; the host
       // writes it after that data. A lost `changes` frame voids it: the catch-up (see tick) repairs.
-      if (session.cursor !== undefined && !session.pushed && session.framesMissing.size === 0 && this.#host.saveCursor !== undefined) await this.#host.saveCursor(session.replica, session.cursor)
+      if (session.cursor !== undefined && !session.pushed && !session.frames.open && this.#host.saveCursor !== undefined) await this.#host.saveCursor(session.replica, session.cursor)
     }
     this.#link.progressed()
   }
