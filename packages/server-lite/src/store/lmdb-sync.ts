@@ -317,26 +317,16 @@ export class LmdbSync {
         outcomes[i] = { status: 'applied', seq, state: decision.state, previous: current }
       }
       if (lastId >= 0) this.#db.sys.putSync(LAST_MAP_ID, writeUint(lastId))
-      const sums = new Map<number, { key: Buffer; sum: HashSum }>()
+      const sums = new LeafSums(this.#db.leaves)
       for (const map of changed) this.#putMap(map, rows.get(map) as MapRow)
       for (const { row, key, record, previous, before } of writes) {
         this.#db.records.putSync(withId(row.id, key.body), stored([record.key, record.seq, record.state as unknown as Value]))
         this.#db.log.putSync(seqKey(row.id, record.seq), stored(before === undefined ? [record.key] : [record.key, before]))
-        // A map id below 2^32 and a 16-bit leaf: one exact number per leaf row.
-        const slot = row.id * 0x10000 + key.leaf
-        let entry = sums.get(slot)
-        if (entry === undefined) {
-          const leafKey = withId(row.id, key.body.subarray(0, 2))
-          entry = { key: leafKey, sum: readSum(this.#db.leaves.getBinary(leafKey)) }
-          sums.set(slot, entry)
-        }
-        if (previous !== undefined) addToSum(entry.sum, entryHash(record.key, stateDigest(row.kind, previous.state)), -1)
-        addToSum(entry.sum, entryHash(record.key, stateDigest(row.kind, record.state)), 1)
+        const sum = sums.of(row.id, key.leaf)
+        if (previous !== undefined) addToSum(sum, entryHash(record.key, stateDigest(row.kind, previous.state)), -1)
+        addToSum(sum, entryHash(record.key, stateDigest(row.kind, record.state)), 1)
       }
-      for (const { key, sum } of sums.values()) {
-        if (sum.count === 0) this.#db.leaves.removeSync(key)
-        else this.#db.leaves.putSync(key, writeSum(sum))
-      }
+      sums.write()
       return outcomes
     })
   }
@@ -370,25 +360,51 @@ export class LmdbSync {
         const record = this.#readRecord(recordKey(row.id, key))
         if (record !== undefined && still(record)) doomed.push(record)
       }
-      const sums = new Map<string, { key: Buffer; sum: HashSum }>()
+      const sums = new LeafSums(this.#db.leaves)
       for (const record of doomed) {
         this.#db.records.removeSync(recordKey(row.id, record.key))
-        const leafKey = Buffer.concat([idBytes(row.id), leafBytes(record.key)])
-        const id = leafKey.toString('hex')
-        let entry = sums.get(id)
-        if (entry === undefined) {
-          entry = { key: leafKey, sum: readSum(this.#db.leaves.getBinary(leafKey)) }
-          sums.set(id, entry)
-        }
-        addToSum(entry.sum, entryHash(record.key, stateDigest(row.kind, record.state)), -1)
+        addToSum(sums.of(row.id, leafBytes(record.key).readUInt16BE(0)), entryHash(record.key, stateDigest(row.kind, record.state)), -1)
       }
-      for (const { key, sum } of sums.values()) {
-        if (sum.count === 0) this.#db.leaves.removeSync(key)
-        else this.#db.leaves.putSync(key, writeSum(sum))
-      }
+      sums.write()
       if (doomed.length > 0) this.#putMap(map, { ...row, count: row.count - doomed.length })
       return doomed.map((r) => r.key)
     })
+  }
+}
+
+/**
+ * The Merkle leaf sums one transaction changes: each leaf row read once, changed in memory
+ * and written (or removed when empty) once at the end, however many of its keys changed.
+ */
+class LeafSums {
+  readonly #rows = new Map<number, { key: Buffer; sum: HashSum }>()
+  readonly #leaves: Database<Buffer, Buffer>
+
+  constructor(leaves: Database<Buffer, Buffer>) {
+    this.#leaves = leaves
+  }
+
+  /** The sum of map `id`'s 16-bit leaf `leaf`, to change in place. */
+  of(id: number, leaf: number): HashSum {
+    // A map id below 2^32 and a 16-bit leaf: one exact number per leaf row.
+    const slot = id * 0x10000 + leaf
+    let entry = this.#rows.get(slot)
+    if (entry === undefined) {
+      const key = Buffer.allocUnsafe(6)
+      key.writeUInt32BE(id, 0)
+      key.writeUInt16BE(leaf, 4)
+      entry = { key, sum: readSum(this.#leaves.getBinary(key)) }
+      this.#rows.set(slot, entry)
+    }
+    return entry.sum
+  }
+
+  /** Writes every changed sum (inside the caller's transaction). */
+  write(): void {
+    for (const { key, sum } of this.#rows.values()) {
+      if (sum.count === 0) this.#leaves.removeSync(key)
+      else this.#leaves.putSync(key, writeSum(sum))
+    }
   }
 }
 
