@@ -5,7 +5,8 @@
  * exit code 1.
  */
 import { ConfigError, isOutpostError } from '@outpost/core'
-import { CLI_HELP, loadConfig, parseFlags } from './config'
+import { CLI_HELP, parseFlags } from './cli-options'
+import { loadConfig } from './config'
 import { createLogger } from './logger'
 import { createRelay } from './relay'
 import { runSchemaCommand } from './schema-command'

@@ -5,8 +5,10 @@
  */
 export { createRelay } from './relay'
 export type { Relay, RelayOptions, RelayState } from './relay'
-export { loadConfig, parseConfig, parseFlags, relayConfigSchema, CLI_HELP, CLI_OPTIONS, DEFAULT_ALGORITHMS } from './config'
-export type { RelayConfig, RelayConfigInput, MapRule, TopicRule, Access, ConfigSources, CliOption, ParsedFlags } from './config'
+export { loadConfig, parseConfig, relayConfigSchema, DEFAULT_ALGORITHMS } from './config'
+export type { RelayConfig, RelayConfigInput, MapRule, TopicRule, Access, ConfigSources } from './config'
+export { parseFlags, CLI_HELP, CLI_OPTIONS } from './cli-options'
+export type { CliOption, ParsedFlags } from './cli-options'
 export { LmdbStore } from './store/lmdb-store'
 export type { LmdbStoreOptions } from './store/lmdb-store'
 export { PostgresBus } from './bus/postgres-bus'
