@@ -3,7 +3,8 @@
  * and queued; the committer then (one transaction at a time) commits record page + outbox
  * entry + call id + clock in ONE store transaction and resolves the caller. Remote changes
  * are already in memory when they reach it; it flushes them in large batches (see
- * {@link REMOTE_FLUSH_RECORDS}), so an initial sync writes few, big transactions. Other
+ * {@link REMOTE_FLUSH_RECORDS}), except a paced slice, which it flushes in small steps while
+ * it streams (see {@link SLICE_FLUSH_RECORDS}). Other
  * store work that must not interleave with local commits (taking back refused writes,
  * re-stamping) runs as a job between them.
  *
