@@ -1,16 +1,25 @@
 /**
  * The relay's record data ({@link SyncStore}) in the LMDB environment of {@link LmdbStore}.
  *
- * Databases (binary keys and values):
- *   - `maps`:    `utf16(map)` → `encode([id, kind, head, floor, count])`
- *   - `records`: `id(4) + leaf(2) + key` → `encode([key, seq, state])`
+ * Databases (binary keys and values; format 2, see `lmdb-format.ts`):
+ *   - `maps`:    `utf16(map)` → `encode([id, kind, head, floor, count, folded])`
+ *   - `byKey`:   `id(4) + key` → `encode([key, seq, state])`
+ *   - `order`:   `id(4) + leaf(2) + key` → one byte (scan order, folded)
  *   - `log`:     `id(4) + seq(8)` → `encode([key, before?])`
- *   - `leaves`:  `id(4) + leaf(2)` → `hi(4) lo(4) count(8)`
+ *   - `leaves`:  `id(4) + leaf(2)` → `hi(4) lo(4) count(8)` (folded)
+ *   - `pending`: `id(4) + seq(8)` → the change's leaf delta (see `lmdb-pending.ts`)
  * A map gets a 4-byte id on its first write (`sys` holds the last one), so record keys do
- * not repeat map names. Keys are UTF-16 code units big-endian behind the leaf path's two
- * bytes, so a range scan is `(leaf path, key)` order and a Merkle subtree is one range;
- * a key too long for LMDB is stored under its first 512 characters plus its SHA-256 (still
- * exact and stable, ordered by that prefix).
+ * not repeat map names. Keys are UTF-16 code units big-endian; a key too long for LMDB is
+ * stored under its first 512 characters plus its SHA-256 (still exact and stable, ordered
+ * by that prefix).
+ *
+ * Records are keyed by `(map, key)`, not by leaf path: keys written together (sequential
+ * or time-ordered ids, one map) share B-tree pages, so a commit writes a few pages instead
+ * of one per change. What needs leaf order — the Merkle leaf sums and the `(leaf path, key)`
+ * scan order — is kept apart and updated lazily: each change appends a `pending` row, and a
+ * map folds its rows into `leaves` and `order` once it has many (`folded` is the last
+ * sequence number folded). Reads add the pending rows: `leafSums` adds their deltas,
+ * `scanRecords` merges their new keys into the `order` range.
  *
  * `applyWrites` runs every `decide` inside one LMDB write transaction (batched by lmdb with
  * the other commits of the same event turn: group commit) against reads that see the
@@ -20,6 +29,8 @@
  */
 import { createHash } from 'node:crypto'
 import type { Database, RootDatabase } from 'lmdb'
+import { checkSyncFormat } from './lmdb-format'
+import { FOLD_AT, PendingOrderCache, applyPending, packPending } from './lmdb-pending'
 import {
   InternalError,
   InvalidValueError,
@@ -77,19 +88,30 @@ function idBytes(id: number): Buffer {
   return out
 }
 
-/** A record key without its map id: the leaf path's two bytes, then the key's bytes (see the module comment). */
+/** A record key without its map id: the key's bytes (see the module comment), and its leaf path. */
 interface RecordKeyBody {
   readonly body: Buffer
-  /** The leaf path as a number (the body's first two bytes). */
+  /** The leaf path as a number. */
   readonly leaf: number
 }
 
 function recordKeyBody(key: string): RecordKeyBody {
   const plain = utf16(key)
-  const tail = key.length <= MAX_PLAIN_KEY_UNITS ? plain : Buffer.concat([plain.subarray(0, LONG_KEY_PREFIX_UNITS * 2), createHash('sha256').update(plain).digest()])
-  const leaf = leafBytes(key)
-  return { body: Buffer.concat([leaf, tail]), leaf: leaf.readUInt16BE(0) }
+  const body = key.length <= MAX_PLAIN_KEY_UNITS ? plain : Buffer.concat([plain.subarray(0, LONG_KEY_PREFIX_UNITS * 2), createHash('sha256').update(plain).digest()])
+  return { body, leaf: leafBytes(key).readUInt16BE(0) }
 }
+
+/** The `order` key of a record: map id, leaf path, key body. */
+function orderKey(id: number, key: RecordKeyBody): Buffer {
+  const out = Buffer.allocUnsafe(6 + key.body.length)
+  out.writeUInt32BE(id, 0)
+  out.writeUInt16BE(key.leaf, 4)
+  key.body.copy(out, 6)
+  return out
+}
+
+/** The value of an `order` row: LMDB wants one, the key says everything. */
+const ORDER_VALUE = Buffer.from([1])
 
 /** `body` behind the 4-byte map id. */
 function withId(id: number, body: Buffer): Buffer {
@@ -137,6 +159,8 @@ interface MapRow {
   head: number
   floor: number
   count: number
+  /** Changes up to this sequence number are folded into `leaves` and `order`; later ones are `pending` rows. */
+  folded: number
 }
 
 function readSum(bytes: Buffer | undefined): HashSum {
@@ -159,41 +183,54 @@ export interface LmdbSyncDatabases {
   readonly root: RootDatabase<Buffer, Buffer>
   readonly sys: Database<Buffer, Buffer>
   readonly maps: Database<Buffer, Buffer>
-  readonly records: Database<Buffer, Buffer>
+  readonly byKey: Database<Buffer, Buffer>
+  readonly order: Database<Buffer, Buffer>
   readonly log: Database<Buffer, Buffer>
   readonly leaves: Database<Buffer, Buffer>
+  readonly pending: Database<Buffer, Buffer>
 }
 
-/** Opens the record databases in `root`. */
+/**
+ * Opens the record databases in `root`, after checking (and if needed migrating) their
+ * on-disk format: see `lmdb-format.ts`. Throws a `StoreError` for a format it cannot read.
+ */
 export function openSyncDatabases(root: RootDatabase<Buffer, Buffer>, sys: Database<Buffer, Buffer>): LmdbSyncDatabases {
   const options = { encoding: 'binary', keyEncoding: 'binary' } as const
-  return {
+  const db: LmdbSyncDatabases = {
     root,
     sys,
     maps: root.openDB<Buffer, Buffer>('maps', options),
-    records: root.openDB<Buffer, Buffer>('records', options),
+    byKey: root.openDB<Buffer, Buffer>('byKey', options),
+    order: root.openDB<Buffer, Buffer>('order', options),
     log: root.openDB<Buffer, Buffer>('log', options),
     leaves: root.openDB<Buffer, Buffer>('leaves', options),
+    pending: root.openDB<Buffer, Buffer>('pending', options),
   }
+  checkSyncFormat(db)
+  return db
 }
 
 /** {@link SyncStore} operations over {@link LmdbSyncDatabases}; see the module comment. */
 export class LmdbSync {
   readonly #db: LmdbSyncDatabases
+  readonly #pendingOrder = new PendingOrderCache()
+  readonly #foldAt: number
 
-  constructor(db: LmdbSyncDatabases) {
+  /** `foldAt`: pending rows a map gathers before a write folds them (see `lmdb-pending.ts`). */
+  constructor(db: LmdbSyncDatabases, foldAt = FOLD_AT) {
     this.#db = db
+    this.#foldAt = Math.max(1, foldAt)
   }
 
   #map(map: string): MapRow | undefined {
     const bytes = this.#db.maps.getBinary(utf16(map))
     if (bytes === undefined) return undefined
-    const [id, kind, head, floor, count] = decode(bytes, STORED_LIMITS) as [number, CollectionKind, number, number, number]
-    return { id, kind, head, floor, count }
+    const [id, kind, head, floor, count, folded] = decode(bytes, STORED_LIMITS) as [number, CollectionKind, number, number, number, number]
+    return { id, kind, head, floor, count, folded }
   }
 
   #putMap(map: string, row: MapRow): void {
-    this.#db.maps.putSync(utf16(map), stored([row.id, row.kind, row.head, row.floor, row.count]))
+    this.#db.maps.putSync(utf16(map), stored([row.id, row.kind, row.head, row.floor, row.count, row.folded]))
   }
 
   mapInfo(map: string): SyncMapInfo | undefined {
@@ -216,7 +253,7 @@ export class LmdbSync {
     const row = this.#map(map)
     if (row === undefined) return keys.map(() => undefined)
     return keys.map((key) => {
-      const bytes = this.#db.records.getBinary(recordKey(row.id, key))
+      const bytes = this.#db.byKey.getBinary(recordKey(row.id, key))
       return bytes === undefined ? undefined : this.#decodeRecord(bytes)
     })
   }
@@ -226,10 +263,24 @@ export class LmdbSync {
     const row = this.#map(map)
     if (row === undefined) return []
     const range = scan.within === undefined ? { start: idBytes(row.id), end: after(idBytes(row.id)) } : subtreeRange(row.id, scan.within)
-    const start = scan.after === undefined ? range.start : Buffer.concat([recordKey(row.id, scan.after), Buffer.from([0])])
+    const from = scan.after === undefined ? range.start : Buffer.concat([orderKey(row.id, recordKeyBody(scan.after)), Buffer.from([0])])
+    const start = Buffer.compare(from, range.start) < 0 ? range.start : from
+    // Folded keys from `order`, merged with the new keys still pending (sorted, cached between pages).
+    const pending = row.head > row.folded ? this.#pendingOrder.keys(this.#db.pending, row.id, row.folded, row.head, (seq) => seqKey(row.id, seq)) : []
+    let p = lowerBound(pending, start)
+    const keys: Buffer[] = []
+    for (const key of this.#db.order.getKeys({ start, end: range.end, limit: scan.limit })) {
+      while (p < pending.length && Buffer.compare(pending[p] as Buffer, key) < 0 && keys.length < scan.limit) keys.push(pending[p++] as Buffer)
+      if (keys.length >= scan.limit) break
+      keys.push(key)
+    }
+    while (p < pending.length && keys.length < scan.limit && Buffer.compare(pending[p] as Buffer, range.end) < 0) keys.push(pending[p++] as Buffer)
     const out: SyncRecord[] = []
-    for (const { value } of this.#db.records.getRange({ start: Buffer.compare(start, range.start) < 0 ? range.start : start, end: range.end, limit: scan.limit })) {
-      out.push(this.#decodeRecord(value))
+    for (const key of keys) {
+      // The record's key: the order key without its leaf path.
+      const bytes = this.#db.byKey.getBinary(Buffer.concat([key.subarray(0, 4), key.subarray(6)]))
+      if (bytes === undefined) throw new StoreError(`the LMDB store's scan order names a record it does not hold (map ${map}); the data directory is damaged`)
+      out.push(this.#decodeRecord(bytes))
     }
     return out
   }
@@ -246,17 +297,45 @@ export class LmdbSync {
     return out
   }
 
-  /** Read inside a write transaction: serialized with writers, so the sums and `head` agree. */
+  /** Read inside a write transaction: serialized with writers, so the sums and `head` agree. The folded sums plus the pending deltas. */
   async leafSums(map: string): Promise<{ head: number; leaves: [string, HashSum][] }> {
     return this.#db.root.transaction(() => {
       const row = this.#map(map)
       if (row === undefined) return { head: 0, leaves: [] }
-      const leaves: [string, HashSum][] = []
+      const sums = new Map<number, HashSum>()
       for (const { key, value } of this.#db.leaves.getRange({ start: idBytes(row.id), end: after(idBytes(row.id)) })) {
-        leaves.push([key.subarray(4).toString('hex'), readSum(value)])
+        sums.set(key.readUInt16BE(4), readSum(value))
+      }
+      if (row.head > row.folded) {
+        const sumOf = (leaf: number): HashSum => {
+          let sum = sums.get(leaf)
+          if (sum === undefined) sums.set(leaf, (sum = { hi: 0, lo: 0, count: 0 }))
+          return sum
+        }
+        for (const { value } of this.#db.pending.getRange({ start: seqKey(row.id, row.folded + 1), end: seqKey(row.id, row.head + 1) })) applyPending(value, sumOf)
+      }
+      const leaves: [string, HashSum][] = []
+      for (const leaf of [...sums.keys()].sort((a, b) => a - b)) {
+        const sum = sums.get(leaf) as HashSum
+        if (sum.count > 0) leaves.push([leaf.toString(16).padStart(SYNC_TREE_DEPTH, '0'), sum])
       }
       return { head: row.head, leaves }
     })
+  }
+
+  /** Folds map `row`'s pending rows into `leaves` and `order` (inside the caller's write transaction); the caller writes `row`. */
+  #fold(row: MapRow): void {
+    if (row.head <= row.folded) return
+    const sums = new LeafSums(this.#db.leaves)
+    const done: Buffer[] = []
+    for (const { key, value } of this.#db.pending.getRange({ start: seqKey(row.id, row.folded + 1), end: seqKey(row.id, row.head + 1) })) {
+      const body = applyPending(value, (leaf) => sums.of(row.id, leaf))
+      if (body !== undefined) this.#db.order.putSync(Buffer.concat([idBytes(row.id), body]), ORDER_VALUE)
+      done.push(key)
+    }
+    for (const key of done) this.#db.pending.removeSync(key)
+    sums.write()
+    row.folded = row.head
   }
 
   /** See {@link SyncStore.applyWrites}. */
@@ -305,7 +384,7 @@ export class LmdbSync {
         if (row === undefined) {
           if (lastId < 0) lastId = readUint(this.#db.sys.getBinary(LAST_MAP_ID))
           lastId++
-          row = { id: lastId, kind: request.kind, head: 0, floor: 0, count: 0 }
+          row = { id: lastId, kind: request.kind, head: 0, floor: 0, count: 0, folded: 0 }
           rows.set(request.map, row)
         }
         const seq = ++row.head
@@ -317,22 +396,24 @@ export class LmdbSync {
         outcomes[i] = { status: 'applied', seq, state: decision.state, previous: current }
       }
       if (lastId >= 0) this.#db.sys.putSync(LAST_MAP_ID, writeUint(lastId))
-      const sums = new LeafSums(this.#db.leaves)
-      for (const map of changed) this.#putMap(map, rows.get(map) as MapRow)
       for (const { row, key, record, previous, before } of writes) {
-        this.#db.records.putSync(withId(row.id, key.body), stored([record.key, record.seq, record.state as unknown as Value]))
+        this.#db.byKey.putSync(withId(row.id, key.body), stored([record.key, record.seq, record.state as unknown as Value]))
         this.#db.log.putSync(seqKey(row.id, record.seq), stored(before === undefined ? [record.key] : [record.key, before]))
-        const sum = sums.of(row.id, key.leaf)
-        if (previous !== undefined) addToSum(sum, entryHash(record.key, stateDigest(row.kind, previous.state)), -1)
-        addToSum(sum, entryHash(record.key, stateDigest(row.kind, record.state)), 1)
+        const hash = entryHash(record.key, stateDigest(row.kind, record.state))
+        const old = previous === undefined ? undefined : entryHash(record.key, stateDigest(row.kind, previous.state))
+        this.#db.pending.putSync(seqKey(row.id, record.seq), packPending({ leaf: key.leaf, hash, old, body: key.body }))
       }
-      sums.write()
+      for (const map of changed) {
+        const row = rows.get(map) as MapRow
+        if (row.head - row.folded >= this.#foldAt) this.#fold(row)
+        this.#putMap(map, row)
+      }
       return outcomes
     })
   }
 
   #readRecord(key: Buffer): SyncRecord | undefined {
-    const bytes = this.#db.records.getBinary(key)
+    const bytes = this.#db.byKey.getBinary(key)
     return bytes === undefined ? undefined : this.#decodeRecord(bytes)
   }
 
@@ -360,13 +441,18 @@ export class LmdbSync {
         const record = this.#readRecord(recordKey(row.id, key))
         if (record !== undefined && still(record)) doomed.push(record)
       }
+      if (doomed.length === 0) return []
+      // Fold first: a removed key must not come back from a pending row into `order`.
+      this.#fold(row)
       const sums = new LeafSums(this.#db.leaves)
       for (const record of doomed) {
-        this.#db.records.removeSync(recordKey(row.id, record.key))
-        addToSum(sums.of(row.id, leafBytes(record.key).readUInt16BE(0)), entryHash(record.key, stateDigest(row.kind, record.state)), -1)
+        const key = recordKeyBody(record.key)
+        this.#db.byKey.removeSync(withId(row.id, key.body))
+        this.#db.order.removeSync(orderKey(row.id, key))
+        addToSum(sums.of(row.id, key.leaf), entryHash(record.key, stateDigest(row.kind, record.state)), -1)
       }
       sums.write()
-      if (doomed.length > 0) this.#putMap(map, { ...row, count: row.count - doomed.length })
+      this.#putMap(map, { ...row, count: row.count - doomed.length })
       return doomed.map((r) => r.key)
     })
   }
@@ -406,6 +492,18 @@ class LeafSums {
       else this.#leaves.putSync(key, writeSum(sum))
     }
   }
+}
+
+/** The index of the first key in sorted `keys` not below `key`. */
+function lowerBound(keys: readonly Buffer[], key: Buffer): number {
+  let low = 0
+  let high = keys.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if (Buffer.compare(keys[middle] as Buffer, key) < 0) low = middle + 1
+    else high = middle
+  }
+  return low
 }
 
 function kindMismatch(map: string, held: CollectionKind, wanted: CollectionKind): OutpostError {
