@@ -46,6 +46,7 @@ import {
   type Value,
 } from '@outpost/core'
 import { decodePage, encodePage, forEachInPage, pageSize, valueInPage, type StoredPage } from './page-codec'
+import { CachedPage, PageCache } from './page-cache'
 import { splitPage } from './page-split'
 import { DB_VERSION, upgradeDatabase } from './upgrade'
 
@@ -56,6 +57,17 @@ import { DB_VERSION, upgradeDatabase } from './upgrade'
  * at 100,000), while a single write still rewrites at most 512 compact entries.
  */
 export const PAGE_MAX_RECORDS = 512
+
+/**
+ * Commits with at most this many puts and deletes update pages through the page cache
+ * (`page-cache.ts`): encode only the changed records, read nothing back. Bigger ones (bulk
+ * loads, remote flushes) take the plain path, which encodes each page once anyway, and
+ * drop the pages they touch from the cache.
+ */
+export const SMALL_COMMIT = 256
+
+/** Records the page cache holds at most (least recently used pages go first). */
+export const PAGE_CACHE_RECORDS = 32_768
 
 interface OutpostDb extends DBSchema {
   pages: { key: [string, string]; value: StoredPage }
@@ -73,14 +85,23 @@ export interface IdbStoreStats {
   pagesRead: number
   /** Page values written. */
   pagesWritten: number
-  /** Entries serialized into written pages (the cost that must not grow with the map). */
+  /** Entries in written pages (what IndexedDB clones). */
   entriesWritten: number
+  /** Entries encoded into the page layout (a small commit encodes only the records it changes). */
+  entriesEncoded: number
 }
 
 /** Options of {@link IdbStore.open}. */
 export interface IdbStoreOptions {
   /** The IndexedDB factory (default: the global `indexedDB`); tests pass a fresh fake one. */
   readonly indexedDB?: IDBFactory
+}
+
+/** What a commit's transaction wrote: its sequence number and the pages written and removed. */
+interface WriteResult {
+  seq: number
+  written: [string, string][]
+  removed: [string, string][]
 }
 
 /** A page write queued inside one commit. */
@@ -103,7 +124,7 @@ function compareKeys(a: string, b: string): number {
 export class IdbStore implements Store {
   readonly name = 'indexeddb'
   /** Work counters since open. */
-  readonly stats: IdbStoreStats = { transactions: 0, pagesRead: 0, pagesWritten: 0, entriesWritten: 0 }
+  readonly stats: IdbStoreStats = { transactions: 0, pagesRead: 0, pagesWritten: 0, entriesWritten: 0, entriesEncoded: 0 }
   /** The IndexedDB database name. */
   readonly dbName: string
   readonly #db: IDBPDatabase<OutpostDb>
@@ -114,6 +135,10 @@ export class IdbStore implements Store {
   #queue: Promise<unknown> = Promise.resolve()
   readonly #scanCache = new Map<string, { all: Map<string, Value>; keys: string[] }>()
   #closed = false
+  /** Pages as last committed, for small commits (see {@link SMALL_COMMIT}). */
+  readonly #pageCache = new PageCache(PAGE_CACHE_RECORDS)
+  /** The last committed sequence number, once read (this store is the only writer). */
+  #seq: number | undefined
 
   private constructor(db: IDBPDatabase<OutpostDb>, dbName: string) {
     this.#db = db
@@ -330,8 +355,22 @@ export class IdbStore implements Store {
       }
       try {
         const tx = this.#db.transaction(['pages', 'sys', 'meta'], 'readwrite')
-        const { seq, written, removed } = await this.#writeInTx(tx, work, dirs, batch, hashOf)
+        let result: WriteResult
+        try {
+          result = await this.#writeInTx(tx, work, dirs, batch, hashOf)
+        } catch (error) {
+          // Never let a transaction with part of the batch commit on its own.
+          tx.done.catch(() => undefined)
+          try {
+            tx.abort()
+          } catch {
+            // Already finished (aborted by IndexedDB itself).
+          }
+          throw error
+        }
+        const { seq, written, removed } = result
         await tx.done
+        this.#seq = seq
         for (const [collection, dir] of dirs) this.#dirs.set(collection, dir)
         for (const [collection, prefix] of written) this.#present.get(collection)?.add(prefix)
         for (const [collection, prefix] of removed) this.#present.get(collection)?.delete(prefix)
@@ -339,6 +378,8 @@ export class IdbStore implements Store {
         this.stats.transactions++
         return { seq }
       } catch (error) {
+        // Cached pages were changed for a transaction that did not commit.
+        for (const w of work.values()) this.#pageCache.delete(`${w.collection}\u0000${w.prefix}`)
         if (isQuotaError(error)) {
           throw new QuotaExceededError('the browser refused to store more data (storage quota exceeded); nothing of this write was stored, earlier data is intact. Free space or request persistent storage.', undefined, { cause: error })
         }
@@ -348,46 +389,92 @@ export class IdbStore implements Store {
     })
   }
 
-  async #writeInTx(tx: WriteTx, work: Map<string, PageWork>, dirs: Map<string, Set<string>>, batch: StoreBatch, hashOf: (key: string) => string): Promise<{ seq: number; written: [string, string][]; removed: [string, string][] }> {
+  async #writeInTx(tx: WriteTx, work: Map<string, PageWork>, dirs: Map<string, Set<string>>, batch: StoreBatch, hashOf: (key: string) => string): Promise<WriteResult> {
     const pages = tx.objectStore('pages')
     const sys = tx.objectStore('sys')
     const meta = tx.objectStore('meta')
     const items = [...work.values()]
-    // Only pages that exist are read back (a bulk load into a fresh map reads none but the
-    // boundary page of the previous flush); every read is issued before any is awaited, so
-    // the transaction never idles.
-    const exists = items.map((w) => this.#present.get(w.collection)?.has(w.prefix) ?? true)
-    const [seqValue, ...current] = await Promise.all([sys.get('seq'), ...items.map((w, i) => (exists[i] === true ? pages.get([w.collection, w.prefix]) : undefined))])
+    let changes = 0
+    for (const w of items) changes += w.puts.size + w.deletes.size
+    const small = changes <= SMALL_COMMIT
+    const ids = items.map((w) => `${w.collection}\u0000${w.prefix}`)
+    const cached = items.map((_, i) => (small ? this.#pageCache.get(ids[i] as string) : undefined))
+    if (!small) for (const id of ids) this.#pageCache.delete(id)
+    // Only pages that exist and are not cached are read back (a bulk load into a fresh map
+    // reads none but the boundary page of the previous flush; a small commit on pages it
+    // wrote before reads none); every read is issued before any is awaited, so the
+    // transaction never idles.
+    const exists = items.map((w, i) => cached[i] === undefined && (this.#present.get(w.collection)?.has(w.prefix) ?? true))
+    const [seqValue, ...current] = await Promise.all([
+      this.#seq ?? sys.get('seq'),
+      ...items.map((w, i) => (exists[i] === true ? pages.get([w.collection, w.prefix]) : undefined)),
+    ])
     this.stats.pagesRead += exists.filter(Boolean).length
+    // Each request is marked handled as it is made: if building the batch throws half way
+    // (the transaction is then aborted), the requests already made reject unobserved.
     const writes: Promise<unknown>[] = []
+    const track = (request: Promise<unknown>): void => {
+      request.catch(() => undefined)
+      writes.push(request)
+    }
     const written: [string, string][] = []
     const removed: [string, string][] = []
     const splitCollections = new Set<string>()
     items.forEach((w, i) => {
       const stored = current[i]
-      // A page that did not exist is just this batch's puts (a bulk load writes mostly such pages): no copy.
-      const entries = stored === undefined ? w.puts : decodePage(stored)
-      if (stored !== undefined) {
-        for (const key of w.deletes) entries.delete(key)
-        for (const [key, value] of w.puts) entries.set(key, value)
+      const id = ids[i] as string
+      let entries: Map<string, Value>
+      if (small) {
+        // Change only the written records of the cached (or just read) page.
+        const page = cached[i] ?? (stored === undefined ? new CachedPage() : CachedPage.fromStored(stored))
+        for (const key of w.deletes) page.delete(key)
+        for (const [key, value] of w.puts) page.put(key, value)
+        this.stats.entriesEncoded += w.puts.size
+        if (page.size === 0) {
+          this.#pageCache.delete(id)
+          track(pages.delete([w.collection, w.prefix]))
+          removed.push([w.collection, w.prefix])
+          return
+        }
+        if (page.size <= PAGE_MAX_RECORDS) {
+          page.compactIfBloated()
+          // put clones the page synchronously: later changes to the cached arrays never reach it.
+          track(pages.put(page.stored, [w.collection, w.prefix]))
+          this.#pageCache.set(id, page)
+          written.push([w.collection, w.prefix])
+          this.stats.pagesWritten++
+          this.stats.entriesWritten += page.size
+          return
+        }
+        // Overfull: split as the plain path does; the children are cached once written by a small commit.
+        this.#pageCache.delete(id)
+        entries = page.entries()
+      } else {
+        // A page that did not exist is just this batch's puts (a bulk load writes mostly such pages): no copy.
+        entries = stored === undefined ? w.puts : decodePage(stored)
+        if (stored !== undefined) {
+          for (const key of w.deletes) entries.delete(key)
+          for (const [key, value] of w.puts) entries.set(key, value)
+        }
       }
       const dir = dirs.get(w.collection) as Set<string>
       for (const [prefix, pageEntries] of splitPage(w.prefix, entries, PAGE_MAX_RECORDS, dir, splitCollections, w.collection, hashOf)) {
         if (pageEntries.size === 0) {
-          writes.push(pages.delete([w.collection, prefix]))
+          track(pages.delete([w.collection, prefix]))
           removed.push([w.collection, prefix])
         } else {
-          writes.push(pages.put(encodePage(pageEntries), [w.collection, prefix]))
+          track(pages.put(encodePage(pageEntries), [w.collection, prefix]))
           written.push([w.collection, prefix])
           this.stats.pagesWritten++
           this.stats.entriesWritten += pageEntries.size
+          this.stats.entriesEncoded += pageEntries.size
         }
       }
     })
-    for (const collection of splitCollections) writes.push(sys.put([...(dirs.get(collection) as Set<string>)], ['dir', collection]))
-    for (const { key, value } of batch.meta ?? []) writes.push(value === null ? meta.delete(key) : meta.put(value, key))
+    for (const collection of splitCollections) track(sys.put([...(dirs.get(collection) as Set<string>)], ['dir', collection]))
+    for (const { key, value } of batch.meta ?? []) track(value === null ? meta.delete(key) : meta.put(value, key))
     const seq = (typeof seqValue === 'number' ? seqValue : 0) + 1
-    writes.push(sys.put(seq, 'seq'))
+    track(sys.put(seq, 'seq'))
     await Promise.all(writes)
     return { seq, written, removed }
   }
