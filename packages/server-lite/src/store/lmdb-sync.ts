@@ -40,6 +40,7 @@ import {
   assertStoredValue,
   decode,
   encodeChecked,
+  encodeCheckedView,
   entryHash,
   isOutpostError,
   leafPathOf,
@@ -70,6 +71,15 @@ function stored(value: Value): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
+/**
+ * `value` encoded for a `putSync` inside a write transaction, which copies the bytes into
+ * LMDB before it returns: a view of the encoder's shared buffer, valid until the next encode
+ * (no copy, no allocation per value: the write path's values feed the GC otherwise).
+ */
+function storedTransient(value: Value): Uint8Array {
+  return encodeCheckedView(value)
+}
+
 function utf16(value: string): Buffer {
   return Buffer.from(value, 'utf16le').swap16()
 }
@@ -78,8 +88,9 @@ function fromUtf16(bytes: Buffer): string {
   return Buffer.from(bytes).swap16().toString('utf16le')
 }
 
-function leafBytes(key: string): Buffer {
-  return Buffer.from(leafPathOf(key, SYNC_TREE_DEPTH), 'hex')
+/** The leaf path of `key` as a number (SYNC_TREE_DEPTH hex nibbles). */
+function leafOf(key: string): number {
+  return Number.parseInt(leafPathOf(key, SYNC_TREE_DEPTH), 16)
 }
 
 function idBytes(id: number): Buffer {
@@ -98,7 +109,7 @@ interface RecordKeyBody {
 function recordKeyBody(key: string): RecordKeyBody {
   const plain = utf16(key)
   const body = key.length <= MAX_PLAIN_KEY_UNITS ? plain : Buffer.concat([plain.subarray(0, LONG_KEY_PREFIX_UNITS * 2), createHash('sha256').update(plain).digest()])
-  return { body, leaf: leafBytes(key).readUInt16BE(0) }
+  return { body, leaf: leafOf(key) }
 }
 
 /** The `order` key of a record: map id, leaf path, key body. */
@@ -128,7 +139,9 @@ function recordKey(id: number, key: string): Buffer {
 function seqKey(id: number, seq: number): Buffer {
   const out = Buffer.allocUnsafe(12)
   out.writeUInt32BE(id, 0)
-  out.writeBigUInt64BE(BigInt(seq), 4)
+  // The sequence number as two 32-bit halves (it stays below 2^53): no BigInt per key.
+  out.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 4)
+  out.writeUInt32BE(seq >>> 0, 8)
   return out
 }
 
@@ -350,7 +363,7 @@ export class LmdbSync {
       const changed = new Set<string>()
       const staged = new Map<string, Map<string, SyncRecord>>()
       const outcomes: WriteOutcome[] = new Array(requests.length)
-      const writes: { row: MapRow; key: RecordKeyBody; record: SyncRecord; previous: SyncRecord | undefined; before: Value | undefined }[] = []
+      const writes: { row: MapRow; key: RecordKeyBody; recordKey: Buffer | undefined; record: SyncRecord; previous: SyncRecord | undefined; before: Value | undefined }[] = []
       let lastId = -1
       for (let i = 0; i < requests.length; i++) {
         const request = requests[i] as WriteRequest
@@ -362,7 +375,10 @@ export class LmdbSync {
         }
         let stage = staged.get(request.map)
         if (stage === undefined) staged.set(request.map, (stage = new Map()))
-        const current = stage.get(request.key) ?? (row === undefined ? undefined : this.#readRecord(withId(row.id, keyBody.body)))
+        // The record's LMDB key, read under and written under (lmdb copies keys, so one buffer serves both).
+        let storedKey: Buffer | undefined
+        let current = stage.get(request.key)
+        if (current === undefined && row !== undefined) current = this.#readRecord((storedKey = withId(row.id, keyBody.body)))
         let decision
         try {
           // The store's kind is the truth (another writer may have fixed it a moment ago): refuse this change alone.
@@ -392,16 +408,18 @@ export class LmdbSync {
         changed.add(request.map)
         const record: SyncRecord = { key: request.key, seq, state: decision.state }
         stage.set(request.key, record)
-        writes.push({ row, key: keyBody, record, previous: current, before: decision.before })
+        writes.push({ row, key: keyBody, recordKey: storedKey, record, previous: current, before: decision.before })
         outcomes[i] = { status: 'applied', seq, state: decision.state, previous: current }
       }
       if (lastId >= 0) this.#db.sys.putSync(LAST_MAP_ID, writeUint(lastId))
-      for (const { row, key, record, previous, before } of writes) {
-        this.#db.byKey.putSync(withId(row.id, key.body), stored([record.key, record.seq, record.state as unknown as Value]))
-        this.#db.log.putSync(seqKey(row.id, record.seq), stored(before === undefined ? [record.key] : [record.key, before]))
+      for (const { row, key, recordKey: storedKey, record, previous, before } of writes) {
+        // Values are views of the encoder's shared buffer: each putSync copies it into LMDB before the next encode.
+        this.#db.byKey.putSync(storedKey ?? withId(row.id, key.body), storedTransient([record.key, record.seq, record.state as unknown as Value]))
+        const logKey = seqKey(row.id, record.seq)
+        this.#db.log.putSync(logKey, storedTransient(before === undefined ? [record.key] : [record.key, before]))
         const hash = entryHash(record.key, stateDigest(row.kind, record.state))
         const old = previous === undefined ? undefined : entryHash(record.key, stateDigest(row.kind, previous.state))
-        this.#db.pending.putSync(seqKey(row.id, record.seq), packPending({ leaf: key.leaf, hash, old, body: key.body }))
+        this.#db.pending.putSync(logKey, packPending({ leaf: key.leaf, hash, old, body: key.body }))
       }
       for (const map of changed) {
         const row = rows.get(map) as MapRow
