@@ -4,7 +4,7 @@
  * 50-client ingest (frames of 100, 4 in flight) for a warm-up and then `--changes` changes,
  * and prints changes/s plus the relay process's CPU (utime+stime from /proc) per change.
  *
- *   node --conditions=@outpost/source --import tsx bench/profile/ingest-cpu.ts [--root DIR] [--changes N] [--clients N] [--prof DIR]
+ *   node --conditions=@outpost/source --import tsx bench/profile/ingest-cpu.ts [--root DIR] [--changes N] [--clients N] [--prof DIR] [--limits JSON]
  */
 import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -38,7 +38,8 @@ async function main(): Promise<void> {
   const prof = arg('prof', '')
   const dir = await mkdtemp(join(tmpdir(), 'outpost-ingest-cpu-'))
   const config = join(dir, 'relay.json')
-  await writeFile(config, JSON.stringify({ limits: BENCH_LIMITS, logLevel: 'error' }))
+  const extra = JSON.parse(arg('limits', '{}')) as Record<string, unknown>
+  await writeFile(config, JSON.stringify({ limits: { ...BENCH_LIMITS, ...extra }, logLevel: 'error' }))
   const flags = prof === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`]
   const child = spawn(process.execPath, [...NODE_SOURCE_FLAGS, ...flags, 'packages/server-lite/src/cli.ts', '--port', '0', '--data-dir', join(dir, 'data'), '--config', config], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
   process.once('exit', () => void child.kill('SIGKILL'))

@@ -112,6 +112,32 @@ function recordKeyBody(key: string): RecordKeyBody {
   return { body, leaf: leafOf(key) }
 }
 
+/** A record key with room for its map id: `key` is `id(4) + body` once {@link keyedBy} wrote the id, `body` is a view of it. */
+interface RecordKeySlot extends RecordKeyBody {
+  readonly key: Buffer
+}
+
+/** {@link recordKeyBody} in a buffer with 4 bytes in front for the map id (not known before the transaction): no copy per key. */
+function recordKeySlot(key: string): RecordKeySlot {
+  if (key.length > MAX_PLAIN_KEY_UNITS) {
+    const long = recordKeyBody(key)
+    const out = Buffer.allocUnsafe(4 + long.body.length)
+    long.body.copy(out, 4)
+    return { key: out, body: out.subarray(4), leaf: long.leaf }
+  }
+  const out = Buffer.allocUnsafe(4 + key.length * 2)
+  const body = out.subarray(4)
+  body.write(key, 'utf16le')
+  body.swap16()
+  return { key: out, body, leaf: leafOf(key) }
+}
+
+/** The record key of `slot` under map `id` (written in place: the slot's key buffer is its own). */
+function keyedBy(slot: RecordKeySlot, id: number): Buffer {
+  slot.key.writeUInt32BE(id, 0)
+  return slot.key
+}
+
 /** The `order` key of a record: map id, leaf path, key body. */
 function orderKey(id: number, key: RecordKeyBody): Buffer {
   const out = Buffer.allocUnsafe(6 + key.body.length)
@@ -355,7 +381,7 @@ export class LmdbSync {
   async applyWrites(requests: readonly WriteRequest[]): Promise<WriteOutcome[]> {
     // What does not depend on the stored data is done before the transaction: each key's
     // leaf path and record-key body (read and written under the same bytes), computed once.
-    const keys = requests.map((request) => recordKeyBody(request.key))
+    const keys = requests.map((request) => recordKeySlot(request.key))
     return this.#db.root.transaction(() => {
       // Decide everything first, against reads that see this transaction; write only then.
       // Rows are this transaction's own copies (changed in place, written once at the end).
@@ -363,11 +389,11 @@ export class LmdbSync {
       const changed = new Set<string>()
       const staged = new Map<string, Map<string, SyncRecord>>()
       const outcomes: WriteOutcome[] = new Array(requests.length)
-      const writes: { row: MapRow; key: RecordKeyBody; recordKey: Buffer | undefined; record: SyncRecord; previous: SyncRecord | undefined; before: Value | undefined }[] = []
+      const writes: { row: MapRow; key: RecordKeySlot; record: SyncRecord; previous: SyncRecord | undefined; before: Value | undefined }[] = []
       let lastId = -1
       for (let i = 0; i < requests.length; i++) {
         const request = requests[i] as WriteRequest
-        const keyBody = keys[i] as RecordKeyBody
+        const keyBody = keys[i] as RecordKeySlot
         let row = rows.get(request.map)
         if (row === undefined) {
           const stored = this.#map(request.map)
@@ -375,10 +401,7 @@ export class LmdbSync {
         }
         let stage = staged.get(request.map)
         if (stage === undefined) staged.set(request.map, (stage = new Map()))
-        // The record's LMDB key, read under and written under (lmdb copies keys, so one buffer serves both).
-        let storedKey: Buffer | undefined
-        let current = stage.get(request.key)
-        if (current === undefined && row !== undefined) current = this.#readRecord((storedKey = withId(row.id, keyBody.body)))
+        const current = stage.get(request.key) ?? (row === undefined ? undefined : this.#readRecord(keyedBy(keyBody, row.id)))
         let decision
         try {
           // The store's kind is the truth (another writer may have fixed it a moment ago): refuse this change alone.
@@ -408,13 +431,13 @@ export class LmdbSync {
         changed.add(request.map)
         const record: SyncRecord = { key: request.key, seq, state: decision.state }
         stage.set(request.key, record)
-        writes.push({ row, key: keyBody, recordKey: storedKey, record, previous: current, before: decision.before })
+        writes.push({ row, key: keyBody, record, previous: current, before: decision.before })
         outcomes[i] = { status: 'applied', seq, state: decision.state, previous: current }
       }
       if (lastId >= 0) this.#db.sys.putSync(LAST_MAP_ID, writeUint(lastId))
-      for (const { row, key, recordKey: storedKey, record, previous, before } of writes) {
+      for (const { row, key, record, previous, before } of writes) {
         // Values are views of the encoder's shared buffer: each putSync copies it into LMDB before the next encode.
-        this.#db.byKey.putSync(storedKey ?? withId(row.id, key.body), storedTransient([record.key, record.seq, record.state as unknown as Value]))
+        this.#db.byKey.putSync(keyedBy(key, row.id), storedTransient([record.key, record.seq, record.state as unknown as Value]))
         const logKey = seqKey(row.id, record.seq)
         this.#db.log.putSync(logKey, storedTransient(before === undefined ? [record.key] : [record.key, before]))
         const hash = entryHash(record.key, stateDigest(row.kind, record.state))
