@@ -76,8 +76,9 @@ function stored(value: Value): Buffer {
  * LMDB before it returns: a view of the encoder's shared buffer, valid until the next encode
  * (no copy, no allocation per value: the write path's values feed the GC otherwise).
  */
-function storedTransient(value: Value): Uint8Array {
-  return encodeCheckedView(value)
+function storedTransient(value: Value): Buffer {
+  // The databases are typed for Buffer values; lmdb takes any Uint8Array (msgpackr hands out Buffers in Node).
+  return encodeCheckedView(value) as Buffer
 }
 
 function utf16(value: string): Buffer {
