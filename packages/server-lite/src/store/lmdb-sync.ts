@@ -135,8 +135,13 @@ function recordKeySlot(key: string): RecordKeySlot {
 
 /** The record key of `slot` under map `id` (written in place: the slot's key buffer is its own). */
 function keyedBy(slot: RecordKeySlot, id: number): Buffer {
-  slot.key.writeUInt32BE(id, 0)
-  return slot.key
+  const key = slot.key
+  // Big-endian by hand: a map id is below 2^32 (writeUInt32BE's range checks cost more than the write).
+  key[0] = id >>> 24
+  key[1] = (id >>> 16) & 0xff
+  key[2] = (id >>> 8) & 0xff
+  key[3] = id & 0xff
+  return key
 }
 
 /** The `order` key of a record: map id, leaf path, key body. */
@@ -370,7 +375,7 @@ export class LmdbSync {
     const done: Buffer[] = []
     for (const { key, value } of this.#db.pending.getRange({ start: seqKey(row.id, row.folded + 1), end: seqKey(row.id, row.head + 1) })) {
       const body = applyPending(value, (leaf) => sums.of(row.id, leaf))
-      if (body !== undefined) this.#db.order.putSync(Buffer.concat([idBytes(row.id), body]), ORDER_VALUE)
+      if (body !== undefined) this.#db.order.putSync(withId(row.id, body), ORDER_VALUE)
       done.push(key)
     }
     for (const key of done) this.#db.pending.removeSync(key)
