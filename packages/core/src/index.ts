@@ -168,6 +168,7 @@ export {
   decodeServerMessage,
   encode,
   encodeChecked,
+  encodeCheckedView,
   encodeMessage,
   encodeMessageCounted,
   encodeSharedChanges,

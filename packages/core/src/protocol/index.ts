@@ -88,6 +88,7 @@ export {
   decodeServerMessage,
   encode,
   encodeChecked,
+  encodeCheckedView,
   encodeMessage,
   encodeMessageCounted,
   formatIssues,

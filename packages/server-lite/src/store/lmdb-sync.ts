@@ -40,6 +40,7 @@ import {
   assertStoredValue,
   decode,
   encodeChecked,
+  encodeCheckedView,
   entryHash,
   isOutpostError,
   leafPathOf,
@@ -70,6 +71,16 @@ function stored(value: Value): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
+/**
+ * `value` encoded for a `putSync` inside a write transaction, which copies the bytes into
+ * LMDB before it returns: a view of the encoder's shared buffer, valid until the next encode
+ * (no copy, no allocation per value: the write path's values feed the GC otherwise).
+ */
+function storedTransient(value: Value): Buffer {
+  // The databases are typed for Buffer values; lmdb takes any Uint8Array (msgpackr hands out Buffers in Node).
+  return encodeCheckedView(value) as Buffer
+}
+
 function utf16(value: string): Buffer {
   return Buffer.from(value, 'utf16le').swap16()
 }
@@ -78,8 +89,9 @@ function fromUtf16(bytes: Buffer): string {
   return Buffer.from(bytes).swap16().toString('utf16le')
 }
 
-function leafBytes(key: string): Buffer {
-  return Buffer.from(leafPathOf(key, SYNC_TREE_DEPTH), 'hex')
+/** The leaf path of `key` as a number (SYNC_TREE_DEPTH hex nibbles). */
+function leafOf(key: string): number {
+  return Number.parseInt(leafPathOf(key, SYNC_TREE_DEPTH), 16)
 }
 
 function idBytes(id: number): Buffer {
@@ -98,7 +110,38 @@ interface RecordKeyBody {
 function recordKeyBody(key: string): RecordKeyBody {
   const plain = utf16(key)
   const body = key.length <= MAX_PLAIN_KEY_UNITS ? plain : Buffer.concat([plain.subarray(0, LONG_KEY_PREFIX_UNITS * 2), createHash('sha256').update(plain).digest()])
-  return { body, leaf: leafBytes(key).readUInt16BE(0) }
+  return { body, leaf: leafOf(key) }
+}
+
+/** A record key with room for its map id: `key` is `id(4) + body` once {@link keyedBy} wrote the id, `body` is a view of it. */
+interface RecordKeySlot extends RecordKeyBody {
+  readonly key: Buffer
+}
+
+/** {@link recordKeyBody} in a buffer with 4 bytes in front for the map id (not known before the transaction): no copy per key. */
+function recordKeySlot(key: string): RecordKeySlot {
+  if (key.length > MAX_PLAIN_KEY_UNITS) {
+    const long = recordKeyBody(key)
+    const out = Buffer.allocUnsafe(4 + long.body.length)
+    long.body.copy(out, 4)
+    return { key: out, body: out.subarray(4), leaf: long.leaf }
+  }
+  const out = Buffer.allocUnsafe(4 + key.length * 2)
+  const body = out.subarray(4)
+  body.write(key, 'utf16le')
+  body.swap16()
+  return { key: out, body, leaf: leafOf(key) }
+}
+
+/** The record key of `slot` under map `id` (written in place: the slot's key buffer is its own). */
+function keyedBy(slot: RecordKeySlot, id: number): Buffer {
+  const key = slot.key
+  // Big-endian by hand: a map id is below 2^32 (writeUInt32BE's range checks cost more than the write).
+  key[0] = id >>> 24
+  key[1] = (id >>> 16) & 0xff
+  key[2] = (id >>> 8) & 0xff
+  key[3] = id & 0xff
+  return key
 }
 
 /** The `order` key of a record: map id, leaf path, key body. */
@@ -128,7 +171,9 @@ function recordKey(id: number, key: string): Buffer {
 function seqKey(id: number, seq: number): Buffer {
   const out = Buffer.allocUnsafe(12)
   out.writeUInt32BE(id, 0)
-  out.writeBigUInt64BE(BigInt(seq), 4)
+  // The sequence number as two 32-bit halves (it stays below 2^53): no BigInt per key.
+  out.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 4)
+  out.writeUInt32BE(seq >>> 0, 8)
   return out
 }
 
@@ -330,7 +375,7 @@ export class LmdbSync {
     const done: Buffer[] = []
     for (const { key, value } of this.#db.pending.getRange({ start: seqKey(row.id, row.folded + 1), end: seqKey(row.id, row.head + 1) })) {
       const body = applyPending(value, (leaf) => sums.of(row.id, leaf))
-      if (body !== undefined) this.#db.order.putSync(Buffer.concat([idBytes(row.id), body]), ORDER_VALUE)
+      if (body !== undefined) this.#db.order.putSync(withId(row.id, body), ORDER_VALUE)
       done.push(key)
     }
     for (const key of done) this.#db.pending.removeSync(key)
@@ -342,7 +387,7 @@ export class LmdbSync {
   async applyWrites(requests: readonly WriteRequest[]): Promise<WriteOutcome[]> {
     // What does not depend on the stored data is done before the transaction: each key's
     // leaf path and record-key body (read and written under the same bytes), computed once.
-    const keys = requests.map((request) => recordKeyBody(request.key))
+    const keys = requests.map((request) => recordKeySlot(request.key))
     return this.#db.root.transaction(() => {
       // Decide everything first, against reads that see this transaction; write only then.
       // Rows are this transaction's own copies (changed in place, written once at the end).
@@ -350,11 +395,11 @@ export class LmdbSync {
       const changed = new Set<string>()
       const staged = new Map<string, Map<string, SyncRecord>>()
       const outcomes: WriteOutcome[] = new Array(requests.length)
-      const writes: { row: MapRow; key: RecordKeyBody; record: SyncRecord; previous: SyncRecord | undefined; before: Value | undefined }[] = []
+      const writes: { row: MapRow; key: RecordKeySlot; record: SyncRecord; previous: SyncRecord | undefined; before: Value | undefined }[] = []
       let lastId = -1
       for (let i = 0; i < requests.length; i++) {
         const request = requests[i] as WriteRequest
-        const keyBody = keys[i] as RecordKeyBody
+        const keyBody = keys[i] as RecordKeySlot
         let row = rows.get(request.map)
         if (row === undefined) {
           const stored = this.#map(request.map)
@@ -362,7 +407,7 @@ export class LmdbSync {
         }
         let stage = staged.get(request.map)
         if (stage === undefined) staged.set(request.map, (stage = new Map()))
-        const current = stage.get(request.key) ?? (row === undefined ? undefined : this.#readRecord(withId(row.id, keyBody.body)))
+        const current = stage.get(request.key) ?? (row === undefined ? undefined : this.#readRecord(keyedBy(keyBody, row.id)))
         let decision
         try {
           // The store's kind is the truth (another writer may have fixed it a moment ago): refuse this change alone.
@@ -397,11 +442,13 @@ export class LmdbSync {
       }
       if (lastId >= 0) this.#db.sys.putSync(LAST_MAP_ID, writeUint(lastId))
       for (const { row, key, record, previous, before } of writes) {
-        this.#db.byKey.putSync(withId(row.id, key.body), stored([record.key, record.seq, record.state as unknown as Value]))
-        this.#db.log.putSync(seqKey(row.id, record.seq), stored(before === undefined ? [record.key] : [record.key, before]))
+        // Values are views of the encoder's shared buffer: each putSync copies it into LMDB before the next encode.
+        this.#db.byKey.putSync(keyedBy(key, row.id), storedTransient([record.key, record.seq, record.state as unknown as Value]))
+        const logKey = seqKey(row.id, record.seq)
+        this.#db.log.putSync(logKey, storedTransient(before === undefined ? [record.key] : [record.key, before]))
         const hash = entryHash(record.key, stateDigest(row.kind, record.state))
         const old = previous === undefined ? undefined : entryHash(record.key, stateDigest(row.kind, previous.state))
-        this.#db.pending.putSync(seqKey(row.id, record.seq), packPending({ leaf: key.leaf, hash, old, body: key.body }))
+        this.#db.pending.putSync(logKey, packPending({ leaf: key.leaf, hash, old, body: key.body }))
       }
       for (const map of changed) {
         const row = rows.get(map) as MapRow
