@@ -322,8 +322,11 @@ export class LmdbSync {
     while (p < pending.length && keys.length < scan.limit && Buffer.compare(pending[p] as Buffer, range.end) < 0) keys.push(pending[p++] as Buffer)
     const out: SyncRecord[] = []
     for (const key of keys) {
-      // The record's key: the order key without its leaf path.
-      const bytes = this.#db.byKey.getBinary(Buffer.concat([key.subarray(0, 4), key.subarray(6)]))
+      // The record's key: the order key without its leaf path (one allocation, no intermediate views: this runs per record of a slice).
+      const recordKeyBytes = Buffer.allocUnsafe(key.length - 2)
+      key.copy(recordKeyBytes, 0, 0, 4)
+      key.copy(recordKeyBytes, 4, 6)
+      const bytes = this.#db.byKey.getBinary(recordKeyBytes)
       if (bytes === undefined) throw new StoreError(`the LMDB store's scan order names a record it does not hold (map ${map}); the data directory is damaged`)
       out.push(this.#decodeRecord(bytes))
     }
