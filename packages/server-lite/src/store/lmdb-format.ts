@@ -12,12 +12,12 @@
  */
 import type { Database, RootDatabase } from 'lmdb'
 import { StoreError, decode, encodeChecked, type Value } from '@outpost/core'
+import { STORED_LIMITS } from './lmdb-keys'
 
 /** The format this relay reads and writes. */
 export const SYNC_FORMAT = 2
 
 const FORMAT_KEY = Buffer.from('format')
-const STORED_LIMITS = { maxFrameBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1024, maxElements: Number.MAX_SAFE_INTEGER }
 
 /** The databases {@link checkSyncFormat} reads and writes. */
 interface FormatDatabases {
