@@ -1,7 +1,8 @@
 /**
  * The LMDB store passes core's store acceptance suite (values of every kind, tricky
  * names, paging, atomic validated batches, sequence across reopen, parallel commits,
- * closed-store errors), and concurrent commits share transactions (group commit).
+ * closed-store errors), also with its Merkle leaf sums and scan order folded after every
+ * few changes, and concurrent commits share transactions (group commit).
  */
 import { runStoreTests, runSyncStoreTests } from '@outpost/core/testing'
 import type { Store } from '@outpost/core'
@@ -49,6 +50,32 @@ runSyncStoreTests(
     },
   },
 )
+
+// Leaf sums and scan order are folded lazily (lmdb-pending.ts): the suite again with a fold
+// every 3 changes (pending rows merged with folded ones at every read) and at every write.
+for (const foldAt of [3, 1]) {
+  const foldPaths = new WeakMap<Store, string>()
+  const openFolding = (path: string): LmdbStore => {
+    const store = LmdbStore.open({ path, foldAt })
+    foldPaths.set(store, path)
+    return store
+  }
+  runSyncStoreTests(
+    `lmdb, folding every ${foldAt} change(s)`,
+    () => {
+      const dir = tempDir('outpost-lmdb-fold-')
+      dirs.push(dir)
+      return openFolding(dir.path)
+    },
+    {
+      reopen: async (store) => {
+        const path = foldPaths.get(store) as string
+        await store.close()
+        return openFolding(path)
+      },
+    },
+  )
+}
 
 describe('LmdbStore group commit', () => {
   it('lands 20,000 concurrent single-put commits with distinct sequence numbers, quickly', async () => {

@@ -86,6 +86,20 @@ export function encodeChecked(value: Value): Uint8Array {
   return new Uint8Array(packed)
 }
 
+/**
+ * {@link encodeChecked} without the copy: a view into msgpackr's shared buffer, valid only
+ * until the next encode of this module. For a caller that hands the bytes on at once to
+ * something that copies them (a synchronous LMDB put inside a write transaction), where the
+ * copy would be one more allocation per value for nothing.
+ */
+export function encodeCheckedView(value: Value): Uint8Array {
+  try {
+    return packr.pack(value)
+  } catch (error) {
+    throw new InvalidValueError(`Cannot encode this value: ${describe(error)}`, { reason: describe(error) })
+  }
+}
+
 /** A frame and the array items plus map entries it holds (what {@link CodecLimits.maxElements} counts). */
 export interface CountedFrame {
   readonly frame: Uint8Array

@@ -88,6 +88,7 @@ export {
   decodeServerMessage,
   encode,
   encodeChecked,
+  encodeCheckedView,
   encodeMessage,
   encodeMessageCounted,
   formatIssues,
@@ -96,6 +97,8 @@ export {
   scanFrame,
 } from './codec'
 export type { CodecLimits, CountedFrame, FrameSize } from './codec'
+export { encodeSharedChanges, stampChanges } from './shared-frame'
+export type { NumberedChangesMessage, SharedChangesFrame } from './shared-frame'
 export { DEFAULT_WIRE_LIMITS, FRAME_ENVELOPE, MIN_FRAME_BYTES, assertChangeFits, itemBudget, keySize, measureTotal, packBySize, packListBySize, sizeError } from './limits'
 export type { WireLimits } from './limits'
 export {

@@ -23,6 +23,11 @@ function partOf(records: readonly OutRecord[], moveOut: readonly string[], from:
 const REPLAY_PAGE = 2_000
 /** Records read per page of a slice. */
 const SCAN_PAGE = 2_000
+/**
+ * Records read for a slice's first page: a small first frame goes out (and the client starts
+ * storing) after a short scan instead of a full page's; later pages are full.
+ */
+const FIRST_SCAN_PAGE = 200
 /** A paced stream waits while the socket's send buffer holds more than this. */
 const SEND_LOW_WATER = 1024 * 1024
 /** How often (ms) a paced stream re-checks a full send buffer. */
@@ -68,11 +73,13 @@ export class PacedStreams {
     const store = this.#out.host.context.sync.store
     let after: string | undefined
     for (;;) {
-      const page = await store.scanRecords(sub.map, after === undefined ? { limit: SCAN_PAGE } : { after, limit: SCAN_PAGE })
+      const limit = after === undefined ? FIRST_SCAN_PAGE : SCAN_PAGE
+      const page = await store.scanRecords(sub.map, after === undefined ? { limit } : { after, limit })
       if (sub.closed) return
-      const members = page.filter((record) => sub.view.isMember(record.key, record.state)).map((record) => ({ key: record.key, state: sub.view.project(record.state) }))
+      const members: OutRecord[] = []
+      for (const record of page) if (sub.view.isMember(record.key, record.state)) members.push({ key: record.key, state: sub.view.project(record.state) })
       await this.#send(sub, members, [])
-      if (sub.closed || page.length < SCAN_PAGE) break
+      if (sub.closed || page.length < limit) break
       after = (page[page.length - 1] as SyncRecord).key
     }
     if (!sub.closed) await this.#out.synced(sub, head)

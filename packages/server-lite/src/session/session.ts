@@ -126,6 +126,9 @@ export class Session implements Caller {
       get isOpen() {
         return session.isOpen
       },
+      get version() {
+        return session.#out.version
+      },
       send: (message) => this.send(message),
       sendMeasured: (message) => this.#out.sendMeasured(message),
       encode: (message) => this.#out.encode(message),

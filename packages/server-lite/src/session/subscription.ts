@@ -3,9 +3,10 @@
  * paced streams of `paced-streams.ts`, the Merkle answers of `merkle-answers.ts`) need
  * from their session and from each other.
  */
-import type { Change, CountedFrame, CrdtState, ReconcileTree, ServerMessage, WireLimits } from '@outpost/core'
+import type { Change, CountedFrame, ReconcileTree, ServerMessage, WireLimits } from '@outpost/core'
 import type { MapAccess } from '../auth/rules'
 import type { RelayContext } from '../relay-context'
+import type { OutRecord } from '../sync/fan-out'
 import type { MapState } from '../sync/map-catalog'
 import type { Subscriber } from '../sync/sync-service'
 
@@ -23,6 +24,8 @@ export interface SubscriptionHost {
   encode(message: ServerMessage): CountedFrame | undefined
   /** Sends a frame `encode` made; returns its length (0 when nothing was sent). */
   sendEncoded(frame: Uint8Array): number
+  /** The wire version `hello` negotiated (frames encoded once for many sessions are encoded per version). */
+  readonly version: number
   /** Bytes waiting in the transport's send buffer. */
   bufferedBytes(): number
   /** What the caller may do on `map`. */
@@ -41,10 +44,7 @@ export interface Subscription extends Subscriber {
 }
 
 /** A record as a subscription sends it (projected on the shape's fields). */
-export interface OutRecord {
-  readonly key: string
-  readonly state: CrdtState
-}
+export type { OutRecord }
 
 /** Most records in one `changes` frame; frames are cut by exact bytes first. */
 export const FRAME_RECORDS = 2_000

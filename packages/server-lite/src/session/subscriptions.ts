@@ -32,6 +32,7 @@ import {
   RateLimitError,
   ValueTooLargeError,
   andPredicates,
+  encodeSharedChanges,
   hash64,
   itemBudget,
   keySize,
@@ -40,16 +41,19 @@ import {
   packListBySize,
   serializeError,
   shapeKey,
+  stampChanges,
   validateShape,
   type Change,
   type CollectionKind,
   type EntriesMessage,
   type FrameSize,
+  type NumberedChangesMessage,
   type ReconcileMessage,
   type ReconcileTree,
   type SubscribeMessage,
   type WireLimits,
 } from '@outpost/core'
+import type { SharedDelivery } from '../sync/fan-out'
 import { ShapeView } from '../sync/shape-view'
 import { MerkleAnswers } from './merkle-answers'
 import { PacedStreams } from './paced-streams'
@@ -57,6 +61,12 @@ import { FRAME_RECORDS, type OutRecord, type Subscription, type SubscriptionHost
 
 export type { SubscriptionHost } from './subscription'
 
+
+/** One frame's worth of records and move-outs. */
+interface Batch {
+  readonly changes: Change[]
+  readonly moveOut: string[]
+}
 
 /** A cursor the relay issued: its store, the view it is valid for, and the sequence number. */
 interface Cursor {
@@ -188,10 +198,12 @@ export class Subscriptions {
       frames: 0,
       closed: false,
       owner,
-      deliver: (changes, moveOut, seq) => {
+      deliver: (changes, moveOut, seq, shared) => {
         if (subscription.closed) return
         // seq 0: only echoes to a writer whose write lost, which move no cursor.
-        this.#sendChanges(subscription, changes, moveOut, seq > 0 ? { seq } : {})
+        const extra = seq > 0 ? { seq } : {}
+        if (shared === undefined) this.#sendChanges(subscription, changes, moveOut, extra)
+        else this.#sendShared(subscription, shared, changes, moveOut, extra)
       },
     }
     // Joined before anything is read: every change committed from now on reaches it live.
@@ -261,15 +273,15 @@ export class Subscriptions {
 
   // ───────────────────────────── framing ─────────────────────────────
 
-  /** Cuts records then move-outs into frames (one frame when they fit); a record too large for any frame is reported instead. */
-  *#frames(sub: Subscription, records: readonly OutRecord[], moveOut: readonly string[]): Generator<{ changes: Change[]; moveOut: string[] }> {
+  /** Cuts records then move-outs into frames (one frame when they fit); a record too large for any frame is reported instead (`oversize`). */
+  *#frames(sub: Subscription, records: readonly OutRecord[], moveOut: readonly string[], oversize: (change: Change, bytes: number) => void = (change, bytes) => this.#oversize(sub, change, bytes)): Generator<Batch> {
     const kind: CollectionKind = sub.view.kind
     type Item = { change: Change } | { moveOut: string }
     const items: Item[] = records.map(({ key, state }) => ({ change: { kind, map: sub.map, key, state } as Change }))
     for (const key of moveOut) items.push({ moveOut: key })
     const sizeOf = (item: Item): FrameSize => ('change' in item ? measure(item.change) : keySize(item.moveOut))
-    const oversize = (item: Item, size: FrameSize): void => {
-      if ('change' in item) this.#oversize(sub, item.change, size.bytes)
+    const tooLarge = (item: Item, size: FrameSize): void => {
+      if ('change' in item) oversize(item.change, size.bytes)
     }
     // A page of small records is measured once as a whole (one encoding) and cut only when it does not fit one frame.
     const sizeOfAll = (all: readonly Item[]): FrameSize => {
@@ -278,17 +290,54 @@ export class Subscriptions {
       for (const item of all) if ('moveOut' in item) bytes += keySize(item.moveOut).bytes
       return { bytes, elements: total.elements }
     }
-    for (const batch of packListBySize(items, sizeOf, sizeOfAll, itemBudget(this.#limits), FRAME_RECORDS, oversize)) {
+    for (const batch of packListBySize(items, sizeOf, sizeOfAll, itemBudget(this.#limits), FRAME_RECORDS, tooLarge)) {
       yield { changes: batch.flatMap((item) => ('change' in item ? [item.change] : [])), moveOut: batch.flatMap((item) => ('moveOut' in item ? [item.moveOut] : [])) }
     }
+  }
+
+  /** The `changes` message of one frame (one key order for both send paths, so their bytes agree). */
+  #message(sub: Subscription, batch: Batch, extra: { seq?: number }, frame: number): NumberedChangesMessage {
+    return { type: 'changes', sub: sub.sub, changes: batch.changes, ...(batch.moveOut.length > 0 ? { moveOut: batch.moveOut } : {}), ...(extra.seq === undefined ? {} : { seq: extra.seq }), frame }
   }
 
   /** Sends records and move-outs now (live fan-out and reconciliation answers), with the sequence number they cover. */
   #sendChanges(sub: Subscription, records: readonly OutRecord[], moveOut: readonly string[], extra: { seq?: number } = {}): void {
     for (const batch of this.#frames(sub, records, moveOut)) {
       this.#host.context.metrics.opsOut.inc(batch.changes.length)
-      this.#host.send({ type: 'changes', sub: sub.sub, changes: batch.changes, ...(batch.moveOut.length > 0 ? { moveOut: batch.moveOut } : {}), ...(extra.seq === undefined ? {} : { seq: extra.seq }), frame: ++sub.frames })
+      this.#host.send(this.#message(sub, batch, extra, ++sub.frames))
     }
+  }
+
+  /**
+   * {@link #sendChanges} for a live delivery other subscriptions of the view receive too:
+   * the frames are cut once and encoded once per wire version for all of them (see
+   * `fan-out.ts`); each subscription's frames differ only in `sub` and `frame`, written
+   * into a copy of the shared bytes (core `shared-frame.ts`: the same bytes as its own encoding).
+   */
+  #sendShared(sub: Subscription, shared: SharedDelivery, records: readonly OutRecord[], moveOut: readonly string[], extra: { seq?: number }): void {
+    const framing = shared.once('frames', () => {
+      const oversize: { change: Change; bytes: number }[] = []
+      const batches = [...this.#frames(sub, records, moveOut, (change, bytes) => oversize.push({ change, bytes }))]
+      return { batches, oversize }
+    })
+    for (const { change, bytes } of framing.oversize) this.#oversize(sub, change, bytes)
+    const version = this.#host.version
+    const encoded = shared.once(`v${version}`, () =>
+      framing.batches.map((batch) => {
+        try {
+          return encodeSharedChanges(this.#message(sub, batch, extra, 1), version)
+        } catch (error) {
+          this.#host.context.logger.error({ err: error, type: 'changes' }, 'cannot encode a server message')
+          return undefined
+        }
+      }),
+    )
+    framing.batches.forEach((batch, i) => {
+      this.#host.context.metrics.opsOut.inc(batch.changes.length)
+      const frame = ++sub.frames
+      const once = encoded[i]
+      if (once !== undefined) this.#host.sendEncoded(stampChanges(once, sub.sub, frame))
+    })
   }
 
   /** A stored record too large for any frame (stored before limits were checked): it cannot be sent; say so instead of looping. */

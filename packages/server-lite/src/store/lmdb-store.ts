@@ -2,7 +2,8 @@
  * The relay's embedded store: core's {@link Store} on LMDB (`lmdb`), ACID and durable
  * with no external service.
  *
- * Layout: one environment with three databases, all with binary keys and values.
+ * Layout: one environment with three databases, all with binary keys and values (plus
+ * the record data's, described in `lmdb-sync.ts`; its format is checked on open).
  *   - `data`: `[collection, key] → [key length][key as UTF-16][encode(value)]`
  *   - `meta`: `key → encode(value)`
  *   - `sys`:  `"seq" → commit sequence`, `"n" + collection → entry count`
@@ -28,6 +29,7 @@ import {
   assertStoredValue,
   decode,
   encode,
+  isOutpostError,
   type HashSum,
   type RecordScan,
   type ScanOptions,
@@ -58,6 +60,12 @@ export interface LmdbStoreOptions {
   readonly path: string
   /** Upper bound of the memory map (bytes); LMDB grows the file up to it. */
   readonly mapSize?: number
+  /**
+   * How many pending leaf-sum rows a map gathers before they are folded (default
+   * `FOLD_AT` of `lmdb-pending.ts`). Tests set it low to exercise folds.
+   * @internal
+   */
+  readonly foldAt?: number
 }
 
 function utf16(value: string): Buffer {
@@ -161,13 +169,13 @@ export class LmdbStore implements Store, SyncStore {
   #closed = false
   #closing: Promise<void> | undefined
 
-  private constructor(root: RootDatabase<Buffer, Buffer>) {
+  private constructor(root: RootDatabase<Buffer, Buffer>, foldAt: number | undefined) {
     this.#root = root
     const dbOptions = { encoding: 'binary', keyEncoding: 'binary' } as const
     this.#data = root.openDB<Buffer, Buffer>('data', dbOptions)
     this.#meta = root.openDB<Buffer, Buffer>('meta', dbOptions)
     this.#sys = root.openDB<Buffer, Buffer>('sys', dbOptions)
-    this.#sync = new LmdbSync(openSyncDatabases(root, this.#sys))
+    this.#sync = new LmdbSync(openSyncDatabases(root, this.#sys), foldAt)
   }
 
   /** Opens (or creates) the store at `options.path`. */
@@ -185,8 +193,15 @@ export class LmdbStore implements Store, SyncStore {
         noSync: false,
         ...(options.mapSize === undefined ? {} : { mapSize: options.mapSize }),
       })
-      return new LmdbStore(root)
+      try {
+        return new LmdbStore(root, options.foldAt)
+      } catch (error) {
+        // The directory opened but its data cannot be used as is (e.g. a newer format): say that, not "not writable".
+        void root.close()
+        throw error
+      }
     } catch (error) {
+      if (isOutpostError(error)) throw error
       throw new StoreError(`Cannot open the LMDB store at ${options.path}: ${error instanceof Error ? error.message : String(error)}; check that the directory is writable and not used by another process`, { path: options.path }, { cause: error })
     }
   }

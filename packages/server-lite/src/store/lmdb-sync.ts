@@ -1,16 +1,25 @@
 /**
  * The relay's record data ({@link SyncStore}) in the LMDB environment of {@link LmdbStore}.
  *
- * Databases (binary keys and values):
- *   - `maps`:    `utf16(map)` → `encode([id, kind, head, floor, count])`
- *   - `records`: `id(4) + leaf(2) + key` → `encode([key, seq, state])`
+ * Databases (binary keys and values; format 2, see `lmdb-format.ts`):
+ *   - `maps`:    `utf16(map)` → `encode([id, kind, head, floor, count, folded])`
+ *   - `byKey`:   `id(4) + key` → `encode([key, seq, state])`
+ *   - `order`:   `id(4) + leaf(2) + key` → one byte (scan order, folded)
  *   - `log`:     `id(4) + seq(8)` → `encode([key, before?])`
- *   - `leaves`:  `id(4) + leaf(2)` → `hi(4) lo(4) count(8)`
+ *   - `leaves`:  `id(4) + leaf(2)` → `hi(4) lo(4) count(8)` (folded)
+ *   - `pending`: `id(4) + seq(8)` → the change's leaf delta (see `lmdb-pending.ts`)
  * A map gets a 4-byte id on its first write (`sys` holds the last one), so record keys do
- * not repeat map names. Keys are UTF-16 code units big-endian behind the leaf path's two
- * bytes, so a range scan is `(leaf path, key)` order and a Merkle subtree is one range;
- * a key too long for LMDB is stored under its first 512 characters plus its SHA-256 (still
- * exact and stable, ordered by that prefix).
+ * not repeat map names. Keys are UTF-16 code units big-endian; a key too long for LMDB is
+ * stored under its first 512 characters plus its SHA-256 (still exact and stable, ordered
+ * by that prefix).
+ *
+ * Records are keyed by `(map, key)`, not by leaf path: keys written together (sequential
+ * or time-ordered ids, one map) share B-tree pages, so a commit writes a few pages instead
+ * of one per change. What needs leaf order — the Merkle leaf sums and the `(leaf path, key)`
+ * scan order — is kept apart and updated lazily: each change appends a `pending` row, and a
+ * map folds its rows into `leaves` and `order` once it has many (`folded` is the last
+ * sequence number folded). Reads add the pending rows: `leafSums` adds their deltas,
+ * `scanRecords` merges their new keys into the `order` range.
  *
  * `applyWrites` runs every `decide` inside one LMDB write transaction (batched by lmdb with
  * the other commits of the same event turn: group commit) against reads that see the
@@ -18,8 +27,10 @@
  * made: lmdb keeps what a callback wrote before throwing, so nothing is written before it
  * is certain the call succeeds.
  */
-import { createHash } from 'node:crypto'
 import type { Database, RootDatabase } from 'lmdb'
+import { checkSyncFormat } from './lmdb-format'
+import { STORED_LIMITS, LAST_MAP_ID, stored, storedTransient, utf16, fromUtf16, idBytes, recordKeyBody, type RecordKeySlot, recordKeySlot, keyedBy, orderKey, ORDER_VALUE, withId, recordKey, seqKey, after, subtreeRange, type MapRow, readSum, LeafSums, lowerBound, readUint, writeUint } from './lmdb-keys'
+import { FOLD_AT, PendingOrderCache, applyPending, packPending } from './lmdb-pending'
 import {
   InternalError,
   InvalidValueError,
@@ -28,10 +39,8 @@ import {
   addToSum,
   assertStoredValue,
   decode,
-  encodeChecked,
   entryHash,
   isOutpostError,
-  leafPathOf,
   stateDigest,
   type CollectionKind,
   type CrdtState,
@@ -46,154 +55,59 @@ import {
   type WriteRequest,
 } from '@outpost/core'
 
-/** Stored values are decoded without the wire's size limits: they were checked when written. */
-const STORED_LIMITS = { maxFrameBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1024, maxElements: Number.MAX_SAFE_INTEGER }
-/** Record keys longer than this many UTF-16 units are stored as their first 512 plus a hash. */
-const MAX_PLAIN_KEY_UNITS = 940
-const LONG_KEY_PREFIX_UNITS = 512
-const LAST_MAP_ID = Buffer.from('mapid')
-
-/** `value` encoded for a database, already checked (`assertStoredValue`): no self-check, and a Buffer view of the one copy `encodeChecked` makes. */
-function stored(value: Value): Buffer {
-  const bytes = encodeChecked(value)
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-}
-
-function utf16(value: string): Buffer {
-  return Buffer.from(value, 'utf16le').swap16()
-}
-
-function fromUtf16(bytes: Buffer): string {
-  return Buffer.from(bytes).swap16().toString('utf16le')
-}
-
-function leafBytes(key: string): Buffer {
-  return Buffer.from(leafPathOf(key, SYNC_TREE_DEPTH), 'hex')
-}
-
-function idBytes(id: number): Buffer {
-  const out = Buffer.allocUnsafe(4)
-  out.writeUInt32BE(id, 0)
-  return out
-}
-
-/** A record key without its map id: the leaf path's two bytes, then the key's bytes (see the module comment). */
-interface RecordKeyBody {
-  readonly body: Buffer
-  /** The leaf path as a number (the body's first two bytes). */
-  readonly leaf: number
-}
-
-function recordKeyBody(key: string): RecordKeyBody {
-  const plain = utf16(key)
-  const tail = key.length <= MAX_PLAIN_KEY_UNITS ? plain : Buffer.concat([plain.subarray(0, LONG_KEY_PREFIX_UNITS * 2), createHash('sha256').update(plain).digest()])
-  const leaf = leafBytes(key)
-  return { body: Buffer.concat([leaf, tail]), leaf: leaf.readUInt16BE(0) }
-}
-
-/** `body` behind the 4-byte map id. */
-function withId(id: number, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(4 + body.length)
-  out.writeUInt32BE(id, 0)
-  body.copy(out, 4)
-  return out
-}
-
-function recordKey(id: number, key: string): Buffer {
-  return withId(id, recordKeyBody(key).body)
-}
-
-function seqKey(id: number, seq: number): Buffer {
-  const out = Buffer.allocUnsafe(12)
-  out.writeUInt32BE(id, 0)
-  out.writeBigUInt64BE(BigInt(seq), 4)
-  return out
-}
-
-/** The smallest key greater than every key that starts with `prefix`. */
-function after(prefix: Buffer): Buffer {
-  const out = Buffer.from(prefix)
-  for (let i = out.length - 1; i >= 0; i--) {
-    if ((out[i] as number) < 0xff) {
-      out[i] = (out[i] as number) + 1
-      return out.subarray(0, i + 1)
-    }
-  }
-  return Buffer.concat([prefix, Buffer.from([0xff])])
-}
-
-/** Key prefix of the leaves under a hex subtree path (an odd number of nibbles covers a byte range). */
-function subtreeRange(id: number, within: string): { start: Buffer; end: Buffer } {
-  const head = idBytes(id)
-  const padded = within.padEnd(SYNC_TREE_DEPTH, '0')
-  const low = Buffer.from(padded, 'hex')
-  const high = Buffer.from(within.padEnd(SYNC_TREE_DEPTH, 'f'), 'hex')
-  return { start: Buffer.concat([head, low]), end: after(Buffer.concat([head, high])) }
-}
-
-interface MapRow {
-  id: number
-  kind: CollectionKind
-  head: number
-  floor: number
-  count: number
-}
-
-function readSum(bytes: Buffer | undefined): HashSum {
-  if (bytes === undefined) return { hi: 0, lo: 0, count: 0 }
-  // The count as two 32-bit halves (it stays below 2^53): no BigInt per leaf row.
-  return { hi: bytes.readUInt32BE(0), lo: bytes.readUInt32BE(4), count: bytes.readUInt32BE(8) * 0x1_0000_0000 + bytes.readUInt32BE(12) }
-}
-
-function writeSum(sum: HashSum): Buffer {
-  const out = Buffer.allocUnsafe(16)
-  out.writeUInt32BE(sum.hi, 0)
-  out.writeUInt32BE(sum.lo, 4)
-  out.writeUInt32BE(Math.floor(sum.count / 0x1_0000_0000), 8)
-  out.writeUInt32BE(sum.count >>> 0, 12)
-  return out
-}
-
 /** The LMDB databases of the record data. */
 export interface LmdbSyncDatabases {
   readonly root: RootDatabase<Buffer, Buffer>
   readonly sys: Database<Buffer, Buffer>
   readonly maps: Database<Buffer, Buffer>
-  readonly records: Database<Buffer, Buffer>
+  readonly byKey: Database<Buffer, Buffer>
+  readonly order: Database<Buffer, Buffer>
   readonly log: Database<Buffer, Buffer>
   readonly leaves: Database<Buffer, Buffer>
+  readonly pending: Database<Buffer, Buffer>
 }
 
-/** Opens the record databases in `root`. */
+/**
+ * Opens the record databases in `root`, after checking (and if needed migrating) their
+ * on-disk format: see `lmdb-format.ts`. Throws a `StoreError` for a format it cannot read.
+ */
 export function openSyncDatabases(root: RootDatabase<Buffer, Buffer>, sys: Database<Buffer, Buffer>): LmdbSyncDatabases {
   const options = { encoding: 'binary', keyEncoding: 'binary' } as const
-  return {
+  const db: LmdbSyncDatabases = {
     root,
     sys,
     maps: root.openDB<Buffer, Buffer>('maps', options),
-    records: root.openDB<Buffer, Buffer>('records', options),
+    byKey: root.openDB<Buffer, Buffer>('byKey', options),
+    order: root.openDB<Buffer, Buffer>('order', options),
     log: root.openDB<Buffer, Buffer>('log', options),
     leaves: root.openDB<Buffer, Buffer>('leaves', options),
+    pending: root.openDB<Buffer, Buffer>('pending', options),
   }
+  checkSyncFormat(db)
+  return db
 }
 
 /** {@link SyncStore} operations over {@link LmdbSyncDatabases}; see the module comment. */
 export class LmdbSync {
   readonly #db: LmdbSyncDatabases
+  readonly #pendingOrder = new PendingOrderCache()
+  readonly #foldAt: number
 
-  constructor(db: LmdbSyncDatabases) {
+  /** `foldAt`: pending rows a map gathers before a write folds them (see `lmdb-pending.ts`). */
+  constructor(db: LmdbSyncDatabases, foldAt = FOLD_AT) {
     this.#db = db
+    this.#foldAt = Math.max(1, foldAt)
   }
 
   #map(map: string): MapRow | undefined {
     const bytes = this.#db.maps.getBinary(utf16(map))
     if (bytes === undefined) return undefined
-    const [id, kind, head, floor, count] = decode(bytes, STORED_LIMITS) as [number, CollectionKind, number, number, number]
-    return { id, kind, head, floor, count }
+    const [id, kind, head, floor, count, folded] = decode(bytes, STORED_LIMITS) as [number, CollectionKind, number, number, number, number]
+    return { id, kind, head, floor, count, folded }
   }
 
   #putMap(map: string, row: MapRow): void {
-    this.#db.maps.putSync(utf16(map), stored([row.id, row.kind, row.head, row.floor, row.count]))
+    this.#db.maps.putSync(utf16(map), stored([row.id, row.kind, row.head, row.floor, row.count, row.folded]))
   }
 
   mapInfo(map: string): SyncMapInfo | undefined {
@@ -216,7 +130,7 @@ export class LmdbSync {
     const row = this.#map(map)
     if (row === undefined) return keys.map(() => undefined)
     return keys.map((key) => {
-      const bytes = this.#db.records.getBinary(recordKey(row.id, key))
+      const bytes = this.#db.byKey.getBinary(recordKey(row.id, key))
       return bytes === undefined ? undefined : this.#decodeRecord(bytes)
     })
   }
@@ -226,10 +140,27 @@ export class LmdbSync {
     const row = this.#map(map)
     if (row === undefined) return []
     const range = scan.within === undefined ? { start: idBytes(row.id), end: after(idBytes(row.id)) } : subtreeRange(row.id, scan.within)
-    const start = scan.after === undefined ? range.start : Buffer.concat([recordKey(row.id, scan.after), Buffer.from([0])])
+    const from = scan.after === undefined ? range.start : Buffer.concat([orderKey(row.id, recordKeyBody(scan.after)), Buffer.from([0])])
+    const start = Buffer.compare(from, range.start) < 0 ? range.start : from
+    // Folded keys from `order`, merged with the new keys still pending (sorted, cached between pages).
+    const pending = row.head > row.folded ? this.#pendingOrder.keys(this.#db.pending, row.id, row.folded, row.head, (seq) => seqKey(row.id, seq)) : []
+    let p = lowerBound(pending, start)
+    const keys: Buffer[] = []
+    for (const key of this.#db.order.getKeys({ start, end: range.end, limit: scan.limit })) {
+      while (p < pending.length && Buffer.compare(pending[p] as Buffer, key) < 0 && keys.length < scan.limit) keys.push(pending[p++] as Buffer)
+      if (keys.length >= scan.limit) break
+      keys.push(key)
+    }
+    while (p < pending.length && keys.length < scan.limit && Buffer.compare(pending[p] as Buffer, range.end) < 0) keys.push(pending[p++] as Buffer)
     const out: SyncRecord[] = []
-    for (const { value } of this.#db.records.getRange({ start: Buffer.compare(start, range.start) < 0 ? range.start : start, end: range.end, limit: scan.limit })) {
-      out.push(this.#decodeRecord(value))
+    for (const key of keys) {
+      // The record's key: the order key without its leaf path (one allocation, no intermediate views: this runs per record of a slice).
+      const recordKeyBytes = Buffer.allocUnsafe(key.length - 2)
+      key.copy(recordKeyBytes, 0, 0, 4)
+      key.copy(recordKeyBytes, 4, 6)
+      const bytes = this.#db.byKey.getBinary(recordKeyBytes)
+      if (bytes === undefined) throw new StoreError(`the LMDB store's scan order names a record it does not hold (map ${map}); the data directory is damaged`)
+      out.push(this.#decodeRecord(bytes))
     }
     return out
   }
@@ -246,24 +177,52 @@ export class LmdbSync {
     return out
   }
 
-  /** Read inside a write transaction: serialized with writers, so the sums and `head` agree. */
+  /** Read inside a write transaction: serialized with writers, so the sums and `head` agree. The folded sums plus the pending deltas. */
   async leafSums(map: string): Promise<{ head: number; leaves: [string, HashSum][] }> {
     return this.#db.root.transaction(() => {
       const row = this.#map(map)
       if (row === undefined) return { head: 0, leaves: [] }
-      const leaves: [string, HashSum][] = []
+      const sums = new Map<number, HashSum>()
       for (const { key, value } of this.#db.leaves.getRange({ start: idBytes(row.id), end: after(idBytes(row.id)) })) {
-        leaves.push([key.subarray(4).toString('hex'), readSum(value)])
+        sums.set(key.readUInt16BE(4), readSum(value))
+      }
+      if (row.head > row.folded) {
+        const sumOf = (leaf: number): HashSum => {
+          let sum = sums.get(leaf)
+          if (sum === undefined) sums.set(leaf, (sum = { hi: 0, lo: 0, count: 0 }))
+          return sum
+        }
+        for (const { value } of this.#db.pending.getRange({ start: seqKey(row.id, row.folded + 1), end: seqKey(row.id, row.head + 1) })) applyPending(value, sumOf)
+      }
+      const leaves: [string, HashSum][] = []
+      for (const leaf of [...sums.keys()].sort((a, b) => a - b)) {
+        const sum = sums.get(leaf) as HashSum
+        if (sum.count > 0) leaves.push([leaf.toString(16).padStart(SYNC_TREE_DEPTH, '0'), sum])
       }
       return { head: row.head, leaves }
     })
+  }
+
+  /** Folds map `row`'s pending rows into `leaves` and `order` (inside the caller's write transaction); the caller writes `row`. */
+  #fold(row: MapRow): void {
+    if (row.head <= row.folded) return
+    const sums = new LeafSums(this.#db.leaves)
+    const done: Buffer[] = []
+    for (const { key, value } of this.#db.pending.getRange({ start: seqKey(row.id, row.folded + 1), end: seqKey(row.id, row.head + 1) })) {
+      const body = applyPending(value, (leaf) => sums.of(row.id, leaf))
+      if (body !== undefined) this.#db.order.putSync(withId(row.id, body), ORDER_VALUE)
+      done.push(key)
+    }
+    for (const key of done) this.#db.pending.removeSync(key)
+    sums.write()
+    row.folded = row.head
   }
 
   /** See {@link SyncStore.applyWrites}. */
   async applyWrites(requests: readonly WriteRequest[]): Promise<WriteOutcome[]> {
     // What does not depend on the stored data is done before the transaction: each key's
     // leaf path and record-key body (read and written under the same bytes), computed once.
-    const keys = requests.map((request) => recordKeyBody(request.key))
+    const keys = requests.map((request) => recordKeySlot(request.key))
     return this.#db.root.transaction(() => {
       // Decide everything first, against reads that see this transaction; write only then.
       // Rows are this transaction's own copies (changed in place, written once at the end).
@@ -271,11 +230,11 @@ export class LmdbSync {
       const changed = new Set<string>()
       const staged = new Map<string, Map<string, SyncRecord>>()
       const outcomes: WriteOutcome[] = new Array(requests.length)
-      const writes: { row: MapRow; key: RecordKeyBody; record: SyncRecord; previous: SyncRecord | undefined; before: Value | undefined }[] = []
+      const writes: { row: MapRow; key: RecordKeySlot; record: SyncRecord; previous: SyncRecord | undefined; before: Value | undefined }[] = []
       let lastId = -1
       for (let i = 0; i < requests.length; i++) {
         const request = requests[i] as WriteRequest
-        const keyBody = keys[i] as RecordKeyBody
+        const keyBody = keys[i] as RecordKeySlot
         let row = rows.get(request.map)
         if (row === undefined) {
           const stored = this.#map(request.map)
@@ -283,7 +242,7 @@ export class LmdbSync {
         }
         let stage = staged.get(request.map)
         if (stage === undefined) staged.set(request.map, (stage = new Map()))
-        const current = stage.get(request.key) ?? (row === undefined ? undefined : this.#readRecord(withId(row.id, keyBody.body)))
+        const current = stage.get(request.key) ?? (row === undefined ? undefined : this.#readRecord(keyedBy(keyBody, row.id)))
         let decision
         try {
           // The store's kind is the truth (another writer may have fixed it a moment ago): refuse this change alone.
@@ -305,7 +264,7 @@ export class LmdbSync {
         if (row === undefined) {
           if (lastId < 0) lastId = readUint(this.#db.sys.getBinary(LAST_MAP_ID))
           lastId++
-          row = { id: lastId, kind: request.kind, head: 0, floor: 0, count: 0 }
+          row = { id: lastId, kind: request.kind, head: 0, floor: 0, count: 0, folded: 0 }
           rows.set(request.map, row)
         }
         const seq = ++row.head
@@ -317,22 +276,26 @@ export class LmdbSync {
         outcomes[i] = { status: 'applied', seq, state: decision.state, previous: current }
       }
       if (lastId >= 0) this.#db.sys.putSync(LAST_MAP_ID, writeUint(lastId))
-      const sums = new LeafSums(this.#db.leaves)
-      for (const map of changed) this.#putMap(map, rows.get(map) as MapRow)
       for (const { row, key, record, previous, before } of writes) {
-        this.#db.records.putSync(withId(row.id, key.body), stored([record.key, record.seq, record.state as unknown as Value]))
-        this.#db.log.putSync(seqKey(row.id, record.seq), stored(before === undefined ? [record.key] : [record.key, before]))
-        const sum = sums.of(row.id, key.leaf)
-        if (previous !== undefined) addToSum(sum, entryHash(record.key, stateDigest(row.kind, previous.state)), -1)
-        addToSum(sum, entryHash(record.key, stateDigest(row.kind, record.state)), 1)
+        // Values are views of the encoder's shared buffer: each putSync copies it into LMDB before the next encode.
+        this.#db.byKey.putSync(keyedBy(key, row.id), storedTransient([record.key, record.seq, record.state as unknown as Value]))
+        const logKey = seqKey(row.id, record.seq)
+        this.#db.log.putSync(logKey, storedTransient(before === undefined ? [record.key] : [record.key, before]))
+        const hash = entryHash(record.key, stateDigest(row.kind, record.state))
+        const old = previous === undefined ? undefined : entryHash(record.key, stateDigest(row.kind, previous.state))
+        this.#db.pending.putSync(logKey, packPending({ leaf: key.leaf, hash, old, body: key.body }))
       }
-      sums.write()
+      for (const map of changed) {
+        const row = rows.get(map) as MapRow
+        if (row.head - row.folded >= this.#foldAt) this.#fold(row)
+        this.#putMap(map, row)
+      }
       return outcomes
     })
   }
 
   #readRecord(key: Buffer): SyncRecord | undefined {
-    const bytes = this.#db.records.getBinary(key)
+    const bytes = this.#db.byKey.getBinary(key)
     return bytes === undefined ? undefined : this.#decodeRecord(bytes)
   }
 
@@ -360,64 +323,23 @@ export class LmdbSync {
         const record = this.#readRecord(recordKey(row.id, key))
         if (record !== undefined && still(record)) doomed.push(record)
       }
+      if (doomed.length === 0) return []
+      // Fold first: a removed key must not come back from a pending row into `order`.
+      this.#fold(row)
       const sums = new LeafSums(this.#db.leaves)
       for (const record of doomed) {
-        this.#db.records.removeSync(recordKey(row.id, record.key))
-        addToSum(sums.of(row.id, leafBytes(record.key).readUInt16BE(0)), entryHash(record.key, stateDigest(row.kind, record.state)), -1)
+        const key = recordKeyBody(record.key)
+        this.#db.byKey.removeSync(withId(row.id, key.body))
+        this.#db.order.removeSync(orderKey(row.id, key))
+        addToSum(sums.of(row.id, key.leaf), entryHash(record.key, stateDigest(row.kind, record.state)), -1)
       }
       sums.write()
-      if (doomed.length > 0) this.#putMap(map, { ...row, count: row.count - doomed.length })
+      this.#putMap(map, { ...row, count: row.count - doomed.length })
       return doomed.map((r) => r.key)
     })
   }
 }
 
-/**
- * The Merkle leaf sums one transaction changes: each leaf row read once, changed in memory
- * and written (or removed when empty) once at the end, however many of its keys changed.
- */
-class LeafSums {
-  readonly #rows = new Map<number, { key: Buffer; sum: HashSum }>()
-  readonly #leaves: Database<Buffer, Buffer>
-
-  constructor(leaves: Database<Buffer, Buffer>) {
-    this.#leaves = leaves
-  }
-
-  /** The sum of map `id`'s 16-bit leaf `leaf`, to change in place. */
-  of(id: number, leaf: number): HashSum {
-    // A map id below 2^32 and a 16-bit leaf: one exact number per leaf row.
-    const slot = id * 0x10000 + leaf
-    let entry = this.#rows.get(slot)
-    if (entry === undefined) {
-      const key = Buffer.allocUnsafe(6)
-      key.writeUInt32BE(id, 0)
-      key.writeUInt16BE(leaf, 4)
-      entry = { key, sum: readSum(this.#leaves.getBinary(key)) }
-      this.#rows.set(slot, entry)
-    }
-    return entry.sum
-  }
-
-  /** Writes every changed sum (inside the caller's transaction). */
-  write(): void {
-    for (const { key, sum } of this.#rows.values()) {
-      if (sum.count === 0) this.#leaves.removeSync(key)
-      else this.#leaves.putSync(key, writeSum(sum))
-    }
-  }
-}
-
 function kindMismatch(map: string, held: CollectionKind, wanted: CollectionKind): OutpostError {
   return new InvalidValueError(`Map ${map} holds ${held} data; this change is ${wanted}. Use a different map name`, { map, kind: held })
-}
-
-function readUint(bytes: Buffer | undefined): number {
-  return bytes === undefined ? 0 : Number(bytes.readBigUInt64BE(0))
-}
-
-function writeUint(n: number): Buffer {
-  const out = Buffer.allocUnsafe(8)
-  out.writeBigUInt64BE(BigInt(n), 0)
-  return out
 }

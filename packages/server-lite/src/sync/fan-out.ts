@@ -16,10 +16,44 @@ export interface Subscriber {
   readonly sub: number
   readonly view: ShapeView
   readonly map: string
-  /** Delivers records (already projected) and move-outs; `seq` is the newest map sequence number they cover. */
-  deliver(changes: readonly { key: string; state: CrdtState }[], moveOut: readonly string[], seq: number): void
+  /**
+   * Delivers records (already projected) and move-outs; `seq` is the newest map sequence
+   * number they cover. `shared`: other subscribers receive the very same delivery, and
+   * work derived from it alone (framing, encoding) may be done once for all of them.
+   */
+  deliver(changes: readonly OutRecord[], moveOut: readonly string[], seq: number, shared?: SharedDelivery): void
   /** The session it belongs to (compared by identity). */
   readonly owner: object
+}
+
+/** A record as a subscriber receives it (projected on its view's fields). */
+export interface OutRecord {
+  readonly key: string
+  readonly state: CrdtState
+}
+
+/**
+ * One delivery that several subscribers of a view receive alike (the same records,
+ * move-outs and sequence number): what each would derive from it on its own (its frames,
+ * their encoding in a wire version) is derived once, by the first that asks, and reused.
+ */
+export class SharedDelivery {
+  readonly #work = new Map<string, unknown>()
+
+  /** What `make` gives, made once per `key` for every recipient of this delivery. */
+  once<T>(key: string, make: () => T): T {
+    if (this.#work.has(key)) return this.#work.get(key) as T
+    const made = make()
+    this.#work.set(key, made)
+    return made
+  }
+}
+
+/** What one subscriber receives from one batch of commits. */
+interface Entry {
+  readonly changes: OutRecord[]
+  readonly moveOut: string[]
+  seq: number
 }
 
 /** One committed change, as fan-out and the catalog see it. */
@@ -70,9 +104,27 @@ export class FanOut {
     }
   }
 
-  /** Sends committed changes to every subscription they touch, in commit order. */
+  /**
+   * Sends committed changes to every subscription they touch, in commit order. The
+   * subscribers of a view receive the same records (projected once for the view) in one
+   * delivery they share, so framing and encoding it is done once for them all; only a
+   * subscriber whose delivery differs gets one of its own: the writer's subscriptions
+   * (their own up-to-date write is not echoed; a write that lost is), and one that joined
+   * the view while this batch was being delivered (it gets only what came after).
+   */
   async #deliver(applied: readonly Applied[]): Promise<void> {
-    const out = new Map<Subscriber, { changes: { key: string; state: CrdtState }[]; moveOut: string[]; seq: number }>()
+    // A subscriber's own delivery, split off from its view's shared one (a copy of it so far) when it first differs.
+    const own = new Map<Subscriber, Entry>()
+    const shared = new Map<ShapeView, { readonly entry: Entry; readonly members: Set<Subscriber> }>()
+    const ownEntry = (view: ShapeView, subscriber: Subscriber): Entry => {
+      let entry = own.get(subscriber)
+      if (entry !== undefined) return entry
+      const group = shared.get(view)
+      if (group !== undefined && group.members.delete(subscriber)) entry = { changes: [...group.entry.changes], moveOut: [...group.entry.moveOut], seq: group.entry.seq }
+      else entry = { changes: [], moveOut: [], seq: 0 }
+      own.set(subscriber, entry)
+      return entry
+    }
     for (const change of applied) {
       for (const view of change.map.views.values()) {
         if (view.subscribers.size === 0) continue
@@ -88,11 +140,7 @@ export class FanOut {
           // get the record when it is a member and a move-out when it is not.
           for (const subscriber of view.subscribers as Set<Subscriber>) {
             if (subscriber.owner !== change.origin) continue
-            let entry = out.get(subscriber)
-            if (entry === undefined) {
-              entry = { changes: [], moveOut: [], seq: 0 }
-              out.set(subscriber, entry)
-            }
+            const entry = ownEntry(view, subscriber)
             if (view.isMember(change.key, change.state)) entry.changes.push({ key: change.key, state: view.project(change.state) })
             else if (!view.plain) entry.moveOut.push(change.key)
           }
@@ -104,24 +152,43 @@ export class FanOut {
         const states = new Map<string, CrdtState>(others.map((k, i) => [k, read[i]?.state] as const).filter((e): e is [string, CrdtState] => e[1] !== undefined))
         states.set(change.key, change.state)
         for (const [key, state] of states) view.track(key, state)
+        const records: OutRecord[] = []
+        for (const key of effect.send) {
+          const state = states.get(key)
+          if (state !== undefined) records.push({ key, state: view.project(state) })
+        }
+        // Subscribers present at the view's first change of the batch share its delivery until they differ.
+        let group = shared.get(view)
+        const first = group === undefined
+        if (group === undefined) {
+          group = { entry: { changes: [], moveOut: [], seq: 0 }, members: new Set() }
+          shared.set(view, group)
+        }
         for (const subscriber of view.subscribers as Set<Subscriber>) {
-          let entry = out.get(subscriber)
-          if (entry === undefined) {
-            entry = { changes: [], moveOut: [], seq: 0 }
-            out.set(subscriber, entry)
+          const mine = subscriber.owner === change.origin
+          if (!mine && !own.has(subscriber)) {
+            if (group.members.has(subscriber)) continue
+            if (first) {
+              group.members.add(subscriber)
+              continue
+            }
           }
+          const entry = ownEntry(view, subscriber)
           entry.seq = Math.max(entry.seq, change.seq)
-          const own = subscriber.owner === change.origin
-          for (const key of effect.send) {
-            if (own && key === change.key && change.writerUpToDate) continue
-            const state = states.get(key)
-            if (state !== undefined) entry.changes.push({ key, state: view.project(state) })
-          }
+          const skipOwn = mine && change.writerUpToDate
+          for (const record of records) if (!(skipOwn && record.key === change.key)) entry.changes.push(record)
           entry.moveOut.push(...effect.moveOut)
         }
+        group.entry.seq = Math.max(group.entry.seq, change.seq)
+        group.entry.changes.push(...records)
+        group.entry.moveOut.push(...effect.moveOut)
       }
     }
-    for (const [subscriber, { changes, moveOut, seq }] of out) subscriber.deliver(changes, moveOut, seq)
+    for (const { entry, members } of shared.values()) {
+      const delivery = members.size > 1 ? new SharedDelivery() : undefined
+      for (const subscriber of members) subscriber.deliver(entry.changes, entry.moveOut, entry.seq, delivery)
+    }
+    for (const [subscriber, { changes, moveOut, seq }] of own) subscriber.deliver(changes, moveOut, seq)
   }
 
   /**

@@ -66,6 +66,8 @@ export class ShapeView {
   /** The rule filter alone: who may know a record exists. */
   readonly #visible: CompiledPredicate
   readonly #filtered: boolean
+  /** Neither `where` nor a rule filter: every record is a member (no view of its fields is built to ask). */
+  readonly #everything: boolean
   readonly #fields: readonly string[] | undefined
   readonly #limit: number | undefined
   readonly #compare: (a: Row, b: Row) => number
@@ -87,7 +89,9 @@ export class ShapeView {
     this.shape = shape
     this.#kind = kind
     this.filter = filter
-    this.#match = compilePredicate(andPredicates(shape.where, filter))
+    const predicate = andPredicates(shape.where, filter)
+    this.#match = compilePredicate(predicate)
+    this.#everything = predicate === undefined
     this.#visible = compilePredicate(filter)
     this.#filtered = filter !== undefined
     this.#fields = shape.fields
@@ -182,6 +186,8 @@ export class ShapeView {
 
   #matches(state: CrdtState): boolean {
     if (this.kind !== 'lww') return !this.#filtered
+    // Same answer as below (an absent predicate matches everything), without building the record's view per record of a slice.
+    if (this.#everything) return true
     const lww = state as LwwRecordState
     if (isAlive(lww)) return this.#match(lwwView(lww) ?? {})
     return this.#match(lwwLatest(lww))

@@ -3,7 +3,8 @@
  * and queued; the committer then (one transaction at a time) commits record page + outbox
  * entry + call id + clock in ONE store transaction and resolves the caller. Remote changes
  * are already in memory when they reach it; it flushes them in large batches (see
- * {@link REMOTE_FLUSH_RECORDS}), so an initial sync writes few, big transactions. Other
+ * {@link REMOTE_FLUSH_RECORDS}), except a paced slice, which it flushes in small steps while
+ * it streams (see {@link SLICE_FLUSH_RECORDS}). Other
  * store work that must not interleave with local commits (taking back refused writes,
  * re-stamping) runs as a job between them.
  *
@@ -21,6 +22,18 @@ import type { EngineState } from './start-up'
 
 /** Remote changes buffered in memory before they are flushed to the store in one transaction. */
 export const REMOTE_FLUSH_RECORDS = 50_000
+/**
+ * Records of a paced slice buffered before they are flushed. A slice streams in Merkle leaf
+ * (key hash) order, the order of the store's pages, so each flush fills the next pages and
+ * reads back at most the one page the previous flush left at the boundary: small flushes
+ * cost no more in all than one big one. Flushed while the slice streams (one at a time; the
+ * next takes whatever arrived meanwhile), the store keeps up with the stream and only the
+ * last few frames are left to write when `synced` arrives. A big flush held the worker's
+ * thread for over a second: no frame was read (the relay ran out of credit) and the last
+ * one ended the sync behind it. A replay (keys in log order) touches pages at random, so
+ * it keeps the big batches.
+ */
+export const SLICE_FLUSH_RECORDS = 4_000
 /** How long (ms) after the last remote batch buffered changes are flushed. */
 export const REMOTE_FLUSH_DELAY_MS = 40
 /** Longest (ms) a remote change stays only in memory while changes keep streaming in. */
@@ -232,14 +245,16 @@ export class Committer {
    * {@link REMOTE_FLUSH_MAX_WAIT_MS} after the first, so an initial sync writes few, large
    * transactions. A `bulk` batch (part of a paced slice or replay) does not flush on a
    * pause: a slice pauses whenever the relay waits for credit, and its end (`synced`, see
-   * {@link syncedAtChanged}) flushes anyway.
+   * {@link syncedAtChanged}) flushes anyway. A `'slice'` batch flushes every
+   * {@link SLICE_FLUSH_RECORDS}.
    */
-  scheduleFlush(bulk = false): void {
+  scheduleFlush(bulk: boolean | 'slice' = false): void {
     if (this.#dirtyCount === 0 && this.#memberDirty.size === 0) return
     if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer)
     this.#flushTimer = undefined
     const waited = this.#now() - this.#firstDirtyAt
-    if (this.#dirtyCount >= REMOTE_FLUSH_RECORDS || waited >= REMOTE_FLUSH_MAX_WAIT_MS) {
+    const due = bulk === 'slice' ? SLICE_FLUSH_RECORDS : REMOTE_FLUSH_RECORDS
+    if (this.#dirtyCount >= due || waited >= REMOTE_FLUSH_MAX_WAIT_MS) {
       this.#flushRequested = true
       this.#pump()
       return

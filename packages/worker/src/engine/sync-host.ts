@@ -34,6 +34,7 @@ import { OUTBOX_COLLECTION, outboxKey, type Outbox, type OutboxEntry } from '../
 import { REJECTED_META_KEY, type RejectionLog } from '../rejections'
 import { clockFloor, restampEntries } from '../restamp'
 import type { AnyState, ShapeReplica } from '../sync/shape-replica'
+import type { Bulk } from '../sync/shape-session'
 import type { SyncClient, SyncHost } from '../sync/sync-client'
 import type { Committer } from './committer'
 import type { ConnectionHistory } from './connection-history'
@@ -111,7 +112,7 @@ export class EngineSyncHost implements SyncHost {
     return this.#p.outbox
   }
 
-  async applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[], bulk = false): Promise<void> {
+  async applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[], bulk: Bulk = false): Promise<void> {
     const { maps: cache, committer } = this.#p
     // Every map the frame touches is loaded before anything merges. A frame is of one map as
     // a rule: its changes are looked up once per run of the same map, not once each.

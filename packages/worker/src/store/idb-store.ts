@@ -9,10 +9,10 @@
  *
  * ## Layout (database version 2; `upgrade.ts` migrates version 1 in place)
  * - `pages`: key `[collection, prefix]`, value a compact page (`page-codec.ts`).
- *   A page holds at most {@link PAGE_MAX_RECORDS} entries: when a commit would overfill
+ *   A page holds at most `PAGE_MAX_RECORDS` (`page-writes.ts`) entries: when a commit would overfill
  *   one, it is split (in the same transaction) into up to 16 pages one nibble longer.
  *   So a 100,000-record initial sync writes a few thousand values, and a single write
- *   rewrites one page of at most {@link PAGE_MAX_RECORDS} records, whatever the map size.
+ *   rewrites one page of at most `PAGE_MAX_RECORDS` (`page-writes.ts`) records, whatever the map size.
  * - `sys`: `['dir', collection]` → the prefixes that were split (the page directory: a
  *   key's page is found by walking its hash's nibbles while the prefix is split), and
  *   `'seq'` → the last commit sequence number.
@@ -32,7 +32,7 @@
  * A `QuotaExceededError` from IndexedDB becomes core's {@link QuotaExceededError}; the
  * transaction aborts, so what was committed before stays intact.
  */
-import { wrap, type DBSchema, type IDBPDatabase, type IDBPTransaction } from 'idb'
+import { wrap, type IDBPDatabase } from 'idb'
 import {
   QuotaExceededError,
   StoreClosedError,
@@ -45,50 +45,18 @@ import {
   type StoreEntry,
   type Value,
 } from '@outpost/core'
-import { decodePage, encodePage, forEachInPage, pageSize, valueInPage, type StoredPage } from './page-codec'
-import { splitPage } from './page-split'
+import { forEachInPage, pageSize, valueInPage, type StoredPage } from './page-codec'
+import { PageCache } from './page-cache'
+import { PAGE_CACHE_RECORDS, writePages, type IdbStoreStats, type OutpostDb, type PageWork, type WriteResult } from './page-writes'
 import { DB_VERSION, upgradeDatabase } from './upgrade'
 
-/**
- * Most entries one page holds before it is split. Hash prefixes split 16 ways, so with
- * evenly spread keys pages hold between 1/16 of this and all of it: 512 keeps 100,000
- * records in 256 pages of ~390 and 1,000,000 in 4,096 of ~244 (64 made 4,096 pages of ~24
- * at 100,000), while a single write still rewrites at most 512 compact entries.
- */
-export const PAGE_MAX_RECORDS = 512
+export { PAGE_MAX_RECORDS, SMALL_COMMIT, PAGE_CACHE_RECORDS, type IdbStoreStats } from './page-writes'
 
-interface OutpostDb extends DBSchema {
-  pages: { key: [string, string]; value: StoredPage }
-  sys: { key: string | [string, string]; value: unknown }
-  meta: { key: string; value: Value }
-}
-
-type WriteTx = IDBPTransaction<OutpostDb, ('pages' | 'sys' | 'meta')[], 'readwrite'>
-
-/** Counters of the work IndexedDB did, for tests and benchmarks (structural costs, not timings). */
-export interface IdbStoreStats {
-  /** Readwrite transactions committed. */
-  transactions: number
-  /** Page values read. */
-  pagesRead: number
-  /** Page values written. */
-  pagesWritten: number
-  /** Entries serialized into written pages (the cost that must not grow with the map). */
-  entriesWritten: number
-}
 
 /** Options of {@link IdbStore.open}. */
 export interface IdbStoreOptions {
   /** The IndexedDB factory (default: the global `indexedDB`); tests pass a fresh fake one. */
   readonly indexedDB?: IDBFactory
-}
-
-/** A page write queued inside one commit. */
-interface PageWork {
-  collection: string
-  prefix: string
-  puts: Map<string, Value>
-  deletes: Set<string>
 }
 
 function isQuotaError(error: unknown): boolean {
@@ -103,7 +71,7 @@ function compareKeys(a: string, b: string): number {
 export class IdbStore implements Store {
   readonly name = 'indexeddb'
   /** Work counters since open. */
-  readonly stats: IdbStoreStats = { transactions: 0, pagesRead: 0, pagesWritten: 0, entriesWritten: 0 }
+  readonly stats: IdbStoreStats = { transactions: 0, pagesRead: 0, pagesWritten: 0, entriesWritten: 0, entriesEncoded: 0 }
   /** The IndexedDB database name. */
   readonly dbName: string
   readonly #db: IDBPDatabase<OutpostDb>
@@ -114,6 +82,10 @@ export class IdbStore implements Store {
   #queue: Promise<unknown> = Promise.resolve()
   readonly #scanCache = new Map<string, { all: Map<string, Value>; keys: string[] }>()
   #closed = false
+  /** Pages as last committed, for small commits (see {@link SMALL_COMMIT}). */
+  readonly #pageCache = new PageCache(PAGE_CACHE_RECORDS)
+  /** The last committed sequence number, once read (this store is the only writer). */
+  #seq: number | undefined
 
   private constructor(db: IDBPDatabase<OutpostDb>, dbName: string) {
     this.#db = db
@@ -330,8 +302,22 @@ export class IdbStore implements Store {
       }
       try {
         const tx = this.#db.transaction(['pages', 'sys', 'meta'], 'readwrite')
-        const { seq, written, removed } = await this.#writeInTx(tx, work, dirs, batch, hashOf)
+        let result: WriteResult
+        try {
+          result = await writePages(tx, work, dirs, batch, hashOf, { pageCache: this.#pageCache, present: this.#present, stats: this.stats, seq: this.#seq })
+        } catch (error) {
+          // Never let a transaction with part of the batch commit on its own.
+          tx.done.catch(() => undefined)
+          try {
+            tx.abort()
+          } catch {
+            // Already finished (aborted by IndexedDB itself).
+          }
+          throw error
+        }
+        const { seq, written, removed } = result
         await tx.done
+        this.#seq = seq
         for (const [collection, dir] of dirs) this.#dirs.set(collection, dir)
         for (const [collection, prefix] of written) this.#present.get(collection)?.add(prefix)
         for (const [collection, prefix] of removed) this.#present.get(collection)?.delete(prefix)
@@ -339,6 +325,8 @@ export class IdbStore implements Store {
         this.stats.transactions++
         return { seq }
       } catch (error) {
+        // Cached pages were changed for a transaction that did not commit.
+        for (const w of work.values()) this.#pageCache.delete(`${w.collection}\u0000${w.prefix}`)
         if (isQuotaError(error)) {
           throw new QuotaExceededError('the browser refused to store more data (storage quota exceeded); nothing of this write was stored, earlier data is intact. Free space or request persistent storage.', undefined, { cause: error })
         }
@@ -346,50 +334,6 @@ export class IdbStore implements Store {
         throw new StoreError(`IndexedDB commit failed: ${String(error)}`, undefined, { cause: error })
       }
     })
-  }
-
-  async #writeInTx(tx: WriteTx, work: Map<string, PageWork>, dirs: Map<string, Set<string>>, batch: StoreBatch, hashOf: (key: string) => string): Promise<{ seq: number; written: [string, string][]; removed: [string, string][] }> {
-    const pages = tx.objectStore('pages')
-    const sys = tx.objectStore('sys')
-    const meta = tx.objectStore('meta')
-    const items = [...work.values()]
-    // Only pages that exist are read back (a bulk load into a fresh map reads none but the
-    // boundary page of the previous flush); every read is issued before any is awaited, so
-    // the transaction never idles.
-    const exists = items.map((w) => this.#present.get(w.collection)?.has(w.prefix) ?? true)
-    const [seqValue, ...current] = await Promise.all([sys.get('seq'), ...items.map((w, i) => (exists[i] === true ? pages.get([w.collection, w.prefix]) : undefined))])
-    this.stats.pagesRead += exists.filter(Boolean).length
-    const writes: Promise<unknown>[] = []
-    const written: [string, string][] = []
-    const removed: [string, string][] = []
-    const splitCollections = new Set<string>()
-    items.forEach((w, i) => {
-      const stored = current[i]
-      // A page that did not exist is just this batch's puts (a bulk load writes mostly such pages): no copy.
-      const entries = stored === undefined ? w.puts : decodePage(stored)
-      if (stored !== undefined) {
-        for (const key of w.deletes) entries.delete(key)
-        for (const [key, value] of w.puts) entries.set(key, value)
-      }
-      const dir = dirs.get(w.collection) as Set<string>
-      for (const [prefix, pageEntries] of splitPage(w.prefix, entries, PAGE_MAX_RECORDS, dir, splitCollections, w.collection, hashOf)) {
-        if (pageEntries.size === 0) {
-          writes.push(pages.delete([w.collection, prefix]))
-          removed.push([w.collection, prefix])
-        } else {
-          writes.push(pages.put(encodePage(pageEntries), [w.collection, prefix]))
-          written.push([w.collection, prefix])
-          this.stats.pagesWritten++
-          this.stats.entriesWritten += pageEntries.size
-        }
-      }
-    })
-    for (const collection of splitCollections) writes.push(sys.put([...(dirs.get(collection) as Set<string>)], ['dir', collection]))
-    for (const { key, value } of batch.meta ?? []) writes.push(value === null ? meta.delete(key) : meta.put(value, key))
-    const seq = (typeof seqValue === 'number' ? seqValue : 0) + 1
-    writes.push(sys.put(seq, 'seq'))
-    await Promise.all(writes)
-    return { seq, written, removed }
   }
 
   /** Waits for queued work, then closes the database. Later calls reject with {@link StoreClosedError}. */

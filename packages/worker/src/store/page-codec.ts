@@ -41,7 +41,7 @@ interface RawEntry {
 }
 
 /** True when `value` is exactly an LWW record state `{ fields: [[name, value, stamp]…], deleted }` (nothing else on it), so it round-trips compactly. */
-function isLwwRecord(value: unknown): value is { fields: [string, Value, string][]; deleted: string | null } {
+export function isLwwRecord(value: unknown): value is { fields: [string, Value, string][]; deleted: string | null } {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) return false
   const record = value as { fields?: unknown; deleted?: unknown }
   if (!Array.isArray(record.fields) || !(record.deleted === null || typeof record.deleted === 'string')) return false

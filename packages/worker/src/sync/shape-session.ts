@@ -6,12 +6,19 @@ import type { Change, ClientMessage, MerkleNodeInfo, ReconcileInitiator, Seriali
 import type { Outbox } from '../outbox'
 import type { FrameGaps } from './frame-gaps'
 import type { ShapeReplica } from './shape-replica'
+import type { ResumeMode } from './shape-sync'
+
+/** How a `changes` frame arrived: live or reconciliation (`false`), a paced replay (`true`), or a paced slice (`'slice'`, in Merkle leaf order). */
+export type Bulk = boolean | 'slice'
 
 /** What shape sync needs from the engine. */
 export interface ShapeHost {
   shapeReplicas(): ShapeReplica[]
-  /** `bulk`: the frame is part of a paced stream (a slice or a replay), which the host may load in bulk. */
-  applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[], bulk?: boolean): Promise<void>
+  /**
+   * `bulk`: the frame is part of a paced stream (a slice or a replay), which the host may
+   * load in bulk; `'slice'`: a paced slice, which arrives in Merkle leaf (key hash) order.
+   */
+  applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[], bulk?: Bulk): Promise<void>
   resetShape(replica: ShapeReplica): Promise<void>
   recordsFor(replica: ShapeReplica, keys: readonly string[]): Change[]
   /** Writes of this replica in `change` only: what a `push` reply may carry (each replica uploads its own writes). */
@@ -42,6 +49,8 @@ export interface ShapeSession {
   /** Core's descent over this shape's tree (see core's `sync/reconcile.ts`). */
   readonly initiator: ReconcileInitiator
   subscribed: boolean
+  /** How the relay said it brings this subscription up to date (`subscribed.resume`). */
+  resume: ResumeMode | undefined
   /** Replies still expected: one `nodes` per `reconcile`, one `synced` per `entries` (or per subscribe the relay settles itself). */
   outstanding: number
   /** The paths of each `reconcile` sent, in order: a `nodes` reply answers the oldest. */

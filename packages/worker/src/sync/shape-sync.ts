@@ -200,6 +200,7 @@ export class ShapeSync {
       sub,
       initiator: new ReconcileInitiator(replica.tree, { maxNodesPerStep: RECONCILE_NODES_PER_FRAME }),
       subscribed: false,
+      resume: undefined,
       // The `subscribed` answer is owed from now: the watchdog covers it like any reply.
       outstanding: 1,
       reconciles: [],
@@ -234,6 +235,7 @@ export class ShapeSync {
     // A duplicate, or one that comes after the `synced` that ended a path the relay settles itself (see `synced`).
     if (session === undefined || session.subscribed) return
     session.subscribed = true
+    session.resume = resume
     session.outstanding = Math.max(0, session.outstanding - 1)
     session.progressAt = this.#link.now()
     if (resume !== undefined) this.resumes[resume]++
@@ -279,7 +281,8 @@ export class ShapeSync {
     // Live fan-out (it carries the map's sequence number) answers nothing owed: it must not hide a stalled reply from the watchdog.
     if (message.seq === undefined) session.progressAt = this.#link.now()
     if (message.frame !== undefined) session.frames.seen(message.frame)
-    await this.#host.applyChanges(session.replica, message.changes, message.moveOut ?? [], message.paced === true)
+    // A paced slice streams in Merkle leaf order, which lets the host flush it in small steps (see the committer).
+    await this.#host.applyChanges(session.replica, message.changes, message.moveOut ?? [], message.paced !== true ? false : session.resume === 'slice' ? 'slice' : true)
   }
 
   /** `push`: the relay lacks these keys; each replica uploads its own writes. */

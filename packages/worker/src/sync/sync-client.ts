@@ -26,6 +26,7 @@ import type { NetworkEvents, WebSocketConstructor } from './web-socket'
 import { OutboxSender } from './outbox-sender'
 import { RequestChannel, type RequestAnswer } from './request-channel'
 import type { ShapeReplica } from './shape-replica'
+import type { Bulk } from './shape-session'
 import { ShapeSync, type ResumeMode } from './shape-sync'
 
 export { CLIENT_WINDOW_BYTES } from './connection'
@@ -42,7 +43,7 @@ export interface SyncHost {
   readonly lastSyncAt: number | null
   shapeReplicas(): ShapeReplica[]
   pendingOps(): Outbox
-  applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[], bulk?: boolean): Promise<void>
+  applyChanges(replica: ShapeReplica | undefined, changes: readonly Change[], moveOut: readonly string[], bulk?: Bulk): Promise<void>
   resetShape(replica: ShapeReplica): Promise<void>
   recordsFor(replica: ShapeReplica, keys: readonly string[]): Change[]
   acked(ok: readonly number[], rejected: readonly (readonly [number, SerializedError])[]): Promise<void>

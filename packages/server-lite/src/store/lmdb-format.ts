@@ -1,0 +1,82 @@
+/**
+ * The on-disk format of the LMDB store's record data, recorded under `format` in `sys`,
+ * checked when the store opens:
+ *
+ * - no mark and no map: a new (or record-less) directory, marked {@link SYNC_FORMAT};
+ * - no mark but maps: format 1 (records keyed by leaf path in `records`, no `order` or
+ *   `pending`, map rows of five fields), migrated in one transaction to format 2: each
+ *   record moves to `byKey` and its old key (map id, leaf path, key) becomes its `order`
+ *   row, which is exactly format 2's order key; leaf sums are already folded;
+ * - {@link SYNC_FORMAT}: read as is;
+ * - anything else (a newer relay wrote it): a `StoreError` that says so, nothing read.
+ */
+import type { Database, RootDatabase } from 'lmdb'
+import { StoreError, decode, encodeChecked, type Value } from '@outpost/core'
+import { STORED_LIMITS } from './lmdb-keys'
+
+/** The format this relay reads and writes. */
+export const SYNC_FORMAT = 2
+
+const FORMAT_KEY = Buffer.from('format')
+
+/** The databases {@link checkSyncFormat} reads and writes. */
+interface FormatDatabases {
+  readonly root: RootDatabase<Buffer, Buffer>
+  readonly sys: Database<Buffer, Buffer>
+  readonly maps: Database<Buffer, Buffer>
+  readonly byKey: Database<Buffer, Buffer>
+  readonly order: Database<Buffer, Buffer>
+}
+
+function formatBytes(format: number): Buffer {
+  const out = Buffer.allocUnsafe(4)
+  out.writeUInt32BE(format, 0)
+  return out
+}
+
+/** The format the directory holds (1 for an unmarked one with maps), or undefined for a new one. */
+export function storedSyncFormat(db: Pick<FormatDatabases, 'sys' | 'maps'>): number | undefined {
+  const mark = db.sys.getBinary(FORMAT_KEY)
+  if (mark !== undefined) return mark.readUInt32BE(0)
+  for (const _ of db.maps.getKeys({ limit: 1 })) return 1
+  return undefined
+}
+
+/** Checks the directory's format, migrates format 1, marks a new directory; see the module comment. */
+export function checkSyncFormat(db: FormatDatabases): void {
+  const format = storedSyncFormat(db)
+  if (format === SYNC_FORMAT) return
+  if (format === undefined) {
+    db.root.transactionSync(() => db.sys.putSync(FORMAT_KEY, formatBytes(SYNC_FORMAT)))
+    return
+  }
+  if (format === 1) {
+    migrateFromFormat1(db)
+    return
+  }
+  throw new StoreError(
+    `The LMDB data directory holds record format ${format}, newer than this relay's format ${SYNC_FORMAT}; run the relay version that wrote it, or point this one at another data directory`,
+    { format, supported: SYNC_FORMAT },
+  )
+}
+
+function migrateFromFormat1(db: FormatDatabases): void {
+  const options = { encoding: 'binary', keyEncoding: 'binary' } as const
+  const records = db.root.openDB<Buffer, Buffer>('records', options)
+  db.root.transactionSync(() => {
+    const moved: Buffer[] = []
+    for (const { key, value } of records.getRange({})) {
+      // Format 1's key is `id(4) + leaf(2) + key`: format 2's order key; its byKey key drops the leaf.
+      db.byKey.putSync(Buffer.concat([key.subarray(0, 4), key.subarray(6)]), value)
+      db.order.putSync(key, Buffer.from([1]))
+      moved.push(key)
+    }
+    for (const key of moved) records.removeSync(key)
+    for (const { key, value } of db.maps.getRange({})) {
+      const [id, kind, head, floor, count] = decode(value, STORED_LIMITS) as [number, string, number, number, number]
+      const bytes = encodeChecked([id, kind, head, floor, count, head] as Value)
+      db.maps.putSync(key, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+    }
+    db.sys.putSync(FORMAT_KEY, formatBytes(SYNC_FORMAT))
+  })
+}
