@@ -80,8 +80,8 @@ export async function startRelay(root: string, dir: string): Promise<{ child: Ch
   return { child, port }
 }
 
-/** Subscribes to the whole map with credit-based flow control; resolves with what arrived. */
-export async function stream(port: number): Promise<{ records: number; bytes: number; ms: number; peakHeapMiB: number }> {
+/** Subscribes to the whole map with credit-based flow control; resolves with what arrived, the total time and the time from `subscribe` to the first frame. */
+export async function stream(port: number, replicaId = 'bench-million'): Promise<{ records: number; bytes: number; ms: number; firstMs: number; peakHeapMiB: number }> {
   const socket = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
   await new Promise<void>((resolve, reject) => {
     socket.once('open', () => resolve())
@@ -91,13 +91,18 @@ export async function stream(port: number): Promise<{ records: number; bytes: nu
   let records = 0
   let bytes = 0
   let peakHeap = 0
+  let subscribedAt = 0
+  let firstMs = -1
   const started = performance.now()
   const done = new Promise<void>((resolve, reject) => {
     socket.on('message', (data: Buffer) => {
       bytes += data.length
       const message = decodeServerMessage(new Uint8Array(data.buffer, data.byteOffset, data.length))
-      if (message.type === 'welcome') send({ type: 'subscribe', sub: 1, shape: { map: 'items' } })
-      else if (message.type === 'changes') {
+      if (message.type === 'welcome') {
+        subscribedAt = performance.now()
+        send({ type: 'subscribe', sub: 1, shape: { map: 'items' } })
+      } else if (message.type === 'changes') {
+        if (firstMs < 0) firstMs = performance.now() - subscribedAt
         records += message.changes.length
         if (message.paced === true) send({ type: 'credit', bytes: data.length })
         if (records % 100_000 < message.changes.length) peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)
@@ -106,12 +111,12 @@ export async function stream(port: number): Promise<{ records: number; bytes: nu
     })
     socket.once('close', () => reject(new Error('the relay closed the connection')))
   })
-  send({ type: 'hello', versions: [...PROTOCOL_VERSIONS], replicaId: 'bench-million' as ReplicaId, clientTime: Date.now(), window: WINDOW })
+  send({ type: 'hello', versions: [...PROTOCOL_VERSIONS], replicaId: replicaId as ReplicaId, clientTime: Date.now(), window: WINDOW })
   await done
   const ms = performance.now() - started
   socket.removeAllListeners('close')
   socket.close()
-  return { records, bytes, ms, peakHeapMiB: peakHeap / 1024 / 1024 }
+  return { records, bytes, ms, firstMs, peakHeapMiB: peakHeap / 1024 / 1024 }
 }
 
 /** Figures of one Outpost round in Chromium. */

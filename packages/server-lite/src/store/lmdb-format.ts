@@ -12,7 +12,7 @@
  */
 import type { Database, RootDatabase } from 'lmdb'
 import { StoreError, decode, encodeChecked, type Value } from '@outpost/core'
-import { STORED_LIMITS } from './lmdb-keys'
+import { STORED_LIMITS } from './key-bytes'
 
 /** The format this relay reads and writes. */
 export const SYNC_FORMAT = 2

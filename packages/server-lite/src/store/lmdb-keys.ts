@@ -6,9 +6,8 @@
 import { createHash } from 'node:crypto'
 import type { Database } from 'lmdb'
 import { SYNC_TREE_DEPTH, assertStoredValue, encodeChecked, encodeCheckedView, leafPathOf, type CollectionKind, type HashSum, type Value } from '@outpost/core'
+import { leafOf, utf16 } from './key-bytes'
 
-/** Stored values are decoded without the wire's size limits: they were checked when written. */
-export const STORED_LIMITS = { maxFrameBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1024, maxElements: Number.MAX_SAFE_INTEGER }
 /** Record keys longer than this many UTF-16 units are stored as their first 512 plus a hash. */
 export const MAX_PLAIN_KEY_UNITS = 940
 export const LONG_KEY_PREFIX_UNITS = 512
@@ -28,19 +27,6 @@ export function stored(value: Value): Buffer {
 export function storedTransient(value: Value): Buffer {
   // The databases are typed for Buffer values; lmdb takes any Uint8Array (msgpackr hands out Buffers in Node).
   return encodeCheckedView(value) as Buffer
-}
-
-export function utf16(value: string): Buffer {
-  return Buffer.from(value, 'utf16le').swap16()
-}
-
-export function fromUtf16(bytes: Buffer): string {
-  return Buffer.from(bytes).swap16().toString('utf16le')
-}
-
-/** The leaf path of `key` as a number (SYNC_TREE_DEPTH hex nibbles). */
-export function leafOf(key: string): number {
-  return Number.parseInt(leafPathOf(key, SYNC_TREE_DEPTH), 16)
 }
 
 export function idBytes(id: number): Buffer {

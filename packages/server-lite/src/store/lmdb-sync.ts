@@ -29,12 +29,12 @@
  */
 import type { Database, RootDatabase } from 'lmdb'
 import { checkSyncFormat } from './lmdb-format'
-import { STORED_LIMITS, LAST_MAP_ID, stored, storedTransient, utf16, fromUtf16, idBytes, recordKeyBody, type RecordKeySlot, recordKeySlot, keyedBy, orderKey, ORDER_VALUE, withId, recordKey, seqKey, after, subtreeRange, type MapRow, readSum, LeafSums, lowerBound, readUint, writeUint } from './lmdb-keys'
+import { STORED_LIMITS, fromUtf16, leafHex, utf16 } from './key-bytes'
+import { LAST_MAP_ID, stored, storedTransient, idBytes, recordKeyBody, type RecordKeySlot, recordKeySlot, keyedBy, orderKey, ORDER_VALUE, withId, recordKey, seqKey, after, subtreeRange, type MapRow, readSum, LeafSums, lowerBound, readUint, writeUint } from './lmdb-keys'
 import { FOLD_AT, PendingOrderCache, applyPending, packPending } from './lmdb-pending'
 import {
   InternalError,
   InvalidValueError,
-  SYNC_TREE_DEPTH,
   StoreError,
   addToSum,
   assertStoredValue,
@@ -197,7 +197,7 @@ export class LmdbSync {
       const leaves: [string, HashSum][] = []
       for (const leaf of [...sums.keys()].sort((a, b) => a - b)) {
         const sum = sums.get(leaf) as HashSum
-        if (sum.count > 0) leaves.push([leaf.toString(16).padStart(SYNC_TREE_DEPTH, '0'), sum])
+        if (sum.count > 0) leaves.push([leafHex(leaf), sum])
       }
       return { head: row.head, leaves }
     })

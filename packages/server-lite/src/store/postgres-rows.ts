@@ -5,26 +5,8 @@
  * transaction (`postgres-writes.ts`).
  */
 import pg from 'pg'
-import { SYNC_TREE_DEPTH, decode, leafPathOf, type CollectionKind, type CrdtState, type SyncRecord, type Value } from '@outpost/core'
-
-/** Stored values are decoded without the wire's size limits: they were checked when written. */
-const STORED_LIMITS = { maxFrameBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1024, maxElements: Number.MAX_SAFE_INTEGER }
-
-export function utf16(value: string): Buffer {
-  return Buffer.from(value, 'utf16le').swap16()
-}
-
-export function fromUtf16(bytes: Buffer): string {
-  return Buffer.from(bytes).swap16().toString('utf16le')
-}
-
-export function leafOf(key: string): number {
-  return Number.parseInt(leafPathOf(key, SYNC_TREE_DEPTH), 16)
-}
-
-export function leafHex(leaf: number): string {
-  return leaf.toString(16).padStart(SYNC_TREE_DEPTH, '0')
-}
+import { decode, type CollectionKind, type CrdtState, type SyncRecord, type Value } from '@outpost/core'
+import { STORED_LIMITS, fromUtf16, leafOf, utf16 } from './key-bytes'
 
 export function decodeValue(bytes: Buffer): Value {
   return decode(bytes, STORED_LIMITS) as Value

@@ -45,7 +45,8 @@ import {
   type WriteOutcome,
   type WriteRequest,
 } from '@outpost/core'
-import { decodeValue, fromUtf16, leafHex, leafOf, recordOf, selectMapRow, selectRecords, utf16, type MapRow, type RawRecord } from './postgres-rows'
+import { fromUtf16, leafHex, leafOf, utf16 } from './key-bytes'
+import { decodeValue, recordOf, selectMapRow, selectRecords, type MapRow, type RawRecord } from './postgres-rows'
 import { migrate, quoteSchema } from './postgres-schema'
 import { applyWritesIn, patchLeaves } from './postgres-writes'
 import { PostgresLockBackend } from './postgres-locks'

@@ -23,7 +23,8 @@ import {
   type WriteOutcome,
   type WriteRequest,
 } from '@outpost/core'
-import { leafOf, selectMapRow, selectRecords, utf16, type MapRow } from './postgres-rows'
+import { leafOf, utf16 } from './key-bytes'
+import { selectMapRow, selectRecords, type MapRow } from './postgres-rows'
 
 /** One entry-hash change of a leaf: the state that left it and the one that entered it. */
 export interface LeafChange {
