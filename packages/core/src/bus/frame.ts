@@ -13,7 +13,7 @@
  */
 import { InvalidKeyError, InvalidMessageError, InvalidValueError } from '../errors'
 import { assertMapName } from '../keys'
-import { decode, encode } from '../protocol/codec'
+import { concatBytes, decode, encode } from '../protocol/codec'
 import type { Value } from '../types'
 import { isWellFormed, printable } from '../unicode'
 import { assertValue } from '../value'
@@ -120,16 +120,7 @@ function arrayHeader(count: number): Uint8Array {
 
 /** The bytes of a packet carrying `items` (each from {@link encodeBusItem}), in order, from instance `node`. */
 export function encodeBusPacket(node: string, items: readonly Uint8Array[]): Uint8Array {
-  const parts = [arrayHeader(items.length + 2), encode(BUS_PACKET_VERSION), encode(node), ...items]
-  let length = 0
-  for (const part of parts) length += part.length
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
+  return concatBytes([arrayHeader(items.length + 2), encode(BUS_PACKET_VERSION), encode(node), ...items])
 }
 
 function bad(message: string): InvalidMessageError {

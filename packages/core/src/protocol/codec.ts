@@ -77,13 +77,7 @@ export function encode(value: unknown): Uint8Array {
  * msgpackr's shared buffer). Throws {@link InvalidValueError} when msgpackr fails.
  */
 export function encodeChecked(value: Value): Uint8Array {
-  let packed: Uint8Array
-  try {
-    packed = packr.pack(value)
-  } catch (error) {
-    throw new InvalidValueError(`Cannot encode this value: ${describe(error)}`, { reason: describe(error) })
-  }
-  return new Uint8Array(packed)
+  return new Uint8Array(encodeCheckedView(value))
 }
 
 /**
@@ -98,6 +92,19 @@ export function encodeCheckedView(value: Value): Uint8Array {
   } catch (error) {
     throw new InvalidValueError(`Cannot encode this value: ${describe(error)}`, { reason: describe(error) })
   }
+}
+
+/** `pieces` one after the other, in one new array (frames assembled from encoded parts). */
+export function concatBytes(pieces: readonly Uint8Array[]): Uint8Array {
+  let length = 0
+  for (const piece of pieces) length += piece.length
+  const out = new Uint8Array(length)
+  let at = 0
+  for (const piece of pieces) {
+    out.set(piece, at)
+    at += piece.length
+  }
+  return out
 }
 
 /** A frame and the array items plus map entries it holds (what {@link CodecLimits.maxElements} counts). */

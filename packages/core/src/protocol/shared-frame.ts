@@ -12,7 +12,7 @@
  */
 import { InvalidValueError } from '../errors'
 import type { Value } from '../types'
-import { encodeChecked, scanFrame, type CodecLimits } from './codec'
+import { concatBytes, encodeChecked, scanFrame, type CodecLimits } from './codec'
 import type { ChangesMessage } from './messages'
 import { packMessage } from './wire-v2'
 
@@ -53,14 +53,14 @@ export function encodeSharedChanges(message: NumberedChangesMessage, version = 1
   for (const key of keys) {
     pieces.push(encodeChecked(key))
     if (key === 'sub' || key === 'frame') {
-      parts.push(concat(pieces))
+      parts.push(concatBytes(pieces))
       slots.push(key)
       pieces = []
     } else {
       pieces.push(encodeChecked(data[key] as Value))
     }
   }
-  parts.push(concat(pieces))
+  parts.push(concatBytes(pieces))
   if (parts.length !== 3) throw new InvalidValueError('A shared changes frame needs both sub and frame, once each')
   const shared: SharedChangesFrame = { parts: parts as [Uint8Array, Uint8Array, Uint8Array], slots: slots as [Slot, Slot], elements: 0, changes: message.changes.length }
   // The self-check encodeMessage runs on every frame, once for all: the slots hold plain integers.
@@ -129,16 +129,4 @@ function writeUint(out: Uint8Array, at: number, value: number): number {
   out[at + 3] = (value >> 8) & 0xff
   out[at + 4] = value & 0xff
   return at + 5
-}
-
-function concat(pieces: readonly Uint8Array[]): Uint8Array {
-  let length = 0
-  for (const piece of pieces) length += piece.length
-  const out = new Uint8Array(length)
-  let at = 0
-  for (const piece of pieces) {
-    out.set(piece, at)
-    at += piece.length
-  }
-  return out
 }

@@ -92,6 +92,7 @@ export function writeRequest(change: Change, writer: Writer, kind: CollectionKin
   // Well-formedness, drift and whose stamps these are need no stored data: checked once, here, not in the transaction.
   const foreign = checkChange(change, { clock: context.clock, replicaId: writer.replicaId })
   context.schemas?.admit(change)
+  const where = (): string => `${change.map}/${change.key.slice(0, 64)}`
   const budget = itemBudget(context.limits)
   // The record's room in a frame: its key and map name travel with it.
   const roomBytes = budget.bytes - change.key.length * 3 - change.map.length * 3 - 64
@@ -111,11 +112,11 @@ export function writeRequest(change: Change, writer: Writer, kind: CollectionKin
         if (resolved !== undefined) after = mergeState('lww', after as LwwRecordState, resolved)
       }
       if (current !== undefined && stateEquals(change.kind, current as never, after as never)) return undefined
-      if (change.kind === 'lww' && context.schemas !== undefined) after = context.schemas.check(change.map, after as LwwRecordState, `${change.map}/${change.key.slice(0, 64)}`, context.clock.replicaId)
+      if (change.kind === 'lww' && context.schemas !== undefined) after = context.schemas.check(change.map, after as LwwRecordState, where(), context.clock.replicaId)
       // Exact only when a cheap upper bound says it might not fit (most records are far below the limit).
       const bound = encodedSizeBound(after, roomBytes, roomElements)
       if (bound.bytes > roomBytes || bound.elements > roomElements) {
-        assertChangeFits({ ...change, state: after } as Change, context.limits, `the record ${change.map}/${change.key.slice(0, 64)} after this write`)
+        assertChangeFits({ ...change, state: after } as Change, context.limits, `the record ${where()} after this write`)
       }
       if (access.filter !== undefined) {
         if (current !== undefined && !access.visible(lwwLatest(current as LwwRecordState))) {

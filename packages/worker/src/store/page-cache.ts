@@ -72,21 +72,11 @@ export class CachedPage {
   }
 
   #stamp(value: string): number {
-    let i = this.#stampIndex.get(value)
-    if (i === undefined) {
-      i = this.s.push(value) - 1
-      this.#stampIndex.set(value, i)
-    }
-    return i
+    return slotOf(this.s, this.#stampIndex, value)
   }
 
   #name(value: string): number {
-    let i = this.#nameIndex.get(value)
-    if (i === undefined) {
-      i = this.n.push(value) - 1
-      this.#nameIndex.set(value, i)
-    }
-    return i
+    return slotOf(this.n, this.#nameIndex, value)
   }
 
   /** Sets `key` to a copy of `value`, encoding only this record. */
@@ -211,4 +201,14 @@ export class PageCache {
   get size(): number {
     return this.#pages.size
   }
+}
+
+/** `value`'s position in `table` (a page's stamp or field-name table), appended when new. */
+function slotOf(table: string[], index: Map<string, number>, value: string): number {
+  let i = index.get(value)
+  if (i === undefined) {
+    i = table.push(value) - 1
+    index.set(value, i)
+  }
+  return i
 }
