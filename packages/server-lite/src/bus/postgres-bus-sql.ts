@@ -64,15 +64,9 @@ export function selectHeads(schema: string, named: boolean): string {
   return `select name, head from ${quoteSchema(schema)}.maps${named ? ' where name = any($1::bytea[])' : ''}`
 }
 
-/** A map name as the store keeps it: `bytea` of UTF-16 code units, big-endian (see the store's schema module). */
-export function nameBytes(name: string): Buffer {
-  return Buffer.from(name, 'utf16le').swap16()
-}
-
-/** The map name stored as {@link nameBytes}. */
-export function nameFromBytes(bytes: Buffer): string {
-  return Buffer.from(bytes).swap16().toString('utf16le')
-}
 
 /** Postgres's code for "relation does not exist": the store has not created `maps` yet. */
 export const UNDEFINED_TABLE = '42P01'
+
+/** A map name as the store keeps it (`bytea` of UTF-16 code units, big-endian), and back. */
+export { utf16 as nameBytes, fromUtf16 as nameFromBytes } from '../store/key-bytes'

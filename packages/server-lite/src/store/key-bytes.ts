@@ -8,7 +8,7 @@ import { SYNC_TREE_DEPTH, leafPathOf } from '@outpost/core'
 /** Stored values are decoded without the wire's size limits: they were checked when written. */
 export const STORED_LIMITS = { maxFrameBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1024, maxElements: Number.MAX_SAFE_INTEGER }
 
-/** `value`'s UTF-16 code units, big-endian. */
+/** `value`'s UTF-16 code units, big-endian (lone surrogates included, as Node writes them), so byte order is code-unit order. */
 export function utf16(value: string): Buffer {
   return Buffer.from(value, 'utf16le').swap16()
 }

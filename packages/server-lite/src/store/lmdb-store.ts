@@ -44,15 +44,13 @@ import {
   type WriteOutcome,
   type WriteRequest,
 } from '@outpost/core'
+import { STORED_LIMITS, fromUtf16, utf16 } from './key-bytes'
 import { LmdbSync, openSyncDatabases } from './lmdb-sync'
 
 /** The longest key kept verbatim (bytes); LMDB's default maximum key size is 1978 bytes. */
 const MAX_PLAIN_KEY_BYTES = 1900
 /** Bytes of a long key kept before its hash. */
 const KEY_PREFIX_BYTES = 1024
-
-/** Stored values are decoded without the wire's size limits: they were checked when written. */
-const STORED_LIMITS = { maxFrameBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1024, maxElements: Number.MAX_SAFE_INTEGER }
 
 /** Options of {@link LmdbStore.open}. */
 export interface LmdbStoreOptions {
@@ -66,15 +64,6 @@ export interface LmdbStoreOptions {
    * @internal
    */
   readonly foldAt?: number
-}
-
-function utf16(value: string): Buffer {
-  // Node writes every UTF-16 code unit as is (lone surrogates included); swap to big-endian for code-unit order.
-  return Buffer.from(value, 'utf16le').swap16()
-}
-
-function fromUtf16(bytes: Buffer): string {
-  return Buffer.from(bytes).swap16().toString('utf16le')
 }
 
 const prefixes = new Map<string, Buffer>()

@@ -15,6 +15,7 @@
  */
 import type pg from 'pg'
 import type { GrantAttempt, LockBackend, StoredLock } from '../primitives/lock-backend'
+import { fromUtf16, utf16 } from './key-bytes'
 
 /** Tokens per timeline (2^40: about 10^12 grants per lock before the timeline must change). */
 const TIMELINE_SPAN = 2 ** 40
@@ -29,14 +30,6 @@ interface Row {
 
 function tokenOf(timeline: number, counter: number): number {
   return timeline * TIMELINE_SPAN + counter
-}
-
-function utf16(value: string): Buffer {
-  return Buffer.from(value, 'utf16le').swap16()
-}
-
-function fromUtf16(bytes: Buffer): string {
-  return Buffer.from(bytes).swap16().toString('utf16le')
 }
 
 /** Lock grants decided in Postgres; see the module comment. */
