@@ -78,6 +78,11 @@ export class SubjectBuckets {
     return bucket
   }
 
+  /** True when `subject` has a bucket now. */
+  has(subject: string): boolean {
+    return this.#buckets.has(subject)
+  }
+
   /** Forgets refilled buckets, so memory follows the subjects writing now, not every subject ever seen. */
   sweep(): void {
     for (const [subject, bucket] of this.#buckets) if (bucket.full) this.#buckets.delete(subject)

@@ -10,6 +10,7 @@ import { MerkleTree, lwwDigest, type Change, type LwwRecordState } from '@outpos
 import { TestClient, startRelay } from './helpers/client'
 import { remove, set } from './helpers/changes'
 import { acquire, expectType } from './helpers/primitives'
+import { ADMIN_BURST, ADMIN_RATE, FAILED_BURST, FAILED_EVERY_MS } from '../src/admin/admin-endpoints'
 import { POSTGRES_URL, dropSchemas, freshSchema, postgresMissing } from './helpers/postgres'
 
 const ADMIN = 'admin-token-for-tests-0123456789abcdef'
@@ -18,8 +19,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-async function relay(config: Parameters<typeof startRelay>[0] = {}): Promise<{ url: string; httpUrl: string }> {
-  const started = await startRelay(config)
+async function relay(config: Parameters<typeof startRelay>[0] = {}, options: Parameters<typeof startRelay>[1] = {}): Promise<{ url: string; httpUrl: string }> {
+  const started = await startRelay(config, options)
   cleanups.push(started.stop)
   return { url: started.relay.url, httpUrl: started.relay.httpUrl }
 }
@@ -142,6 +143,32 @@ describe('admin endpoints', () => {
     await alice.close()
     await expect.poll(async () => (await get(httpUrl, '/admin/sessions')).body.items.length).toBe(1)
     expect((await get(httpUrl, '/admin/subscriptions')).body.items).toEqual([])
+  })
+
+  it('rate-limit wrong tokens per address, then every caller together, and say when to retry', async () => {
+    let time = 1_000_000
+    const { httpUrl } = await relay({ adminToken: ADMIN }, { now: () => time })
+    for (let i = 0; i < FAILED_BURST; i++) expect((await get(httpUrl, '/admin', 'wrong')).status).toBe(401)
+    // The address has used its failures: even the right token waits, so guessing gains nothing.
+    for (const token of ['wrong', ADMIN]) {
+      const limited = await get(httpUrl, '/admin', token)
+      expect(limited.status).toBe(429)
+      expect(limited.body.error.code).toBe('RATE_LIMITED')
+      expect(limited.body.error.message).toContain('wrong admin token')
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    }
+    time += FAILED_EVERY_MS
+    expect((await get(httpUrl, '/admin', ADMIN)).status).toBe(200)
+
+    // All requests together: a burst, then the sustained rate.
+    for (let i = 1; i < ADMIN_BURST; i++) expect((await get(httpUrl, '/admin/sessions')).status, `request ${i}`).toBe(200)
+    const over = await get(httpUrl, '/admin/sessions')
+    expect(over.status).toBe(429)
+    expect(over.body.error.code).toBe('RATE_LIMITED')
+    expect(over.body.error.retryAfterMs).toBe(Math.ceil(1000 / ADMIN_RATE))
+    time += Math.ceil(1000 / ADMIN_RATE)
+    expect((await get(httpUrl, '/admin/sessions')).status).toBe(200)
+    expect((await get(httpUrl, '/admin/sessions')).status).toBe(429)
   })
 })
 

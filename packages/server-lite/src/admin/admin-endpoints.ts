@@ -13,6 +13,12 @@
  * 401. Without a configured token the endpoints do not exist (404). Nothing here writes, and
  * maps are read from the store (never loaded into the relay's map catalog).
  *
+ * Rate limited, so neither a token guesser nor a busy dashboard can load the relay: each
+ * remote address may fail the token {@link FAILED_BURST} times, then once every
+ * {@link FAILED_EVERY_MS}; and all admin requests together are held to {@link ADMIN_RATE} a
+ * second (burst {@link ADMIN_BURST}). Either limit answers 429 `RATE_LIMITED` with
+ * `Retry-After`.
+ *
  * Lists are paged: `?limit=` (default {@link DEFAULT_PAGE}, at most {@link MAX_PAGE}; maps,
  * which cost a Merkle leaf read each, {@link DEFAULT_MAP_PAGE} / {@link MAX_MAP_PAGE}) and
  * `?after=` the `next` of the previous page, so no answer grows with the relay's size.
@@ -23,6 +29,7 @@ import type { RelayMetrics } from '../metrics'
 import type { LockService } from '../primitives/locks'
 import type { Session } from '../session/session'
 import type { RelayStore, Subscriber, SyncService } from '../sync/sync-service'
+import { SubjectBuckets, TokenBucket } from '../rate-limiter'
 import { AdminToken, bearerOf } from './admin-token'
 
 /** Default and largest page of sessions, subscriptions and locks. */
@@ -31,6 +38,15 @@ export const MAX_PAGE = 1_000
 /** Default and largest page of maps (each reads the map's Merkle leaf sums, up to 65,536 rows). */
 export const DEFAULT_MAP_PAGE = 20
 export const MAX_MAP_PAGE = 100
+
+/** Failed token checks one remote address may make at once, then one per {@link FAILED_EVERY_MS}. */
+export const FAILED_BURST = 60
+export const FAILED_EVERY_MS = 1_000
+/** Admin requests a second, all callers together, and the burst above it. */
+export const ADMIN_RATE = 20
+export const ADMIN_BURST = 100
+/** Remote addresses tracked for failed tokens; past this, unknown addresses share one bucket. */
+export const MAX_TRACKED_ADDRESSES = 10_000
 
 /** What the admin endpoints read. */
 export interface AdminSources {
@@ -44,6 +60,39 @@ export interface AdminSources {
   readonly bus: Bus | undefined
   readonly metrics: RelayMetrics
   readonly now: () => number
+}
+
+/** The two admin rate limits: failed tokens per remote address, and all requests together. */
+class AdminRate {
+  readonly #failed: SubjectBuckets
+  readonly #all: TokenBucket
+
+  constructor(now: () => number) {
+    this.#failed = new SubjectBuckets(1000 / FAILED_EVERY_MS, FAILED_BURST, now)
+    this.#all = new TokenBucket(ADMIN_RATE, ADMIN_BURST, now)
+  }
+
+  /** The bucket of failed tokens from `remote` (shared by all once too many addresses are tracked). */
+  #failedOf(remote: string | undefined): TokenBucket {
+    if (this.#failed.size >= MAX_TRACKED_ADDRESSES) this.#failed.sweep()
+    const key = remote ?? 'unknown'
+    return this.#failed.size >= MAX_TRACKED_ADDRESSES && !this.#failed.has(key) ? this.#failed.bucket('overflow') : this.#failed.bucket(key)
+  }
+
+  /** The ms `remote` must wait before its token is even checked (0: check it now). */
+  failedWait(remote: string | undefined): number {
+    return this.#failedOf(remote).wait(1)
+  }
+
+  /** Counts a failed token check of `remote`. */
+  failed(remote: string | undefined): void {
+    this.#failedOf(remote).take(1)
+  }
+
+  /** Takes one admin request; returns 0 when granted, else the ms to wait. */
+  take(): number {
+    return this.#all.take(1)
+  }
 }
 
 /** A bad query parameter: 400 with a message that says what to send. */
@@ -70,6 +119,7 @@ function paging(url: URL, fallback: number, max: number): { limit: number; after
 /** Creates the handler of `/admin` and `/admin/*`. */
 export function createAdminEndpoints(sources: AdminSources): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> {
   const token = sources.token === undefined ? undefined : new AdminToken(sources.token)
+  const rate = new AdminRate(sources.now)
 
   const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers }).end(JSON.stringify(body))
@@ -173,8 +223,23 @@ export function createAdminEndpoints(sources: AdminSources): (req: IncomingMessa
       json(res, 404, { error: { code: 'NOT_FOUND', message: 'The admin endpoints are off; start the relay with an admin token (--admin-token or OUTPOST_ADMIN_TOKEN) to turn them on' } })
       return
     }
+    const remote = req.socket.remoteAddress
+    const limited = (wait: number, message: string): void => {
+      json(res, 429, { error: { code: 'RATE_LIMITED', message, retryAfterMs: wait } }, { 'retry-after': String(Math.ceil(wait / 1000)) })
+    }
+    const failedWait = rate.failedWait(remote)
+    if (failedWait > 0) {
+      limited(failedWait, `Too many requests with a wrong admin token from this address; retry after ${Math.ceil(failedWait / 1000)} s with the relay's admin token`)
+      return
+    }
     if (!token.matches(bearerOf(req.headers.authorization))) {
+      rate.failed(remote)
       json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'Send the relay\'s admin token as Authorization: Bearer <token> (a client token does not open the admin endpoints)' } }, { 'www-authenticate': 'Bearer realm="outpost-admin"' })
+      return
+    }
+    const wait = rate.take()
+    if (wait > 0) {
+      limited(wait, `The admin endpoints take at most ${ADMIN_RATE} requests a second; retry after ${Math.ceil(wait / 1000)} s (page with a larger ?limit= to need fewer requests)`)
       return
     }
     const route = routes[url.pathname.replace(/\/+$/, '') || '/admin']
