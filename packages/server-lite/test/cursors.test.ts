@@ -114,8 +114,32 @@ describe('resume by cursor', () => {
     const forged = `zz${first.cursor.slice(2)}`
     const foreign = await subscribe(reader, { map: 'docs' }, { cursor: forged, root })
     expect(foreign.resume).toBe('merkle')
-    const malformed = await subscribe(reader, { map: 'docs' }, { cursor: 'not-a-cursor' })
-    expect(malformed.resume).toBe('slice')
+    const malformed = await subscribe(reader, { map: 'docs' }, { cursor: 'not-a-cursor', root })
+    expect(malformed.resume).toBe('merkle')
+  })
+
+  it('takes a cursor without a root (welcome says so): replays, or answers merkle and sends nothing more', async () => {
+    const r = await relay({ changeLogEntries: 1_000 })
+    const writer = await connect(r.url)
+    const reader = await connect(r.url)
+    expect(reader.messages.find((m) => m.type === 'welcome')).toMatchObject({ cursorWithoutRoot: true })
+    await writer.ops([update(writer.clock, 'docs', 'a', { v: 1 })])
+    const first = await subscribe(reader, { map: 'docs' })
+    await writer.ops([update(writer.clock, 'docs', 'b', { v: 2 })])
+    const resumed = await subscribe(reader, { map: 'docs' }, { cursor: first.cursor })
+    expect(resumed).toMatchObject({ resume: 'cursor', keys: ['b'] })
+
+    // A cursor it cannot use, alone: the client holds data, so not a slice but `merkle`, and
+    // nothing else for that subscription (the client subscribes again with its root).
+    for (let i = 0; i < 1_200; i += 200) await writer.ops(Array.from({ length: 200 }, (_, j) => update(writer.clock, 'docs', `k${i + j}`, { v: i + j })))
+    await r.gc()
+    const stale = await subscribe(reader, { map: 'docs' }, { cursor: first.cursor })
+    expect(stale.resume).toBe('merkle')
+    const again = await subscribe(reader, { map: 'docs' }, { cursor: resumed.cursor })
+    expect(again.resume).toBe('merkle')
+    const fresh = await subscribe(reader, { map: 'docs' })
+    expect(fresh.resume).toBe('slice')
+    expect(reader.messages.filter((m) => 'sub' in m && (m.sub === stale.sub || m.sub === again.sub)).map((m) => m.type)).toEqual(['subscribed', 'subscribed'])
   })
 
   it('moves out on resume a record the caller saw at its cursor and may no longer see, sending nothing of its new state', async () => {

@@ -5,8 +5,10 @@
  *   restart (the cursor was persisted with the data it covers), receiving a fraction of
  *   the frames and bytes a reader without a cursor needs for its Merkle descent (both
  *   printed); its offline writes still go up through the outbox; all converge;
- * - a relay whose store was wiped refuses the cursor: the client falls back to Merkle,
- *   re-uploads what the relay lost, and keeps a cursor only from a sync that needed no upload.
+ *   A resume by cursor builds no Merkle tree (the subscribe carries the cursor alone);
+ * - a relay whose store was wiped refuses the cursor: the client subscribes again with its
+ *   root, falls back to Merkle, re-uploads what the relay lost, and keeps a cursor only from a
+ *   sync that needed no upload.
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { createRelay, type Relay } from '@outpost/server-lite'
@@ -132,6 +134,8 @@ describe('resume by cursor', () => {
     }, 30_000)
     await waitFor('A offline writes acked', async () => (await a.status()).pendingWrites === 0, 30_000)
     const cursorStats = a.syncStats
+    // Its subscribe carried the cursor alone: no Merkle tree was built over its 5,000 records.
+    expect(a.shapeReplicas().map((replica) => replica.treeBuilt)).toEqual([false])
 
     const b = start(relay.url, idbB)
     await live(b)
@@ -203,7 +207,9 @@ describe('resume by cursor', () => {
     const second = await startRelay()
     reader = start(second.relay.url, idb)
     await live(reader)
+    // It sent the cursor alone, was told `merkle`, and subscribed again with its root: one descent.
     expect(reader.syncStats.resumes).toMatchObject({ cursor: 0, merkle: 1 })
+    expect(reader.shapeReplicas().map((replica) => replica.treeBuilt)).toEqual([true])
     const fresh = start(second.relay.url, freshIdb())
     unwrap(await fresh.subscribeShape({ map: 'docs' }))
     await live(fresh)

@@ -158,6 +158,7 @@ export const subscribeSchema = z.object({
   type: z.literal('subscribe'),
   sub: subId,
   shape: shapeSchema,
+  /** The client's root; omitted when it holds nothing, or when it sends a cursor to a relay that welcomed with `cursorWithoutRoot`. */
   root: merkleNodeSchema.optional(),
   /**
    * The cursor the relay gave for this shape in its last `synced` (opaque): the client has
@@ -283,6 +284,13 @@ export const welcomeSchema = z.object({
   resync: z.boolean(),
   /** The relay's frame limits: every frame it accepts or sends fits them (see `protocol/limits.ts`). */
   limits: z.object({ maxFrameBytes: z.number().int().min(64 * 1024), maxElements: z.number().int().min(1024) }).optional(),
+  /**
+   * True when the relay takes a `subscribe` with a cursor and no root: it replays from the
+   * cursor, or, when it cannot, answers `subscribed {resume: 'merkle'}` and sends nothing,
+   * so the client subscribes again with its root. A client with a cursor then builds no
+   * Merkle tree on reconnect. Absent from older relays (which would stream the whole shape).
+   */
+  cursorWithoutRoot: z.boolean().optional(),
 })
 
 /** A failure. With `ref`, it answers that request id; without, it is fatal and the socket closes after it. */

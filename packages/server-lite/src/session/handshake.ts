@@ -50,6 +50,7 @@ export function welcomeFor(context: RelayContext, message: HelloMessage, version
     horizonMs,
     resync: message.lastSyncAt !== undefined && now - message.lastSyncAt > horizonMs,
     limits,
+    cursorWithoutRoot: true,
   }
 }
 

@@ -8,7 +8,9 @@
  *     are replayed — records that are members, move-outs for those that left or that the
  *     caller may no longer see;
  *   - `merkle`: the client holds data but no usable cursor: it descends from the roots
- *     (`reconcile` / `entries`, answered with core's `sync/reconcile.ts`);
+ *     (`reconcile` / `entries`, answered with core's `sync/reconcile.ts`). A client that sent
+ *     a cursor and no root (`welcome.cursorWithoutRoot`) is told `merkle` and nothing else: it
+ *     subscribes again with its root;
  *   - `slice`: the client holds nothing: the whole view streams from the store in
  *     `(leaf path, key)` order.
  * Replays and slices are paced (socket send buffer, and the client's credit when it asked
@@ -220,6 +222,12 @@ export class Subscriptions {
     if (cursor !== undefined && cursor.store === storeId && cursor.view === viewFingerprint && !view.windowed && cursor.seq >= state.floor && cursor.seq <= head) {
       host.send({ type: 'subscribed', sub: message.sub, root: { path: '', hash: EMPTY_DIGEST, count: 0 }, resume: 'cursor' })
       void this.#streams.replay(subscription, cursor.seq, head).catch((error: unknown) => this.#failStream(subscription, error))
+      return
+    }
+    // A cursor without a root (see `cursorWithoutRoot`): the client holds data but sent no
+    // root to save building its tree. It subscribes again with one; nothing is sent here.
+    if (message.cursor !== undefined && message.root === undefined) {
+      host.send({ type: 'subscribed', sub: message.sub, root: { path: '', hash: EMPTY_DIGEST, count: 0 }, resume: 'merkle' })
       return
     }
     if (message.root !== undefined && message.root.count > 0) {

@@ -35,6 +35,8 @@ export interface ShapeLink {
   /** True when a welcomed session is up (`syncing` or `live`). */
   readonly active: boolean
   readonly limits: WireLimits
+  /** The relay welcomed with `cursorWithoutRoot`: a subscribe with a cursor may leave out the root. */
+  readonly cursorWithoutRoot: boolean
   send(message: ClientMessage): void
   now(): number
   /** Sends records the relay asked for (`push`) as `ops`. */
@@ -46,8 +48,8 @@ export interface ShapeLink {
 export interface ShapeSession {
   readonly replica: ShapeReplica
   readonly sub: number
-  /** Core's descent over this shape's tree (see core's `sync/reconcile.ts`). */
-  readonly initiator: ReconcileInitiator
+  /** Core's descent over this shape's tree (see core's `sync/reconcile.ts`); made when a descent starts, so a resume by cursor builds no tree. */
+  initiator: ReconcileInitiator | undefined
   subscribed: boolean
   /** How the relay said it brings this subscription up to date (`subscribed.resume`). */
   resume: ResumeMode | undefined

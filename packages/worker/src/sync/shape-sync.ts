@@ -10,6 +10,10 @@
  * none is outstanding. At most {@link MAX_OUTSTANDING_PER_SHAPE} requests are in flight
  * per shape, so however large the divergence the relay's answers arrive as asked for.
  *
+ * A shape with a cursor sends no root to a relay that welcomed with `cursorWithoutRoot`:
+ * the tree (built from every record of the shape) is then built only when the relay cannot
+ * use the cursor, answers `merkle`, and the shape subscribes again with its root.
+ *
  * Cursors: the relay ends each sync path with `synced {cursor}`. Once a shape has no
  * answer outstanding, its newest cursor is kept durably (the engine flushes the shape data
  * first, so a stored cursor never covers data the store lacks) and sent with the next
@@ -133,7 +137,7 @@ export class ShapeSync {
     for (const s of stale) {
       // A repair must descend: a replay from the cursor would not bring back what only this device lost.
       this.#dropCursor(s.replica)
-      this.#resubscribe(s, 'sync')
+      this.#resubscribe(s, 'descend')
     }
   }
 
@@ -166,7 +170,7 @@ export class ShapeSync {
    * descent starts). The new one is subscribed before the old one ends, so the relay's
    * view of the shape never goes cold in between.
    */
-  #resubscribe(session: ShapeSession, purpose: 'sync' | 'check'): void {
+  #resubscribe(session: ShapeSession, purpose: 'sync' | 'descend' | 'check'): void {
     this.#sessions.delete(session.sub)
     this.#subscribe(session.replica, purpose)
     this.#link.send({ type: 'unsubscribe', sub: session.sub })
@@ -191,14 +195,20 @@ export class ShapeSync {
     this.#host.saveCursor(replica, undefined).catch((error: unknown) => this.#host.connectionChanged(serializeError(error)))
   }
 
-  #subscribe(replica: ShapeReplica, purpose: 'sync' | 'check' = 'sync'): void {
+  /**
+   * Subscribes `replica` on this session. `sync` sends its cursor (when it has one) and its
+   * root, leaving the root out when the relay takes a cursor alone; `descend` and `check`
+   * send only the root (see {@link ShapeSync.subscribed} and {@link ShapeSync.tick}).
+   */
+  #subscribe(replica: ShapeReplica, purpose: 'sync' | 'descend' | 'check' = 'sync'): void {
     const sub = this.#nextSub++
-    const root = replica.tree.root()
+    const cursor = purpose === 'sync' ? replica.cursor : undefined
+    const root = cursor !== undefined && this.#link.cursorWithoutRoot ? undefined : replica.tree.root()
     const now = this.#link.now()
     const session: ShapeSession = {
       replica,
       sub,
-      initiator: new ReconcileInitiator(replica.tree, { maxNodesPerStep: RECONCILE_NODES_PER_FRAME }),
+      initiator: undefined,
       subscribed: false,
       resume: undefined,
       // The `subscribed` answer is owed from now: the watchdog covers it like any reply.
@@ -207,8 +217,8 @@ export class ShapeSync {
       partialNodes: [],
       queued: [],
       synced: false,
-      sentRoot: root.count === 0 ? undefined : root,
-      sentCursor: purpose === 'sync' && replica.cursor !== undefined,
+      sentRoot: root === undefined || root.count === 0 ? undefined : root,
+      sentCursor: cursor !== undefined,
       check: purpose === 'check',
       cursor: undefined,
       pushed: false,
@@ -217,9 +227,8 @@ export class ShapeSync {
       startedAt: now,
     }
     this.#sessions.set(sub, session)
-    const cursor = purpose === 'sync' ? replica.cursor : undefined
     try {
-      this.#link.send({ type: 'subscribe', sub, shape: replica.shape, ...(root.count === 0 ? {} : { root }), ...(cursor === undefined ? {} : { cursor }) })
+      this.#link.send({ type: 'subscribe', sub, shape: replica.shape, ...(session.sentRoot === undefined ? {} : { root: session.sentRoot }), ...(cursor === undefined ? {} : { cursor }) })
     } catch (error) {
       // A shape too large to send can never be subscribed: report it, keep the connection.
       this.#sessions.delete(sub)
@@ -238,17 +247,27 @@ export class ShapeSync {
     session.resume = resume
     session.outstanding = Math.max(0, session.outstanding - 1)
     session.progressAt = this.#link.now()
-    if (resume !== undefined) this.resumes[resume]++
     // A cursor the relay did not take (too old, another store, other claims) is no use again.
     if (resume !== 'cursor' && session.sentCursor && session.replica.cursor !== undefined) this.#dropCursor(session.replica)
-    if (session.check && (resume === 'merkle' || resume === 'slice')) this.antiEntropy.checksDiffered++
     const sent = session.sentRoot
+    // A cursor sent alone that the relay could not use: subscribe again, now with the root.
+    if (resume === 'merkle' && sent === undefined && session.sentCursor) {
+      this.#resubscribe(session, 'descend')
+      return
+    }
+    if (resume !== undefined) this.resumes[resume]++
+    if (session.check && (resume === 'merkle' || resume === 'slice')) this.antiEntropy.checksDiffered++
     // `cursor`, `current` and `slice` the relay settles itself (its root is not compared then); older relays say nothing.
     if (resume === 'cursor' || resume === 'current' || resume === 'slice' || sent === undefined || (resume === undefined && sent.hash === remoteRoot.hash)) {
       session.outstanding++
       return
     }
-    this.#descend(session, session.initiator.start(remoteRoot))
+    this.#descend(session, this.#initiator(session).start(remoteRoot))
+  }
+
+  #initiator(session: ShapeSession): ReconcileInitiator {
+    session.initiator ??= new ReconcileInitiator(session.replica.tree, { maxNodesPerStep: RECONCILE_NODES_PER_FRAME })
+    return session.initiator
   }
 
   /** `nodes`: the relay's children of the oldest `reconcile`; differing ones are settled further. */
@@ -266,7 +285,7 @@ export class ShapeSync {
     session.outstanding = Math.max(0, session.outstanding - 1)
     this.#pumpRequests(session)
     const asked = session.reconciles.shift() ?? []
-    this.#descend(session, session.initiator.onNodes(asked, remoteNodes))
+    this.#descend(session, this.#initiator(session).onNodes(asked, remoteNodes))
   }
 
   /** `changes`: records and move-outs for a subscription (slice, replay, reconciliation or live). */

@@ -145,6 +145,8 @@ export class SyncClient {
   #nextReq = 1
   /** True between `welcome` and the end of that session. */
   #sessionUp = false
+  /** This session's relay takes a subscribe with a cursor and no root (`welcome.cursorWithoutRoot`). */
+  #cursorWithoutRoot = false
 
   constructor(host: SyncHost, options: SyncClientOptions) {
     this.#host = host
@@ -196,6 +198,9 @@ export class SyncClient {
       },
       get limits() {
         return connection.frames.limits
+      },
+      get cursorWithoutRoot() {
+        return client.#cursorWithoutRoot
       },
       send: (message) => connection.send(message),
       now,
@@ -321,8 +326,9 @@ export class SyncClient {
 
   // ───────────────────────────── session ─────────────────────────────
 
-  async #onWelcome(serverTime: number, resync: boolean, limits: WireLimits | undefined): Promise<void> {
+  async #onWelcome(serverTime: number, resync: boolean, limits: WireLimits | undefined, cursorWithoutRoot: boolean): Promise<void> {
     const connection = this.#connection
+    this.#cursorWithoutRoot = cursorWithoutRoot
     const now = this.#options.now()
     // The relay's clock at "now" is about serverTime plus half the round trip.
     this.#host.hlc.offset = serverTime + (now - connection.helloAt) / 2 - now
@@ -367,7 +373,7 @@ export class SyncClient {
   async #handle(message: ServerMessage, length: number): Promise<void> {
     switch (message.type) {
       case 'welcome':
-        return this.#onWelcome(message.serverTime, message.resync, message.limits)
+        return this.#onWelcome(message.serverTime, message.resync, message.limits, message.cursorWithoutRoot === true)
       case 'subscribed':
         return this.#shapes.subscribed(message.sub, message.root, message.resume)
       case 'nodes':
