@@ -98,8 +98,7 @@ try {
       const record = makeRecord(i) as Record<string, unknown>
       ok(await writer.set('items', String(record['id']), { ...record, rev: round } as never))
     }
-    await writer.flush()
-    await new Promise((r) => setTimeout(r, 300))
+    while ((await writer.status()).pendingWrites > 0) await new Promise((r) => setTimeout(r, 20))
     const profiled = profile && round === rounds
     if (profiled) {
       await inspector.post('Profiler.enable')

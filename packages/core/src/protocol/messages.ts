@@ -354,6 +354,7 @@ export const changesSchema = z.object({
 export const syncedSchema = z.object({
   type: z.literal('synced'),
   sub: subId,
+  /** The relay's root of the view when it had it at hand (a Merkle path loads it), else the empty node: informative only, clients compare roots by subscribing. */
   root: merkleNodeSchema,
   serverTime: z.number(),
   /** The shape is complete as of this cursor: keep it (durably, with the data) and send it in the next `subscribe`. */

@@ -268,7 +268,9 @@ export class Subscriptions {
   async #synced(sub: Subscription, head: number): Promise<void> {
     const cursor = this.#cursor(sub, head, await this.#storeId())
     if (sub.closed) return
-    const root = sub.view.plain ? (await sub.state.tree(this.#host.context.sync.store)).node('') : (sub.view.tree?.node('') ?? { path: '', hash: EMPTY_DIGEST, count: 0 })
+    // The root when it is at hand (a Merkle path loaded it); loading it only to report it cost a
+    // reconnect by cursor most of its time, and no client decides anything on it.
+    const root = (sub.view.plain ? sub.state.loadedTree : sub.view.tree)?.node('') ?? { path: '', hash: EMPTY_DIGEST, count: 0 }
     this.#host.send({ type: 'synced', sub: sub.sub, root, serverTime: this.#host.context.now(), cursor, frames: sub.frames })
   }
 

@@ -43,6 +43,11 @@ export class MapState {
     this.floor = floor
   }
 
+  /** The whole map's Merkle nodes when loaded already (nothing is read). */
+  get loadedTree(): NodeSums | undefined {
+    return this.#tree
+  }
+
   /** The whole map's Merkle nodes (unprojected digests), loaded from the store's leaf sums on first use. */
   tree(store: SyncStore): Promise<NodeSums> {
     if (this.#tree !== undefined) return Promise.resolve(this.#tree)
