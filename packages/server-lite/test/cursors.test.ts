@@ -139,6 +139,10 @@ describe('resume by cursor', () => {
     expect(again.resume).toBe('merkle')
     const fresh = await subscribe(reader, { map: 'docs' })
     expect(fresh.resume).toBe('slice')
+    // A windowed shape never resumes by cursor, so it is given none (its client sends its root instead).
+    const windowed = await subscribe(reader, { map: 'docs', orderBy: [['v', 'asc']], limit: 10 })
+    expect(windowed.resume).toBe('slice')
+    expect(windowed.cursor).toBeUndefined()
     expect(reader.messages.filter((m) => 'sub' in m && (m.sub === stale.sub || m.sub === again.sub)).map((m) => m.type)).toEqual(['subscribed', 'subscribed'])
   })
 

@@ -271,7 +271,8 @@ export class Subscriptions {
     // The root when it is at hand (a Merkle path loaded it); loading it only to report it cost a
     // reconnect by cursor most of its time, and no client decides anything on it.
     const root = (sub.view.plain ? sub.state.loadedTree : sub.view.tree)?.node('') ?? { path: '', hash: EMPTY_DIGEST, count: 0 }
-    this.#host.send({ type: 'synced', sub: sub.sub, root, serverTime: this.#host.context.now(), cursor, frames: sub.frames })
+    // A windowed view (orderBy + limit) never resumes by cursor: none is given, so the client sends its root at once.
+    this.#host.send({ type: 'synced', sub: sub.sub, root, serverTime: this.#host.context.now(), ...(sub.view.windowed ? {} : { cursor }), frames: sub.frames })
   }
 
   #failStream(sub: Subscription, error: unknown): void {
