@@ -49,7 +49,11 @@ export interface LiveLayer<V> {
    * already have (the same object) means nothing visible changed, and nobody is called.
    */
   onBase(value: V): V
-  /** Starts showing writes: `show` delivers a new value; returns the function that stops (and forgets the base). */
+  /**
+   * Starts showing writes: `show` delivers a new value, possibly synchronously inside the
+   * write call (and so re-entered by a listener that writes); returns the function that
+   * stops (and forgets the base).
+   */
   start(show: (value: V) => void): () => void
 }
 
@@ -144,8 +148,14 @@ export class LiveStore<V, Id = number> implements Live<V> {
     this.#error = undefined
     // A layer hands back the value listeners already have when nothing visible changed.
     if (this.#layer !== undefined && this.#snapshot !== undefined && this.#snapshot.value === value) return
-    this.#snapshot = { value }
-    for (const listener of [...this.#listeners]) callSafely(listener, value)
+    const snapshot = { value }
+    this.#snapshot = snapshot
+    for (const listener of [...this.#listeners]) {
+      // A listener's own write (shown synchronously by the layer) delivered a newer value to
+      // everyone: handing this one to the rest would leave them on stale rows.
+      if (this.#snapshot !== snapshot) return
+      callSafely(listener, value)
+    }
   }
 
   #fail(error: OutpostError): void {

@@ -103,14 +103,17 @@ export function createLwwMap<T extends object, TInput>(
 
   /**
    * Sends a write whose value is ready (`op` is what live views show meanwhile): this
-   * tab's live queries and records show it in a microtask, and the engine's answer (or
-   * refusal) takes it out of the overlay again (see overlay/pending-writes.ts).
+   * tab's live queries and records show it synchronously, before this returns, and the
+   * engine's answer (or refusal) takes it out of the overlay again (see
+   * overlay/pending-writes.ts).
    */
   const submit = (key: string, op: PendingOp, send: () => Promise<WriteReceipt>): Promise<WriteReceipt> => {
     // A name or key the engine will refuse is never shown; the engine's typed error reaches the caller.
     if (pending === undefined || !isValidName(name, key)) return send()
-    const write = pending.begin(name, key, op)
+    // Sent before it is shown: a listener that writes in response (inside `begin`) must
+    // reach the engine after this write, or the engine would stamp them in reverse order.
     const receipt = send()
+    const write = pending.begin(name, key, op)
     receipt.then(
       () => pending.settle(write, true),
       () => pending.settle(write, false),
@@ -120,7 +123,7 @@ export function createLwwMap<T extends object, TInput>(
 
   /**
    * Validates the value (synchronously when there is no schema or the schema answers at
-   * once, so the overlay shows the write before `set` returns to a microtask), then submits it.
+   * once, so the overlay shows the write before `set` returns), then submits it.
    */
   const write = <V>(prepare: () => V | Promise<V>, run: (value: V) => Promise<WriteReceipt>): WriteHandle => {
     let receipt: Promise<WriteReceipt>

@@ -13,15 +13,13 @@
  * A `set` carries the whole record and a `delete` removes it, so both can always be
  * evaluated (within the limits above).
  */
-import { QueryView, compareRows, compilePredicate, recordFromEntries, type CompiledPredicate, type Query, type RecordValue, type Row } from '@outpost/core'
+import { QueryView, recordFromEntries, type CompiledQuery, type RecordValue, type Row } from '@outpost/core'
 import type { PendingWrite } from './pending-writes'
 
 /** Query rows as the worker sent them, plus the pending writes applied so far. */
 export class ProjectedView {
   readonly #view: QueryView
-  readonly #test: CompiledPredicate
-  readonly #compare: (a: Row, b: Row) => number
-  readonly #limit: number
+  readonly #query: CompiledQuery
   /**
    * The last row of a full window (as many rows as `limit`): rows sorting after it exist
    * only in the worker, so the tab knows every matching row up to here and none past it.
@@ -32,14 +30,15 @@ export class ProjectedView {
   /** Writes (by seq) this view could not evaluate: they wait for the worker. */
   readonly #waiting = new Set<number>()
 
-  /** `base` is the worker's result for `query` (a validated query): matching rows in order, at most `limit`. */
-  constructor(query: Query, base: readonly Row[]) {
+  /**
+   * `base` is the worker's result for the query: matching rows in order, at most `limit`
+   * (so loading it sorts nothing). `query` is compiled once per live query, not per view.
+   */
+  constructor(query: CompiledQuery, base: readonly Row[]) {
+    this.#query = query
     this.#view = new QueryView(query)
     this.#view.load(base)
-    this.#test = compilePredicate(query.where)
-    this.#compare = compareRows(query.orderBy)
-    this.#limit = query.limit ?? Number.POSITIVE_INFINITY
-    this.#boundary = base.length >= this.#limit ? base[base.length - 1] : undefined
+    this.#boundary = base.length >= query.limit ? base[base.length - 1] : undefined
   }
 
   /** Applies one pending write; returns true when the visible rows changed. */
@@ -60,12 +59,12 @@ export class ProjectedView {
     }
     this.#known.set(key, record)
 
-    let placed = record !== null && this.#test(record) ? record : undefined
+    let placed = record !== null && this.#query.test(record) ? record : undefined
     // Past the boundary of a full window the tab does not know which rows lie in between.
-    if (placed !== undefined && this.#boundary !== undefined && this.#compare({ key, value: placed }, this.#boundary) > 0) placed = undefined
+    if (placed !== undefined && this.#boundary !== undefined && this.#query.compare({ key, value: placed }, this.#boundary) > 0) placed = undefined
     const before = this.#view.get(key)?.value
     const changed = this.#view.apply(key, placed)
-    if (this.#view.matchCount < this.#limit && this.#boundary !== undefined) {
+    if (this.#view.matchCount < this.#query.limit && this.#boundary !== undefined) {
       // The row left a full window and the one that should move up into it was never sent
       // here: show the window as it was until the worker answers.
       this.#view.apply(key, before)

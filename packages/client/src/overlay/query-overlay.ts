@@ -1,9 +1,11 @@
 /**
  * The optimistic layer of one live query: the worker's rows with this tab's pending writes
- * applied (see `projected-view.ts`). A write shows in the query in a microtask, without
- * the round trip to the worker; the worker's rows stay the truth (remote merges, LWW
- * conflicts, writes the relay refused all arrive there), and the overlay only re-applies,
- * on top of each of them, the writes the engine has not answered yet.
+ * applied (see `projected-view.ts`). A write reaches the query's listeners synchronously,
+ * inside `set`/`update`/`delete`, before the call to the worker is even sent: no microtask
+ * hop, no round trip. The worker's rows stay the truth (remote merges, LWW conflicts,
+ * writes the relay refused all arrive there), and the overlay only re-applies, on top of
+ * each of them, the writes the engine has not answered yet. When the worker's rows equal
+ * what is shown (its emission of the write, then the answer), listeners are not called again.
  *
  *   write ──▶ PendingWrites ──added──▶ rows = worker rows + pending writes ──▶ listeners
  *   worker emission ─────────onBase──▶ rows = new worker rows + pending writes
@@ -16,7 +18,7 @@
  * no longer place a write the tab already shows (see `#adopt`) is held back until that
  * write is answered, for the same reason.
  */
-import { validateQuery, valuesEqual, type Query, type Row } from '@outpost/core'
+import { compileQuery, validateQuery, valuesEqual, type CompiledQuery, type Query, type Row } from '@outpost/core'
 import type { LiveLayer } from '../live-store'
 import type { PendingWrite, PendingWriteTarget, PendingWrites } from './pending-writes'
 import { ProjectedView } from './projected-view'
@@ -25,8 +27,8 @@ import { ProjectedView } from './projected-view'
 export class QueryOverlay implements LiveLayer<readonly Row[]>, PendingWriteTarget {
   readonly #writes: PendingWrites
   readonly #map: string
-  /** Undefined when the query is invalid: the engine reports why, and this layer stays out of the way. */
-  readonly #query: Query | undefined
+  /** Compiled once; undefined when the query is invalid: the engine reports why, and this layer stays out of the way. */
+  readonly #query: CompiledQuery | undefined
   #show: ((rows: readonly Row[]) => void) | undefined
   /** The worker's last rows. */
   #base: readonly Row[] | undefined
@@ -41,12 +43,12 @@ export class QueryOverlay implements LiveLayer<readonly Row[]>, PendingWriteTarg
   #shown: readonly Row[] | undefined
   /** True when `#shown` may differ from the base (pending writes were in it). */
   #shownProjected = false
-  #scheduled = false
 
   constructor(writes: PendingWrites, map: string, query: Query) {
     this.#writes = writes
     this.#map = map
-    this.#query = validOrUndefined(query)
+    const valid = validOrUndefined(query)
+    this.#query = valid === undefined ? undefined : compileQuery(valid)
   }
 
   start(show: (rows: readonly Row[]) => void): () => void {
@@ -75,7 +77,7 @@ export class QueryOverlay implements LiveLayer<readonly Row[]>, PendingWriteTarg
     if (this.#projected === undefined) this.#projected = this.#project()
     // Also while deferred: the write goes on top of what is shown.
     else if (!this.#projected.apply(write)) return
-    this.#schedule()
+    this.#flush()
   }
 
   settled(_write: PendingWrite, ok: boolean): void {
@@ -93,7 +95,7 @@ export class QueryOverlay implements LiveLayer<readonly Row[]>, PendingWriteTarg
     // Otherwise: answered while other writes are pending; the base already holds it, so
     // leaving it applied changes nothing; the next emission or the last answer rebuilds.
     else return
-    this.#schedule()
+    this.#flush()
   }
 
   /**
@@ -141,18 +143,18 @@ export class QueryOverlay implements LiveLayer<readonly Row[]>, PendingWriteTarg
     return rows
   }
 
-  /** Writes show in a microtask: a loop of writes costs one emission, and no macrotask (no worker message) comes first. */
-  #schedule(): void {
-    if (this.#scheduled) return
-    this.#scheduled = true
-    queueMicrotask(() => {
-      this.#scheduled = false
-      const show = this.#show
-      if (show === undefined || this.#base === undefined) return
-      const before = this.#shown
-      const rows = this.#present()
-      if (rows !== before) show(rows)
-    })
+  /**
+   * Shows what changed at once. Synchronous on purpose: the tab's own write reaches its
+   * listeners before `set` returns (a loop of writes emits once per write that changes
+   * the visible rows). A listener that writes again re-enters here; `#shown` is already
+   * current, and the live store stops handing out a value a nested call superseded.
+   */
+  #flush(): void {
+    const show = this.#show
+    if (show === undefined || this.#base === undefined) return
+    const before = this.#shown
+    const rows = this.#present()
+    if (rows !== before) show(rows)
   }
 }
 

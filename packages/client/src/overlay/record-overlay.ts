@@ -4,7 +4,8 @@
  * record's whole visible value (or knows it is absent), so every write can be evaluated:
  * `set` replaces it, `delete` removes it, `update` merges its fields (into nothing when
  * the record is absent or deleted: only the fields stamped after the tombstone are alive).
- * The worker's value stays the truth; see `query-overlay.ts` for the life of a write.
+ * The worker's value stays the truth; see `query-overlay.ts` for the life of a write
+ * (delivered synchronously, as there).
  */
 import { recordFromEntries, valuesEqual, type RecordValue } from '@outpost/core'
 import type { LiveLayer } from '../live-store'
@@ -19,7 +20,6 @@ export class RecordOverlay implements LiveLayer<RecordValue | undefined>, Pendin
   #base: { readonly value: RecordValue | undefined } | undefined
   #shown: { readonly value: RecordValue | undefined } | undefined
   #shownProjected = false
-  #scheduled = false
 
   constructor(writes: PendingWrites, map: string, key: string) {
     this.#writes = writes
@@ -45,11 +45,11 @@ export class RecordOverlay implements LiveLayer<RecordValue | undefined>, Pendin
   }
 
   added(_write: PendingWrite): void {
-    this.#schedule()
+    this.#flush()
   }
 
   settled(_write: PendingWrite, _ok: boolean): void {
-    this.#schedule()
+    this.#flush()
   }
 
   #present(): RecordValue | undefined {
@@ -69,17 +69,13 @@ export class RecordOverlay implements LiveLayer<RecordValue | undefined>, Pendin
     return value
   }
 
-  #schedule(): void {
-    if (this.#scheduled || this.#base === undefined) return
-    this.#scheduled = true
-    queueMicrotask(() => {
-      this.#scheduled = false
-      const show = this.#show
-      if (show === undefined || this.#base === undefined) return
-      const before = this.#shown
-      const value = this.#present()
-      if (this.#shown !== before) show(value)
-    })
+  /** Shows the value at once if it changed (see `QueryOverlay.#flush`). */
+  #flush(): void {
+    const show = this.#show
+    if (show === undefined || this.#base === undefined) return
+    const before = this.#shown
+    const value = this.#present()
+    if (this.#shown !== before) show(value)
   }
 }
 

@@ -24,6 +24,7 @@ export {
   validateShape,
 } from './query'
 export type { Row } from './query'
-export { QueryView } from './query-view'
+export { QueryView, compileQuery } from './query-view'
+export type { CompiledQuery } from './query-view'
 export { SEARCH_LIMITS, checkSearchFields, hasSearchWord, validateSearchDeclaration, validateSearchSpec } from './search'
 export type { SearchDeclaration, SearchOptions, SearchSpec } from './search'

@@ -15,6 +15,30 @@ import type { Query } from './types'
 /** Largest chunk of the sorted row list; a full chunk splits in two. */
 const MAX_CHUNK = 512
 
+/**
+ * A (validated) query with its predicate and row order compiled: what evaluating it needs,
+ * made once and shared by every view of the query (e.g. each optimistic projection a tab
+ * builds over the worker's rows), so none of them compiles it again.
+ */
+export interface CompiledQuery {
+  readonly query: Query
+  /** `where`, compiled. */
+  readonly test: CompiledPredicate
+  /** `orderBy`, ties by key. */
+  readonly compare: (a: Row, b: Row) => number
+  /** `limit`, or `Infinity`. */
+  readonly limit: number
+}
+
+/** Compiles a (validated) query once; see {@link CompiledQuery}. */
+export function compileQuery(query: Query): CompiledQuery {
+  return { query, test: compilePredicate(query.where), compare: compareRows(query.orderBy), limit: query.limit ?? Number.POSITIVE_INFINITY }
+}
+
+function isCompiled(query: Query | CompiledQuery): query is CompiledQuery {
+  return typeof (query as Partial<CompiledQuery>).test === 'function'
+}
+
 /** An incrementally maintained live query result; see the module comment. */
 export class QueryView {
   /** The (validated) query this view maintains. */
@@ -33,21 +57,28 @@ export class QueryView {
   readonly #byKey = new Map<string, Row>()
   #visible: readonly Row[] | undefined
 
-  constructor(query: Query) {
-    this.query = query
-    this.#test = compilePredicate(query.where)
-    this.#compare = compareRows(query.orderBy)
-    this.#limit = query.limit ?? Number.POSITIVE_INFINITY
+  /** `query` is a validated query, or one compiled by {@link compileQuery} (then nothing is compiled again). */
+  constructor(query: Query | CompiledQuery) {
+    const compiled = isCompiled(query) ? query : compileQuery(query)
+    this.query = compiled.query
+    this.#test = compiled.test
+    this.#compare = compiled.compare
+    this.#limit = compiled.limit
   }
 
-  /** Replaces the view's contents with `rows` (e.g. the map's records at subscription time); a later duplicate key wins. */
+  /**
+   * Replaces the view's contents with `rows` (e.g. the map's records at subscription time);
+   * a later duplicate key wins. Rows already in order (e.g. another view's result) are not
+   * sorted again: checking the order costs one comparison per row.
+   */
   load(rows: Iterable<Row>): void {
     this.#byKey.clear()
     for (const { key, value } of rows) {
       if (this.#test(value)) this.#byKey.set(key, { key, value })
       else this.#byKey.delete(key)
     }
-    const sorted = [...this.#byKey.values()].sort(this.#compare)
+    const sorted = [...this.#byKey.values()]
+    if (!isSorted(sorted, this.#compare)) sorted.sort(this.#compare)
     this.#chunks = []
     for (let i = 0; i < sorted.length; i += MAX_CHUNK / 2) this.#chunks.push(sorted.slice(i, i + MAX_CHUNK / 2))
     this.#count = sorted.length
@@ -177,4 +208,10 @@ export class QueryView {
     }
     return [lo, a]
   }
+}
+
+/** True when every row sorts strictly after the one before it. */
+function isSorted(rows: readonly Row[], compare: (a: Row, b: Row) => number): boolean {
+  for (let i = 1; i < rows.length; i++) if (compare(rows[i - 1] as Row, rows[i] as Row) >= 0) return false
+  return true
 }
