@@ -212,7 +212,8 @@ export class LmdbSync {
       if (body !== undefined) added.push(withId(row.id, body))
     }
     // In key order: each order page is reached once, from the one before (leaf paths are hashes: in log order, one page per key).
-    added.sort(Buffer.compare)
+    // Same map id: the leaf (bytes 4-5) decides almost every comparison without a call into Buffer.compare.
+    added.sort((a, b) => ((a[4] as number) << 8 | (a[5] as number)) - ((b[4] as number) << 8 | (b[5] as number)) || Buffer.compare(a, b))
     for (const key of added) this.#db.order.putSync(key, ORDER_VALUE)
     sums.write()
     row.folded = row.head
