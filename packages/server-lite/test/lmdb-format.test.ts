@@ -54,7 +54,7 @@ async function scanAll(store: LmdbStore, map: string, limit: number): Promise<Sy
 
 describe('LmdbStore record format', () => {
   it('migrates a format 1 directory (records keyed by leaf path) and reads it exactly as written', async () => {
-    // The reference: the same writes in a format 2 store, read back through its API.
+    // The reference: the same writes in a store of the current format, read back through its API.
     const keys = ['__proto__', '', 'ü', '😀', 'a/b', 'x'.repeat(1200), ...Array.from({ length: 60 }, (_, i) => `k${i}`)]
     const reference = LmdbStore.open({ path: newDir() })
     await reference.applyWrites(keys.map((key) => write('m:tasks', key, 'a')))
