@@ -1,15 +1,19 @@
 /**
  * The LMDB store's record format (lmdb-format.ts): a data directory written by the format 1
- * store (records keyed by leaf path, no format mark) is migrated when opened, losing and
- * misreading nothing; a directory marked with a newer format is refused with a StoreError
+ * store (records keyed by leaf path, no format mark) or by the format 2 store (leaf deltas
+ * in `pending` rows beside the log rows) is migrated when opened, losing and misreading
+ * nothing; a directory marked with a newer format is refused with a StoreError
  * that says so, before anything is read.
  */
 import { createHash } from 'node:crypto'
+import { copyFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { open } from 'lmdb'
 import { SYNC_TREE_DEPTH, StoreError, encode, leafPathOf, lwwUpdateState, mergeLww, type LwwRecordState, type Stamp, type SyncRecord, type WriteRequest } from '@outpost/core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LmdbStore } from '../src/index'
 import { SYNC_FORMAT } from '../src/store/lmdb-format'
+import { formatFixtureWrites } from './fixtures/lmdb-format-2'
 import { tempDir } from './helpers/client'
 
 const dirs: { remove: () => void }[] = []
@@ -50,7 +54,7 @@ async function scanAll(store: LmdbStore, map: string, limit: number): Promise<Sy
 
 describe('LmdbStore record format', () => {
   it('migrates a format 1 directory (records keyed by leaf path) and reads it exactly as written', async () => {
-    // The reference: the same writes in a format 2 store, read back through its API.
+    // The reference: the same writes in a store of the current format, read back through its API.
     const keys = ['__proto__', '', 'ü', '😀', 'a/b', 'x'.repeat(1200), ...Array.from({ length: 60 }, (_, i) => `k${i}`)]
     const reference = LmdbStore.open({ path: newDir() })
     await reference.applyWrites(keys.map((key) => write('m:tasks', key, 'a')))
@@ -111,10 +115,48 @@ describe('LmdbStore record format', () => {
     expect((await scanAll(store, 'm:tasks', 5)).map((r) => r.key).sort()).toEqual([...keys, 'new'].sort())
     await store.close()
 
-    // Migrated once: the mark says format 2 and the old records are gone.
+    // Migrated once: the mark says the current format and the old records are gone.
     const after = rawEnv(path)
     expect(after.openDB<Buffer, Buffer>('sys', options).getBinary(Buffer.from('format'))?.readUInt32BE(0)).toBe(SYNC_FORMAT)
     expect([...after.openDB<Buffer, Buffer>('records', options).getKeys({})]).toHaveLength(0)
+    await after.close()
+  })
+
+  it('migrates a format 2 directory (pending rows beside the log, a log trimmed past the fold) and reads it exactly as written', async () => {
+    // The fixture is the format 2 store's data after these writes (see fixtures/lmdb-format-2.ts); the reference makes them now.
+    const plan = formatFixtureWrites()
+    const reference = LmdbStore.open({ path: newDir(), foldAt: plan.fold })
+    for (const batch of plan.batches) await reference.applyWrites(batch)
+    await reference.trimLog('m:tasks', plan.trimThrough)
+    for (const batch of plan.after) await reference.applyWrites(batch)
+    const keys = [...new Set(plan.batches.flat().concat(plan.after.flat()).map((r) => r.key))]
+    const records = await scanAll(reference, 'm:tasks', 1_000)
+    expect(records).toHaveLength(keys.length)
+
+    const path = newDir()
+    copyFileSync(join(import.meta.dirname, 'fixtures/lmdb-format-2/data.mdb'), join(path, 'data.mdb'))
+    const store = LmdbStore.open({ path, foldAt: plan.fold })
+    expect(await store.mapInfo('m:tasks')).toEqual(await reference.mapInfo('m:tasks'))
+    expect(await store.getRecords('m:tasks', keys)).toEqual(await reference.getRecords('m:tasks', keys))
+    for (const limit of [1, 7, 1_000]) expect(await scanAll(store, 'm:tasks', limit)).toEqual(records)
+    expect(await store.leafSums('m:tasks')).toEqual(await reference.leafSums('m:tasks'))
+    expect(await store.readLog('m:tasks', 0, 1_000)).toEqual(await reference.readLog('m:tasks', 0, 1_000))
+    // It keeps working: new changes are pending again, and fold into what was migrated.
+    const more = Array.from({ length: 2 * plan.fold }, (_, i) => write('m:tasks', i % 3 === 0 ? `k${i % 40}` : `m${i}`, 'd'))
+    for (const target of [store, reference]) {
+      // The same stamps for both: `write` numbers them, so each request is built once and applied to both.
+      await target.applyWrites(more)
+    }
+    expect(await scanAll(store, 'm:tasks', 9)).toEqual(await scanAll(reference, 'm:tasks', 9))
+    expect(await store.leafSums('m:tasks')).toEqual(await reference.leafSums('m:tasks'))
+    expect(await store.readLog('m:tasks', 0, 1_000)).toEqual(await reference.readLog('m:tasks', 0, 1_000))
+    await store.close()
+    await reference.close()
+
+    const after = rawEnv(path)
+    const options = { encoding: 'binary', keyEncoding: 'binary' } as const
+    expect(after.openDB<Buffer, Buffer>('sys', options).getBinary(Buffer.from('format'))?.readUInt32BE(0)).toBe(SYNC_FORMAT)
+    expect([...after.openDB<Buffer, Buffer>('pending', options).getKeys({})]).toHaveLength(0)
     await after.close()
   })
 

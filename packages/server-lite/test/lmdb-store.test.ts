@@ -2,10 +2,11 @@
  * The LMDB store passes core's store acceptance suite (values of every kind, tricky
  * names, paging, atomic validated batches, sequence across reopen, parallel commits,
  * closed-store errors), also with its Merkle leaf sums and scan order folded after every
- * few changes, and concurrent commits share transactions (group commit).
+ * few changes, and concurrent commits share transactions (group commit); a log trim past
+ * the pending changes keeps their leaf deltas (they live in the log rows).
  */
 import { runStoreTests, runSyncStoreTests } from '@outpost/core/testing'
-import type { Store } from '@outpost/core'
+import { lwwUpdateState, type Stamp, type Store, type WriteRequest } from '@outpost/core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LmdbStore } from '../src/index'
 import { tempDir } from './helpers/client'
@@ -111,5 +112,37 @@ describe('LmdbStore key encoding', () => {
     expect(await store.getMany('\uffff', keys)).toEqual(keys.map((_, i) => i))
     expect((await store.collections()).sort()).toEqual(['\uffff', '\uffff\uffff'])
     await store.close()
+  })
+})
+
+describe('LmdbStore log trim', () => {
+  it('keeps the leaf sums and scan order of pending changes whose log rows a trim removes', async () => {
+    const write = (key: string, n: number): WriteRequest => {
+      const state = lwwUpdateState({ n }, `${(1_700_000_000_000 + n).toString(36).padStart(10, '0')}-0000-trim` as Stamp)
+      return { map: 'm:t', kind: 'lww', key, decide: () => ({ state }) }
+    }
+    const open = (): LmdbStore => {
+      const dir = tempDir('outpost-lmdb-trim-')
+      dirs.push(dir)
+      // No fold by size: every change is pending when the log is trimmed.
+      return LmdbStore.open({ path: dir.path, foldAt: 1_000 })
+    }
+    const trimmed = open()
+    const reference = open()
+    const keys = Array.from({ length: 50 }, (_, i) => `k${i}`)
+    for (const store of [trimmed, reference]) {
+      await store.applyWrites(keys.map((key, i) => write(key, i)))
+      await store.applyWrites(keys.slice(0, 10).map((key, i) => write(key, 100 + i)))
+    }
+    expect(await trimmed.trimLog('m:t', 55)).toBe(55)
+    expect(await trimmed.readLog('m:t', 0, 100)).toEqual((await reference.readLog('m:t', 0, 100)).slice(55))
+    expect(await trimmed.leafSums('m:t')).toEqual(await reference.leafSums('m:t'))
+    expect(await trimmed.scanRecords('m:t', { limit: 100 })).toEqual(await reference.scanRecords('m:t', { limit: 100 }))
+    // And the writes after it still add up.
+    for (const store of [trimmed, reference]) await store.applyWrites([write('k1', 200), write('new', 201)])
+    expect(await trimmed.leafSums('m:t')).toEqual(await reference.leafSums('m:t'))
+    expect(await trimmed.scanRecords('m:t', { limit: 100 })).toEqual(await reference.scanRecords('m:t', { limit: 100 }))
+    await trimmed.close()
+    await reference.close()
   })
 })

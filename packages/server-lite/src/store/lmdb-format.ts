@@ -6,16 +6,23 @@
  * - no mark but maps: format 1 (records keyed by leaf path in `records`, no `order` or
  *   `pending`, map rows of five fields), migrated in one transaction to format 2: each
  *   record moves to `byKey` and its old key (map id, leaf path, key) becomes its `order`
- *   row, which is exactly format 2's order key; leaf sums are already folded;
+ *   row, which is exactly format 2's order key; leaf sums are already folded; then on to 3;
+ * - format 2 (each change's leaf delta in a `pending` row beside its `log` row, under the
+ *   same key), migrated in one transaction to format 3 (one `log` row holds both, see
+ *   `lmdb-pending.ts`): every map's pending rows are folded (a trimmed log may have lost
+ *   the log rows of some), the `pending` rows removed, and each log row rewritten as a
+ *   folded format 3 row around its unchanged entry;
  * - {@link SYNC_FORMAT}: read as is;
  * - anything else (a newer relay wrote it): a `StoreError` that says so, nothing read.
  */
 import type { Database, RootDatabase } from 'lmdb'
-import { StoreError, decode, encodeChecked, type Value } from '@outpost/core'
+import { StoreError, addToSum, decode, encodeChecked, type Value } from '@outpost/core'
 import { STORED_LIMITS } from './key-bytes'
+import { LeafSums, ORDER_VALUE, idBytes, seqKey } from './lmdb-keys'
+import { foldedLogRow } from './lmdb-pending'
 
 /** The format this relay reads and writes. */
-export const SYNC_FORMAT = 2
+export const SYNC_FORMAT = 3
 
 const FORMAT_KEY = Buffer.from('format')
 
@@ -26,6 +33,8 @@ interface FormatDatabases {
   readonly maps: Database<Buffer, Buffer>
   readonly byKey: Database<Buffer, Buffer>
   readonly order: Database<Buffer, Buffer>
+  readonly log: Database<Buffer, Buffer>
+  readonly leaves: Database<Buffer, Buffer>
 }
 
 function formatBytes(format: number): Buffer {
@@ -50,8 +59,9 @@ export function checkSyncFormat(db: FormatDatabases): void {
     db.root.transactionSync(() => db.sys.putSync(FORMAT_KEY, formatBytes(SYNC_FORMAT)))
     return
   }
-  if (format === 1) {
-    migrateFromFormat1(db)
+  if (format === 1 || format === 2) {
+    if (format === 1) migrateFromFormat1(db)
+    migrateFromFormat2(db)
     return
   }
   throw new StoreError(
@@ -77,6 +87,32 @@ function migrateFromFormat1(db: FormatDatabases): void {
       const bytes = encodeChecked([id, kind, head, floor, count, head] as Value)
       db.maps.putSync(key, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
     }
-    db.sys.putSync(FORMAT_KEY, formatBytes(SYNC_FORMAT))
+    db.sys.putSync(FORMAT_KEY, formatBytes(2))
+  })
+}
+
+function migrateFromFormat2(db: FormatDatabases): void {
+  const pending = db.root.openDB<Buffer, Buffer>('pending', { encoding: 'binary', keyEncoding: 'binary' })
+  db.root.transactionSync(() => {
+    for (const { key, value } of db.maps.getRange({})) {
+      const row = decode(value, STORED_LIMITS) as [number, string, number, number, number, number]
+      const [id, , head, , , folded] = row
+      if (head <= folded) continue
+      // Format 2's pending row: `flags(1) leaf(2) newHi(4) newLo(4)`, then `oldHi(4) oldLo(4)` or (insert, flag 1) the key body.
+      const sums = new LeafSums(db.leaves)
+      for (const { value: change } of pending.getRange({ start: seqKey(id, folded + 1), end: seqKey(id, head + 1) })) {
+        const sum = sums.of(id, change.readUInt16BE(1))
+        addToSum(sum, [change.readUInt32BE(3), change.readUInt32BE(7)], 1)
+        if (((change[0] as number) & 1) === 0) addToSum(sum, [change.readUInt32BE(11), change.readUInt32BE(15)], -1)
+        else db.order.putSync(Buffer.concat([idBytes(id), change.subarray(1, 3), change.subarray(11)]), ORDER_VALUE)
+      }
+      sums.write()
+      row[5] = head
+      const bytes = encodeChecked(row as Value)
+      db.maps.putSync(key, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+    }
+    for (const key of [...pending.getKeys({})]) pending.removeSync(key)
+    for (const { key, value } of [...db.log.getRange({})]) db.log.putSync(key, foldedLogRow(value))
+    db.sys.putSync(FORMAT_KEY, formatBytes(3))
   })
 }

@@ -185,9 +185,11 @@ export class LeafSums {
     return entry.sum
   }
 
-  /** Writes every changed sum (inside the caller's transaction). */
+  /** Writes every changed sum (inside the caller's transaction), in key order (slots sort as their keys do): a fold reaches each leaf page once, not once per leaf. */
   write(): void {
-    for (const { key, sum } of this.#rows.values()) {
+    const slots = [...this.#rows.keys()].sort((a, b) => a - b)
+    for (const slot of slots) {
+      const { key, sum } = this.#rows.get(slot) as { key: Buffer; sum: HashSum }
       if (sum.count === 0) this.#leaves.removeSync(key)
       else this.#leaves.putSync(key, writeSum(sum))
     }

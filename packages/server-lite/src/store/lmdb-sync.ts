@@ -1,13 +1,12 @@
 /**
  * The relay's record data ({@link SyncStore}) in the LMDB environment of {@link LmdbStore}.
  *
- * Databases (binary keys and values; format 2, see `lmdb-format.ts`):
+ * Databases (binary keys and values; format 3, see `lmdb-format.ts`):
  *   - `maps`:    `utf16(map)` → `encode([id, kind, head, floor, count, folded])`
  *   - `byKey`:   `id(4) + key` → `encode([key, seq, state])`
  *   - `order`:   `id(4) + leaf(2) + key` → one byte (scan order, folded)
- *   - `log`:     `id(4) + seq(8)` → `encode([key, before?])`
+ *   - `log`:     `id(4) + seq(8)` → the change's leaf delta, then `encode([key, before?])` (see `lmdb-pending.ts`)
  *   - `leaves`:  `id(4) + leaf(2)` → `hi(4) lo(4) count(8)` (folded)
- *   - `pending`: `id(4) + seq(8)` → the change's leaf delta (see `lmdb-pending.ts`)
  * A map gets a 4-byte id on its first write (`sys` holds the last one), so record keys do
  * not repeat map names. Keys are UTF-16 code units big-endian; a key too long for LMDB is
  * stored under its first 512 characters plus its SHA-256 (still exact and stable, ordered
@@ -16,9 +15,10 @@
  * Records are keyed by `(map, key)`, not by leaf path: keys written together (sequential
  * or time-ordered ids, one map) share B-tree pages, so a commit writes a few pages instead
  * of one per change. What needs leaf order — the Merkle leaf sums and the `(leaf path, key)`
- * scan order — is kept apart and updated lazily: each change appends a `pending` row, and a
- * map folds its rows into `leaves` and `order` once it has many (`folded` is the last
- * sequence number folded). Reads add the pending rows: `leafSums` adds their deltas,
+ * scan order — is kept apart and updated lazily: each change's log row carries its leaf
+ * delta (a pending row while its sequence number is above the map's `folded`), and a map
+ * folds its rows into `leaves` and `order` once it has many (`folded` is the last sequence
+ * number folded). Reads add the pending rows: `leafSums` adds their deltas,
  * `scanRecords` merges their new keys into the `order` range.
  *
  * `applyWrites` runs every `decide` inside one LMDB write transaction (batched by lmdb with
@@ -31,7 +31,7 @@ import type { Database, RootDatabase } from 'lmdb'
 import { checkSyncFormat } from './lmdb-format'
 import { STORED_LIMITS, fromUtf16, leafHex, utf16 } from './key-bytes'
 import { LAST_MAP_ID, stored, storedTransient, idBytes, recordKeyBody, type RecordKeySlot, recordKeySlot, keyedBy, orderKey, ORDER_VALUE, withId, recordKey, seqKey, after, subtreeRange, type MapRow, readSum, LeafSums, lowerBound, readUint, writeUint } from './lmdb-keys'
-import { FOLD_AT, PendingOrderCache, applyPending, packPending } from './lmdb-pending'
+import { FOLD_AT, PendingOrderCache, applyPending, logEntry, packLogRow } from './lmdb-pending'
 import {
   InternalError,
   InvalidValueError,
@@ -64,7 +64,6 @@ export interface LmdbSyncDatabases {
   readonly order: Database<Buffer, Buffer>
   readonly log: Database<Buffer, Buffer>
   readonly leaves: Database<Buffer, Buffer>
-  readonly pending: Database<Buffer, Buffer>
 }
 
 /**
@@ -81,7 +80,6 @@ export function openSyncDatabases(root: RootDatabase<Buffer, Buffer>, sys: Datab
     order: root.openDB<Buffer, Buffer>('order', options),
     log: root.openDB<Buffer, Buffer>('log', options),
     leaves: root.openDB<Buffer, Buffer>('leaves', options),
-    pending: root.openDB<Buffer, Buffer>('pending', options),
   }
   checkSyncFormat(db)
   return db
@@ -143,7 +141,7 @@ export class LmdbSync {
     const from = scan.after === undefined ? range.start : Buffer.concat([orderKey(row.id, recordKeyBody(scan.after)), Buffer.from([0])])
     const start = Buffer.compare(from, range.start) < 0 ? range.start : from
     // Folded keys from `order`, merged with the new keys still pending (sorted, cached between pages).
-    const pending = row.head > row.folded ? this.#pendingOrder.keys(this.#db.pending, row.id, row.folded, row.head, (seq) => seqKey(row.id, seq)) : []
+    const pending = row.head > row.folded ? this.#pendingOrder.keys(this.#db.log, row.id, row.folded, row.head, (seq) => seqKey(row.id, seq)) : []
     let p = lowerBound(pending, start)
     const keys: Buffer[] = []
     for (const key of this.#db.order.getKeys({ start, end: range.end, limit: scan.limit })) {
@@ -170,7 +168,7 @@ export class LmdbSync {
     if (row === undefined) return []
     const out: SyncLogEntry[] = []
     for (const { key, value } of this.#db.log.getRange({ start: seqKey(row.id, afterSeq + 1), end: after(idBytes(row.id)), limit })) {
-      const [recordKeyName, before] = decode(value, STORED_LIMITS) as [string, Value | undefined]
+      const [recordKeyName, before] = decode(logEntry(value), STORED_LIMITS) as [string, Value | undefined]
       const seq = Number(key.readBigUInt64BE(4))
       out.push(before === undefined ? { seq, key: recordKeyName } : { seq, key: recordKeyName, before })
     }
@@ -192,7 +190,7 @@ export class LmdbSync {
           if (sum === undefined) sums.set(leaf, (sum = { hi: 0, lo: 0, count: 0 }))
           return sum
         }
-        for (const { value } of this.#db.pending.getRange({ start: seqKey(row.id, row.folded + 1), end: seqKey(row.id, row.head + 1) })) applyPending(value, sumOf)
+        for (const { value } of this.#db.log.getRange({ start: seqKey(row.id, row.folded + 1), end: seqKey(row.id, row.head + 1) })) applyPending(value, sumOf)
       }
       const leaves: [string, HashSum][] = []
       for (const leaf of [...sums.keys()].sort((a, b) => a - b)) {
@@ -207,13 +205,16 @@ export class LmdbSync {
   #fold(row: MapRow): void {
     if (row.head <= row.folded) return
     const sums = new LeafSums(this.#db.leaves)
-    const done: Buffer[] = []
-    for (const { key, value } of this.#db.pending.getRange({ start: seqKey(row.id, row.folded + 1), end: seqKey(row.id, row.head + 1) })) {
-      const body = applyPending(value, (leaf) => sums.of(row.id, leaf))
-      if (body !== undefined) this.#db.order.putSync(withId(row.id, body), ORDER_VALUE)
-      done.push(key)
+    const sumOf = (leaf: number): HashSum => sums.of(row.id, leaf)
+    const added: Buffer[] = []
+    for (const { value } of this.#db.log.getRange({ start: seqKey(row.id, row.folded + 1), end: seqKey(row.id, row.head + 1) })) {
+      const body = applyPending(value, sumOf)
+      if (body !== undefined) added.push(withId(row.id, body))
     }
-    for (const key of done) this.#db.pending.removeSync(key)
+    // In key order: each order page is reached once, from the one before (leaf paths are hashes: in log order, one page per key).
+    // Same map id: the leaf (bytes 4-5) decides almost every comparison without a call into Buffer.compare.
+    added.sort((a, b) => ((a[4] as number) << 8 | (a[5] as number)) - ((b[4] as number) << 8 | (b[5] as number)) || Buffer.compare(a, b))
+    for (const key of added) this.#db.order.putSync(key, ORDER_VALUE)
     sums.write()
     row.folded = row.head
   }
@@ -279,11 +280,10 @@ export class LmdbSync {
       for (const { row, key, record, previous, before } of writes) {
         // Values are views of the encoder's shared buffer: each putSync copies it into LMDB before the next encode.
         this.#db.byKey.putSync(keyedBy(key, row.id), storedTransient([record.key, record.seq, record.state as unknown as Value]))
-        const logKey = seqKey(row.id, record.seq)
-        this.#db.log.putSync(logKey, storedTransient(before === undefined ? [record.key] : [record.key, before]))
         const hash = entryHash(record.key, stateDigest(row.kind, record.state))
         const old = previous === undefined ? undefined : entryHash(record.key, stateDigest(row.kind, previous.state))
-        this.#db.pending.putSync(logKey, packPending({ leaf: key.leaf, hash, old, body: key.body }))
+        // One row per change: its log entry and its pending leaf delta (see `lmdb-pending.ts`).
+        this.#db.log.putSync(seqKey(row.id, record.seq), packLogRow({ leaf: key.leaf, hash, old, body: key.body }, before === undefined ? [record.key] : [record.key, before]))
       }
       for (const map of changed) {
         const row = rows.get(map) as MapRow
@@ -304,12 +304,16 @@ export class LmdbSync {
       const row = this.#map(map)
       if (row === undefined) return 0
       const through = Math.min(throughSeq, row.head)
+      const next = { ...row }
+      // A pending change's leaf delta lives in its log row: fold it before the row goes.
+      if (through > next.folded) this.#fold(next)
       let n = 0
       for (const key of this.#db.log.getKeys({ start: seqKey(row.id, 0), end: seqKey(row.id, through + 1) })) {
         this.#db.log.removeSync(key)
         n++
       }
-      if (through > row.floor) this.#putMap(map, { ...row, floor: through })
+      if (through > row.floor) next.floor = through
+      if (next.floor !== row.floor || next.folded !== row.folded) this.#putMap(map, next)
       return n
     })
   }
