@@ -7,6 +7,8 @@ import { Board } from './support/board'
 import { expect, test } from './support/fixtures'
 
 test('concurrent offline edits merge per field and converge', async ({ outpost }) => {
+  // Three devices each start a browser context, a SharedWorker and IndexedDB from cold.
+  test.slow()
   const deviceA = await outpost.newDevice()
   const deviceB = await outpost.newDevice()
   const a = new Board(await deviceA.open({ db: 'device-a', me: 'Ann' }))
@@ -53,6 +55,7 @@ test('concurrent offline edits merge per field and converge', async ({ outpost }
 
   // A third device, fresh from the relay, agrees.
   const c = new Board(await (await outpost.newDevice()).open({ db: 'device-c', me: 'Cy' }))
+  await c.expectConnection('live')
   await c.expectText(id, 'title', `${title}, in Lisbon`)
   await c.expectText(id, 'notes', 'Book the venue before Friday')
   await c.expectStatus(id, 'done')

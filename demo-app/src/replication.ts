@@ -13,8 +13,9 @@
  * replicates that whole map, whichever view is chosen.
  */
 import { useEffect, useState } from 'react'
-import { OutpostError, type Shape } from '@outpost/client'
+import type { OutpostError, Shape } from '@outpost/client'
 import { useClient } from '@outpost/client/react'
+import { registerUntilDone } from './register-until'
 import { LIKES_MAP } from './task'
 import { tasksShape, type BoardView } from './task-queries'
 
@@ -57,12 +58,6 @@ function sameShape(a: Shape, b: Shape): boolean {
   return JSON.stringify(a) === JSON.stringify(b)
 }
 
-function asOutpostError(error: unknown): OutpostError | null {
-  if (error instanceof OutpostError) return error
-  console.error('Outpost demo: unexpected replication failure', error)
-  return null
-}
-
 /** Keeps the device replicating the shape of `view` (see the module comment). */
 export function useReplication(dbName: string, view: BoardView, me: string): ReplicationState {
   const client = useClient()
@@ -71,11 +66,14 @@ export function useReplication(dbName: string, view: BoardView, me: string): Rep
   useEffect(() => {
     let current = true
     // Registering an equal shape again is a no-op in the engine, so every start may ask.
-    client
-      .sync(LIKES_MAP)
-      .id.catch((error: unknown) => {
-        if (current) setState((s) => ({ active: s.active, error: asOutpostError(error) }))
-      })
+    void registerUntilDone(
+      async () => {
+        await client.sync(LIKES_MAP).id
+      },
+      () => current,
+      (error) => setState((s) => ({ active: s.active, error })),
+      () => setState((s) => ({ active: s.active, error: null })),
+    )
     return () => {
       current = false
     }
@@ -85,16 +83,16 @@ export function useReplication(dbName: string, view: BoardView, me: string): Rep
     let current = true
     const desired = tasksShape(view, me)
     const previous = loadShape(dbName)
-    client
-      .shape(desired)
-      .id.then(async () => {
+    void registerUntilDone(
+      async () => {
+        await client.shape(desired).id
         saveShape(dbName, desired)
         if (previous !== null && !sameShape(previous, desired)) await client.shape(previous).close()
         if (current) setState({ active: view, error: null })
-      })
-      .catch((error: unknown) => {
-        if (current) setState((s) => ({ active: s.active, error: asOutpostError(error) }))
-      })
+      },
+      () => current,
+      (error) => setState((s) => ({ active: s.active, error })),
+    )
     // Nothing to undo on unmount: the shape belongs to the device, not to this component.
     return () => {
       current = false

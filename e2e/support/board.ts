@@ -88,12 +88,12 @@ export class Board {
    * Waits until the status bar shows this connection state. The default wait is longer
    * than other expectations: a first sync competes for a small, shared CI machine.
    */
-  async expectConnection(state: ConnectionState, timeout = 30_000): Promise<void> {
+  async expectConnection(state: ConnectionState, timeout = 60_000): Promise<void> {
     await expect(this.connection).toHaveAttribute('data-state', state, { timeout })
   }
 
   /** Waits until the status bar says nothing is waiting for the relay (every write acknowledged). */
-  async expectAllSynced(timeout = 30_000): Promise<void> {
+  async expectAllSynced(timeout = 60_000): Promise<void> {
     await expect(this.page.getByTestId('status-pending')).toHaveAttribute('data-count', '0', { timeout })
   }
 

@@ -106,11 +106,18 @@ function boardUrl(options: BoardOptions, relayPort: number): string {
   return `http://127.0.0.1:${state.web.port}/?${params.toString()}`
 }
 
+/**
+ * How long a device's first board may take to show its tasks: only a hang should fail
+ * this. A new device starts its SharedWorker and opens IndexedDB cold, which took over
+ * 15 s (the default expect timeout) on a loaded 2-core machine.
+ */
+const FIRST_OPEN_TIMEOUT_MS = 60_000
+
 /** Opens the board and waits for the first live-query result (the list or the empty state). */
 async function openBoard(context: BrowserContext, url: string): Promise<Page> {
   const page = await context.newPage()
   await page.goto(url)
-  await expect(page.getByTestId('task-list').or(page.getByTestId('empty-state'))).toBeVisible()
+  await expect(page.getByTestId('task-list').or(page.getByTestId('empty-state'))).toBeVisible({ timeout: FIRST_OPEN_TIMEOUT_MS })
   return page
 }
 

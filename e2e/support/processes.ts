@@ -63,6 +63,12 @@ export function isAlive(pid: number): boolean {
 }
 
 /**
+ * How long a server may take to say it listens: only a hang should fail this. The relay
+ * starts from TypeScript source, which took over 30 s on a loaded 2-core machine.
+ */
+const START_TIMEOUT_MS = 120_000
+
+/**
  * Starts a server and resolves once it logged that it listens; rejects with the log's
  * tail if it exits first or stays silent for `timeoutMs`.
  */
@@ -83,7 +89,7 @@ export async function startServer(spec: ServerSpec): Promise<StartedServer> {
   child.unref()
   const pid = child.pid
   if (pid === undefined) throw new Error(`${spec.name}: could not start (${spec.command ?? 'node'} ${spec.args.join(' ')})`)
-  const deadline = Date.now() + (spec.timeoutMs ?? 30_000)
+  const deadline = Date.now() + (spec.timeoutMs ?? START_TIMEOUT_MS)
   while (Date.now() < deadline) {
     const port = listeningPort(spec.logFile, from)
     if (port !== undefined) return { pid, port }
@@ -93,7 +99,7 @@ export async function startServer(spec: ServerSpec): Promise<StartedServer> {
     await sleep(50)
   }
   stopProcess(pid, 'SIGKILL')
-  throw new Error(`${spec.name} did not report "listening" within ${spec.timeoutMs ?? 30_000} ms; log ${spec.logFile}:\n${logTail(spec.logFile)}`)
+  throw new Error(`${spec.name} did not report "listening" within ${spec.timeoutMs ?? START_TIMEOUT_MS} ms; log ${spec.logFile}:\n${logTail(spec.logFile)}`)
 }
 
 /** Sends `signal` to exactly this PID; a process that is already gone is fine. */

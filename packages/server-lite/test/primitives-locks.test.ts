@@ -24,6 +24,24 @@ async function relay(config: Parameters<typeof startRelay>[0] = {}): Promise<{ u
   return { url: started.relay.url, httpUrl: started.relay.httpUrl }
 }
 
+const ADMIN = 'lock-tests-admin-token-0123456789abcdef'
+
+/**
+ * Waits until the relay reports `count(waiters)` true for lock `name` (its admin endpoint):
+ * requests are ordered by what the relay has queued, not by how long the test slept.
+ */
+async function waitersOf(httpUrl: string, name: string, ok: (waiters: number) => boolean): Promise<void> {
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    // The list (not `?name=`) carries each lock's waiters.
+    const response = await fetch(`${httpUrl}/admin/locks`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    const body = (await response.json()) as { items: { name: string; waiters: number }[] }
+    if (ok(body.items.find((lock) => lock.name === name)?.waiters ?? 0)) return
+    if (Date.now() > deadline) throw new Error(`lock ${name}: the waiters never matched; last ${JSON.stringify(body)}`)
+    await sleep(10)
+  }
+}
+
 async function connect(url: string, options: Parameters<typeof TestClient.connect>[1] = {}): Promise<TestClient> {
   const { client } = await TestClient.connect(url, options)
   cleanups.push(() => client.close())
@@ -67,20 +85,24 @@ describe('locks', () => {
   })
 
   it('grant waiters in FIFO order', async () => {
-    const { url } = await relay()
+    const { url, httpUrl } = await relay({ adminToken: ADMIN })
     const holder = await connect(url)
     const waiters = await Promise.all(Array.from({ length: 5 }, () => connect(url)))
     const first = expectType(await acquire(holder, 'fifo', 10_000, 0), 'lock-granted')
     const order: number[] = []
-    const done = waiters.map(async (client, i) => {
-      // Staggered (generously, for a loaded machine) so the relay sees the requests in this order.
-      await sleep(150 * i)
-      const grant = expectType(await acquire(client, 'fifo', 10_000, 20_000), 'lock-granted')
-      order.push(i)
-      await release(client, 'fifo', grant.token)
-      return grant.token
-    })
-    await sleep(150 * waiters.length + 150)
+    const done: Promise<number>[] = []
+    for (const [i, client] of waiters.entries()) {
+      done.push(
+        (async () => {
+          const grant = expectType(await acquire(client, 'fifo', 10_000, 20_000), 'lock-granted')
+          order.push(i)
+          await release(client, 'fifo', grant.token)
+          return grant.token
+        })(),
+      )
+      // The relay has queued this request before the next one is sent.
+      await waitersOf(httpUrl, 'fifo', (n) => n === i + 1)
+    }
     expectType(await release(holder, 'fifo', first.token), 'lock-released')
     const grantedTokens = await Promise.all(done)
     expect(order).toEqual([0, 1, 2, 3, 4])
@@ -187,14 +209,16 @@ describe('locks', () => {
   })
 
   it('drop the waiting requests of a client that disconnects', async () => {
-    const { url } = await relay()
+    const { url, httpUrl } = await relay({ adminToken: ADMIN })
     const [holder, leaver, stayer] = await Promise.all([connect(url), connect(url), connect(url)])
     const grant = expectType(await acquire(holder, 'q', 10_000, 0), 'lock-granted')
     leaver.send({ type: 'lock-acquire', id: 1, name: 'q', ttl: 10_000, wait: 20_000 })
-    await sleep(200)
+    await waitersOf(httpUrl, 'q', (n) => n === 1)
     const stayerGrant = acquire(stayer, 'q', 10_000, 20_000)
-    await sleep(200)
+    await waitersOf(httpUrl, 'q', (n) => n === 2)
     await leaver.close()
+    // The relay saw the close and dropped the leaver's request.
+    await waitersOf(httpUrl, 'q', (n) => n === 1)
     await release(holder, 'q', grant.token)
     // The next token goes to the client still waiting, not to the one that left.
     expect(expectType(await stayerGrant, 'lock-granted').token).toBe(grant.token + 1)

@@ -133,6 +133,42 @@ describe.skipIf(missing !== undefined)('locks across relays over one Postgres', 
 })
 
 describe.skipIf(missing !== undefined)('entry processors across relays over one Postgres', () => {
+  it('keep running again while another relay keeps writing the key, and land once it stops (25 lost races in a row)', async () => {
+    const schema = freshSchema('sp')
+    schemas.push(schema)
+    let interfere: (() => Promise<void>) | undefined
+    let runs = 0
+    // Each of its first 25 runs, another relay writes the key between the processor's read and its write.
+    const bump = async ({ value }: { value: RecordValue | undefined }) => {
+      runs++
+      if (interfere !== undefined && runs <= 25) await interfere()
+      const n = typeof value?.['n'] === 'number' ? value['n'] : 0
+      return { value: { ...value, n: n + 1 }, result: n + 1 }
+    }
+    const urls: string[] = []
+    for (let i = 0; i < 2; i++) {
+      const started = await startRelay({ store: POSTGRES_URL, storeSchema: schema, pollMs: 50, replicaId: `relay-${i}` }, { functions: { processors: { bump } } })
+      cleanups.push(started.stop)
+      urls.push(started.relay.url)
+    }
+    const [caller, other] = [await connect(urls[0] as string), await connect(urls[1] as string)]
+    await other.ops([update(other.clock, 'items', 'k', { n: 0, other: 0 })])
+    let writes = 0
+    interfere = async () => {
+      writes++
+      expect((await other.ops([update(other.clock, 'items', 'k', { other: writes })])).results).toEqual([null])
+    }
+    expect(expectType(await invoke(caller, 'items', 'k', 'bump', null), 'invoke-result').result).toBe(1)
+    expect(runs).toBe(26)
+    const reader = await connect(urls[1] as string)
+    reader.send({ type: 'subscribe', sub: 1, shape: { map: 'items' } })
+    await reader.waitAny((m) => m.type === 'synced' && m.sub === 1)
+    const fields = reader.all<ChangesMessage>((m) => m.type === 'changes').flatMap((m) => m.changes.flatMap((c) => (c.kind === 'lww' ? c.state.fields : [])))
+    // The processor's write landed once, on top of every write that beat it.
+    expect(new Set(fields.filter((f) => f[0] === 'n').map((f) => f[1]))).toEqual(new Set([1]))
+    expect(new Set(fields.filter((f) => f[0] === 'other').map((f) => f[1]))).toEqual(new Set([25]))
+  })
+
   it('stay atomic per key: 50 concurrent decrements through three relays leave exactly start - 50', async () => {
     const schema = freshSchema('sp')
     schemas.push(schema)

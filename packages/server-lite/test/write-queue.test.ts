@@ -175,27 +175,45 @@ describe('write queue', () => {
   })
 
   it('starts a small write at once when the pipeline window is full, so it joins the next commit', async () => {
-    const { store, sync, calls } = pipelinedMemory(() => 300)
+    const { store, sync, calls } = pipelinedMemory(() => 0)
     await sync.catalog.get('m')
+    // Commits settle only when the test opens the gate: "before any commit settled" holds by
+    // construction, not because the machine was quick enough to beat a timer.
+    let open!: () => void
+    const gate = new Promise<void>((resolve) => (open = resolve))
     let settled = 0
     const applyWrites = store.applyWrites.bind(store)
     const settledAtCall: number[] = []
     store.applyWrites = (batch: readonly WriteRequest[]) => {
       settledAtCall.push(settled)
-      return applyWrites(batch).finally(() => settled++)
+      return applyWrites(batch)
+        .then(async (outcomes) => {
+          await gate
+          return outcomes
+        })
+        .finally(() => settled++)
+    }
+    const turns = async (n: number) => {
+      for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve))
     }
     const window = MAX_PIPELINED_CHANGES / MAX_TRANSACTION_CHANGES
     const flood = Array.from({ length: window + 4 }, (_, b) => sync.write(requests(`f${b}-`, MAX_TRANSACTION_CHANGES), {}))
-    // Let the flood fill the window (one transaction per turn).
-    for (let i = 0; i < window + 2; i++) await new Promise((resolve) => setImmediate(resolve))
+    // The flood fills the window (one transaction per turn) and no more while nothing settles.
+    await turns(window + 20)
     expect(calls).toHaveLength(window)
     const small = sync.write(requests('small', 1), {})
-    await Promise.all([...flood, small])
+    await turns(20)
+    // The small write did not wait for a commit of the full window to settle: its own transaction is in flight.
     const at = calls.findIndex((keys) => keys.includes('m/small0'))
+    expect(at, 'the small write started while the window was full').toBe(window)
     expect(calls[at]).toEqual(['m/small0'])
     expect(settledAtCall[at], 'commits settled before the small write started').toBe(0)
+    expect(settled).toBe(0)
+    open()
+    await Promise.all([...flood, small])
     // A flood batch is never cut into small pieces to slip in the same way.
     expect(calls.filter((keys) => keys.length !== 1).every((keys) => keys.length === MAX_TRANSACTION_CHANGES)).toBe(true)
+    expect(calls.flat()).toHaveLength((window + 4) * MAX_TRANSACTION_CHANGES + 1)
   })
 
   it('keeps one large transaction in flight while small writes come in, the whole window otherwise', async () => {

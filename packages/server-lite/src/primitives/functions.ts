@@ -56,6 +56,7 @@ import {
   type RecordValue,
   type ReplicaId,
   type Stamp,
+  type SyncRecord,
   type Value,
 } from '@outpost/core'
 import type { Logger } from 'pino'
@@ -163,15 +164,23 @@ export interface FunctionServiceOptions {
   readonly pipeline: () => PipelineContext
 }
 
-/** Runs of one invocation before it gives up to contention from other relays. */
-const MAX_PROCESSOR_ATTEMPTS = 20
+/** How long (ms) one invocation keeps running again while other relays keep writing its key before it gives up (see `#run`). */
+const PROCESSOR_CONTENTION_MS = 30_000
 
 /** A processor's write met a record newer than the one it read (another relay wrote the key). */
 class StaleRead extends OutpostError {
   override readonly name = 'StaleRead'
-  constructor() {
+  /** The record the write met (read in the write's own transaction): the next run starts from it. */
+  readonly current: SyncRecord | undefined
+  constructor(current: SyncRecord | undefined) {
     super('PROCESSOR_FAILED', 'the record changed while the processor ran')
+    this.current = current
   }
+}
+
+/** A record already read for an attempt (`record` undefined: the key holds none). */
+interface KnownRecord {
+  readonly record: SyncRecord | undefined
 }
 
 /** Fan-out origin of relay-made writes: no session, so every subscriber (the caller's too) receives them. */
@@ -262,7 +271,15 @@ export class FunctionService {
    * for it (see `busy`); another relay sharing the store may still write the key meanwhile,
    * so the write carries the sequence number of the record read and is refused when the
    * record moved on: the processor then runs again on the new record (optimistic
-   * concurrency), at most {@link MAX_PROCESSOR_ATTEMPTS} times.
+   * concurrency), for up to {@link PROCESSOR_CONTENTION_MS}.
+   *
+   * A loser learns of its loss only when its own refused transaction ends, while the
+   * winner's relay starts its next invocation on the key as soon as the winning write is
+   * acknowledged: the loser trails every invocation queued there and may lose to each of
+   * them in turn (under load, more than 20 in a row). So it runs again at once, on the
+   * record its refused write met (handed over, not read again), with no backoff (some write
+   * always wins a round, so there is no livelock to break), and it gives up on time, not on
+   * a count of lost races, which grows with the queue it trails.
    */
   async #run(caller: Caller, access: MapAccess, message: InvokeMessage, processor: EntryProcessor): Promise<void> {
     const { metrics } = this.#options
@@ -270,29 +287,38 @@ export class FunctionService {
       metrics.invocations.inc({ outcome })
       caller.send({ type: 'error', ref: message.id, error: serializeError(error) })
     }
-    for (let attempt = 1; attempt <= MAX_PROCESSOR_ATTEMPTS; attempt++) {
-      if (await this.#attempt(caller, access, message, processor, fail)) return
-      // Jittered backoff, so relays contending for one key do not keep colliding in step.
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, 100)))
+    const { now } = this.#options
+    const started = now()
+    let known: KnownRecord | undefined
+    let attempts = 0
+    for (;;) {
+      attempts++
+      const outcome = await this.#attempt(caller, access, message, processor, fail, known)
+      if (outcome === true) return
+      known = { record: outcome.current }
+      if (now() - started >= PROCESSOR_CONTENTION_MS) break
     }
     fail(
-      new ProcessorError(`Processor ${message.processor.slice(0, 64)} kept losing the race for record ${message.key.slice(0, 64)} to other writers (${MAX_PROCESSOR_ATTEMPTS} attempts); nothing was changed. Retry later`, {
+      new ProcessorError(`Processor ${message.processor.slice(0, 64)} kept losing the race for record ${message.key.slice(0, 64)} to other writers (${attempts} attempts in ${PROCESSOR_CONTENTION_MS / 1000} s); nothing was changed. Retry later`, {
         processor: message.processor.slice(0, 128),
-        attempts: MAX_PROCESSOR_ATTEMPTS,
+        attempts,
       }),
       'contended',
     )
   }
 
-  /** One run of the processor; false when its write met a record newer than the one it read. */
-  async #attempt(caller: Caller, access: MapAccess, message: InvokeMessage, processor: EntryProcessor, fail: (error: Error, outcome: string) => void): Promise<boolean> {
+  /**
+   * One run of the processor, on `known` when given (else on the record read now); true when
+   * done, or the {@link StaleRead} when its write met a record newer than the one it ran on.
+   */
+  async #attempt(caller: Caller, access: MapAccess, message: InvokeMessage, processor: EntryProcessor, fail: (error: Error, outcome: string) => void, known?: KnownRecord): Promise<true | StaleRead> {
     const { sync, metrics } = this.#options
     const state = await sync.catalog.get(message.map)
     if (state.kind !== undefined && state.kind !== 'lww') {
       fail(new InvalidValueError(`Map ${message.map} holds ${state.kind} data; entry processors work on LWW maps`, { map: message.map }), 'forbidden')
       return true
     }
-    const read = (await sync.store.getRecords(message.map, [message.key]))[0]
+    const read = known !== undefined ? known.record : (await sync.store.getRecords(message.map, [message.key]))[0]
     const before = read?.state as LwwRecordState | undefined
     if (before !== undefined && !access.visible(lwwLatest(before))) {
       fail(new ForbiddenError(`You may not write record ${message.key.slice(0, 64)} of map ${message.map}`, { map: message.map }), 'forbidden')
@@ -333,7 +359,7 @@ export class FunctionService {
         request = {
           ...base,
           decide(current) {
-            if ((current?.seq ?? 0) !== (read?.seq ?? 0)) throw new StaleRead()
+            if ((current?.seq ?? 0) !== (read?.seq ?? 0)) throw new StaleRead(current)
             return base.decide(current)
           },
         }
@@ -348,7 +374,7 @@ export class FunctionService {
         fail(isOutpostError(error) ? error : new ProcessorError('The processor ran but its write could not be stored; retry'), 'error')
         return true
       }
-      if (stored?.status === 'refused' && stored.error instanceof StaleRead) return false
+      if (stored?.status === 'refused' && stored.error instanceof StaleRead) return stored.error
       if (stored?.status === 'refused') {
         const reason = stored.error
         fail(reason.code === 'FORBIDDEN' ? new ForbiddenError(`Processor ${message.processor.slice(0, 64)} would put record ${message.key.slice(0, 64)} outside what you may write (row filter); nothing was changed`, { map: message.map }) : reason, 'forbidden')
