@@ -35,10 +35,15 @@ async function waitersOf(httpUrl: string, name: string, ok: (waiters: number) =>
   for (;;) {
     // The list (not `?name=`) carries each lock's waiters.
     const response = await fetch(`${httpUrl}/admin/locks`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    // The admin endpoints are rate limited (20 a second after a burst): wait as told.
+    if (response.status === 429) {
+      await sleep(((await response.json()) as { error: { retryAfterMs: number } }).error.retryAfterMs)
+      continue
+    }
     const body = (await response.json()) as { items: { name: string; waiters: number }[] }
     if (ok(body.items.find((lock) => lock.name === name)?.waiters ?? 0)) return
     if (Date.now() > deadline) throw new Error(`lock ${name}: the waiters never matched; last ${JSON.stringify(body)}`)
-    await sleep(10)
+    await sleep(25)
   }
 }
 
