@@ -249,9 +249,12 @@ export {
   welcomeSchema,
   relayUrlList,
   MAX_RELAY_URLS,
-  MAX_RELAY_URL_LENGTH
+  MAX_RELAY_URL_LENGTH,
+  assertReceivedChange,
+  checkReceivedChanges
 } from './protocol'
 export type {
+  ReceivedChanges,
   RelayUrlInput,
   AckMessage,
   ChangesMessage,
