@@ -18,7 +18,7 @@ export class TestLockManager {
   readonly #held = new Map<string, { mode: LockMode; count: number }>()
   readonly #queue: Request[] = []
 
-  request(name: string, ...args: [LockGrantedCallback] | [LockOptions, LockGrantedCallback]): Promise<unknown> {
+  request(name: string, ...args: [LockGrantedCallback<unknown>] | [LockOptions, LockGrantedCallback<unknown>]): Promise<unknown> {
     const [options, callback] = args.length === 1 ? [{} as LockOptions, args[0]] : args
     const mode: LockMode = options.mode ?? 'exclusive'
     return new Promise((resolve, reject) => {

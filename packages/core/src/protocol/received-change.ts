@@ -11,9 +11,10 @@
  * totals are finite. A change that breaks one is refused alone, with a typed error that
  * names it; the rest of its frame is taken.
  */
-import { decodeStamp } from '../clock/hlc'
+import { isStamp } from '../clock/hlc'
 import { InvalidMessageError, InvalidValueError, isOutpostError } from '../errors'
-import type { Change, Stamp } from '../types'
+import type { Change } from '../types'
+import { isWellFormed } from '../unicode'
 import { assertValue } from '../value'
 
 /**
@@ -22,38 +23,66 @@ import { assertValue } from '../value'
  * Drift is not checked here: a receiver decides what a stamp far ahead means for it.
  */
 export function assertReceivedChange(change: Change): void {
-  const where = `${change.map}/${change.key.slice(0, 64)}`
-  // A record's fields usually share one stamp: each distinct stamp is decoded once.
-  let lastStamp: Stamp | undefined
-  const stamp = (value: Stamp): void => {
-    if (value === lastStamp) return
-    decodeStamp(value)
-    lastStamp = value
-  }
+  // Runs on every record of an initial sync: no string is built unless something is refused.
   switch (change.kind) {
     case 'lww': {
-      for (const [name, value, fieldStamp] of change.state.fields) {
-        stamp(fieldStamp)
-        assertValue(value, `${where}.${name.slice(0, 64)}`)
+      const fields = change.state.fields
+      for (let i = 0; i < fields.length; i++) {
+        const [name, value, fieldStamp] = fields[i] as (typeof fields)[number]
+        // Fields usually share one stamp: it is checked once.
+        if ((i === 0 || fieldStamp !== (fields[i - 1] as (typeof fields)[number])[2]) && !isStamp(fieldStamp)) throw badStamp(change, fieldStamp)
+        checkValue(change, value, name)
       }
-      if (change.state.deleted !== null) stamp(change.state.deleted)
+      const deleted = change.state.deleted
+      if (deleted !== null && !isStamp(deleted)) throw badStamp(change, deleted)
       return
     }
     case 'or': {
       for (const [tag, value] of change.state.adds) {
-        stamp(tag)
-        assertValue(value, `${where}[${tag.slice(0, 40)}]`)
+        if (!isStamp(tag)) throw badStamp(change, tag)
+        checkValue(change, value, `[${tag.slice(0, 40)}]`)
       }
-      for (const tag of change.state.removes) stamp(tag)
+      for (const tag of change.state.removes) if (!isStamp(tag)) throw badStamp(change, tag)
       return
     }
     case 'counter': {
       for (const [replica, inc, dec] of change.state) {
-        if (!Number.isFinite(inc) || !Number.isFinite(dec)) throw new InvalidValueError(`Counter ${where} has a non-finite total for replica ${replica.slice(0, 64)}`, { map: change.map, key: change.key.slice(0, 256) })
+        if (!Number.isFinite(inc) || !Number.isFinite(dec)) throw new InvalidValueError(`Counter ${where(change)} has a non-finite total for replica ${replica.slice(0, 64)}`, { map: change.map, key: change.key.slice(0, 256) })
       }
       return
     }
   }
+}
+
+function where(change: Change): string {
+  return `${change.map}/${change.key.slice(0, 64)}`
+}
+
+function badStamp(change: Change, stamp: unknown): InvalidValueError {
+  return new InvalidValueError(`${where(change)} carries a malformed HLC stamp: expected "<10 base-36 digits>-<4 hex digits>-<replica id>"`, {
+    map: change.map,
+    key: change.key.slice(0, 256),
+    stamp: typeof stamp === 'string' ? stamp.slice(0, 200) : typeof stamp,
+  })
+}
+
+/** {@link assertValue} of one value of `change` (`at`: a field name or an OR tag), its path spelt out only for a value that is not a plain primitive. */
+function checkValue(change: Change, value: unknown, at: string): void {
+  switch (typeof value) {
+    case 'string':
+      if (isWellFormed(value)) return
+      break
+    case 'boolean':
+    case 'bigint':
+      return
+    case 'number':
+      if (!Number.isNaN(value)) return
+      break
+    case 'object':
+      if (value === null) return
+      break
+  }
+  assertValue(value, `${where(change)}${at.startsWith('[') ? '' : '.'}${at.slice(0, 64)}`)
 }
 
 /** The changes of a received list that pass {@link assertReceivedChange}, and the first refusal. */
