@@ -44,6 +44,7 @@ export {
   TimeoutError,
   WorkerUnavailableError,
   QuotaExceededError,
+  DatabaseLockedError,
   OfflineError,
   InvalidValueError,
   InvalidKeyError,

@@ -32,6 +32,7 @@ export type ErrorCode =
   | 'TOO_MANY_CONNECTIONS'
   | 'STORE_FAILED'
   | 'STORE_CLOSED'
+  | 'DATABASE_LOCKED'
   | 'BUS_FAILED'
   | 'BUS_CLOSED'
   | 'QUOTA_EXCEEDED'
@@ -245,6 +246,18 @@ export class StoreClosedError extends OutpostError {
 }
 
 /**
+ * Another Outpost engine (a worker of another deploy of the app, or a leader tab) holds the
+ * local database and did not release it in time; nothing was read or written. Close the
+ * app's other tabs (or reload them onto the same version), then reload.
+ */
+export class DatabaseLockedError extends OutpostError {
+  override readonly name = 'DatabaseLockedError'
+  constructor(message: string, details?: ErrorDetails) {
+    super('DATABASE_LOCKED', message, details)
+  }
+}
+
+/**
  * The bus between relays is unreachable or refused a message. Data is safe: the store is
  * the truth, and relays catch up from it when the bus is back.
  */
@@ -417,6 +430,7 @@ const factories: { readonly [C in ErrorCode]: ErrorFactory } = {
   TOO_MANY_CONNECTIONS: (m, d) => new TooManyConnectionsError(m, d),
   STORE_FAILED: (m, d) => new StoreError(m, d),
   STORE_CLOSED: (m, d) => new StoreClosedError(m, d),
+  DATABASE_LOCKED: (m, d) => new DatabaseLockedError(m, d),
   BUS_FAILED: (m, d) => new BusError(m, d),
   BUS_CLOSED: (m, d) => new BusClosedError(m, d),
   QUOTA_EXCEEDED: (m, d) => new QuotaExceededError(m, d),

@@ -5,7 +5,7 @@
  *
  * @module @outpost/core
  */
-export { AuthError, BusClosedError, BusError, BusMessageTooLargeError, ClockDriftError, ConfigError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaOutdatedError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, ValueTooLargeError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError, SearchIndexFullError, SearchNotDeclaredError, EmptySearchError, UnknownSearchFieldError } from './errors'
+export { AuthError, BusClosedError, BusError, BusMessageTooLargeError, ClockDriftError, ConfigError, DatabaseLockedError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaOutdatedError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, ValueTooLargeError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError, SearchIndexFullError, SearchNotDeclaredError, EmptySearchError, UnknownSearchFieldError } from './errors'
 export type { ErrorCode, ErrorDetails, SerializedError } from './errors'
 export type { Change, CollectionKind, CounterState, FieldEntry, LwwRecordState, OrSetState, RecordValue, ReplicaId, Stamp, Value } from './types'
 export { VALUE_LIMITS, assertFieldName, assertRecord, assertStoredValue, assertValue, compareValues, encodedSizeBound, getField, recordFromEntries, valueRank, valueWeight, valuesEqual } from './value'
@@ -251,9 +251,12 @@ export {
   welcomeSchema,
   relayUrlList,
   MAX_RELAY_URLS,
-  MAX_RELAY_URL_LENGTH
+  MAX_RELAY_URL_LENGTH,
+  assertReceivedChange,
+  checkReceivedChanges
 } from './protocol'
 export type {
+  ReceivedChanges,
   RelayUrlInput,
   AckMessage,
   ChangesMessage,

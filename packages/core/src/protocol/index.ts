@@ -142,4 +142,6 @@ export {
   isInvokeResult,
 } from './guards'
 export { relayUrlList, MAX_RELAY_URLS, MAX_RELAY_URL_LENGTH } from './relay-urls'
+export { assertReceivedChange, checkReceivedChanges } from './received-change'
+export type { ReceivedChanges } from './received-change'
 export type { RelayUrlInput } from './relay-urls'

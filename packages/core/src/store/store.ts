@@ -21,6 +21,12 @@ export interface StoreBatch {
   readonly deletes?: readonly { readonly collection: string; readonly key: string }[]
   /** Metadata writes in the same transaction; a null value deletes the key. */
   readonly meta?: readonly { readonly key: string; readonly value: Value | null }[]
+  /**
+   * Every value was already checked where it entered (the worker engine checks a tab's
+   * arguments and the relay's changes as they arrive): a store may skip its own check of
+   * this batch, so no value is checked twice. Only for callers that hold that promise.
+   */
+  readonly checked?: boolean
 }
 
 /** Paging of {@link Store.scan}. */
@@ -45,7 +51,7 @@ export interface Store {
   count(collection: string): Promise<number>
   /** Names of collections that hold at least one entry. */
   collections(): Promise<string[]>
-  /** Applies the whole batch atomically and resolves only once it is durable; validates every value first (InvalidValueError, nothing written). Returns a sequence number that strictly increases per store, across reopen. */
+  /** Applies the whole batch atomically and resolves only once it is durable; validates every value first (InvalidValueError, nothing written), unless the batch says it is {@link StoreBatch.checked}. Returns a sequence number that strictly increases per store, across reopen. */
   commit(batch: StoreBatch): Promise<{ readonly seq: number }>
   /** The metadata value under `key`, or undefined when there is none. */
   getMeta(key: string): Promise<Value | undefined>

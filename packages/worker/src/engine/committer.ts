@@ -338,6 +338,8 @@ export class Committer {
           { key: 'opSeq', value: opId - 1 },
           { key: 'hlc', value: hlc.last },
         ],
+        // The write's arguments were checked where they entered the engine (`engine-methods.ts`).
+        checked: true,
       })
     } catch (error) {
       await this.#rollBack([...touched.values()].map(({ op, loaded }) => ({ loaded, key: op.key })))
@@ -406,7 +408,9 @@ export class Committer {
     }
     const meta = this.#state.lastSyncAt === null ? [] : [{ key: 'lastSyncAt', value: this.#state.lastSyncAt }]
     try {
-      await store.commit({ puts, deletes, meta: [...meta, { key: 'hlc', value: this.#hlc.last }, { key: 'clockFloor', value: this.#state.floor }] })
+      // Memory holds only checked data: local writes (checked as they entered the engine),
+      // remote changes (checked as they arrived, `shape-sync.ts`) and what the store held.
+      await store.commit({ puts, deletes, meta: [...meta, { key: 'hlc', value: this.#hlc.last }, { key: 'clockFloor', value: this.#state.floor }], checked: true })
     } catch (error) {
       // Keep them dirty: the next flush tries again; memory (and the relay) still hold them.
       for (const [collection, keys] of dirty) for (const key of keys) this.#addDirty(collection, key)

@@ -4,7 +4,7 @@
  * the outbox, refused writes, recent call ids, shapes and "work offline". It runs once, on
  * the engine's first call; the facade (`index.ts`) builds the other parts from it.
  */
-import { DEFAULT_WIRE_LIMITS, Hlc, MemoryStore, serializeError, type ReplicaId, type SerializedError, type Shape, type Stamp, type Store, type WireLimits } from '@outpost/core'
+import { DEFAULT_WIRE_LIMITS, DatabaseLockedError, Hlc, MemoryStore, serializeError, type ReplicaId, type SerializedError, type Shape, type Stamp, type Store, type WireLimits } from '@outpost/core'
 import { OUTBOX_COLLECTION, type Outbox, type OutboxEntry } from '../outbox'
 import { REJECTED_META_KEY, type RejectionLog } from '../rejections'
 import { IdbStore } from '../store/idb-store'
@@ -42,6 +42,8 @@ export async function openStore(options: CreateEngineOptions, state: EngineState
       state.durable = true
       return store
     } catch (error) {
+      // Another engine holds the database: running in memory would lose what the app writes.
+      if (error instanceof DatabaseLockedError) throw error
       // Private modes refuse IndexedDB: run in memory and say so in status.
       state.lastError = serializeError(error)
     }

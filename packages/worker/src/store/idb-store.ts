@@ -28,7 +28,9 @@
  * rewrite them, bump `seq`), awaited through `tx.done`, so a crash leaves either the whole
  * batch or none of it. Commits run one at a time (a promise chain), which keeps the
  * in-memory copy of the page directory and of the existing pages exact: this store is the
- * database's only writer (a newer version asking to upgrade closes it, see `versionchange`).
+ * database's only writer: it holds the database's exclusive Web Lock from open to close
+ * (`db-lock.ts`; another engine waits, then gets DATABASE_LOCKED), and a newer version asking
+ * to upgrade closes it (see `versionchange`).
  * A `QuotaExceededError` from IndexedDB becomes core's {@link QuotaExceededError}; the
  * transaction aborts, so what was committed before stays intact.
  */
@@ -49,14 +51,23 @@ import { forEachInPage, pageSize, valueInPage, type StoredPage } from './page-co
 import { PageCache } from './page-cache'
 import { PAGE_CACHE_RECORDS, writePages, type IdbStoreStats, type OutpostDb, type PageWork, type WriteResult } from './page-writes'
 import { DB_VERSION, upgradeDatabase } from './upgrade'
+import { acquireDbLock, defaultLocks, type DbLock } from './db-lock'
 
 export { PAGE_MAX_RECORDS, SMALL_COMMIT, PAGE_CACHE_RECORDS, type IdbStoreStats } from './page-writes'
+export { DB_LOCK_WAIT_MS, dbLockName } from './db-lock'
 
 
 /** Options of {@link IdbStore.open}. */
 export interface IdbStoreOptions {
   /** The IndexedDB factory (default: the global `indexedDB`); tests pass a fresh fake one. */
   readonly indexedDB?: IDBFactory
+  /**
+   * The Web Locks manager that keeps this store the database's only writer (`db-lock.ts`);
+   * default `navigator.locks`, none where the runtime has none.
+   */
+  readonly locks?: LockManager
+  /** How long (ms) to wait for another holder of the database (default `DB_LOCK_WAIT_MS`) before core's `DatabaseLockedError`. */
+  readonly lockWaitMs?: number
 }
 
 function isQuotaError(error: unknown): boolean {
@@ -87,12 +98,20 @@ export class IdbStore implements Store {
   /** The last committed sequence number, once read (this store is the only writer). */
   #seq: number | undefined
 
-  private constructor(db: IDBPDatabase<OutpostDb>, dbName: string) {
+  /** The database's writer lock, held until close (see `db-lock.ts`). */
+  readonly #lock: DbLock
+
+  private constructor(db: IDBPDatabase<OutpostDb>, dbName: string, lock: DbLock) {
     this.#db = db
     this.dbName = dbName
+    this.#lock = lock
   }
 
-  /** Opens (creating if needed) the database `name`. Rejects with {@link StoreError} when IndexedDB refuses. */
+  /**
+   * Opens (creating if needed) the database `name` and takes its writer lock. Rejects with
+   * {@link StoreError} when IndexedDB refuses, and with core's `DatabaseLockedError` (`DATABASE_LOCKED`) when
+   * another engine holds the database longer than `lockWaitMs`.
+   */
   static async open(name: string, options: IdbStoreOptions = {}): Promise<IdbStore> {
     const factory = options.indexedDB ?? (globalThis as { indexedDB?: IDBFactory }).indexedDB
     if (factory === undefined) throw new StoreError('IndexedDB is not available in this context; use an in-memory store')
@@ -111,16 +130,34 @@ export class IdbStore implements Store {
       if (isQuotaError(error)) throw new QuotaExceededError('IndexedDB refused to open the database: storage quota exceeded', { name }, { cause: error })
       throw new StoreError(`could not open IndexedDB database "${name}": ${String(error)}`, { name }, { cause: error })
     }
-    const store = new IdbStore(db, name)
     // A newer layout wants to upgrade (a new deploy's worker): step aside, or it would wait
     // for this connection forever. What this store committed stays; later calls reject.
-    db.addEventListener('versionchange', () => store.#stepAside())
+    // Listened to before the lock is taken: an upgrade is what a holder's successor does first.
+    let store: IdbStore | undefined
+    let steppedAside = false
+    db.addEventListener('versionchange', () => {
+      steppedAside = true
+      if (store === undefined) db.close()
+      else store.#stepAside()
+    })
+    // The database is opened first (an upgrade makes an older holder step aside and release
+    // the lock), then nothing is read before the lock is held.
+    let lock: DbLock
+    try {
+      lock = await acquireDbLock(options.locks ?? defaultLocks(), name, options.lockWaitMs)
+    } catch (error) {
+      db.close()
+      throw error
+    }
+    store = new IdbStore(db, name, lock)
+    if (steppedAside) store.#stepAside()
     return store
   }
 
   #stepAside(): void {
     this.#closed = true
     this.#db.close()
+    this.#lock.release()
   }
 
   #check(): void {
@@ -255,11 +292,19 @@ export class IdbStore implements Store {
     })
   }
 
-  /** Applies the batch in one transaction (see the module comment); resolves once IndexedDB reports it complete. */
+  /**
+   * Applies the batch in one transaction (see the module comment); resolves once IndexedDB
+   * reports it complete. Values are checked first unless the batch is `checked`: the
+   * engine's commits are, their values were checked where they entered (a tab's arguments,
+   * the relay's changes as they arrive), and a second walk over every record of a flush
+   * was a sizeable part of an initial sync.
+   */
   async commit(batch: StoreBatch): Promise<{ readonly seq: number }> {
     this.#check()
-    for (const entry of batch.puts ?? []) assertStoredValue(entry.value, `${entry.collection}/${entry.key}`)
-    for (const entry of batch.meta ?? []) if (entry.value !== null) assertStoredValue(entry.value, `meta/${entry.key}`)
+    if (batch.checked !== true) {
+      for (const entry of batch.puts ?? []) assertStoredValue(entry.value, `${entry.collection}/${entry.key}`)
+      for (const entry of batch.meta ?? []) if (entry.value !== null) assertStoredValue(entry.value, `meta/${entry.key}`)
+    }
     return this.#serial(async () => {
       this.#check()
       // The directories first (a copy each: a split joins it only once the commit is done),
@@ -342,5 +387,6 @@ export class IdbStore implements Store {
     await this.#queue
     this.#closed = true
     this.#db.close()
+    this.#lock.release()
   }
 }

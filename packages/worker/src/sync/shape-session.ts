@@ -72,6 +72,8 @@ export interface ShapeSession {
   cursor: string | undefined
   /** The relay asked for records of this shape (`push`): this sync keeps no cursor. */
   pushed: boolean
+  /** A change of this sync was refused at receipt (malformed): the shape is not the relay's, so this sync keeps no cursor. */
+  refused: boolean
   /** When a reply for this shape last arrived (or was first owed): the watchdog restarts a session stuck longer than the reply timeout. */
   progressAt: number
   /** Live `changes` frames seen and missing (relays that number them; see the module comment). */

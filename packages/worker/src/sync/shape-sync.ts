@@ -21,7 +21,9 @@
  * is (`resync`, FORBIDDEN, unsubscribe), before a repair (which must descend), and when
  * the relay did not take it. A sync in which the relay asked for records (`push`) keeps
  * no cursor: those uploads are not in the outbox, so the next connection descends again
- * rather than trust a cursor that may not cover them. Cursors belong to the relay's store:
+ * rather than trust a cursor that may not cover them; nor does one in which a change was
+ * refused at receipt (malformed: see core's `received-change.ts`), which left the shape
+ * short of the relay's. Cursors belong to the relay's store:
  * a relay over another (or a wiped) store refuses them and falls back on its own.
  *
  * Anti-entropy while live (a frame lost inside an open connection, e.g. by a middlebox or a
@@ -39,6 +41,7 @@
  */
 import {
   ReconcileInitiator,
+  checkReceivedChanges,
   itemBudget,
   keySize,
   packBySize,
@@ -222,6 +225,7 @@ export class ShapeSync {
       check: purpose === 'check',
       cursor: undefined,
       pushed: false,
+      refused: false,
       progressAt: now,
       frames: new FrameGaps(() => this.#link.now()),
       startedAt: now,
@@ -300,8 +304,15 @@ export class ShapeSync {
     // Live fan-out (it carries the map's sequence number) answers nothing owed: it must not hide a stalled reply from the watchdog.
     if (message.seq === undefined) session.progressAt = this.#link.now()
     if (message.frame !== undefined) session.frames.seen(message.frame)
+    // Checked here, once: what is merged and stored from now on is trusted (see core's `received-change.ts`).
+    // A malformed change is refused alone and reported; the session and the rest of the frame go on.
+    const { accepted, error } = checkReceivedChanges(message.changes, 'The relay')
+    if (error !== undefined) {
+      session.refused = true
+      this.#host.connectionChanged(serializeError(error))
+    }
     // A paced slice streams in Merkle leaf order, which lets the host flush it in small steps (see the committer).
-    await this.#host.applyChanges(session.replica, message.changes, message.moveOut ?? [], message.paced !== true ? false : session.resume === 'slice' ? 'slice' : true)
+    await this.#host.applyChanges(session.replica, accepted, message.moveOut ?? [], message.paced !== true ? false : session.resume === 'slice' ? 'slice' : true)
   }
 
   /** `push`: the relay lacks these keys; each replica uploads its own writes. */
@@ -333,7 +344,7 @@ export class ShapeSync {
       this.#host.synced(message.serverTime)
       // Handled in arrival order: every change this cursor covers has been applied; the host
       // writes it after that data. A lost `changes` frame voids it: the catch-up (see tick) repairs.
-      if (session.cursor !== undefined && !session.pushed && !session.frames.open && this.#host.saveCursor !== undefined) await this.#host.saveCursor(session.replica, session.cursor)
+      if (session.cursor !== undefined && !session.pushed && !session.refused && !session.frames.open && this.#host.saveCursor !== undefined) await this.#host.saveCursor(session.replica, session.cursor)
     }
     this.#link.progressed()
   }
