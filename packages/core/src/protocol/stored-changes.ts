@@ -16,7 +16,8 @@
  * store's own, validated once when written (a frame from a client is still scanned).
  */
 import type { CollectionKind } from '../types'
-import { decode, encodeCheckedView, type CodecLimits, type CountedFrame } from './codec'
+import { encodeCheckedView, type CountedFrame } from './codec'
+import { ByteTable, Sink, decodeText, found, same, sameRange, skip, text, uint } from './stored-bytes'
 import type { NumberedChangesMessage } from './shared-frame'
 import { StampWriter } from './stamp-stream'
 
@@ -37,198 +38,13 @@ const SMALL_TABLE = 128
 const MAX_REPLICA_LENGTH = 128
 const MAX_WALL = 36 ** 10 - 1
 
-/** Decoding a stored string: the store's own bytes, no frame limits (the codec's UTF-8 check still runs). */
-const UNBOUNDED: CodecLimits = { maxFrameBytes: Infinity, maxDepth: Infinity, maxElements: Infinity }
-const ascii = (text: string): Uint8Array => Uint8Array.from(text, (c) => c.charCodeAt(0))
+const ascii = (chars: string): Uint8Array => Uint8Array.from(chars, (c) => c.charCodeAt(0))
 /** The msgpack strings `fields` and `deleted`: the keys of a stored LWW state. */
 const FIELDS = ascii('\xa6fields')
 const DELETED = ascii('\xa7deleted')
 
-/** A growable byte buffer, reused from call to call (the frame is one copy out of it). */
-class Sink {
-  bytes = new Uint8Array(64 * 1024)
-  length = 0
-
-  reserve(n: number): void {
-    if (this.length + n <= this.bytes.length) return
-    let size = this.bytes.length * 2
-    while (size < this.length + n) size *= 2
-    const grown = new Uint8Array(size)
-    grown.set(this.bytes.subarray(0, this.length))
-    this.bytes = grown
-  }
-
-  byte(value: number): void {
-    this.reserve(1)
-    this.bytes[this.length++] = value
-  }
-
-  copy(from: Uint8Array, start = 0, end = from.length): void {
-    this.reserve(end - start)
-    this.bytes.set(from.subarray(start, end), this.length)
-    this.length += end - start
-  }
-
-  /** An array header as msgpackr writes it. */
-  array(count: number): void {
-    this.reserve(5)
-    const b = this.bytes
-    if (count < 0x10) b[this.length++] = 0x90 | count
-    else if (count < 0x10000) {
-      b[this.length++] = 0xdc
-      b[this.length++] = count >> 8
-      b[this.length++] = count & 0xff
-    } else {
-      b[this.length++] = 0xdd
-      b[this.length++] = count >>> 24
-      b[this.length++] = (count >> 16) & 0xff
-      b[this.length++] = (count >> 8) & 0xff
-      b[this.length++] = count & 0xff
-    }
-  }
-
-  /** Encodes `value` with core's codec into the sink; returns the elements it holds. */
-  encoded(value: unknown): number {
-    const bytes = encodeCheckedView(value as never)
-    this.copy(bytes)
-    return elementsOf(bytes)
-  }
-}
-
 const frameSink = new Sink()
 const recordSink = new Sink()
-
-/** Elements counted by the last {@link skip}. */
-let counted = 0
-
-/**
- * The position after the msgpack value at `at` (trusted bytes: the store's own), adding
- * the array items and map entries it holds to {@link counted}; -1 past `end`.
- */
-function skip(b: Uint8Array, at: number, end: number): number {
-  let remaining = 1
-  let pos = at
-  while (remaining > 0) {
-    if (pos >= end) return -1
-    remaining--
-    const t = b[pos++] as number
-    if (t < 0x80 || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) continue
-    if (t < 0x90) {
-      counted += t & 0x0f
-      remaining += (t & 0x0f) * 2
-    } else if (t < 0xa0) {
-      counted += t & 0x0f
-      remaining += t & 0x0f
-    } else if (t < 0xc0) pos += t & 0x1f
-    else {
-      switch (t) {
-        case 0xc4: case 0xd9: pos += 1 + (b[pos] as number); break
-        case 0xc5: case 0xda: pos += 2 + uint(b, pos, 2); break
-        case 0xc6: case 0xdb: pos += 4 + uint(b, pos, 4); break
-        case 0xc7: pos += 2 + (b[pos] as number); break
-        case 0xc8: pos += 3 + uint(b, pos, 2); break
-        case 0xc9: pos += 5 + uint(b, pos, 4); break
-        case 0xca: case 0xce: case 0xd2: pos += 4; break
-        case 0xcb: case 0xcf: case 0xd3: pos += 8; break
-        case 0xcc: case 0xd0: pos += 1; break
-        case 0xcd: case 0xd1: pos += 2; break
-        case 0xd4: pos += 2; break
-        case 0xd5: pos += 3; break
-        case 0xd6: pos += 5; break
-        case 0xd7: pos += 9; break
-        case 0xd8: pos += 17; break
-        case 0xdc: case 0xde: {
-          const n = uint(b, pos, 2)
-          pos += 2
-          counted += n
-          remaining += t === 0xde ? n * 2 : n
-          break
-        }
-        case 0xdd: case 0xdf: {
-          const n = uint(b, pos, 4)
-          pos += 4
-          counted += n
-          remaining += t === 0xdf ? n * 2 : n
-          break
-        }
-        default: return -1
-      }
-    }
-  }
-  return pos > end ? -1 : pos
-}
-
-function uint(b: Uint8Array, at: number, size: number): number {
-  let value = 0
-  for (let i = 0; i < size; i++) value = value * 256 + (b[at + i] as number)
-  return value
-}
-
-/** Array items plus map entries in one encoded value. */
-function elementsOf(bytes: Uint8Array): number {
-  counted = 0
-  skip(bytes, 0, bytes.length)
-  return counted
-}
-
-/** Where the last msgpack string {@link text} found lies: its header, its text. */
-let textAt = 0
-let textStart = 0
-let textEnd = 0
-function text(b: Uint8Array, at: number): boolean {
-  const t = b[at] as number
-  if (t >= 0xa0 && t < 0xc0) textStart = at + 1, textEnd = textStart + (t & 0x1f)
-  else if (t === 0xd9) textStart = at + 2, textEnd = textStart + (b[at + 1] as number)
-  else if (t === 0xda) textStart = at + 3, textEnd = textStart + uint(b, at + 1, 2)
-  else if (t === 0xdb) textStart = at + 5, textEnd = textStart + uint(b, at + 1, 4)
-  else return false
-  textAt = at
-  return true
-}
-
-/** The msgpack string whose header is at `at` and whose text ends at `end`, decoded; undefined when it is not well-formed. */
-function decodeText(b: Uint8Array, at: number, end: number): string | undefined {
-  try {
-    return decode(b.subarray(at, end), UNBOUNDED) as string
-  } catch {
-    return undefined
-  }
-}
-
-function same(a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array, bStart: number): boolean {
-  for (let i = aStart, j = bStart; i < aEnd; i++, j++) if (a[i] !== b[j]) return false
-  return true
-}
-
-function sameRange(b: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): boolean {
-  return aEnd - aStart === bEnd - bStart && same(b, aStart, aEnd, b, bStart)
-}
-
-/** Strings interned by their UTF-8 bytes (no string built for one seen before). */
-class ByteTable {
-  readonly entries: string[] = []
-  readonly #bytes: Uint8Array[] = []
-
-  /**
-   * The index of the text `b[start, end)`, adding it while below `limit`; -1 when full, -2
-   * when it is not well-formed UTF-8. The text is the end of the msgpack string whose header
-   * is at `at`, past its first `skip` (ASCII) characters.
-   */
-  ref(b: Uint8Array, start: number, end: number, limit: number, at: number, skip = 0, hint = 0): number {
-    const n = this.#bytes.length
-    for (let k = 0; k < n; k++) {
-      const i = (hint + k) % n
-      const entry = this.#bytes[i] as Uint8Array
-      if (entry.length === end - start && same(b, start, end, entry, 0)) return i
-    }
-    if (n >= limit) return -1
-    const decoded = decodeText(b, at, end)
-    if (decoded === undefined) return -2
-    this.#bytes.push(b.slice(start, end))
-    this.entries.push(decoded.slice(skip))
-    return n
-  }
-}
 
 /** Reads the stamp string `b[start, end)` into `stamps`, as `StampWriter.write` would; false when it would not. */
 function writeStamp(stamps: StampWriter, replicas: ByteTable, b: Uint8Array, at: number, start: number, end: number): boolean {
@@ -263,7 +79,7 @@ let stateStart = 0
 function storedRecord(b: Uint8Array, at: number, end: number): boolean {
   if (b[at] !== 0x93 || !text(b, at + 1)) return false
   keyStart = at + 1
-  stateStart = skip(b, textEnd, end)
+  stateStart = skip(b, found.end, end)
   return stateStart >= 0
 }
 
@@ -298,15 +114,15 @@ export function encodeStoredChanges(message: NumberedChangesMessage, records: St
   for (let r = from; r < to; r++) {
     const end = records.offsets[r + 1] as number
     if (!storedRecord(b, records.offsets[r] as number, end)) return undefined
-    counted = 0
+    found.elements = 0
     if (skip(b, stateStart, end) !== end) return undefined
-    elements += 4 + counted
+    elements += 4 + found.elements
     sink.copy(prefix)
-    sink.copy(b, keyStart, textEnd)
+    sink.copy(b, keyStart, found.end)
     sink.copy(stateLabel)
     sink.copy(b, stateStart, end)
   }
-  elements += rest(sink, message, false)
+  elements += rest(sink, message)
   if (Number.isNaN(elements)) return undefined
   return { frame: sink.bytes.slice(0, sink.length), elements }
 }
@@ -332,8 +148,7 @@ function envelope(sink: Sink, message: NumberedChangesMessage, packed: boolean):
 }
 
 /** The message's fields after `changes`; returns their elements. */
-function rest(sink: Sink, message: NumberedChangesMessage, packed: boolean): number {
-  if (packed) return 0
+function rest(sink: Sink, message: NumberedChangesMessage): number {
   let elements = 0
   let past = false
   for (const key in message) {
@@ -360,7 +175,7 @@ function packedFrame(message: NumberedChangesMessage, records: StoredRecords, fr
   for (let r = from; r < to; r++) {
     const end = records.offsets[r + 1] as number
     if (!storedRecord(b, records.offsets[r] as number, end)) return undefined
-    const keyEnd = textEnd
+    const keyEnd = found.end
     // The state: a map of `fields` and `deleted`, in either order.
     let pos = stateStart
     if (b[pos++] !== 0x82) return undefined
@@ -389,15 +204,15 @@ function packedFrame(message: NumberedChangesMessage, records: StoredRecords, fr
     let shared = count > 0
     for (let i = 0; i < count; i++) {
       if (b[at] !== 0x93 || !text(b, at + 1)) return undefined
-      at = skip(b, textEnd, end)
+      at = skip(b, found.end, end)
       if (at < 0 || !text(b, at)) return undefined
-      if (i === 0) sharedAt = textAt, sharedStart = textStart, sharedEnd = textEnd
-      else if (shared && !sameRange(b, sharedStart, sharedEnd, textStart, textEnd)) shared = false
-      at = textEnd
+      if (i === 0) sharedAt = found.at, sharedStart = found.start, sharedEnd = found.end
+      else if (shared && !sameRange(b, sharedStart, sharedEnd, found.start, found.end)) shared = false
+      at = found.end
     }
     const deletedType = b[deletedAt] as number
     if (deletedType !== 0xc0) {
-      if (!text(b, deletedAt) || !writeStamp(stamps, replicas, b, textAt, textStart, textEnd)) return undefined
+      if (!text(b, deletedAt) || !writeStamp(stamps, replicas, b, found.at, found.start, found.end)) return undefined
     }
     if (shared && !writeStamp(stamps, replicas, b, sharedAt, sharedStart, sharedEnd)) return undefined
     out.array(3 + count * 2)
@@ -409,18 +224,18 @@ function packedFrame(message: NumberedChangesMessage, records: StoredRecords, fr
     for (let i = 0; i < count; i++) {
       text(b, at + 1)
       const nameAt = at + 1
-      const valueAt = textEnd
-      const index = names.ref(b, textStart, textEnd, SMALL_TABLE, textAt, 0, i)
+      const valueAt = found.end
+      const index = names.ref(b, found.start, found.end, SMALL_TABLE, found.at, 0, i)
       if (index === -2) return undefined
       if (index >= 0) out.byte(index)
       else out.copy(b, nameAt, valueAt)
-      counted = 0
+      found.elements = 0
       const valueEnd = skip(b, valueAt, end)
-      elements += counted
+      elements += found.elements
       out.copy(b, valueAt, valueEnd)
       text(b, valueEnd)
-      if (!shared && !writeStamp(stamps, replicas, b, textAt, textStart, textEnd)) return undefined
-      at = textEnd
+      if (!shared && !writeStamp(stamps, replicas, b, found.at, found.start, found.end)) return undefined
+      at = found.end
     }
   }
   const sink = frameSink
@@ -444,5 +259,5 @@ function packedFrame(message: NumberedChangesMessage, records: StoredRecords, fr
 /** The key of the stored record `bytes` (a stored `[key, seq, state]`). */
 export function storedRecordKey(bytes: Uint8Array, start = 0): string | undefined {
   if (bytes[start] !== 0x93 || !text(bytes, start + 1)) return undefined
-  return decodeText(bytes, textAt, textEnd)
+  return decodeText(bytes, found.at, found.end)
 }
