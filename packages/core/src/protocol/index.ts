@@ -99,6 +99,8 @@ export {
 export type { CodecLimits, CountedFrame, FrameSize } from './codec'
 export { encodeSharedChanges, stampChanges } from './shared-frame'
 export type { NumberedChangesMessage, SharedChangesFrame } from './shared-frame'
+export { encodeStoredChanges, storedRecordKey } from './stored-changes'
+export type { StoredRecords } from './stored-changes'
 export { DEFAULT_WIRE_LIMITS, FRAME_ENVELOPE, MIN_FRAME_BYTES, assertChangeFits, itemBudget, keySize, measureTotal, packBySize, packListBySize, sizeError } from './limits'
 export type { WireLimits } from './limits'
 export {

@@ -71,7 +71,16 @@ export class StampWriter {
       if (digit < 0 || digit > 15) return false
       counter = counter * 16 + digit
     }
-    const index = this.replicaIndex(stamp.slice(16))
+    return this.writeParsed(wall, counter, stamp.slice(16))
+  }
+
+  /**
+   * Appends the stamp `wall`-`counter`-`replica` whose parts a caller already read from a
+   * canonical stamp (wall and counter in range, replica of 1..128 code units); false (and
+   * nothing written) when the replica finds no room.
+   */
+  writeParsed(wall: number, counter: number, replica: string): boolean {
+    const index = this.replicaIndex(replica)
     if (index === undefined) return false
     if (!this.#started) {
       this.#started = true

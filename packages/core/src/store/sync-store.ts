@@ -21,6 +21,7 @@
  * Every backend (memory, LMDB, Postgres) passes `runSyncStoreTests` from
  * `@outpost/core/testing`.
  */
+import type { StoredRecords } from '../protocol/stored-changes'
 import type { CrdtState } from '../crdt/change'
 import type { OutpostError } from '../errors'
 import type { HashSum } from '../merkle/node-sums'
@@ -112,6 +113,13 @@ export interface SyncStore {
   getRecords(map: string, keys: readonly string[]): Promise<(SyncRecord | undefined)[]>
   /** A page of records in `(leaf path, key)` order. */
   scanRecords(map: string, scan: RecordScan): Promise<SyncRecord[]>
+  /**
+   * Optional: the page {@link scanRecords} gives, each record in its stored form,
+   * `encode([key, seq, state])` by core's codec of a state checked when it was written, so
+   * a relay puts it into frames as it is (`encodeStoredChanges`) instead of decoding it. A
+   * store that keeps records some other way leaves it out.
+   */
+  scanStoredRecords?(map: string, scan: RecordScan): Promise<StoredRecords>
   /** Log entries with a sequence number above `afterSeq`, oldest first, at most `limit`. */
   readLog(map: string, afterSeq: number, limit: number): Promise<SyncLogEntry[]>
   /**

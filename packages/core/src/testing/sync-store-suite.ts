@@ -20,6 +20,7 @@ import type { CrdtState } from '../crdt/change'
 import { stateDigest } from '../merkle/hash'
 import { NodeSums, entryHash, leafPathOf } from '../merkle/node-sums'
 import { recordOrder } from '../store/memory-sync'
+import { decode } from '../protocol/codec'
 import type { Store } from '../store/store'
 import { SYNC_TREE_DEPTH, type SyncRecord, type SyncStore, type WriteRequest } from '../store/sync-store'
 import type { LwwRecordState, RecordValue, Stamp } from '../types'
@@ -93,6 +94,15 @@ async function scanAll(store: SyncStore, map: string, page: number, within?: str
   for (;;) {
     const batch = await store.scanRecords(map, { limit: page, ...(after === undefined ? {} : { after }), ...(within === undefined ? {} : { within }) })
     out.push(...batch)
+    if (store.scanStoredRecords !== undefined) {
+      // The stored form, where a store offers it, holds exactly the page's records.
+      const stored = await store.scanStoredRecords(map, { limit: page, ...(after === undefined ? {} : { after }), ...(within === undefined ? {} : { within }) })
+      const decoded = Array.from({ length: stored.count }, (_, i) => {
+        const [key, seq, state] = decode(stored.bytes.subarray(stored.offsets[i], stored.offsets[i + 1]), { maxFrameBytes: Infinity, maxElements: Infinity }) as [string, number, CrdtState]
+        return { key, seq, state }
+      })
+      expect(decoded).toEqual(batch)
+    }
     if (batch.length < page) return out
     after = (batch[batch.length - 1] as SyncRecord).key
   }

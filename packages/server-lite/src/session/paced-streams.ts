@@ -4,7 +4,7 @@
  * Frames are paced by the socket's send buffer and, when the client asked for flow
  * control (hello `window`), by its `credit`; both paths end with `synced`.
  */
-import type { Change, RecordValue, ServerMessage, SyncRecord } from '@outpost/core'
+import { decode, encodeStoredChanges, storedRecordKey, type Change, type CrdtState, type NumberedChangesMessage, type RecordScan, type RecordValue, type ServerMessage, type StoredRecords, type SyncRecord } from '@outpost/core'
 import { FRAME_RECORDS, type OutRecord, type Subscription, type SubscriptionOut } from './subscription'
 
 /** Records then move-outs for one frame. */
@@ -18,6 +18,14 @@ function partOf(records: readonly OutRecord[], moveOut: readonly string[], from:
   const n = records.length
   return { records: records.slice(Math.min(from, n), Math.min(to, n)), moveOut: moveOut.slice(Math.max(0, from - n), Math.max(0, to - n)) }
 }
+
+/** Record `i` of a stored page, decoded (the stored bytes were checked when written: no frame limits apply). */
+function recordOf(page: StoredRecords, i: number): SyncRecord {
+  const [key, seq, state] = decode(page.bytes.subarray(page.offsets[i], page.offsets[i + 1]), UNBOUNDED) as [string, number, CrdtState]
+  return { key, seq, state }
+}
+
+const UNBOUNDED = { maxFrameBytes: Infinity, maxDepth: Infinity, maxElements: Infinity }
 
 /** Log entries read per page of a replay. */
 const REPLAY_PAGE = 2_000
@@ -71,6 +79,8 @@ export class PacedStreams {
   /** Streams the whole view from the store, then `synced`. */
   async slice(sub: Subscription, head: number): Promise<void> {
     const store = this.#out.host.context.sync.store
+    // Every record a member, as stored: frames are built from the stored bytes (see `sliceStored`).
+    if (store.scanStoredRecords !== undefined && sub.view.plain) return this.#sliceStored(sub, head, (scan) => (store.scanStoredRecords as NonNullable<typeof store.scanStoredRecords>)(sub.map, scan))
     let after: string | undefined
     for (;;) {
       const limit = after === undefined ? FIRST_SCAN_PAGE : SCAN_PAGE
@@ -83,6 +93,58 @@ export class PacedStreams {
       after = (page[page.length - 1] as SyncRecord).key
     }
     if (!sub.closed) await this.#out.synced(sub, head)
+  }
+
+  /**
+   * {@link slice} of a view that holds every record unprojected (`plain`), from a store that
+   * gives records in their stored form: each frame is spliced from the stored bytes by
+   * `encodeStoredChanges` (no decode, no re-encode, no self-check of bytes the store
+   * validated when they were written); a part it declines goes the object way (`#send`).
+   */
+  async #sliceStored(sub: Subscription, head: number, scan: (scan: RecordScan) => Promise<StoredRecords>): Promise<void> {
+    let after: string | undefined
+    for (;;) {
+      const limit = after === undefined ? FIRST_SCAN_PAGE : SCAN_PAGE
+      const page = await scan(after === undefined ? { limit } : { after, limit })
+      if (sub.closed) return
+      await this.#sendStored(sub, page)
+      if (sub.closed || page.count < limit) break
+      const last = page.offsets[page.count - 1] as number
+      after = storedRecordKey(page.bytes, last) ?? recordOf(page, page.count - 1).key
+    }
+    if (!sub.closed) await this.#out.synced(sub, head)
+  }
+
+  /** Sends a page of stored records as paced, numbered frames, cut as {@link #send} cuts them. */
+  async #sendStored(sub: Subscription, page: StoredRecords): Promise<void> {
+    const host = this.#out.host
+    const limits = this.#out.limits
+    const ranges: [number, number][] = []
+    for (let i = 0; i < page.count; i += FRAME_RECORDS) ranges.push([i, Math.min(page.count, i + FRAME_RECORDS)])
+    let range: [number, number] | undefined
+    while ((range = ranges.shift()) !== undefined) {
+      const [from, to] = range
+      await this.#paced()
+      if (sub.closed || !host.isOpen) return
+      const message = { type: 'changes', sub: sub.sub, changes: [], paced: true, frame: sub.frames + 1 } as NumberedChangesMessage
+      const encoded = encodeStoredChanges(message, page, from, to, sub.view.kind, sub.map, host.version)
+      if (encoded !== undefined && encoded.frame.length <= limits.maxFrameBytes && encoded.elements <= limits.maxElements) {
+        sub.frames++
+        host.context.metrics.opsOut.inc(to - from)
+        this.#owed += host.sendEncoded(encoded.frame)
+        continue
+      }
+      if (encoded !== undefined && to - from > 1) {
+        const ratio = Math.min(limits.maxFrameBytes / encoded.frame.length, limits.maxElements / encoded.elements)
+        const cut = Math.max(1, Math.min((to - from) >> 1, Math.floor((to - from) * ratio * 0.9)))
+        ranges.unshift([from, from + cut], [from + cut, to])
+        continue
+      }
+      // Records this packer declines, or one record that fits no frame (which `#send` reports): the object way.
+      const records: OutRecord[] = []
+      for (let i = from; i < to; i++) records.push(recordOf(page, i))
+      await this.#send(sub, records, [])
+    }
   }
 
   /** Replays the keys changed after `cursor` (up to `head`), then `synced`. */

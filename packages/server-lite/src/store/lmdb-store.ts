@@ -36,6 +36,7 @@ import {
   type Store,
   type StoreBatch,
   type StoreEntry,
+  type StoredRecords,
   type SyncLogEntry,
   type SyncMapInfo,
   type SyncRecord,
@@ -322,6 +323,11 @@ export class LmdbStore implements Store, SyncStore {
   async scanRecords(map: string, scan: RecordScan): Promise<SyncRecord[]> {
     this.#check()
     return this.#sync.scanRecords(map, scan)
+  }
+
+  async scanStoredRecords(map: string, scan: RecordScan): Promise<StoredRecords> {
+    this.#check()
+    return this.#sync.scanStoredRecords(map, scan)
   }
 
   async readLog(map: string, afterSeq: number, limit: number): Promise<SyncLogEntry[]> {

@@ -30,8 +30,9 @@
 import type { Database, RootDatabase } from 'lmdb'
 import { checkSyncFormat } from './lmdb-format'
 import { STORED_LIMITS, fromUtf16, leafHex, utf16 } from './key-bytes'
-import { LAST_MAP_ID, stored, storedTransient, idBytes, recordKeyBody, type RecordKeySlot, recordKeySlot, keyedBy, orderKey, ORDER_VALUE, withId, recordKey, seqKey, after, subtreeRange, type MapRow, readSum, LeafSums, lowerBound, readUint, writeUint } from './lmdb-keys'
+import { LAST_MAP_ID, stored, storedTransient, idBytes, recordKeyBody, type RecordKeySlot, recordKeySlot, keyedBy, orderKey, ORDER_VALUE, withId, recordKey, seqKey, after, type MapRow, readSum, LeafSums, readUint, writeUint } from './lmdb-keys'
 import { FOLD_AT, PendingOrderCache, applyPending, logEntry, packLogRow } from './lmdb-pending'
+import { StoredPageReader, scanOrderKeys } from './lmdb-scan'
 import {
   InternalError,
   InvalidValueError,
@@ -49,11 +50,14 @@ import {
   type RecordScan,
   type SyncLogEntry,
   type SyncMapInfo,
+  type StoredRecords,
   type SyncRecord,
   type Value,
   type WriteOutcome,
   type WriteRequest,
 } from '@outpost/core'
+
+const NO_RECORDS: StoredRecords = Object.freeze({ bytes: new Uint8Array(0), offsets: new Uint32Array(1), count: 0 })
 
 /** The LMDB databases of the record data. */
 export interface LmdbSyncDatabases {
@@ -89,6 +93,7 @@ export function openSyncDatabases(root: RootDatabase<Buffer, Buffer>, sys: Datab
 export class LmdbSync {
   readonly #db: LmdbSyncDatabases
   readonly #pendingOrder = new PendingOrderCache()
+  readonly #pages = new StoredPageReader()
   readonly #foldAt: number
 
   /** `foldAt`: pending rows a map gathers before a write folds them (see `lmdb-pending.ts`). */
@@ -119,7 +124,7 @@ export class LmdbSync {
     return out.sort()
   }
 
-  #decodeRecord(bytes: Buffer): SyncRecord {
+  #decodeRecord(bytes: Uint8Array): SyncRecord {
     const [key, seq, state] = decode(bytes, STORED_LIMITS) as [string, number, CrdtState]
     return { key, seq, state }
   }
@@ -134,33 +139,18 @@ export class LmdbSync {
   }
 
   scanRecords(map: string, scan: RecordScan): SyncRecord[] {
+    const page = this.scanStoredRecords(map, scan)
+    const out: SyncRecord[] = new Array(page.count)
+    for (let i = 0; i < page.count; i++) out[i] = this.#decodeRecord(page.bytes.subarray(page.offsets[i], page.offsets[i + 1]))
+    return out
+  }
+
+  /** {@link scanRecords} in the records' stored form (`encode([key, seq, state])`, see `lmdb-scan.ts`). */
+  scanStoredRecords(map: string, scan: RecordScan): StoredRecords {
     if (!Number.isInteger(scan.limit) || scan.limit < 1) throw new StoreError(`scan limit must be a positive integer, got ${String(scan.limit)}`)
     const row = this.#map(map)
-    if (row === undefined) return []
-    const range = scan.within === undefined ? { start: idBytes(row.id), end: after(idBytes(row.id)) } : subtreeRange(row.id, scan.within)
-    const from = scan.after === undefined ? range.start : Buffer.concat([orderKey(row.id, recordKeyBody(scan.after)), Buffer.from([0])])
-    const start = Buffer.compare(from, range.start) < 0 ? range.start : from
-    // Folded keys from `order`, merged with the new keys still pending (sorted, cached between pages).
-    const pending = row.head > row.folded ? this.#pendingOrder.keys(this.#db.log, row.id, row.folded, row.head, (seq) => seqKey(row.id, seq)) : []
-    let p = lowerBound(pending, start)
-    const keys: Buffer[] = []
-    for (const key of this.#db.order.getKeys({ start, end: range.end, limit: scan.limit })) {
-      while (p < pending.length && Buffer.compare(pending[p] as Buffer, key) < 0 && keys.length < scan.limit) keys.push(pending[p++] as Buffer)
-      if (keys.length >= scan.limit) break
-      keys.push(key)
-    }
-    while (p < pending.length && keys.length < scan.limit && Buffer.compare(pending[p] as Buffer, range.end) < 0) keys.push(pending[p++] as Buffer)
-    const out: SyncRecord[] = []
-    for (const key of keys) {
-      // The record's key: the order key without its leaf path (one allocation, no intermediate views: this runs per record of a slice).
-      const recordKeyBytes = Buffer.allocUnsafe(key.length - 2)
-      key.copy(recordKeyBytes, 0, 0, 4)
-      key.copy(recordKeyBytes, 4, 6)
-      const bytes = this.#db.byKey.getBinary(recordKeyBytes)
-      if (bytes === undefined) throw new StoreError(`the LMDB store's scan order names a record it does not hold (map ${map}); the data directory is damaged`)
-      out.push(this.#decodeRecord(bytes))
-    }
-    return out
+    if (row === undefined) return NO_RECORDS
+    return this.#pages.read(this.#db.byKey, scanOrderKeys(this.#db, this.#pendingOrder, row, scan), map)
   }
 
   readLog(map: string, afterSeq: number, limit: number): SyncLogEntry[] {
