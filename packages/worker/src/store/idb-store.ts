@@ -45,7 +45,7 @@ import {
   type StoreEntry,
   type Value,
 } from '@outpost/core'
-import { forEachInPage, pageSize, valueInPage, type StoredPage } from './page-codec'
+import { decodePages, pageSize, valueInPage, type StoredPage } from './page-codec'
 import { PageCache } from './page-cache'
 import { PAGE_CACHE_RECORDS, writePages, type IdbStoreStats, type OutpostDb, type PageWork, type WriteResult } from './page-writes'
 import { DB_VERSION, upgradeDatabase } from './upgrade'
@@ -188,14 +188,21 @@ export class IdbStore implements Store {
    * memory, one `getAll` over the collection's pages.
    */
   async loadCollection(collection: string): Promise<Map<string, Value>> {
+    return decodePages(await this.readPages(collection))
+  }
+
+  /**
+   * Every page of a collection as stored (compact, undecoded), one `getAll`: a cold start
+   * answers its first query from these (see `page-codec.ts` `forEachViewInPage`) and
+   * decodes them into a map only when something needs the records themselves.
+   */
+  async readPages(collection: string): Promise<StoredPage[]> {
     this.#check()
     return this.#serial(async () => {
       this.#check()
       const pages = await this.#db.getAll('pages', this.#range(collection))
       this.stats.pagesRead += pages.length
-      const out = new Map<string, Value>()
-      for (const page of pages) forEachInPage(page, (key, value) => out.set(key, value))
-      return out
+      return pages
     })
   }
 
