@@ -5,7 +5,8 @@
  *   the decoded state: tombstones, revived fields and `__proto__`-like names included;
  * - a query answered from the pages gives exactly the rows the same query gives once the
  *   map is in memory, and leaves the map undecoded; the map's load then reads no page again;
- * - a write made while the first query reads the pages is not lost: the live query shows it.
+ * - a write made while the first query reads the pages is not lost: the live query shows it;
+ * - start-up reads its meta values in one transaction (`getMetaMany`).
  */
 import 'fake-indexeddb/auto'
 import { IDBFactory } from 'fake-indexeddb'
@@ -13,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { lwwDeleteState, lwwSetState, lwwUpdateState, lwwView, mergeLww, type LwwRecordState, type Query, type RecordValue, type Stamp, type Value } from '@outpost/core'
 import type { Engine } from '../src/engine'
 import type { Row } from '../src/engine-api'
-import type { IdbStore } from '../src/store/idb-store'
+import { IdbStore } from '../src/store/idb-store'
 import { encodePage, forEachInPage, forEachViewInPage } from '../src/store/page-codec'
 import { engineOn, prng, testSeed, unwrap } from './helpers'
 
@@ -112,6 +113,13 @@ describe('page views', () => {
 })
 
 describe('cold start', () => {
+  it('reads its meta values in one go, in order, missing ones undefined', async () => {
+    const store = await IdbStore.open('meta-many', { indexedDB: new IDBFactory() })
+    await store.commit({ meta: [{ key: 'a', value: 1 }, { key: 'c', value: { x: [2] } }] })
+    expect(await store.getMetaMany(['c', 'b', 'a'])).toEqual([{ x: [2] }, undefined, 1])
+    await store.close()
+  })
+
   it('answers the first queries from the pages, exactly as the loaded map does, reading each page once', async () => {
     const seed = testSeed('cold start from pages')
     const random = prng(seed)
@@ -138,7 +146,7 @@ describe('cold start', () => {
     for (const [i, query] of QUERIES.entries()) expect(await firstRows(cold, query), `seed ${seed}, query ${JSON.stringify(query)}`).toEqual(fromPages[i])
   }, 60_000)
 
-  for (const order of ['query first', 'write first'] as const) {
+  for (const order of ['query answered, then writes', 'query first', 'write first'] as const) {
     it(`loses no write made while the first query reads the pages (${order})`, async () => {
       const seed = testSeed(`cold start write during load, ${order}`)
       const random = prng(seed)
@@ -162,7 +170,11 @@ describe('cold start', () => {
         ])
       }
       const subscribe = cold.subscribeQuery({ map: 'items', ...query }, (rows) => (latest = rows)).then(unwrap)
-      if (order === 'query first') await Promise.all([subscribe, writes()])
+      if (order === 'query answered, then writes') {
+        await subscribe
+        expect(await isLoaded(cold), 'answered from the pages').toBe(false)
+        await writes()
+      } else if (order === 'query first') await Promise.all([subscribe, writes()])
       else await Promise.all([writes(), subscribe])
       // Notifications go out once per microtask.
       await new Promise((resolve) => setTimeout(resolve, 10))
