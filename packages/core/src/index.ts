@@ -8,7 +8,7 @@
 export { AuthError, BusClosedError, BusError, BusMessageTooLargeError, ClockDriftError, ConfigError, DatabaseLockedError, DecodeError, DecodeLimitError, ForbiddenError, FrameTooLargeError, InternalError, InvalidKeyError, InvalidMessageError, InvalidValueError, LockError, NotFoundError, OfflineError, OutpostError, PredicateError, ProcessorError, ProtocolVersionError, QueryError, QuotaExceededError, RateLimitError, SchemaOutdatedError, SchemaValidationError, ShuttingDownError, StoreClosedError, StoreError, TimeoutError, TokenExpiredError, TooManyConnectionsError, ValueTooLargeError, WorkerUnavailableError, deserializeError, isErrorCode, isOutpostError, serializeError, SearchIndexFullError, SearchNotDeclaredError, EmptySearchError, UnknownSearchFieldError } from './errors'
 export type { ErrorCode, ErrorDetails, SerializedError } from './errors'
 export type { Change, CollectionKind, CounterState, FieldEntry, LwwRecordState, OrSetState, RecordValue, ReplicaId, Stamp, Value } from './types'
-export { VALUE_LIMITS, assertFieldName, assertRecord, assertStoredValue, assertValue, compareValues, encodedSizeBound, getField, recordFromEntries, valueRank, valueWeight, valuesEqual } from './value'
+export { VALUE_LIMITS, assertFieldName, assertRecord, assertStoredValue, assertValue, compareValues, encodedSizeBound, getField, recordFromEntries, setOwnField, valueRank, valueWeight, valuesEqual } from './value'
 export { KEY_LIMITS, assertKey, assertMapName } from './keys'
 export { isWellFormed, isWellFormedUtf8 } from './unicode'
 export {

@@ -58,9 +58,9 @@ it('an increment made while refused writes are taken back is kept in memory', as
   expect(await value(engine)).toBe(3)
   const store = engine.store
   if (!(store instanceof IdbStore)) throw new Error('engine has no IndexedDB store')
-  const load = store.loadCollection.bind(store)
+  const load = store.readPages.bind(store)
   let raced: Promise<unknown> | undefined
-  store.loadCollection = async (collection) => {
+  store.readPages = async (collection) => {
     if (raced === undefined && collection === 'r/lww/secret') {
       // The refusal job loads `secret`: an increment arrives while it is under way.
       raced = engine.counterAdd('likes', 2)

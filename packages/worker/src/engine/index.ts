@@ -225,10 +225,7 @@ class EngineImpl implements Engine {
   }
 
   subscribeQuery(...args: Args<'subscribeQuery'>): Promise<Result<number>> {
-    return this.#guard('subscribeQuery', args, async ({ maps }, [spec, onRows]) => {
-      const loaded = await maps.ensure('lww', spec.map)
-      return this.#live.subscribeQuery(loaded, spec, onRows)
-    })
+    return this.#guard('subscribeQuery', args, ({ maps }, [spec, onRows]) => this.#live.subscribeQuery(maps, spec, onRows))
   }
 
   async unsubscribeQuery(id: number): Promise<void> {

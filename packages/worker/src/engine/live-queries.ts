@@ -9,7 +9,8 @@ import { QueryView, counterValue, lwwView, orValues, type CollectionKind, type C
 import type { Row } from '../engine-api'
 import type { AnyState } from '../sync/shape-replica'
 import { safeCall } from './callbacks'
-import type { LoadedMap } from './map-cache'
+import { forEachViewInPage, type StoredPage } from '../store/page-codec'
+import type { LoadedMap, MapCache } from './map-cache'
 
 interface QuerySub {
   readonly map: string
@@ -36,6 +37,26 @@ function valueOf(kind: CollectionKind, state: AnyState | undefined): unknown {
   }
 }
 
+/** Every visible record of a map in memory, as rows. */
+function* rowsOfMap(loaded: LoadedMap): Generator<Row> {
+  for (const [key, state] of loaded.states) {
+    const value = lwwView(state as LwwRecordState)
+    if (value !== undefined) yield { key, value }
+  }
+}
+
+/** Every visible record of a map's stored pages, as rows (see `forEachViewInPage`), a page at a time: rows that do not match are garbage at once. */
+function* rowsOfPages(pages: readonly StoredPage[]): Generator<Row> {
+  const rows: Row[] = []
+  for (const page of pages) {
+    rows.length = 0
+    forEachViewInPage(page, (key, value) => {
+      if (value !== undefined) rows.push({ key, value })
+    })
+    yield* rows
+  }
+}
+
 /** The live query and value subscriptions of every tab. */
 export class LiveQueries {
   /** Reads a key's current state in memory when a value subscription is due. */
@@ -53,17 +74,28 @@ export class LiveQueries {
     this.#nextId = nextId
   }
 
-  /** Starts a live query over a loaded map: `onRows` gets the current rows at once. Returns its id. */
-  subscribeQuery(loaded: LoadedMap, query: Query, onRows: (rows: readonly Row[]) => void): number {
-    const view = new QueryView(query)
-    const rows: Row[] = []
-    for (const [key, state] of loaded.states) {
-      const value = lwwView(state as LwwRecordState)
-      if (value !== undefined) rows.push({ key, value })
+  /**
+   * Starts a live query over `query.map`: `onRows` gets the current rows at once. Returns
+   * its id. A map not in memory yet is not loaded for it: the rows come from its stored
+   * pages, each record read as the app sees it and kept only when it matches (a cold
+   * start's first query decodes no record into memory). Later changes reach the query
+   * through {@link LiveQueries.keyChanged}, after the map loads.
+   */
+  async subscribeQuery(maps: MapCache, query: Query & { readonly map: string }, onRows: (rows: readonly Row[]) => void): Promise<number> {
+    if (maps.get('lww', query.map) === undefined) {
+      const pages = await maps.storedPages('lww', query.map)
+      // Loaded meanwhile: memory may already hold writes the pages do not.
+      if (pages !== undefined && maps.get('lww', query.map) === undefined) return this.#subscribe(query.map, query, rowsOfPages(pages), onRows)
     }
+    const loaded = await maps.ensure('lww', query.map)
+    return this.#subscribe(loaded.map, query, rowsOfMap(loaded), onRows)
+  }
+
+  #subscribe(map: string, query: Query, rows: Iterable<Row>, onRows: (rows: readonly Row[]) => void): number {
+    const view = new QueryView(query)
     view.load(rows)
     const id = this.#nextId()
-    this.#querySubs.set(id, { map: loaded.map, view, onRows })
+    this.#querySubs.set(id, { map, view, onRows })
     safeCall(onRows, view.rows())
     return id
   }

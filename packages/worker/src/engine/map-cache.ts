@@ -4,9 +4,18 @@
  * after that memory is the newest state (optimistic local writes included) and the store
  * catches up through the committer. Every change of a key is reported to the listener, so
  * shapes and live queries follow memory exactly.
+ *
+ * ## Pages before the map
+ * A cold start's first query needs what each record looks like, not the records in memory:
+ * {@link MapCache.storedPages} hands it the map's pages as stored, undecoded, and keeps them
+ * so that the map's load, when something needs it (a write, a shape, a value), decodes
+ * those same pages instead of reading them again. While a map is not in memory nothing has
+ * changed it (every change goes through memory, which loads it first), so its stored pages
+ * are its current state.
  */
 import { mergeState, stateEquals, type CollectionKind, type Store } from '@outpost/core'
 import { IdbStore } from '../store/idb-store'
+import { forEachInPage, type StoredPage } from '../store/page-codec'
 import type { AnyState } from '../sync/shape-replica'
 
 /** Every kind of collection, in the order shapes track them. */
@@ -45,6 +54,8 @@ export class MapCache {
   readonly #listener: MapCacheListener
   readonly #maps = new Map<string, LoadedMap>()
   readonly #loading = new Map<string, Promise<LoadedMap>>()
+  /** Maps whose pages were read (or are being read) for a query, not decoded into memory yet: collection → the read. */
+  readonly #pages = new Map<string, Promise<StoredPage[]>>()
 
   constructor(store: Store, listener: MapCacheListener) {
     this.#store = store
@@ -79,13 +90,44 @@ export class MapCache {
     return loading
   }
 
+  /**
+   * The map's pages as stored, while the map is not in memory nor loading (IndexedDB only;
+   * `undefined` otherwise). Concurrent callers share one read, and the map's load decodes
+   * that read (see the module comment). The caller must check that the map is still not in
+   * memory once this resolves: if it is, memory may hold changes the pages do not.
+   */
+  async storedPages(kind: CollectionKind, map: string): Promise<readonly StoredPage[] | undefined> {
+    const collection = collectionOf(kind, map)
+    const store = this.#store
+    if (!(store instanceof IdbStore) || this.#maps.has(collection) || this.#loading.has(collection)) return undefined
+    return this.#readPages(store, collection)
+  }
+
+  #readPages(store: IdbStore, collection: string): Promise<StoredPage[]> {
+    let reading = this.#pages.get(collection)
+    if (reading === undefined) {
+      reading = store.readPages(collection)
+      this.#pages.set(collection, reading)
+      // A failed read is forgotten, so the next caller tries again.
+      reading.catch(() => this.#pages.delete(collection))
+    }
+    return reading
+  }
+
   async #load(kind: CollectionKind, map: string, collection: string): Promise<LoadedMap> {
     const store = this.#store
     const states = new Map<string, AnyState>()
-    if (store instanceof IdbStore) {
-      for (const [key, value] of await store.loadCollection(collection)) states.set(key, value as unknown as AnyState)
-    } else {
-      for (const { key, value } of await store.scan(collection)) states.set(key, value as unknown as AnyState)
+    try {
+      if (store instanceof IdbStore) {
+        const pages = await this.#readPages(store, collection)
+        this.#pages.delete(collection)
+        for (const page of pages) forEachInPage(page, (key, value) => states.set(key, value as unknown as AnyState))
+      } else {
+        for (const { key, value } of await store.scan(collection)) states.set(key, value as unknown as AnyState)
+      }
+    } catch (error) {
+      this.#loading.delete(collection)
+      throw error
     }
     const loaded: LoadedMap = { kind, map, collection, states }
     this.#maps.set(collection, loaded)

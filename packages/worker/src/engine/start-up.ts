@@ -4,7 +4,7 @@
  * the outbox, refused writes, recent call ids, shapes and "work offline". It runs once, on
  * the engine's first call; the facade (`index.ts`) builds the other parts from it.
  */
-import { DEFAULT_WIRE_LIMITS, DatabaseLockedError, Hlc, MemoryStore, serializeError, type ReplicaId, type SerializedError, type Shape, type Stamp, type Store, type WireLimits } from '@outpost/core'
+import { DEFAULT_WIRE_LIMITS, DatabaseLockedError, Hlc, MemoryStore, serializeError, type ReplicaId, type SerializedError, type Shape, type Stamp, type Store, type Value, type WireLimits } from '@outpost/core'
 import { OUTBOX_COLLECTION, type Outbox, type OutboxEntry } from '../outbox'
 import { REJECTED_META_KEY, type RejectionLog } from '../rejections'
 import { IdbStore } from '../store/idb-store'
@@ -76,24 +76,19 @@ export interface RestoreInto {
 
 /** Reads what the last run left in `store` (creating the replica id on first use). */
 export async function restore(store: Store, now: () => number, into: RestoreInto): Promise<Restored> {
-  let replicaId = (await store.getMeta('replicaId')) as ReplicaId | undefined
+  const [storedId, last, offset, floor, limits, lastSync, opSeq, rejected, shapes, offline] = await readMeta(store, ['replicaId', 'hlc', 'clockOffset', 'clockFloor', 'wireLimits', 'lastSyncAt', 'opSeq', REJECTED_META_KEY, 'shapes', OFFLINE_META])
+  let replicaId = storedId as ReplicaId | undefined
   if (typeof replicaId !== 'string') {
     replicaId = crypto.randomUUID() as ReplicaId
     await store.commit({ meta: [{ key: 'replicaId', value: replicaId }] })
   }
-  const last = await store.getMeta('hlc')
-  // The last offset the relay measured: offline writes after a restart follow corrected time too.
-  const offset = await store.getMeta('clockOffset')
+  // `offset`: the last one the relay measured, so offline writes after a restart follow corrected time too.
   const hlc = new Hlc({ replicaId, now, last: typeof last === 'string' ? (last as Stamp) : null, offset: typeof offset === 'number' && Number.isFinite(offset) ? offset : 0 })
-  const floor = await store.getMeta('clockFloor')
   into.state.floor = typeof floor === 'string' ? (floor as Stamp) : null
-  const limits = await store.getMeta('wireLimits')
   if (isWireLimits(limits)) into.state.limits = limits
-  const lastSync = await store.getMeta('lastSyncAt')
   into.state.lastSyncAt = typeof lastSync === 'number' ? lastSync : null
-  const opSeq = await store.getMeta('opSeq')
   let nextOpId = (typeof opSeq === 'number' ? opSeq : 0) + 1
-  into.rejections.load(await store.getMeta(REJECTED_META_KEY))
+  into.rejections.load(rejected)
   const legacyRejected: [number, SerializedError][] = []
   for (const { value } of await store.scan(OUTBOX_COLLECTION)) {
     const entry = value as unknown as OutboxEntry
@@ -102,9 +97,12 @@ export async function restore(store: Store, now: () => number, into: RestoreInto
     if (entry.error !== undefined) legacyRejected.push([entry.opId, entry.error])
   }
   await into.calls.load(store, now())
-  const shapes = await store.getMeta('shapes')
-  const offline = (await store.getMeta(OFFLINE_META)) === true
-  return { replicaId, hlc, nextOpId, legacyRejected, shapes: Array.isArray(shapes) ? (shapes as unknown as Shape[]) : [], offline }
+  return { replicaId, hlc, nextOpId, legacyRejected, shapes: Array.isArray(shapes) ? (shapes as unknown as Shape[]) : [], offline: offline === true }
+}
+
+/** The meta values under `keys`: one IndexedDB transaction, not a round trip each. */
+function readMeta(store: Store, keys: readonly string[]): Promise<(Value | undefined)[]> {
+  return store instanceof IdbStore ? store.getMetaMany(keys) : Promise.all(keys.map((key) => store.getMeta(key)))
 }
 
 function isWireLimits(value: unknown): value is WireLimits {

@@ -25,7 +25,7 @@
  * included), and shares each stamp and field-name string among the records of its page.
  * Pure and synchronous: no I/O, so it is tested on its own.
  */
-import type { Value } from '@outpost/core'
+import { lwwView, setOwnField, type LwwRecordState, type RecordValue, type Value } from '@outpost/core'
 
 /** One stored page (layout version 2); see the module comment. */
 export interface StoredPage {
@@ -111,6 +111,13 @@ export function decodePage(page: StoredPage): Map<string, Value> {
   return out
 }
 
+/** Stored pages (of one collection) as one Map of key → value. */
+export function decodePages(pages: readonly StoredPage[]): Map<string, Value> {
+  const out = new Map<string, Value>()
+  for (const page of pages) forEachInPage(page, (key, value) => out.set(key, value))
+  return out
+}
+
 /** The number of entries a stored page holds (no decoding). */
 export function pageSize(page: StoredPage): number {
   return page.k.length
@@ -123,4 +130,31 @@ export function valueInPage(page: StoredPage, key: string): Value | undefined {
   let found: Value | undefined
   forEachInPage({ k: [key], s: page.s, n: page.n, e: [page.e[i]] }, (_, value) => (found = value))
   return found
+}
+
+/**
+ * Calls `visit` with every key of a stored page of LWW records and what the app sees of
+ * it (`lwwView` of its state: alive fields only, `undefined` when none is), built straight
+ * from the compact entry: no `{ fields, deleted }` state and no per-field arrays. A cold
+ * start's first query reads every record this way and keeps only the rows that match.
+ */
+export function forEachViewInPage(page: StoredPage, visit: (key: string, view: RecordValue | undefined) => void): void {
+  const { k, s, n, e } = page
+  for (let i = 0; i < k.length; i++) {
+    const entry = e[i]
+    if (!Array.isArray(entry)) {
+      visit(k[i] as string, lwwView((entry as RawEntry).v as unknown as LwwRecordState))
+      continue
+    }
+    const deletedAt = entry[0] as number
+    const deleted = deletedAt < 0 ? null : (s[deletedAt] as string)
+    let record: Record<string, Value> | undefined
+    for (let j = 1; j < entry.length; j += 3) {
+      // Alive: written after the record's tombstone (the same test as core's lwwView).
+      if (deleted !== null && !((s[entry[j + 2] as number] as string) > deleted)) continue
+      record ??= {}
+      setOwnField(record, n[entry[j] as number] as string, entry[j + 1] as Value)
+    }
+    visit(k[i] as string, record)
+  }
 }
