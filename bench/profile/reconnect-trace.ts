@@ -95,8 +95,8 @@ try {
     )
     for (let k = 0; k < CHANGED; k++) {
       const i = Math.floor((k * n) / CHANGED)
-      const record = makeRecord(i) as Record<string, unknown>
-      ok(await writer.set('items', String(record['id']), { ...record, rev: round } as never))
+      const record = makeRecord(i)
+      ok(await writer.set('items', record.id, { ...record, rev: round } as never))
     }
     while ((await writer.status()).pendingWrites > 0) await new Promise((r) => setTimeout(r, 20))
     const profiled = profile && round === rounds
