@@ -10,16 +10,15 @@
  * (as workload 7). The profiler attaches to the SharedWorker over the Chrome DevTools
  * Protocol as soon as the worker exists (the first few milliseconds of its start are missed).
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { chromium } from 'playwright-core'
-import WebSocket from 'ws'
-import { CHROMIUM_PATH, buildPages, serveStatic } from '../lib/browser'
+import { buildPages, serveStatic } from '../lib/browser'
 import type { SystemPage } from '../pages/api'
 import { plant, startRelay } from '../workloads/million'
-import { summarize, type CpuProfile } from './cpu-profile'
+import { launchWithCdp, profileWorker } from './cdp'
+import { summarize } from './cpu-profile'
 
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(name)
@@ -28,51 +27,6 @@ const arg = (name: string, fallback: string): string => {
 const n = Number(arg('--records', '100000'))
 const out = arg('--out', join(tmpdir(), 'outpost-profiles'))
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-
-/** A minimal CDP client over the browser's WebSocket endpoint, with flat sessions. */
-class Cdp {
-  #next = 1
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
-  constructor(readonly socket: WebSocket) {
-    socket.on('message', (data: Buffer) => {
-      const message = JSON.parse(data.toString()) as { id?: number; result?: unknown; error?: { message: string } }
-      if (message.id === undefined) return
-      const waiter = this.#pending.get(message.id)
-      this.#pending.delete(message.id)
-      if (message.error !== undefined) waiter?.reject(new Error(message.error.message))
-      else waiter?.resolve(message.result)
-    })
-  }
-  send<T>(method: string, params: object = {}, sessionId?: string): Promise<T> {
-    const id = this.#next++
-    this.socket.send(JSON.stringify({ id, method, params, ...(sessionId === undefined ? {} : { sessionId }) }))
-    return new Promise<T>((resolve, reject) => this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject }))
-  }
-}
-
-/** Attaches to the first SharedWorker target that appears and starts its profiler. */
-async function profileWorker(cdp: Cdp): Promise<{ stop(): Promise<CpuProfile> }> {
-  for (;;) {
-    const { targetInfos } = await cdp.send<{ targetInfos: { targetId: string; type: string }[] }>('Target.getTargets')
-    const worker = targetInfos.find((t) => t.type === 'shared_worker')
-    if (worker !== undefined) {
-      const { sessionId } = await cdp.send<{ sessionId: string }>('Target.attachToTarget', { targetId: worker.targetId, flatten: true })
-      await cdp.send('Profiler.enable', {}, sessionId)
-      await cdp.send('Profiler.setSamplingInterval', { interval: 200 }, sessionId)
-      await cdp.send('Profiler.start', {}, sessionId)
-      return {
-        stop: async () => {
-          const { profile } = await cdp.send<{ profile: CpuProfile }>('Profiler.stop', {}, sessionId)
-          // Detached, so the worker can stop once its last tab closes (a cold start needs a new one).
-          await cdp.send('Target.detachFromTarget', { sessionId })
-          return profile
-        },
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
-
 
 type Bench = { bench: SystemPage }
 
@@ -85,12 +39,8 @@ const site = await serveStatic(build)
 try {
   await plant(dir, n)
   const relay = await startRelay(root, dir)
-  const context = await chromium.launchPersistentContext(profileDir, { executablePath: CHROMIUM_PATH, headless: true, args: ['--no-sandbox', '--disable-gpu', '--remote-debugging-port=0', '--disable-background-timer-throttling', '--disable-renderer-backgrounding'] })
+  const { context, cdp } = await launchWithCdp(profileDir)
   try {
-    const [port, path] = (await readFile(join(profileDir, 'DevToolsActivePort'), 'utf8')).trim().split('\n')
-    const socket = new WebSocket(`ws://127.0.0.1:${port}${path}`)
-    await new Promise((resolve) => socket.once('open', resolve))
-    const cdp = new Cdp(socket)
     for (const phase of ['sync', 'cold'] as const) {
       const page = await context.newPage()
       await page.goto(`${site.origin}/outpost.html`)
@@ -114,7 +64,7 @@ try {
       await page.close()
       await new Promise((resolve) => setTimeout(resolve, 3_000))
     }
-    socket.close()
+    cdp.socket.close()
   } finally {
     await context.close()
     relay.child.kill('SIGTERM')

@@ -13,18 +13,17 @@
  * to stop, so each start is cold. `--profile` saves a CPU profile of each build's last
  * cold start's SharedWorker, with a summary.
  */
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { chromium } from 'playwright-core'
 import { build } from 'vite'
-import WebSocket from 'ws'
 import { sourceResolution } from '../../scripts/source-conditions'
-import { CHROMIUM_PATH, PAGE_NAMES, serveStatic } from '../lib/browser'
+import { PAGE_NAMES, serveStatic } from '../lib/browser'
 import type { SystemPage } from '../pages/api'
 import { plant, startRelay } from '../workloads/million'
-import { summarize, type CpuProfile } from './cpu-profile'
+import { launchWithCdp, profileWorker } from './cdp'
+import { summarize } from './cpu-profile'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const arg = (name: string, fallback: string): string => {
@@ -49,43 +48,6 @@ if (process.argv[2] === 'build') {
   process.exit(0)
 }
 
-/** A minimal CDP client: enough to profile the SharedWorker (as chromium-worker.ts does). */
-class Cdp {
-  #next = 1
-  readonly #pending = new Map<number, (v: unknown) => void>()
-  constructor(readonly socket: WebSocket) {
-    socket.on('message', (data: Buffer) => {
-      const message = JSON.parse(data.toString()) as { id?: number; result?: unknown }
-      if (message.id !== undefined) this.#pending.get(message.id)?.(message.result)
-      this.#pending.delete(message.id ?? -1)
-    })
-  }
-  send<T>(method: string, params: object = {}, sessionId?: string): Promise<T> {
-    const id = this.#next++
-    this.socket.send(JSON.stringify({ id, method, params, ...(sessionId === undefined ? {} : { sessionId }) }))
-    return new Promise<T>((resolve) => this.#pending.set(id, resolve as (v: unknown) => void))
-  }
-}
-
-async function profileWorker(cdp: Cdp): Promise<() => Promise<CpuProfile>> {
-  for (;;) {
-    const { targetInfos } = await cdp.send<{ targetInfos: { targetId: string; type: string }[] }>('Target.getTargets')
-    const worker = targetInfos.find((t) => t.type === 'shared_worker')
-    if (worker !== undefined) {
-      const { sessionId } = await cdp.send<{ sessionId: string }>('Target.attachToTarget', { targetId: worker.targetId, flatten: true })
-      await cdp.send('Profiler.enable', {}, sessionId)
-      await cdp.send('Profiler.setSamplingInterval', { interval: 200 }, sessionId)
-      await cdp.send('Profiler.start', {}, sessionId)
-      return async () => {
-        const { profile } = await cdp.send<{ profile: CpuProfile }>('Profiler.stop', {}, sessionId)
-        await cdp.send('Target.detachFromTarget', { sessionId })
-        return profile
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
-
 const [dirA, dirB] = [process.argv[3] as string, process.argv[4] as string]
 const n = Number(arg('--records', '100000'))
 const rounds = Number(arg('--rounds', '3'))
@@ -100,12 +62,8 @@ const load = (): string => loadavg().map((x) => x.toFixed(1)).join(' ')
 try {
   await plant(dataDir, n)
   const relay = await startRelay(root, dataDir)
-  const context = await chromium.launchPersistentContext(browserDir, { executablePath: CHROMIUM_PATH, headless: true, args: ['--no-sandbox', '--disable-gpu', '--remote-debugging-port=0', '--disable-background-timer-throttling', '--disable-renderer-backgrounding'] })
+  const { context, cdp } = await launchWithCdp(browserDir)
   try {
-    const [port, path] = (await readFile(join(browserDir, 'DevToolsActivePort'), 'utf8')).trim().split('\n')
-    const socket = new WebSocket(`ws://127.0.0.1:${port}${path}`)
-    await new Promise((resolve) => socket.once('open', resolve))
-    const cdp = new Cdp(socket)
     const sync = await context.newPage()
     await sync.goto(`${site.origin}/b/outpost.html`)
     await sync.waitForFunction('globalThis.bench !== undefined')
@@ -141,7 +99,7 @@ try {
         figures[label].push(ms)
         console.log(`round ${round} ${label}: cold ${ms.toFixed(0)} ms (${rows} rows), load ${load()}`)
         if (stopping !== undefined) {
-          const profile = await (await stopping)()
+          const profile = await (await stopping).stop()
           await mkdir(profileOut, { recursive: true })
           const file = join(profileOut, `cold-${label}-${n}.cpuprofile`)
           await writeFile(file, JSON.stringify(profile))
@@ -153,7 +111,7 @@ try {
     }
     const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number
     console.log(`median cold start N=${n}: a ${median(figures.a).toFixed(0)} ms, b ${median(figures.b).toFixed(0)} ms (b/a ${(median(figures.b) / median(figures.a)).toFixed(2)})`)
-    socket.close()
+    cdp.socket.close()
   } finally {
     await context.close()
     relay.child.kill('SIGTERM')

@@ -29,18 +29,8 @@ import { InvalidMessageError } from '../errors'
 import type { Change, ReplicaId, Stamp } from '../types'
 import { isWellFormed } from '../unicode'
 import { MESSAGE_LIMITS } from './messages'
-import { StampReader, StampWriter, malformedBatch } from './stamp-stream'
-
-/** Layout version of a packed batch. */
-const FORMAT = 1
-const KIND_LWW = 0
-const KIND_OR = 1
-const KIND_COUNTER = 2
-const LWW_DELETED = 4
-const LWW_SHARED = 8
-/** Entries a map, field-name (or counter-replica) table may hold: indices 0..127 are one byte. */
-const SMALL_TABLE = 128
-const MAX_WALL = 36 ** 10 - 1
+import { BATCH_FORMAT as FORMAT, KIND_COUNTER, KIND_LWW, KIND_OR, LWW_DELETED, LWW_SHARED, SMALL_TABLE } from './batch-layout'
+import { MAX_WALL, StampReader, StampWriter, malformedBatch } from './stamp-stream'
 
 // ───────────────────────────── packing ─────────────────────────────
 

@@ -17,10 +17,9 @@
  * too short to gain anything does too. Unpacking rebuilds the v1 shape and checks only the
  * structure; the message schema validates the result.
  */
-import { StampReader, StampWriter, malformedBatch } from './stamp-stream'
+import { MAX_WALL, StampReader, StampWriter, malformedBatch } from './stamp-stream'
 
 const FORMAT = 1
-const MAX_WALL = 36 ** 10 - 1
 /** Lists shorter than this travel as in v1: a packed header would outweigh the gain. */
 const MIN_PACKED = 4
 const HASH_BYTES = 8

@@ -17,9 +17,10 @@ import { InvalidMessageError } from '../errors'
 import type { Stamp } from '../types'
 
 /** Largest wall time a stamp encodes (36^10 - 1, as `clock/hlc.ts`). */
-const MAX_WALL = 36 ** 10 - 1
+export const MAX_WALL = 36 ** 10 - 1
 const MAX_COUNTER = 0xffff
-const MAX_REPLICA_LENGTH = 128
+/** Longest replica id a stamp carries. */
+export const MAX_REPLICA_LENGTH = 128
 /** Entries a frame's replica table may hold. */
 export const MAX_REPLICAS = 65_536
 /** Bytes of the longest varint read (8 × 7 bits covers every safe integer). */

@@ -19,7 +19,8 @@ import type { CollectionKind } from '../types'
 import { encodeCheckedView, type CountedFrame } from './codec'
 import { ByteTable, Sink, decodeText, found, same, sameRange, skip, text, uint } from './stored-bytes'
 import type { NumberedChangesMessage } from './shared-frame'
-import { StampWriter } from './stamp-stream'
+import { BATCH_FORMAT as FORMAT, LWW_DELETED, LWW_SHARED, SMALL_TABLE } from './batch-layout'
+import { MAX_REPLICA_LENGTH, MAX_WALL, StampWriter } from './stamp-stream'
 
 /** Records in their stored form, one after another: record `i` is `bytes[offsets[i], offsets[i + 1])`. */
 export interface StoredRecords {
@@ -29,14 +30,6 @@ export interface StoredRecords {
   readonly count: number
 }
 
-/** Layout version of a packed batch (`change-batch.ts`). */
-const FORMAT = 1
-const LWW_DELETED = 4
-const LWW_SHARED = 8
-/** Entries the field-name table may hold (`change-batch.ts`). */
-const SMALL_TABLE = 128
-const MAX_REPLICA_LENGTH = 128
-const MAX_WALL = 36 ** 10 - 1
 
 const ascii = (chars: string): Uint8Array => Uint8Array.from(chars, (c) => c.charCodeAt(0))
 /** The msgpack strings `fields` and `deleted`: the keys of a stored LWW state. */
