@@ -5,10 +5,12 @@
  * logic is replaced; only delivery is held back, so a test can see what the tab shows
  * before the worker round trip completes, and deliver old emissions late.
  */
+import { afterEach } from 'vitest'
 import { createEngine, type Engine } from '@outpost/worker'
 import { DirectTransport, type OwnedEngine } from '../src/engine/direct-transport'
 import { EngineSession } from '../src/engine/session'
 import { createLwwMap, type LwwMap } from '../src/lww-map'
+import type { Live } from '../src/index'
 import { PendingWrites } from '../src/overlay/pending-writes'
 import { freshDb } from './helpers'
 
@@ -96,4 +98,24 @@ export class HeldEngine {
 /** Lets queued microtasks (the overlay's emissions) run, without giving a macrotask a turn. */
 export async function microtasks(turns = 10): Promise<void> {
   for (let i = 0; i < turns; i++) await Promise.resolve()
+}
+
+/** A factory of held engines, each closed after the test of the calling file that made it. */
+export function heldEngines(): () => HeldEngine {
+  const engines: HeldEngine[] = []
+  afterEach(async () => {
+    for (const held of engines.splice(0)) await held.close()
+  })
+  return () => {
+    const held = new HeldEngine()
+    engines.push(held)
+    return held
+  }
+}
+
+/** Every value `live` emits, in order, plus a way to stop. */
+export function record<V>(live: Live<V>): { readonly values: V[]; readonly stop: () => void } {
+  const values: V[] = []
+  const stop = live.subscribe((value) => values.push(value))
+  return { values, stop }
 }

@@ -5,32 +5,17 @@
  * that writes in response leaves every listener on the latest rows and the engine with
  * the writes in the order they were made. The engine is the real one (see held-engine.ts).
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { DEFAULT_WIRE_LIMITS, ValueTooLargeError } from '@outpost/core'
-import type { Live, Row } from '../src/index'
-import { HeldEngine, microtasks } from './held-engine'
+import type { Row } from '../src/index'
+import { type HeldEngine, heldEngines, microtasks, record } from './held-engine'
 import { until } from './helpers'
 
 interface Item {
   title: string
 }
 
-const engines: HeldEngine[] = []
-afterEach(async () => {
-  for (const held of engines.splice(0)) await held.close()
-})
-
-function heldEngine(): HeldEngine {
-  const held = new HeldEngine()
-  engines.push(held)
-  return held
-}
-
-function record<V>(live: Live<V>): { readonly values: V[]; readonly stop: () => void } {
-  const values: V[] = []
-  const stop = live.subscribe((value) => values.push(value))
-  return { values, stop }
-}
+const heldEngine = heldEngines()
 
 const titles = (rows: readonly Row<Item>[] | undefined): string[] => (rows ?? []).map((row) => row.value.title)
 

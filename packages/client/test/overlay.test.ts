@@ -4,12 +4,12 @@
  * write is taken back at once, and `limit` windows never show a row the tab cannot place.
  * The engine is the real one; `HeldEngine` only holds back what it sends to the tab.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { DEFAULT_WIRE_LIMITS, QuotaExceededError, SchemaValidationError, ValueTooLargeError, type Store } from '@outpost/core'
 import { z } from 'zod'
-import type { Live, Row } from '../src/index'
+import type { Row } from '../src/index'
 import { createLwwMap } from '../src/lww-map'
-import { HeldEngine, microtasks } from './held-engine'
+import { heldEngines, microtasks, record } from './held-engine'
 import { until } from './helpers'
 
 interface Item {
@@ -17,23 +17,7 @@ interface Item {
   rank?: number
 }
 
-const engines: HeldEngine[] = []
-afterEach(async () => {
-  for (const held of engines.splice(0)) await held.close()
-})
-
-function heldEngine(): HeldEngine {
-  const held = new HeldEngine()
-  engines.push(held)
-  return held
-}
-
-/** Every value `live` emits, in order, plus a way to stop. */
-function record<V>(live: Live<V>): { readonly values: V[]; readonly stop: () => void } {
-  const values: V[] = []
-  const stop = live.subscribe((value) => values.push(value))
-  return { values, stop }
-}
+const heldEngine = heldEngines()
 
 const titles = (rows: readonly Row<Item>[] | undefined): string[] => (rows ?? []).map((row) => row.value.title)
 const keys = (rows: readonly Row<Item>[] | undefined): string[] => (rows ?? []).map((row) => row.key)
